@@ -45,11 +45,12 @@ export function buildDeviceTree(board: BoardDescription): Uint8Array {
   if (!base) throw new Error(`device tree: ISA string ${JSON.stringify(board.isa)} does not start with rv32/rv64`);
   if (!Number.isInteger(board.harts) || board.harts < 1) throw new RangeError('device tree: need at least one hart');
 
-  const phandles = new PhandleAllocator();
-  const cpuPhandles = Array.from({ length: board.harts }, () => phandles.next());
-  const intcPhandles = Array.from({ length: board.harts }, () => phandles.next());
-  const plicPhandle = phandles.next();
-  const testPhandle = phandles.next();
+  let lastPhandle = 0;
+  const nextPhandle = () => ++lastPhandle;
+  const cpuPhandles = Array.from({ length: board.harts }, nextPhandle);
+  const intcPhandles = Array.from({ length: board.harts }, nextPhandle);
+  const plicPhandle = nextPhandle();
+  const testPhandle = nextPhandle();
   const uartPath = `/soc/${unitName('serial', board.uart.base)}`;
 
   const fdt = new FdtBuilder();
@@ -185,13 +186,6 @@ export function buildDeviceTree(board: BoardDescription): Uint8Array {
   fdt.endNode(); // soc
   fdt.endNode(); // root
   return fdt.finish();
-}
-
-class PhandleAllocator {
-  private last = 0;
-  next(): number {
-    return ++this.last;
-  }
 }
 
 /** "name@hexaddress", the unit-address convention. */
