@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
+import { ExitCode, runVm, UsageError } from './run.js';
+import { parseMemorySize } from './size.js';
+
+const DEFAULT_APPEND = 'console=ttyS0';
+
+function intOption(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+function memoryOption(v: string): number {
+  try { return parseMemorySize(v); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+}
+
+const program = new Command('vessel')
+  .description('Vessel: a RISC-V (RV64GC) hypervisor in TypeScript')
+  .showHelpAfterError();
+
+program.command('run')
+  .description('boot a Linux kernel (and initramfs) on the serial console; the default guest image if none is given')
+  .option('-k, --kernel <path>', 'RISC-V Linux kernel Image')
+  .option('-i, --initrd <path>', 'initramfs (cpio, optionally compressed)')
+  .option('-a, --append <cmdline>', 'kernel command line', DEFAULT_APPEND)
+  .option('-c, --cpus <n>', 'number of harts', intOption('--cpus', 1, 64), 1)
+  .option('-m, --memory <size>', 'guest RAM, e.g. 256M or 1G', memoryOption, 256 * 1024 * 1024)
+  .option('-t, --timeout <seconds>', 'stop the VM after this many seconds (exit code 124)', intOption('--timeout', 0, 10 ** 7), 0)
+  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number }) => {
+    let kernel = o.kernel, initrd = o.initrd;
+    if (!kernel) {
+      const image = await ensureDefaultImage({ quiet: true });
+      kernel = image.kernel;
+      initrd ??= image.initrd;
+    }
+    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout });
+  });
+
+program.command('image')
+  .description('download Debian riscv64 packages and build the default guest image (cached)')
+  .option('--force', 'rebuild even when cached')
+  .action(async (o: { force?: boolean }) => {
+    const image = await ensureDefaultImage({ force: o.force });
+    process.stdout.write(`version ${image.version}\nkernel  ${image.kernel}\ninitrd  ${image.initrd}\n`);
+  });
+
+program.parseAsync().catch((e: unknown) => {
+  if (e instanceof UsageError || e instanceof ImageBuildError) {
+    process.stderr.write(`vessel: ${e.message}\n`);
+    process.exitCode = ExitCode.badInput;
+  } else {
+    process.stderr.write(`vessel: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exitCode = ExitCode.error;
+  }
+});

@@ -1,0 +1,80 @@
+import { readFileSync, statSync } from 'node:fs';
+import { Machine, type StopReason } from '../machine/machine.js';
+import { BootImageError } from '../machine/loader.js';
+import { attachConsole } from './terminal.js';
+
+export interface RunOptions {
+  kernel: string;
+  initrd?: string;
+  append: string;
+  cpus: number;
+  memoryBytes: number;
+  /** Seconds after which the VM is stopped (0 = never). */
+  timeout: number;
+}
+
+/** Exit codes of `vessel run`: poweroff passes the guest's code through. */
+export const ExitCode = { ok: 0, guestFailure: 1, badInput: 2, panic: 3, error: 4, timeout: 124 } as const;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function readBootFile(path: string, what: string): Uint8Array {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    throw new UsageError(`${what} "${path}" does not exist`);
+  }
+  if (size === 0) throw new UsageError(`${what} "${path}" is empty`);
+  return readFileSync(path);
+}
+
+/** Boots a VM on the terminal; resolves with the process exit code. */
+export async function runVm(opts: RunOptions): Promise<number> {
+  const kernel = readBootFile(opts.kernel, 'kernel');
+  const initrd = opts.initrd ? readBootFile(opts.initrd, 'initrd') : undefined;
+  let machine: Machine;
+  try {
+    machine = new Machine({
+      cpus: opts.cpus,
+      memoryBytes: opts.memoryBytes,
+      boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
+      onConsoleOutput: (data) => process.stdout.write(data),
+    });
+  } catch (e) {
+    if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+  const console = attachConsole((bytes) => machine.sendInput(bytes), () => machine.stop({ kind: 'poweroff', code: 0 }));
+  const timer = opts.timeout > 0
+    ? setTimeout(() => machine.stop({ kind: 'error', message: `timeout: stopped after ${opts.timeout} s` }), opts.timeout * 1000)
+    : undefined;
+  let reason: StopReason;
+  try {
+    reason = await machine.run();
+  } finally {
+    clearTimeout(timer);
+    console.detach();
+  }
+  return report(reason, machine, opts.timeout);
+}
+
+function report(reason: StopReason, machine: Machine, timeout: number): number {
+  const lastLines = (): string => machine.recentConsole.split('\n').slice(-15).join('\n');
+  switch (reason.kind) {
+    case 'poweroff': return reason.code === 0 ? ExitCode.ok : ExitCode.guestFailure;
+    case 'reboot':
+      process.stderr.write('\nvessel: the guest asked for a reboot; stopping (reboot is not supported yet)\n');
+      return ExitCode.ok;
+    case 'panic':
+      process.stderr.write(`\nvessel: guest kernel panic: ${reason.message}\nlast console lines:\n${lastLines()}\n`);
+      return ExitCode.panic;
+    case 'error': {
+      const timedOut = timeout > 0 && reason.message.startsWith('timeout');
+      process.stderr.write(`\nvessel: ${reason.message}\nlast console lines:\n${lastLines()}\n`);
+      return timedOut ? ExitCode.timeout : ExitCode.error;
+    }
+  }
+}

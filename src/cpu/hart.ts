@@ -1,0 +1,953 @@
+import type { Bus } from '../machine/bus.js';
+import type { GuestMemory } from '../machine/memory.js';
+import { expandCached } from './compressed.js';
+import {
+  ALL_INTERRUPTS, Csr, Exception, Irq, Mstatus, MSTATUS_HI_FIXED, MSTATUS_WRITABLE, Priv, SSTATUS_MASK,
+  SUPERVISOR_INTERRUPTS,
+} from './csr.js';
+import { executeFp, type FpuHart } from './fpu.js';
+import * as I64 from './int64.js';
+import { Access, SatpMode, Tlb, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
+
+/** What a hart needs from the board it sits on, besides the bus. */
+export interface HartEnvironment {
+  /** The board's time counter (CSR `time`), in timebase ticks. */
+  now(): number;
+  /**
+   * Firmware services: an `ecall` from S-mode is offered here first (Vessel serves SBI itself).
+   * Returns true when handled; the hart then continues after the ecall.
+   */
+  supervisorEcall?(hart: Hart): boolean;
+  /** A trap that would enter M-mode while the host plays the firmware: the board decides what to do. */
+  machineTrap?(hart: Hart, cause: number, interrupt: boolean): void;
+}
+
+/** Thrown (as this one object) to abandon the current instruction after trap entry. */
+class TrapSignal { }
+const TRAP = new TrapSignal();
+
+const MISA_LO = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20); // ACDFIMSU
+const MEDELEG_WRITABLE = 0xb3ff;
+const FS_DIRTY = 3 << Mstatus.FS_SHIFT;
+/** Order in which simultaneously pending interrupts are taken (privileged spec 3.1.9). */
+const INTERRUPT_PRIORITY = [Irq.MEI, Irq.MSI, Irq.MTI, Irq.SEI, Irq.SSI, Irq.STI];
+
+/**
+ * One RV64GC hart: architectural state and the interpreter.
+ *
+ * Every 64-bit integer register lives as two int32 halves in `x` (low half at 2*i), which
+ * keeps V8 on small-integer arithmetic; see int64.ts. The pc is (pcLo, pcHi) and is only
+ * advanced when an instruction completes, so a trap always sees the faulting pc.
+ */
+export class Hart implements FpuHart {
+  readonly x = new Int32Array(64);
+  readonly f = new Int32Array(64);
+  pcLo = 0;
+  pcHi = 0;
+  priv: Priv = Priv.Machine;
+  fflags = 0;
+  frm = 0;
+
+  // CSR state. Wide (64-bit) CSRs keep lo/hi halves.
+  mstatus = 0;
+  medeleg = 0;
+  mideleg = 0;
+  mie = 0;
+  /** mip bits written by software (SSIP, STIP, SEIP, MSIP through CLINT writes). */
+  mipSw = 0;
+  /** mip bits driven by hardware wires (MEIP/SEIP from the PLIC, MTIP/MSIP from the CLINT). */
+  mipHw = 0;
+  mtvecLo = 0; mtvecHi = 0; stvecLo = 0; stvecHi = 0;
+  mepcLo = 0; mepcHi = 0; sepcLo = 0; sepcHi = 0;
+  mcauseLo = 0; mcauseHi = 0; scauseLo = 0; scauseHi = 0;
+  mtvalLo = 0; mtvalHi = 0; stvalLo = 0; stvalHi = 0;
+  mscratchLo = 0; mscratchHi = 0; sscratchLo = 0; sscratchHi = 0;
+  satpLo = 0; satpHi = 0;
+  mcounteren = 0; scounteren = 0; mcountinhibit = 0;
+  menvcfgLo = 0; menvcfgHi = 0; senvcfgLo = 0;
+  stimecmpLo = -1; stimecmpHi = -1;
+  /** stimecmp as a number of ticks, Infinity when beyond 2^53. */
+  private stimecmp = Infinity;
+  /** Retired instructions (also reported as cycles). */
+  instret = 0;
+
+  /** LR reservation: physical address, or -1. */
+  reservation = -1;
+  /** Set by WFI until an interrupt becomes pending. */
+  waiting = false;
+  /** Asks the run loop to return at the next instruction boundary. */
+  private breakLoop = false;
+
+  // Translation state, recomputed by updateTranslation().
+  private satpMode = SatpMode.Bare;
+  private rootPpn = 0;
+  private fetchTranslate = false;
+  private dataTranslate = false;
+  private dataPriv = Priv.Machine;
+  private readonly tlbs: Tlb[][] = [0, 1].map(() => [new Tlb(), new Tlb(), new Tlb()]);
+  private tlbRead: Tlb;
+  private tlbWrite: Tlb;
+  private tlbExec: Tlb;
+  /** The RAM page the last fetch came from: (vpnLo, hi) -> offset into RAM. */
+  private fetchVpn = -1;
+  private fetchHi = 0;
+  private fetchBase = 0;
+
+  private readonly mem: GuestMemory;
+  private readonly view: DataView;
+  private readonly ramBase: number;
+  private readonly ramSize: number;
+  /** High half of the last 64-bit load / CSR read. */
+  private tmpHi = 0;
+
+  constructor(readonly id: number, private readonly bus: Bus, private readonly env: HartEnvironment) {
+    this.mem = bus.ram;
+    this.view = bus.ram.view;
+    this.ramBase = bus.ram.base;
+    this.ramSize = bus.ram.size;
+    this.tlbRead = this.tlbs[1][Access.Read];
+    this.tlbWrite = this.tlbs[1][Access.Write];
+    this.tlbExec = this.tlbs[1][Access.Execute];
+    this.updateTranslation();
+  }
+
+  // ---- register helpers (also used by the SBI and tests) ----
+
+  getReg(r: number): bigint { return I64.toBig(this.x[2 * r], this.x[2 * r + 1]); }
+  setReg(r: number, v: bigint): void {
+    if (r === 0) return;
+    this.x[2 * r] = Number(BigInt.asIntN(32, v));
+    this.x[2 * r + 1] = Number(BigInt.asIntN(32, v >> 32n));
+  }
+  get pc(): bigint { return I64.toBigU(this.pcLo, this.pcHi); }
+  set pc(v: bigint) {
+    this.pcLo = Number(BigInt.asIntN(32, v));
+    this.pcHi = Number(BigInt.asIntN(32, v >> 32n));
+  }
+
+  /** Places the hart in S-mode at `entry` the way SBI firmware hands over to a kernel. */
+  enterSupervisor(entry: bigint, a0: bigint, a1: bigint): void {
+    this.pc = entry;
+    this.setReg(10, a0);
+    this.setReg(11, a1);
+    this.priv = Priv.Supervisor;
+    this.satpLo = 0; this.satpHi = 0;
+    this.waiting = false;
+    this.updateTranslation();
+  }
+
+  /** Configures the M-mode state that firmware would leave behind when the host serves SBI. */
+  configureHostFirmware(): void {
+    // Delegate every exception except ecalls from S/M (those reach the host SBI) to S-mode.
+    this.medeleg = MEDELEG_WRITABLE & ~(1 << Exception.EcallFromS);
+    this.mideleg = SUPERVISOR_INTERRUPTS;
+    this.mcounteren = 7;
+    this.menvcfgHi = 0x80000000 | 0; // STCE: Sstc timer enabled for S-mode
+    this.mstatus |= (1 << Mstatus.FS_SHIFT); // FS = Initial
+    this.mie |= SUPERVISOR_INTERRUPTS;
+  }
+
+  /** Drives a hardware interrupt wire (MEIP, SEIP, MTIP, MSIP). */
+  setInterruptLine(irq: Irq, level: boolean): void {
+    if (level) this.mipHw |= 1 << irq; else this.mipHw &= ~(1 << irq);
+    if (level) { this.waiting = false; this.breakLoop = true; }
+  }
+
+  /** Sets a software-writable pending bit (used by SBI IPIs). */
+  raiseSoftwareInterrupt(irq: Irq): void {
+    this.mipSw |= 1 << irq;
+    this.waiting = false;
+    this.breakLoop = true;
+  }
+
+  /** Writes stimecmp (Sstc, and SBI set_timer). */
+  setTimerCompare(lo: number, hi: number): void {
+    this.stimecmpLo = lo; this.stimecmpHi = hi;
+    this.stimecmp = hi < 0 || hi >= 0x200000 ? Infinity : hi * 4294967296 + (lo >>> 0);
+    this.updateTimer();
+  }
+
+  /** Ticks at which this hart's timer fires next (Infinity when none), for the board's sleep. */
+  get timerDeadline(): number { return this.stimecmp; }
+
+  private updateTimer(): void {
+    if ((this.menvcfgHi & 0x80000000) === 0) return;
+    if (this.env.now() >= this.stimecmp) this.mipHw |= 1 << Irq.STI; else this.mipHw &= ~(1 << Irq.STI);
+  }
+
+  private pending(): number { return (this.mipSw | this.mipHw) & this.mie; }
+
+  /** True when an enabled-in-mie interrupt is pending (ends WFI regardless of global enables). */
+  hasPendingInterrupt(): boolean {
+    this.updateTimer();
+    return this.pending() !== 0;
+  }
+
+  /** Flushes every translation cache of this hart (satp write, sfence.vma, remote fence). */
+  flushTlb(): void {
+    for (const set of this.tlbs) for (const t of set) t.flush();
+    this.fetchVpn = -1;
+  }
+
+  private updateTranslation(): void {
+    this.satpMode = (this.satpHi >>> 28) as SatpMode;
+    this.rootPpn = (this.satpHi & 0xfff) * 4294967296 + (this.satpLo >>> 0);
+    const mprv = (this.mstatus & Mstatus.MPRV) !== 0;
+    this.dataPriv = mprv ? ((this.mstatus >>> Mstatus.MPP_SHIFT) & 3) as Priv : this.priv;
+    const on = this.satpMode !== SatpMode.Bare;
+    this.fetchTranslate = on && this.priv !== Priv.Machine;
+    this.dataTranslate = on && this.dataPriv !== Priv.Machine;
+    const fetchSet = this.tlbs[this.priv === Priv.User ? 0 : 1];
+    const dataSet = this.tlbs[this.dataPriv === Priv.User ? 0 : 1];
+    this.tlbRead = dataSet[Access.Read];
+    this.tlbWrite = dataSet[Access.Write];
+    this.tlbExec = fetchSet[Access.Execute];
+    this.fetchVpn = -1;
+  }
+
+  // ---- traps ----
+
+  /** Raises a synchronous exception for the current instruction and abandons it. */
+  private raise(cause: Exception, tvalLo: number, tvalHi: number): never {
+    this.enterTrap(cause, false, tvalLo, tvalHi);
+    throw TRAP;
+  }
+  private illegal(insn: number): never {
+    return this.raise(Exception.IllegalInstruction, insn, 0);
+  }
+
+  private enterTrap(cause: number, interrupt: boolean, tvalLo: number, tvalHi: number): void {
+    const deleg = interrupt ? this.mideleg : this.medeleg;
+    const causeHi = interrupt ? 0x80000000 | 0 : 0;
+    if (this.priv !== Priv.Machine && ((deleg >>> cause) & 1) !== 0) {
+      this.scauseLo = cause; this.scauseHi = causeHi;
+      this.sepcLo = this.pcLo; this.sepcHi = this.pcHi;
+      this.stvalLo = tvalLo; this.stvalHi = tvalHi;
+      let s = this.mstatus & ~(Mstatus.SPIE | Mstatus.SPP);
+      if (s & Mstatus.SIE) s |= Mstatus.SPIE;
+      if (this.priv === Priv.Supervisor) s |= Mstatus.SPP;
+      this.mstatus = s & ~Mstatus.SIE;
+      this.priv = Priv.Supervisor;
+      this.jumpToVector(this.stvecLo, this.stvecHi, cause, interrupt);
+    } else {
+      if (this.env.machineTrap) {
+        this.env.machineTrap(this, cause, interrupt);
+        return;
+      }
+      this.mcauseLo = cause; this.mcauseHi = causeHi;
+      this.mepcLo = this.pcLo; this.mepcHi = this.pcHi;
+      this.mtvalLo = tvalLo; this.mtvalHi = tvalHi;
+      let s = this.mstatus & ~(Mstatus.MPIE | Mstatus.MPP);
+      if (s & Mstatus.MIE) s |= Mstatus.MPIE;
+      s |= this.priv << Mstatus.MPP_SHIFT;
+      this.mstatus = s & ~Mstatus.MIE;
+      this.priv = Priv.Machine;
+      this.jumpToVector(this.mtvecLo, this.mtvecHi, cause, interrupt);
+    }
+    this.reservation = -1;
+    this.updateTranslation();
+  }
+
+  private jumpToVector(lo: number, hi: number, cause: number, interrupt: boolean): void {
+    const base = lo & ~3;
+    const offset = interrupt && (lo & 3) === 1 ? 4 * cause : 0;
+    const nlo = (base + offset) | 0;
+    this.pcHi = ((nlo >>> 0) < (base >>> 0) ? hi + 1 : hi) | 0;
+    this.pcLo = nlo;
+  }
+
+  /** Takes the highest-priority enabled pending interrupt, if any. Returns true when taken. */
+  private takeInterrupt(): boolean {
+    this.updateTimer();
+    const pending = this.pending();
+    if (pending === 0) return false;
+    const mie = this.priv !== Priv.Machine || (this.mstatus & Mstatus.MIE) !== 0;
+    let enabled = mie ? pending & ~this.mideleg : 0;
+    if (enabled === 0) {
+      const sie = this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.SIE) !== 0);
+      enabled = sie ? pending & this.mideleg : 0;
+    }
+    if (enabled === 0) return false;
+    for (const irq of INTERRUPT_PRIORITY) {
+      if (enabled & (1 << irq)) {
+        this.waiting = false;
+        this.enterTrap(irq, true, 0, 0);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // ---- memory access ----
+
+  private translate(lo: number, hi: number, access: Access): number {
+    const translateOn = access === Access.Execute ? this.fetchTranslate : this.dataTranslate;
+    if (!translateOn) return hi === 0 ? lo >>> 0 : hi * 4294967296 + (lo >>> 0);
+    const tlb = access === Access.Read ? this.tlbRead : access === Access.Write ? this.tlbWrite : this.tlbExec;
+    const vpn = lo >>> 12, i = vpn & TLB_MASK;
+    if (tlb.tagLo[i] === vpn && tlb.tagHi[i] === hi) return tlb.page[i] + (lo & 0xfff);
+    const priv = access === Access.Execute ? this.priv : this.dataPriv;
+    const pa = walkPageTable(this.mem, this.satpMode, this.rootPpn, lo, hi, access, priv,
+      (this.mstatus & Mstatus.SUM) !== 0, (this.mstatus & Mstatus.MXR) !== 0);
+    if (pa < 0) {
+      const cause = pa === WalkFault.Access
+        ? [Exception.LoadAccessFault, Exception.StoreAccessFault, Exception.InstructionAccessFault][access]
+        : [Exception.LoadPageFault, Exception.StorePageFault, Exception.InstructionPageFault][access];
+      this.raise(cause, lo, hi);
+    }
+    tlb.fill(lo, hi, pa - (lo & 0xfff));
+    return pa;
+  }
+
+  private accessFault(access: Access, lo: number, hi: number): never {
+    return this.raise(access === Access.Read ? Exception.LoadAccessFault : Exception.StoreAccessFault, lo, hi);
+  }
+
+  /** Loads `width` bytes (1, 2, 4, 8) zero-extended; the high half of an 8-byte load is left in tmpHi. */
+  private loadPhys(pa: number, width: number, lo: number, hi: number): number {
+    const off = pa - this.ramBase;
+    if (off >= 0 && off + width <= this.ramSize) {
+      switch (width) {
+        case 1: return this.view.getUint8(off);
+        case 2: return this.view.getUint16(off, true);
+        case 4: return this.view.getInt32(off, true);
+        default: this.tmpHi = this.view.getInt32(off + 4, true); return this.view.getInt32(off, true);
+      }
+    }
+    if ((pa & (width - 1)) !== 0) this.accessFault(Access.Read, lo, hi);
+    if (width === 8) {
+      const l = this.bus.loadMmio(pa, 4), h = this.bus.loadMmio(pa + 4, 4);
+      if (l === undefined || h === undefined) this.accessFault(Access.Read, lo, hi);
+      this.tmpHi = h | 0;
+      return l | 0;
+    }
+    const v = this.bus.loadMmio(pa, width as 1 | 2 | 4);
+    if (v === undefined) this.accessFault(Access.Read, lo, hi);
+    return v | 0;
+  }
+
+  private storePhys(pa: number, width: number, vlo: number, vhi: number, lo: number, hi: number): void {
+    const off = pa - this.ramBase;
+    if (off >= 0 && off + width <= this.ramSize) {
+      switch (width) {
+        case 1: this.view.setUint8(off, vlo); break;
+        case 2: this.view.setUint16(off, vlo, true); break;
+        case 4: this.view.setInt32(off, vlo, true); break;
+        default: this.view.setInt32(off, vlo, true); this.view.setInt32(off + 4, vhi, true);
+      }
+      if (pa === this.reservation) this.reservation = -1;
+      return;
+    }
+    if ((pa & (width - 1)) !== 0) this.accessFault(Access.Write, lo, hi);
+    const ok = width === 8
+      ? this.bus.storeMmio(pa, 4, vlo) && this.bus.storeMmio(pa + 4, 4, vhi)
+      : this.bus.storeMmio(pa, width as 1 | 2 | 4, vlo & (width === 4 ? -1 : (1 << (8 * width)) - 1));
+    if (!ok) this.accessFault(Access.Write, lo, hi);
+    this.breakLoop = true; // a device may have raised an interrupt
+  }
+
+  /** Virtual load; misaligned accesses that cross a page are split into bytes. */
+  private load(lo: number, hi: number, width: number): number {
+    if ((lo & 0xfff) > 0x1000 - width) return this.loadCrossing(lo, hi, width);
+    return this.loadPhys(this.translate(lo, hi, Access.Read), width, lo, hi);
+  }
+
+  private loadCrossing(lo: number, hi: number, width: number): number {
+    let vlo = 0, vhi = 0;
+    for (let i = 0; i < width; i++) {
+      const alo = (lo + i) | 0, ahi = (alo >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+      const b = this.loadPhys(this.translate(alo, ahi, Access.Read), 1, alo, ahi);
+      if (i < 4) vlo |= b << (8 * i); else vhi |= b << (8 * (i - 4));
+    }
+    this.tmpHi = vhi;
+    return vlo;
+  }
+
+  private store(lo: number, hi: number, width: number, vlo: number, vhi: number): void {
+    if ((lo & 0xfff) > 0x1000 - width) {
+      // Translate every byte first so a fault leaves memory untouched.
+      const pas: number[] = [];
+      for (let i = 0; i < width; i++) {
+        const alo = (lo + i) | 0, ahi = (alo >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+        pas.push(this.translate(alo, ahi, Access.Write));
+      }
+      for (let i = 0; i < width; i++) {
+        const b = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
+        this.storePhys(pas[i], 1, b, 0, lo, hi);
+      }
+      return;
+    }
+    this.storePhys(this.translate(lo, hi, Access.Write), width, vlo, vhi, lo, hi);
+  }
+
+  /** Fetches the instruction at pc (raw, possibly a 16-bit parcel zero-extended). */
+  private fetch(lo: number, hi: number): number {
+    const vpn = lo >>> 12;
+    if (vpn !== this.fetchVpn || hi !== this.fetchHi) {
+      const pa = this.translate(lo & ~0xfff, hi, Access.Execute);
+      const off = pa - this.ramBase;
+      if (off < 0 || off >= this.ramSize) this.raise(Exception.InstructionAccessFault, lo, hi);
+      this.fetchVpn = vpn; this.fetchHi = hi; this.fetchBase = off;
+    }
+    const pageOff = lo & 0xfff;
+    const off = this.fetchBase + pageOff;
+    if (pageOff <= 0xffc) return this.view.getInt32(off, true);
+    const low = this.view.getUint16(off, true);
+    if ((low & 3) !== 3) return low;
+    const nlo = (lo + 2) | 0, nhi = (nlo >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+    const pa2 = this.translate(nlo, nhi, Access.Execute);
+    const off2 = pa2 - this.ramBase;
+    if (off2 < 0 || off2 >= this.ramSize) this.raise(Exception.InstructionAccessFault, nlo, nhi);
+    return low | (this.view.getUint16(off2, true) << 16);
+  }
+
+  // ---- CSRs ----
+
+  private counterAllowed(bit: number): boolean {
+    if (this.priv === Priv.Machine) return true;
+    if (((this.mcounteren >>> bit) & 1) === 0) return false;
+    return this.priv === Priv.Supervisor || ((this.scounteren >>> bit) & 1) !== 0;
+  }
+
+  private fsOff(): boolean { return (this.mstatus & Mstatus.FS) === 0; }
+
+  /** Reads a CSR: returns the low half and leaves the high half in tmpHi; undefined when illegal. */
+  private readCsr(csr: number): number | undefined {
+    this.tmpHi = 0;
+    switch (csr) {
+      case Csr.fflags: if (this.fsOff()) return undefined; return this.fflags;
+      case Csr.frm: if (this.fsOff()) return undefined; return this.frm;
+      case Csr.fcsr: if (this.fsOff()) return undefined; return (this.frm << 5) | this.fflags;
+      case Csr.cycle: case Csr.instret:
+        if (!this.counterAllowed(csr & 3)) return undefined;
+        return this.counter(this.instret);
+      case Csr.time:
+        if (!this.counterAllowed(1)) return undefined;
+        return this.counter(this.env.now());
+      case Csr.mcycle: case Csr.minstret: return this.counter(this.instret);
+      case Csr.sstatus: return this.readStatus(SSTATUS_MASK, 0x2);
+      case Csr.mstatus: return this.readStatus(-1, MSTATUS_HI_FIXED);
+      case Csr.sie: return this.mie & this.mideleg;
+      case Csr.mie: return this.mie;
+      case Csr.sip: this.updateTimer(); return (this.mipSw | this.mipHw) & this.mideleg;
+      case Csr.mip: this.updateTimer(); return this.mipSw | this.mipHw;
+      case Csr.stvec: this.tmpHi = this.stvecHi; return this.stvecLo;
+      case Csr.mtvec: this.tmpHi = this.mtvecHi; return this.mtvecLo;
+      case Csr.scounteren: return this.scounteren;
+      case Csr.mcounteren: return this.mcounteren;
+      case Csr.senvcfg: return this.senvcfgLo;
+      case Csr.menvcfg: this.tmpHi = this.menvcfgHi; return this.menvcfgLo;
+      case Csr.sscratch: this.tmpHi = this.sscratchHi; return this.sscratchLo;
+      case Csr.mscratch: this.tmpHi = this.mscratchHi; return this.mscratchLo;
+      case Csr.sepc: this.tmpHi = this.sepcHi; return this.sepcLo;
+      case Csr.mepc: this.tmpHi = this.mepcHi; return this.mepcLo;
+      case Csr.scause: this.tmpHi = this.scauseHi; return this.scauseLo;
+      case Csr.mcause: this.tmpHi = this.mcauseHi; return this.mcauseLo;
+      case Csr.stval: this.tmpHi = this.stvalHi; return this.stvalLo;
+      case Csr.mtval: this.tmpHi = this.mtvalHi; return this.mtvalLo;
+      case Csr.stimecmp:
+        if (this.priv === Priv.Supervisor && ((this.menvcfgHi & 0x80000000) === 0 || (this.mcounteren & 2) === 0)) return undefined;
+        this.tmpHi = this.stimecmpHi; return this.stimecmpLo;
+      case Csr.satp:
+        if (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM)) return undefined;
+        this.tmpHi = this.satpHi; return this.satpLo;
+      case Csr.misa: this.tmpHi = 0x80000000 | 0; return MISA_LO;
+      case Csr.medeleg: return this.medeleg;
+      case Csr.mideleg: return this.mideleg;
+      case Csr.mhartid: return this.id;
+      case Csr.mvendorid: case Csr.marchid: case Csr.mimpid: case Csr.mconfigptr: return 0;
+      case Csr.mcountinhibit: return this.mcountinhibit;
+      case Csr.tselect: case Csr.tdata1: return 0;
+      default:
+        if (csr >= Csr.pmpcfg0 && csr < Csr.pmpcfg0 + 16) return 0;
+        if (csr >= Csr.pmpaddr0 && csr < Csr.pmpaddr0 + 64) return 0;
+        if (csr >= 0xb03 && csr <= 0xb1f) return 0;  // mhpmcounter3..31: not implemented, read zero
+        if (csr >= 0x323 && csr <= 0x33f) return 0;  // mhpmevent3..31
+        if (csr >= 0xc03 && csr <= 0xc1f) return this.counterAllowed(csr & 31) ? 0 : undefined;
+        return undefined;
+    }
+  }
+
+  private counter(v: number): number {
+    this.tmpHi = Math.floor(v / 4294967296) | 0;
+    return v | 0;
+  }
+
+  private readStatus(mask: number, fixedHi: number): number {
+    const dirty = (this.mstatus & Mstatus.FS) === Mstatus.FS;
+    this.tmpHi = fixedHi | (dirty ? 0x80000000 | 0 : 0);
+    return this.mstatus & mask;
+  }
+
+  /** Writes a CSR; returns false when the write is illegal. */
+  private writeCsr(csr: number, lo: number, hi: number): boolean {
+    switch (csr) {
+      case Csr.fflags: if (this.fsOff()) return false; this.fflags = lo & 0x1f; this.mstatus |= FS_DIRTY; return true;
+      case Csr.frm: if (this.fsOff()) return false; this.frm = lo & 7; this.mstatus |= FS_DIRTY; return true;
+      case Csr.fcsr:
+        if (this.fsOff()) return false;
+        this.fflags = lo & 0x1f; this.frm = (lo >>> 5) & 7; this.mstatus |= FS_DIRTY; return true;
+      case Csr.sstatus: this.writeStatus((this.mstatus & ~SSTATUS_MASK) | (lo & SSTATUS_MASK)); return true;
+      case Csr.mstatus: this.writeStatus((this.mstatus & ~MSTATUS_WRITABLE) | (lo & MSTATUS_WRITABLE)); return true;
+      case Csr.sie: this.mie = (this.mie & ~this.mideleg) | (lo & this.mideleg); return true;
+      case Csr.mie: this.mie = lo & ALL_INTERRUPTS; return true;
+      case Csr.sip: this.mipSw = (this.mipSw & ~(1 << Irq.SSI)) | (lo & this.mideleg & (1 << Irq.SSI)); return true;
+      case Csr.mip: {
+        const writable = (1 << Irq.SSI) | (1 << Irq.SEI) | ((this.menvcfgHi & 0x80000000) ? 0 : 1 << Irq.STI);
+        this.mipSw = (this.mipSw & ~writable) | (lo & writable);
+        return true;
+      }
+      case Csr.stvec: this.stvecLo = (lo & 3) >= 2 ? lo & ~3 : lo; this.stvecHi = hi; return true;
+      case Csr.mtvec: this.mtvecLo = (lo & 3) >= 2 ? lo & ~3 : lo; this.mtvecHi = hi; return true;
+      case Csr.scounteren: this.scounteren = lo; return true;
+      case Csr.mcounteren: this.mcounteren = lo; return true;
+      case Csr.senvcfg: this.senvcfgLo = lo & 1; return true;
+      case Csr.menvcfg: this.menvcfgLo = lo & 1; this.menvcfgHi = hi & (0x80000000 | 0); this.updateTimer(); return true;
+      case Csr.sscratch: this.sscratchLo = lo; this.sscratchHi = hi; return true;
+      case Csr.mscratch: this.mscratchLo = lo; this.mscratchHi = hi; return true;
+      case Csr.sepc: this.sepcLo = lo & ~1; this.sepcHi = hi; return true;
+      case Csr.mepc: this.mepcLo = lo & ~1; this.mepcHi = hi; return true;
+      case Csr.scause: this.scauseLo = lo; this.scauseHi = hi; return true;
+      case Csr.mcause: this.mcauseLo = lo; this.mcauseHi = hi; return true;
+      case Csr.stval: this.stvalLo = lo; this.stvalHi = hi; return true;
+      case Csr.mtval: this.mtvalLo = lo; this.mtvalHi = hi; return true;
+      case Csr.stimecmp:
+        if (this.priv === Priv.Supervisor && ((this.menvcfgHi & 0x80000000) === 0 || (this.mcounteren & 2) === 0)) return false;
+        this.setTimerCompare(lo, hi); return true;
+      case Csr.satp: {
+        if (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM)) return false;
+        const mode = hi >>> 28;
+        if (mode !== SatpMode.Bare && mode !== SatpMode.Sv39 && mode !== SatpMode.Sv48) return true; // WARL: ignored
+        this.satpLo = lo; this.satpHi = hi;
+        this.flushTlb();
+        this.updateTranslation();
+        return true;
+      }
+      case Csr.medeleg: this.medeleg = lo & MEDELEG_WRITABLE; return true;
+      case Csr.mideleg: this.mideleg = lo & SUPERVISOR_INTERRUPTS; return true;
+      case Csr.mcycle: case Csr.minstret: this.instret = (hi >>> 0) * 4294967296 + (lo >>> 0); return true;
+      case Csr.mcountinhibit: this.mcountinhibit = lo; return true;
+      case Csr.tselect: case Csr.tdata1: return true;
+      default:
+        if (csr >= Csr.pmpcfg0 && csr < Csr.pmpcfg0 + 16) return true;
+        if (csr >= Csr.pmpaddr0 && csr < Csr.pmpaddr0 + 64) return true;
+        if (csr >= 0xb03 && csr <= 0xb1f) return true;
+        if (csr >= 0x323 && csr <= 0x33f) return true;
+        return false;
+    }
+  }
+
+  private writeStatus(v: number): void {
+    if (((v >>> Mstatus.MPP_SHIFT) & 3) === 2) v &= ~Mstatus.MPP; // reserved MPP value: WARL to U
+    const changed = this.mstatus ^ v;
+    this.mstatus = v;
+    if (changed & (Mstatus.SUM | Mstatus.MXR)) {
+      for (const set of this.tlbs) { set[Access.Read].flush(); set[Access.Write].flush(); }
+    }
+    if (changed & (Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR)) this.updateTranslation();
+  }
+
+  // ---- the interpreter ----
+
+  /**
+   * Runs up to `budget` instructions; returns early on WFI with nothing pending or when a device
+   * access asks for attention. Returns the number of instructions retired.
+   */
+  run(budget: number): number {
+    const start = this.instret;
+    if (this.waiting) {
+      if (!this.hasPendingInterrupt()) return 0;
+      this.waiting = false;
+    }
+    while (this.instret - start < budget && !this.waiting) {
+      this.takeInterrupt();
+      this.breakLoop = false;
+      try {
+        this.execute(Math.min(256, budget - (this.instret - start)));
+      } catch (e) {
+        if (e !== TRAP) throw e;
+      }
+    }
+    return this.instret - start;
+  }
+
+  /** Executes up to n instructions without checking interrupts. */
+  private execute(n: number): void {
+    const x = this.x;
+    for (let i = 0; i < n; i++) {
+      const pcLo = this.pcLo, pcHi = this.pcHi;
+      let insn = this.fetch(pcLo, pcHi);
+      let ilen = 4;
+      if ((insn & 3) !== 3) {
+        const half = insn & 0xffff;
+        insn = expandCached(half);
+        if (insn === 0) this.illegal(half);
+        ilen = 2;
+      }
+      let nextLo = (pcLo + ilen) | 0;
+      let nextHi = (nextLo >>> 0) < (pcLo >>> 0) ? (pcHi + 1) | 0 : pcHi;
+      const rd = (insn >>> 7) & 31, d = rd << 1;
+      const s1 = ((insn >>> 15) & 31) << 1, s2 = ((insn >>> 20) & 31) << 1;
+      const f3 = (insn >>> 12) & 7;
+      switch (insn & 0x7f) {
+        case 0x03: { // LOAD
+          const imm = insn >> 20, alo = x[s1];
+          const lo = (alo + imm) | 0;
+          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+          let vlo: number, vhi: number;
+          switch (f3) {
+            case 0: vlo = (this.load(lo, hi, 1) << 24) >> 24; vhi = vlo >> 31; break;
+            case 1: vlo = (this.load(lo, hi, 2) << 16) >> 16; vhi = vlo >> 31; break;
+            case 2: vlo = this.load(lo, hi, 4); vhi = vlo >> 31; break;
+            case 3: vlo = this.load(lo, hi, 8); vhi = this.tmpHi; break;
+            case 4: vlo = this.load(lo, hi, 1) & 0xff; vhi = 0; break;
+            case 5: vlo = this.load(lo, hi, 2) & 0xffff; vhi = 0; break;
+            case 6: vlo = this.load(lo, hi, 4); vhi = 0; break;
+            default: this.illegal(insn);
+          }
+          x[d] = vlo; x[d + 1] = vhi;
+          break;
+        }
+        case 0x07: { // LOAD-FP
+          if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
+          const imm = insn >> 20, alo = x[s1];
+          const lo = (alo + imm) | 0;
+          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+          if (f3 === 2) { this.f[d] = this.load(lo, hi, 4); this.f[d + 1] = -1; } else { this.f[d] = this.load(lo, hi, 8); this.f[d + 1] = this.tmpHi; }
+          this.mstatus |= FS_DIRTY;
+          break;
+        }
+        case 0x0f: // MISC-MEM: FENCE, FENCE.I (no translated code to flush yet)
+          if (f3 > 1) this.illegal(insn);
+          break;
+        case 0x13: { // OP-IMM
+          const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
+          switch (f3) {
+            case 0: { const lo = (alo + imm) | 0; x[d + 1] = (ahi + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; x[d] = lo; break; }
+            case 1: if ((imm >>> 6) & 0x3f) this.illegal(insn); this.shiftLeft(d, alo, ahi, imm & 63); break;
+            case 2: x[d] = (ahi < (imm >> 31) || (ahi === (imm >> 31) && (alo >>> 0) < (imm >>> 0))) ? 1 : 0; x[d + 1] = 0; break;
+            case 3: {
+              const bhi = imm >> 31;
+              x[d] = ((ahi >>> 0) < (bhi >>> 0) || (ahi === bhi && (alo >>> 0) < (imm >>> 0))) ? 1 : 0; x[d + 1] = 0; break;
+            }
+            case 4: x[d] = alo ^ imm; x[d + 1] = ahi ^ (imm >> 31); break;
+            case 5: {
+              const f6 = (insn >>> 26) & 0x3f;
+              if (f6 === 0) this.shiftRight(d, alo, ahi, imm & 63);
+              else if (f6 === 0x10) this.shiftRightArith(d, alo, ahi, imm & 63);
+              else this.illegal(insn);
+              break;
+            }
+            case 6: x[d] = alo | imm; x[d + 1] = ahi | (imm >> 31); break;
+            default: x[d] = alo & imm; x[d + 1] = ahi & (imm >> 31); break;
+          }
+          break;
+        }
+        case 0x17: { // AUIPC
+          const imm = insn & ~0xfff;
+          const lo = (pcLo + imm) | 0;
+          x[d + 1] = (pcHi + (imm >> 31) + ((lo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0; x[d] = lo;
+          break;
+        }
+        case 0x1b: { // OP-IMM-32
+          const imm = insn >> 20, a = x[s1];
+          let r: number;
+          switch (f3) {
+            case 0: r = (a + imm) | 0; break;
+            case 1: if ((insn >>> 25) !== 0) this.illegal(insn); r = a << (imm & 31); break;
+            case 5: {
+              const f7 = insn >>> 25;
+              if (f7 === 0) r = a >>> (imm & 31); else if (f7 === 0x20) r = a >> (imm & 31); else this.illegal(insn);
+              r |= 0;
+              break;
+            }
+            default: this.illegal(insn);
+          }
+          x[d] = r; x[d + 1] = r >> 31;
+          break;
+        }
+        case 0x23: { // STORE
+          const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), alo = x[s1];
+          const lo = (alo + imm) | 0;
+          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+          if (f3 > 3) this.illegal(insn);
+          this.store(lo, hi, 1 << f3, x[s2], x[s2 + 1]);
+          break;
+        }
+        case 0x27: { // STORE-FP
+          if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
+          const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), alo = x[s1];
+          const lo = (alo + imm) | 0;
+          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+          this.store(lo, hi, 1 << f3, this.f[s2], this.f[s2 + 1]);
+          break;
+        }
+        case 0x2f: this.atomic(insn, d, s1, s2, f3); break;
+        case 0x33: this.op(insn, d, s1, s2, f3); break;
+        case 0x37: x[d] = insn & ~0xfff; x[d + 1] = x[d] >> 31; break; // LUI
+        case 0x3b: this.op32(insn, d, s1, s2, f3); break;
+        case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53:
+          if (this.fsOff() || !executeFp(this, insn)) this.illegal(insn);
+          this.mstatus |= FS_DIRTY;
+          break;
+        case 0x63: { // BRANCH
+          const alo = x[s1], ahi = x[s1 + 1], blo = x[s2], bhi = x[s2 + 1];
+          let taken: boolean;
+          switch (f3) {
+            case 0: taken = alo === blo && ahi === bhi; break;
+            case 1: taken = alo !== blo || ahi !== bhi; break;
+            case 4: taken = ahi < bhi || (ahi === bhi && (alo >>> 0) < (blo >>> 0)); break;
+            case 5: taken = ahi > bhi || (ahi === bhi && (alo >>> 0) >= (blo >>> 0)); break;
+            case 6: taken = (ahi >>> 0) < (bhi >>> 0) || (ahi === bhi && (alo >>> 0) < (blo >>> 0)); break;
+            case 7: taken = (ahi >>> 0) > (bhi >>> 0) || (ahi === bhi && (alo >>> 0) >= (blo >>> 0)); break;
+            default: this.illegal(insn);
+          }
+          if (taken) {
+            const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+            nextLo = (pcLo + imm) | 0;
+            nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
+          }
+          break;
+        }
+        case 0x67: { // JALR
+          if (f3 !== 0) this.illegal(insn);
+          const imm = insn >> 20, alo = x[s1];
+          const lo = (alo + imm) | 0;
+          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+          x[d] = nextLo; x[d + 1] = nextHi;
+          nextLo = lo & ~1; nextHi = hi;
+          break;
+        }
+        case 0x6f: { // JAL
+          const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+          x[d] = nextLo; x[d + 1] = nextHi;
+          nextLo = (pcLo + imm) | 0;
+          nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
+          break;
+        }
+        case 0x73: { // SYSTEM
+          if (f3 === 0) {
+            const target = this.system(insn);
+            if (target) { nextLo = this.pcLo; nextHi = this.pcHi; }
+          } else {
+            this.csrInstruction(insn, d, s1, f3);
+          }
+          break;
+        }
+        default: this.illegal(insn);
+      }
+      x[0] = 0; x[1] = 0;
+      this.pcLo = nextLo; this.pcHi = nextHi;
+      this.instret++;
+      if (this.breakLoop || this.waiting) return;
+    }
+  }
+
+  private shiftLeft(d: number, lo: number, hi: number, s: number): void {
+    if (s === 0) { this.x[d] = lo; this.x[d + 1] = hi; } else if (s < 32) { this.x[d + 1] = (hi << s) | (lo >>> (32 - s)); this.x[d] = lo << s; } else { this.x[d + 1] = lo << (s - 32); this.x[d] = 0; }
+  }
+  private shiftRight(d: number, lo: number, hi: number, s: number): void {
+    if (s === 0) { this.x[d] = lo; this.x[d + 1] = hi; } else if (s < 32) { this.x[d] = (lo >>> s) | (hi << (32 - s)); this.x[d + 1] = hi >>> s; } else { this.x[d] = hi >>> (s - 32); this.x[d + 1] = 0; }
+  }
+  private shiftRightArith(d: number, lo: number, hi: number, s: number): void {
+    if (s === 0) { this.x[d] = lo; this.x[d + 1] = hi; } else if (s < 32) { this.x[d] = (lo >>> s) | (hi << (32 - s)); this.x[d + 1] = hi >> s; } else { this.x[d] = hi >> (s - 32); this.x[d + 1] = hi >> 31; }
+  }
+
+  private op(insn: number, d: number, s1: number, s2: number, f3: number): void {
+    const x = this.x;
+    const alo = x[s1], ahi = x[s1 + 1], blo = x[s2], bhi = x[s2 + 1];
+    const f7 = insn >>> 25;
+    if (f7 === 0) {
+      switch (f3) {
+        case 0: { const lo = (alo + blo) | 0; x[d + 1] = (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; x[d] = lo; return; }
+        case 1: this.shiftLeft(d, alo, ahi, blo & 63); return;
+        case 2: x[d] = (ahi < bhi || (ahi === bhi && (alo >>> 0) < (blo >>> 0))) ? 1 : 0; x[d + 1] = 0; return;
+        case 3: x[d] = ((ahi >>> 0) < (bhi >>> 0) || (ahi === bhi && (alo >>> 0) < (blo >>> 0))) ? 1 : 0; x[d + 1] = 0; return;
+        case 4: x[d] = alo ^ blo; x[d + 1] = ahi ^ bhi; return;
+        case 5: this.shiftRight(d, alo, ahi, blo & 63); return;
+        case 6: x[d] = alo | blo; x[d + 1] = ahi | bhi; return;
+        default: x[d] = alo & blo; x[d + 1] = ahi & bhi; return;
+      }
+    }
+    if (f7 === 0x20) {
+      if (f3 === 0) {
+        const lo = (alo - blo) | 0;
+        x[d + 1] = (ahi - bhi - ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0; x[d] = lo;
+        return;
+      }
+      if (f3 === 5) { this.shiftRightArith(d, alo, ahi, blo & 63); return; }
+    }
+    if (f7 === 1) {
+      let lo: number;
+      switch (f3) {
+        case 0: lo = I64.mul(alo, ahi, blo, bhi); break;
+        case 1: lo = I64.mulh(alo, ahi, blo, bhi); break;
+        case 2: lo = I64.mulhsu(alo, ahi, blo, bhi); break;
+        case 3: lo = I64.mulhu(alo, ahi, blo, bhi); break;
+        case 4: lo = I64.div(alo, ahi, blo, bhi); break;
+        case 5: lo = I64.divu(alo, ahi, blo, bhi); break;
+        case 6: lo = I64.rem(alo, ahi, blo, bhi); break;
+        default: lo = I64.remu(alo, ahi, blo, bhi); break;
+      }
+      x[d] = lo; x[d + 1] = I64.hi64;
+      return;
+    }
+    this.illegal(insn);
+  }
+
+  private op32(insn: number, d: number, s1: number, s2: number, f3: number): void {
+    const x = this.x;
+    const a = x[s1], b = x[s2];
+    const f7 = insn >>> 25;
+    let r: number;
+    if (f7 === 0 && f3 === 0) r = (a + b) | 0;
+    else if (f7 === 0x20 && f3 === 0) r = (a - b) | 0;
+    else if (f7 === 0 && f3 === 1) r = a << (b & 31);
+    else if (f7 === 0 && f3 === 5) r = (a >>> (b & 31)) | 0;
+    else if (f7 === 0x20 && f3 === 5) r = a >> (b & 31);
+    else if (f7 === 1) {
+      switch (f3) {
+        case 0: r = Math.imul(a, b); break;
+        case 4: r = I64.divw(a, b); break;
+        case 5: r = I64.divuw(a, b); break;
+        case 6: r = I64.remw(a, b); break;
+        case 7: r = I64.remuw(a, b); break;
+        default: this.illegal(insn);
+      }
+    } else this.illegal(insn);
+    x[d] = r; x[d + 1] = r >> 31;
+  }
+
+  /** A extension: LR/SC and AMOs, 32- and 64-bit. */
+  private atomic(insn: number, d: number, s1: number, s2: number, f3: number): void {
+    if (f3 !== 2 && f3 !== 3) this.illegal(insn);
+    const x = this.x;
+    const width = f3 === 2 ? 4 : 8;
+    const lo = x[s1], hi = x[s1 + 1];
+    const op = insn >>> 27;
+    if ((lo & (width - 1)) !== 0) {
+      this.raise(op === 2 ? Exception.LoadMisaligned : Exception.StoreMisaligned, lo, hi);
+    }
+    if (op === 2) { // LR
+      if (((insn >>> 20) & 31) !== 0) this.illegal(insn);
+      const pa = this.translate(lo, hi, Access.Read);
+      const v = this.loadPhys(pa, width, lo, hi);
+      x[d] = v; x[d + 1] = width === 4 ? v >> 31 : this.tmpHi;
+      this.reservation = pa;
+      return;
+    }
+    const pa = this.translate(lo, hi, Access.Write);
+    if (op === 3) { // SC
+      const ok = this.reservation === pa;
+      this.reservation = -1;
+      if (ok) this.storePhys(pa, width, x[s2], x[s2 + 1], lo, hi);
+      x[d] = ok ? 0 : 1; x[d + 1] = 0;
+      return;
+    }
+    const olo = this.loadPhys(pa, width, lo, hi);
+    const ohi = width === 4 ? olo >> 31 : this.tmpHi;
+    const blo = x[s2], bhi = width === 4 ? x[s2] >> 31 : x[s2 + 1];
+    let rlo: number, rhi: number;
+    switch (op) {
+      case 0x01: rlo = blo; rhi = bhi; break; // SWAP
+      case 0x00: rlo = (olo + blo) | 0; rhi = (ohi + bhi + ((rlo >>> 0) < (olo >>> 0) ? 1 : 0)) | 0; break;
+      case 0x04: rlo = olo ^ blo; rhi = ohi ^ bhi; break;
+      case 0x0c: rlo = olo & blo; rhi = ohi & bhi; break;
+      case 0x08: rlo = olo | blo; rhi = ohi | bhi; break;
+      case 0x10: case 0x14: { // MIN, MAX
+        const less = ohi < bhi || (ohi === bhi && (olo >>> 0) < (blo >>> 0));
+        const pickOld = op === 0x10 ? less : !less;
+        rlo = pickOld ? olo : blo; rhi = pickOld ? ohi : bhi; break;
+      }
+      case 0x18: case 0x1c: { // MINU, MAXU
+        const less = (ohi >>> 0) < (bhi >>> 0) || (ohi === bhi && (olo >>> 0) < (blo >>> 0));
+        const pickOld = op === 0x18 ? less : !less;
+        rlo = pickOld ? olo : blo; rhi = pickOld ? ohi : bhi; break;
+      }
+      default: this.illegal(insn);
+    }
+    this.storePhys(pa, width, rlo, rhi, lo, hi);
+    x[d] = olo; x[d + 1] = ohi;
+  }
+
+  /** ECALL, EBREAK, xRET, WFI, SFENCE.VMA. Returns true when it set the pc itself. */
+  private system(insn: number): boolean {
+    switch (insn) {
+      case 0x00000073: { // ECALL
+        if (this.priv === Priv.Supervisor && this.env.supervisorEcall?.(this)) return false;
+        const cause = this.priv === Priv.User ? Exception.EcallFromU
+          : this.priv === Priv.Supervisor ? Exception.EcallFromS : Exception.EcallFromM;
+        return this.raise(cause, 0, 0);
+      }
+      case 0x00100073: return this.raise(Exception.Breakpoint, this.pcLo, this.pcHi);
+      case 0x10200073: { // SRET
+        if (this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TSR))) this.illegal(insn);
+        let s = this.mstatus;
+        const spp = (s & Mstatus.SPP) ? Priv.Supervisor : Priv.User;
+        s = (s & Mstatus.SPIE) ? s | Mstatus.SIE : s & ~Mstatus.SIE;
+        s = (s | Mstatus.SPIE) & ~(Mstatus.SPP | Mstatus.MPRV);
+        this.mstatus = s;
+        this.priv = spp;
+        this.pcLo = this.sepcLo; this.pcHi = this.sepcHi;
+        this.afterPrivChange();
+        return true;
+      }
+      case 0x30200073: { // MRET
+        if (this.priv !== Priv.Machine) this.illegal(insn);
+        let s = this.mstatus;
+        const mpp = ((s >>> Mstatus.MPP_SHIFT) & 3) as Priv;
+        s = (s & Mstatus.MPIE) ? s | Mstatus.MIE : s & ~Mstatus.MIE;
+        s = (s | Mstatus.MPIE) & ~Mstatus.MPP;
+        if (mpp !== Priv.Machine) s &= ~Mstatus.MPRV;
+        this.mstatus = s;
+        this.priv = mpp;
+        this.pcLo = this.mepcLo; this.pcHi = this.mepcHi;
+        this.afterPrivChange();
+        return true;
+      }
+      case 0x10500073: // WFI
+        if (this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TW))) this.illegal(insn);
+        if (!this.hasPendingInterrupt()) this.waiting = true;
+        return false;
+      default:
+        if ((insn >>> 25) === 0x09 && ((insn >>> 7) & 31) === 0) { // SFENCE.VMA
+          if (this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM))) this.illegal(insn);
+          this.flushTlb();
+          return false;
+        }
+        return this.illegal(insn);
+    }
+  }
+
+  private afterPrivChange(): void {
+    this.reservation = -1;
+    this.breakLoop = true; // newly enabled interrupts are taken before the next instruction
+    this.updateTranslation();
+  }
+
+  private csrInstruction(insn: number, d: number, s1: number, f3: number): void {
+    const csr = insn >>> 20;
+    const rs1 = s1 >> 1;
+    if (this.priv < ((csr >>> 8) & 3)) this.illegal(insn);
+    const imm = f3 >= 5;
+    const srcLo = imm ? rs1 : this.x[s1], srcHi = imm ? 0 : this.x[s1 + 1];
+    const kind = f3 & 3; // 1 RW, 2 RS, 3 RC
+    const writes = kind === 1 || rs1 !== 0;
+    if (writes && (csr >>> 10) === 3) this.illegal(insn);
+    let oldLo = 0, oldHi = 0;
+    if (kind !== 1 || d !== 0) {
+      const v = this.readCsr(csr);
+      if (v === undefined) this.illegal(insn);
+      oldLo = v; oldHi = this.tmpHi;
+    } else if (this.readCsr(csr) === undefined) {
+      this.illegal(insn);
+    }
+    if (writes) {
+      let lo = srcLo, hi = srcHi;
+      if (kind === 2) { lo = oldLo | srcLo; hi = oldHi | srcHi; } else if (kind === 3) { lo = oldLo & ~srcLo; hi = oldHi & ~srcHi; }
+      if (!this.writeCsr(csr, lo, hi)) this.illegal(insn);
+      this.breakLoop = true;
+    }
+    this.x[d] = oldLo; this.x[d + 1] = oldHi;
+  }
+}

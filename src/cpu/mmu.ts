@@ -1,0 +1,98 @@
+import type { GuestMemory } from '../machine/memory.js';
+import { Priv } from './csr.js';
+
+/** What an access wants from a page: the three TLBs are kept apart by this. */
+export const enum Access { Read = 0, Write = 1, Execute = 2 }
+
+/** satp.MODE values this hart implements. */
+export const enum SatpMode { Bare = 0, Sv39 = 8, Sv48 = 9 }
+
+const TLB_BITS = 8;
+export const TLB_SIZE = 1 << TLB_BITS;
+export const TLB_MASK = TLB_SIZE - 1;
+
+/**
+ * A direct-mapped translation cache for one (privilege, access kind) pair. An entry is only
+ * filled after the page walk granted that access, so a hit needs no permission check.
+ * Tags are the virtual page number split as (lo >>> 12, hi); -1 never matches a tag.
+ */
+export class Tlb {
+  readonly tagLo = new Int32Array(TLB_SIZE).fill(-1);
+  readonly tagHi = new Int32Array(TLB_SIZE);
+  /** Physical address of the 4 KiB page. */
+  readonly page = new Float64Array(TLB_SIZE);
+
+  fill(lo: number, hi: number, pageAddr: number): void {
+    const vpn = lo >>> 12, i = vpn & TLB_MASK;
+    this.tagLo[i] = vpn;
+    this.tagHi[i] = hi;
+    this.page[i] = pageAddr;
+  }
+  flush(): void {
+    this.tagLo.fill(-1);
+  }
+}
+
+/** Outcome of a walk that did not produce an address. */
+export const enum WalkFault { Page = -1, Access = -2 }
+
+const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
+
+/** Extracts the 9-bit VPN field for `level` from a virtual address held as (lo, hi). */
+function vpnField(lo: number, hi: number, level: number): number {
+  const p = 12 + 9 * level;
+  if (p + 9 <= 32) return (lo >>> p) & 0x1ff;
+  if (p >= 32) return (hi >>> (p - 32)) & 0x1ff;
+  return ((lo >>> p) | (hi << (32 - p))) & 0x1ff;
+}
+
+/**
+ * Sv39/Sv48 page walk (privileged spec 4.3.2) with hardware A/D update.
+ * Returns the physical address, or a WalkFault. Reserved PTE bits (Svpbmt, Svnapot, N) are
+ * not implemented and fault.
+ */
+export function walkPageTable(mem: GuestMemory, mode: SatpMode, rootPpn: number, lo: number, hi: number,
+  access: Access, priv: Priv, sum: boolean, mxr: boolean): number {
+  const levels = mode === SatpMode.Sv39 ? 3 : 4;
+  // The address must be sign-extended from its top implemented bit (38 or 47).
+  if (levels === 3 ? (hi >> 6) !== ((hi << 25) >> 31) : (hi >> 15) !== ((hi << 16) >> 31)) return WalkFault.Page;
+  let table = rootPpn * 4096;
+  for (let level = levels - 1; level >= 0; level--) {
+    const pteAddr = table + vpnField(lo, hi, level) * 8;
+    if (!mem.contains(pteAddr, 8)) return WalkFault.Access;
+    const off = pteAddr - mem.base;
+    let pteLo = mem.view.getInt32(off, true);
+    const pteHi = mem.view.getInt32(off + 4, true);
+    if ((pteLo & PTE_V) === 0 || ((pteLo & PTE_R) === 0 && (pteLo & PTE_W) !== 0)) return WalkFault.Page;
+    if ((pteHi >>> 22) !== 0) return WalkFault.Page;
+    const ppn = (pteHi & 0x3fffff) * 0x400000 + (pteLo >>> 10);
+    if ((pteLo & (PTE_R | PTE_X)) === 0) {
+      if ((pteLo & (PTE_A | PTE_D | PTE_U)) !== 0) return WalkFault.Page;
+      table = ppn * 4096;
+      continue;
+    }
+    // Leaf: permission checks.
+    if (priv === Priv.User) {
+      if ((pteLo & PTE_U) === 0) return WalkFault.Page;
+    } else if ((pteLo & PTE_U) !== 0 && (access === Access.Execute || !sum)) {
+      return WalkFault.Page;
+    }
+    if (access === Access.Read) {
+      if ((pteLo & PTE_R) === 0 && !(mxr && (pteLo & PTE_X) !== 0)) return WalkFault.Page;
+    } else if (access === Access.Write) {
+      if ((pteLo & PTE_W) === 0) return WalkFault.Page;
+    } else if ((pteLo & PTE_X) === 0) {
+      return WalkFault.Page;
+    }
+    const span = 2 ** (9 * level);
+    if (ppn % span !== 0) return WalkFault.Page; // misaligned superpage
+    const wantFlags = PTE_A | (access === Access.Write ? PTE_D : 0);
+    if ((pteLo & wantFlags) !== wantFlags) {
+      pteLo |= wantFlags;
+      mem.view.setInt32(off, pteLo, true);
+    }
+    const vpn = (hi & 0xffff) * 0x100000 + (lo >>> 12);
+    return (ppn + (vpn % span)) * 4096 + (lo & 0xfff);
+  }
+  return WalkFault.Page;
+}

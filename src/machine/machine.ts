@@ -1,0 +1,270 @@
+import { randomBytes } from 'node:crypto';
+import { Hart } from '../cpu/hart.js';
+import { Irq } from '../cpu/csr.js';
+import { GoldfishRtc } from '../devices/goldfish-rtc.js';
+import { SifiveTest } from '../devices/sifive-test.js';
+import { Uart16550 } from '../devices/uart16550.js';
+import { Bus } from './bus.js';
+import { Clint } from './clint.js';
+import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
+import { buildDeviceTree, type BoardDescription } from './device-tree.js';
+import { parseElf, parseKernelImage, BootImageError } from './loader.js';
+import { GuestMemory } from './memory.js';
+import { Plic } from './plic.js';
+import { HartState, ResetType, Sbi } from './sbi.js';
+import { VIRT_MEMORY_MAP as MAP, VIRT_IRQ } from './memory-map.js';
+
+/** The ISA this board's harts implement and advertise. */
+export const ISA_EXTENSIONS = ['i', 'm', 'a', 'f', 'd', 'c', 'zicsr', 'zifencei', 'zihintpause', 'zicntr', 'sstc'];
+export const ISA_STRING = 'rv64imafdc_zicsr_zifencei_zihintpause_zicntr_sstc';
+
+export type BootSource =
+  | { kind: 'linux'; kernel: Uint8Array; kernelName: string; initrd?: Uint8Array; cmdline: string }
+  /** A bare-metal ELF started in M-mode on every hart, with no SBI (ISA tests). */
+  | { kind: 'elf'; image: Uint8Array; name: string };
+
+export interface MachineOptions {
+  cpus: number;
+  memoryBytes: number;
+  boot: BootSource;
+  /** Console output from the UART and the SBI debug console. */
+  onConsoleOutput: (data: Uint8Array) => void;
+  /** Instructions a hart runs before the next hart gets its turn. */
+  quantum?: number;
+}
+
+export type StopReason =
+  | { kind: 'poweroff'; code: number }
+  | { kind: 'reboot' }
+  | { kind: 'panic'; message: string }
+  | { kind: 'error'; message: string };
+
+/** Physical addresses exceed 2^31, so no 32-bit bitwise operators on them. */
+const alignDown = (addr: number, align: number): number => Math.floor(addr / align) * align;
+
+const PANIC_MARKER = 'Kernel panic - not syncing';
+/** Keep this much recent console text for panic detection and error reports. */
+const CONSOLE_TAIL = 8192;
+
+/**
+ * The board: QEMU virt's memory map with RAM, CLINT, PLIC, a 16550 UART, a goldfish RTC and
+ * the sifive_test power device, harts served by Vessel's own SBI. Harts run round-robin on
+ * the calling thread (one host thread for all vCPUs, for now); guest RAM is a
+ * SharedArrayBuffer so the harts can move to worker threads without changing the bus.
+ */
+export class Machine {
+  readonly clock = new VirtualClock();
+  readonly memory: GuestMemory;
+  readonly bus: Bus;
+  readonly harts: Hart[] = [];
+  readonly plic: Plic;
+  readonly clint: Clint;
+  readonly uart: Uart16550;
+  private readonly hartStates: HartState[] = [];
+  private readonly sbi: Sbi;
+  private readonly quantum: number;
+  private stopReason: StopReason | null = null;
+  private consoleChunks: number[] = [];
+  private consoleTail = '';
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly options: MachineOptions) {
+    const { cpus, memoryBytes } = options;
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new RangeError(`cpus must be 1..64, got ${cpus}`);
+    if (memoryBytes < 16 << 20 || memoryBytes > 16 * 1024 ** 3) throw new RangeError(`memory must be 16 MiB..16 GiB, got ${memoryBytes} bytes`);
+    this.memory = new GuestMemory(MAP.ram, memoryBytes);
+    this.bus = new Bus(this.memory);
+    this.quantum = options.quantum ?? (cpus === 1 ? 50_000 : 4_000);
+    const hostFirmware = options.boot.kind === 'linux';
+    this.sbi = new Sbi({
+      harts: this.harts,
+      hartState: (id) => this.hartStates[id],
+      startHart: (id, addr, opaque) => {
+        this.harts[id].enterSupervisor(addr, BigInt(id), opaque);
+        this.hartStates[id] = HartState.Started;
+      },
+      stopHart: (id) => { this.hartStates[id] = HartState.Stopped; this.harts[id].waiting = true; },
+      systemReset: (type, reason) => this.stop(type === ResetType.Shutdown
+        ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' }),
+      consoleWrite: (bytes) => this.consoleOutput(bytes),
+      consoleRead: () => new Uint8Array(0),
+      readPhys: (addr, len) => this.memory.slice(addr, len),
+      writePhys: (addr, data) => this.memory.write(addr, data),
+    });
+    const env = {
+      now: () => this.clock.now(),
+      supervisorEcall: hostFirmware ? (h: Hart) => this.sbi.handle(h) : undefined,
+      machineTrap: hostFirmware ? (h: Hart, cause: number, interrupt: boolean) => this.stop({
+        kind: 'error',
+        message: `hart ${h.id}: ${interrupt ? 'interrupt' : 'exception'} ${cause} reached M-mode at pc 0x${h.pc.toString(16)}, which Vessel's firmware does not handle`,
+      }) : undefined,
+    };
+    for (let id = 0; id < cpus; id++) {
+      const hart = new Hart(id, this.bus, env);
+      if (hostFirmware) hart.configureHostFirmware();
+      this.harts.push(hart);
+      this.hartStates.push(HartState.Stopped);
+    }
+
+    this.plic = new Plic(cpus, VIRT_IRQ.plicSources, (hart, mode, level) =>
+      this.harts[hart].setInterruptLine(mode === 'M' ? Irq.MEI : Irq.SEI, level));
+    this.clint = new Clint(cpus, this.clock,
+      (hart, level) => this.harts[hart].setInterruptLine(Irq.MSI, level),
+      (hart, level) => this.harts[hart].setInterruptLine(Irq.MTI, level));
+    this.uart = new Uart16550(this.plic.line(VIRT_IRQ.uart), (byte) => this.consoleByte(byte));
+    const rtc = new GoldfishRtc(this.plic.line(VIRT_IRQ.rtc));
+    const test = new SifiveTest((code) => this.stop({ kind: 'poweroff', code }), () => this.stop({ kind: 'reboot' }));
+    this.bus.map(MAP.test, test);
+    this.bus.map(MAP.rtc, rtc);
+    this.bus.map(MAP.clint, this.clint);
+    this.bus.map(MAP.plic, this.plic);
+    this.bus.map(MAP.uart, this.uart);
+
+    if (options.boot.kind === 'linux') this.loadLinux(options.boot);
+    else this.loadElf(options.boot.image, options.boot.name);
+  }
+
+  /** The device tree this board hands to its kernel. */
+  describe(cmdline: string, initrd?: { start: number; end: number }): BoardDescription {
+    return {
+      harts: this.harts.length,
+      isa: ISA_STRING,
+      isaExtensions: ISA_EXTENSIONS,
+      mmuType: 'riscv,sv48',
+      memory: { base: this.memory.base, size: this.memory.size },
+      bootargs: cmdline,
+      initrd,
+      timebaseFrequency: TIMEBASE_FREQUENCY,
+      uart: { base: MAP.uart, size: this.uart.size, irq: VIRT_IRQ.uart, clockFrequency: 3_686_400 },
+      plic: { base: MAP.plic, size: this.plic.size, sources: VIRT_IRQ.plicSources },
+      clint: { base: MAP.clint, size: this.clint.size },
+      virtio: [],
+      test: { base: MAP.test, size: 0x1000 },
+      rtc: { base: MAP.rtc, size: 0x1000, irq: VIRT_IRQ.rtc },
+      rngSeed: randomBytes(64),
+    };
+  }
+
+  private loadLinux(boot: Extract<BootSource, { kind: 'linux' }>): void {
+    const kernel = parseKernelImage(boot.kernel, boot.kernelName);
+    const kernelAddr = this.memory.base + kernel.textOffset;
+    const kernelEnd = kernelAddr + kernel.imageSize;
+    // The device tree sits at the top of RAM and the initrd just below it, as far from the
+    // kernel as possible so early allocations do not land on them.
+    const fdtAddr = this.memory.end - 0x10000;
+    let initrd: { start: number; end: number } | undefined;
+    if (boot.initrd) {
+      const end = alignDown(fdtAddr, 4096);
+      const start = alignDown(end - boot.initrd.length, 4096);
+      initrd = { start, end: start + boot.initrd.length };
+    }
+    const lowestData = initrd ? initrd.start : fdtAddr;
+    if (kernelEnd + (8 << 20) > lowestData) {
+      const needMiB = Math.ceil((kernelEnd - this.memory.base + (fdtAddr - lowestData) + (24 << 20)) / (1 << 20));
+      throw new BootImageError(`guest memory of ${this.memory.size >> 20} MiB is too small for this kernel and initrd: use at least ${needMiB} MiB`);
+    }
+    this.memory.write(kernelAddr, kernel.data);
+    if (initrd && boot.initrd) this.memory.write(initrd.start, boot.initrd);
+    const fdt = buildDeviceTree(this.describe(boot.cmdline, initrd));
+    if (fdt.length > 0x10000) throw new Error(`device tree of ${fdt.length} bytes does not fit its 64 KiB slot`);
+    this.memory.write(fdtAddr, fdt);
+    this.harts[0].enterSupervisor(BigInt(kernelAddr), 0n, BigInt(fdtAddr));
+    this.hartStates[0] = HartState.Started;
+  }
+
+  private loadElf(image: Uint8Array, name: string): void {
+    const elf = parseElf(image, name);
+    for (const seg of elf.segments) {
+      if (!this.memory.contains(seg.paddr, seg.memSize)) {
+        throw new BootImageError(`${name}: segment at 0x${seg.paddr.toString(16)} (+${seg.memSize}) is outside RAM`);
+      }
+      this.memory.write(seg.paddr, seg.data);
+    }
+    for (const hart of this.harts) {
+      hart.pc = elf.entry;
+      this.hartStates[hart.id] = HartState.Started;
+    }
+  }
+
+  /** Host keyboard input for the UART. */
+  sendInput(bytes: Uint8Array): void {
+    this.uart.receive(bytes);
+    this.wake?.();
+  }
+
+  stop(reason: StopReason): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    for (const h of this.harts) h.waiting = true;
+    this.wake?.();
+  }
+
+  get stopped(): StopReason | null { return this.stopReason; }
+
+  /** Recent console text (for error reports). */
+  get recentConsole(): string { return this.consoleTail; }
+
+  /** Total instructions retired by all harts. */
+  get instructionsRetired(): number { return this.harts.reduce((n, h) => n + h.instret, 0); }
+
+  private consoleByte(byte: number): void {
+    this.consoleChunks.push(byte);
+  }
+
+  private consoleOutput(bytes: Uint8Array): void {
+    for (const b of bytes) this.consoleChunks.push(b);
+  }
+
+  private flushConsole(): void {
+    if (this.consoleChunks.length === 0) return;
+    const data = Uint8Array.from(this.consoleChunks);
+    this.consoleChunks = [];
+    this.options.onConsoleOutput(data);
+    this.consoleTail = (this.consoleTail + Buffer.from(data).toString('latin1')).slice(-CONSOLE_TAIL);
+    const at = this.consoleTail.indexOf(PANIC_MARKER);
+    if (at >= 0 && !this.stopReason) {
+      const line = this.consoleTail.slice(at).split('\n')[0].trim();
+      // Let the kernel finish printing its panic banner before stopping.
+      setTimeout(() => this.stop({ kind: 'panic', message: line }), 200);
+      this.consoleTail = this.consoleTail.slice(0, at) + 'Kernel panic (reported)' + this.consoleTail.slice(at + PANIC_MARKER.length);
+    }
+  }
+
+  /** Runs the harts until the machine stops. Yields to the event loop regularly. */
+  async run(): Promise<StopReason> {
+    while (!this.stopReason) {
+      const sliceEnd = performance.now() + 15;
+      let busy = false;
+      do {
+        busy = false;
+        for (let id = 0; id < this.harts.length; id++) {
+          if (this.hartStates[id] !== HartState.Started) continue;
+          const hart = this.harts[id];
+          hart.run(this.quantum);
+          hart.reservation = -1; // another hart runs next: an LR/SC pair must not span that
+          if (!hart.waiting) busy = true;
+        }
+        this.clint.update();
+      } while (busy && !this.stopReason && performance.now() < sliceEnd);
+      this.flushConsole();
+      if (this.stopReason) break;
+      if (busy) await new Promise<void>((resolve) => setImmediate(resolve));
+      else await this.sleepUntilEvent();
+    }
+    this.flushConsole();
+    return this.stopReason;
+  }
+
+  /** All harts wait for interrupts: sleep until the next timer deadline or an input event. */
+  private async sleepUntilEvent(): Promise<void> {
+    let deadline = this.clint.nextDeadline();
+    for (let id = 0; id < this.harts.length; id++) {
+      if (this.hartStates[id] === HartState.Started) deadline = Math.min(deadline, this.harts[id].timerDeadline);
+    }
+    const ms = Math.max(0, Math.min(50, (deadline - this.clock.now()) / (TIMEBASE_FREQUENCY / 1000)));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.wake = null; resolve(); }, ms);
+      this.wake = () => { clearTimeout(timer); this.wake = null; resolve(); };
+    });
+  }
+}
