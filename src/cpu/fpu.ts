@@ -388,13 +388,15 @@ function rndInt(v: number, rm: number): number {
     case RDN: return Math.floor(v);
     case RUP: return Math.ceil(v);
     default: {
-      if (!((v < 0 ? -v : v) < 4503599627370496)) return v; // already integral
-      const t = Math.floor(v);
-      const d = v - t;
-      if (d > 0.5) return t + 1;
-      if (d < 0.5) return t;
-      if (rm === RMM) return v > 0 ? t + 1 : t;
-      return (t % 2) === 0 ? t : t + 1;
+      const a = v < 0 ? -v : v;
+      if (!(a < 4503599627370496)) return v; // already integral
+      const t = Math.floor(a);
+      const d = a - t; // exact: the fraction bits of a
+      let r: number;
+      if (d > 0.5) r = t + 1;
+      else if (d < 0.5) r = t;
+      else r = rm === RMM || t % 2 !== 0 ? t + 1 : t;
+      return v < 0 ? -r : r;
     }
   }
 }
