@@ -46,7 +46,6 @@ export const GUEST_MODULES = [
 
 export const BOOT_MARKER = 'VESSEL-INIT-OK';
 
-const RETRY_HINT = 'Retry with `npm run image` (or `node dist/images/build-image.js`).';
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const LOG_PREFIX = '[vessel image]';
 
@@ -147,6 +146,7 @@ export async function ensureDefaultImage(opts: EnsureOptions = {}): Promise<Imag
         return { kernel: cached.kernel, initrd: cached.initrd, version: cached.version };
       }
     }
+    removeStaleTemporaries(imagesDir());
     const built = await buildImage(opts, log);
     return { kernel: built.kernel, initrd: built.initrd, version: built.version };
   } finally {
@@ -301,6 +301,15 @@ async function acquireLock(lockPath: string, log: Logger): Promise<() => void> {
   }
 }
 
+/** Leftovers of interrupted builds; only called while holding the build lock. */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (/^\.build-|^\..*\.tmp-|\.old-\d+$|\.tmp-\d+$/.test(name)) {
+      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
+}
+
 function safeMtime(p: string): number {
   try {
     return fs.statSync(p).mtimeMs;
@@ -355,14 +364,14 @@ class Apt {
       /^(E:|W: Failed to fetch|W: Some index files failed)/m.test(r.output) ||
       /unexpected size|Mirror sync in progress|Hash Sum mismatch/i.test(r.output);
     if (failed) {
-      const errLine =
-        r.output
-          .split('\n')
-          .filter((l) => /^(E:|W:)/.test(l) || /unexpected size|Mirror sync/i.test(l))
-          .map((l) => l.trim())
-          .slice(0, 2)
-          .join(' | ') || lastLines(r.output, 2);
-      throw new ImageBuildError(`apt-get update for ${this.suite} (riscv64) failed: ${errLine}`);
+      const reasons = new Set<string>();
+      for (const line of r.output.split('\n')) {
+        const fetch = /^W: Failed to fetch \S+\s+(.*)$/.exec(line.trim());
+        if (fetch && fetch[1]) reasons.add(fetch[1].trim());
+        else if (/^E:/.test(line) || /unexpected size|Mirror sync/i.test(line)) reasons.add(line.replace(/^E:\s*/, '').trim());
+      }
+      const errLine = [...reasons].slice(0, 2).join('; ') || lastLines(r.output, 2);
+      throw new ImageBuildError(`could not fetch the ${this.suite} riscv64 package index: ${errLine}`);
     }
   }
 
@@ -849,23 +858,28 @@ async function buildImage(opts: EnsureOptions, log: Logger): Promise<DefaultImag
   const root = imagesDir();
   const work = fs.mkdtempSync(path.join(root, '.build-'));
   try {
-    const failures: string[] = [];
+    const failures: Array<[string, string]> = [];
     for (const suite of suites) {
       try {
         return await buildFromSuite(suite, mirror, work, quiet, log, opts.force ?? false);
       } catch (e) {
         if (!(e instanceof ImageBuildError)) throw e;
-        failures.push(`${suite}: ${e.message}`);
+        failures.push([suite, e.message]);
         log(`${suite}: ${e.message}`);
         if (suite !== suites[suites.length - 1]) log('trying the next suite');
         fs.rmSync(work, { recursive: true, force: true });
         fs.mkdirSync(work, { recursive: true });
       }
     }
+    // One message: the same cause for every suite (no network, typically) is said once.
+    const causes = [...new Set(failures.map(([suite, msg]) => msg.split(suite).join('<suite>')))];
+    const detail =
+      causes.length === 1
+        ? causes[0]!.replace(/<suite>/g, suites.join('/'))
+        : failures.map(([suite, msg]) => `${suite}: ${msg}`).join('; ');
     throw new ImageBuildError(
-      `could not build the guest image from Debian riscv64 packages linux-image-riscv64 and busybox-static ` +
-        `(${mirror}, suites ${suites.join(', ')}):\n  ${failures.join('\n  ')}\n` +
-        `Check that ${new URL(mirror).host} is reachable. ${RETRY_HINT}`,
+      `could not get the Debian riscv64 packages linux-image-riscv64 and busybox-static from ${mirror} ` +
+        `(tried suites ${suites.join(', ')}): ${detail}. Check that ${new URL(mirror).host} is reachable, then retry: npm run image`,
     );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
