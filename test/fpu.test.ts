@@ -180,7 +180,7 @@ function runVectors(lines: string[]): { counts: Map<string, number>; failures: M
     let field = rm;
     h.frm = 0;
     if (op.rounds && n % 3 === 1) { field = 7; h.frm = rm; }
-    const preNX = n % 5 === 2 ? FpFlag.NX : 0;
+    const preNX = n % 4 === 1 ? FpFlag.NX : 0; // 4 is coprime with the 5 modes per operand tuple
     h.fflags = preNX;
     // Poison the destination so a missing write is noticed.
     if (op.dst === 'x') { h.x[2 * rd] = 0x5a5a5a5a; h.x[2 * rd + 1] = 0x5a5a5a5a; }

@@ -79,6 +79,8 @@ let accNX = false;
 const LO = pow2(-480);      // safe range for Dekker TwoProduct operands
 const HI = pow2(480);
 const TWO_1023 = pow2(1023);
+const TWO_1020 = pow2(1020);
+const TWO_M1021 = pow2(-1021);
 const MIN_NORM_S = pow2(-126);
 const MAX_S = 3.4028234663852886e38;
 const SPLIT = 134217729;    // 2^27 + 1
@@ -370,10 +372,62 @@ function fmaOp(a: number, b: number, c: number, dbl: boolean, rm: number): numbe
     if (s === 0 && err === 0) return rm === RDN ? -0 : 0;
     return roundS(s, err, rm);
   }
-  const aa = a < 0 ? -a : a, ab = b < 0 ? -b : b;
-  if (aa >= LO && aa <= HI && ab >= LO && ab <= HI) {
-    const p = a * b;
-    if (twoProdErr(a, b, p) === 0) return addD(p, c, rm); // exact product: a plain add
+  return fmaD(a, b, c, rm);
+}
+
+/**
+ * Double FMA, a, b, c finite non-zero. The exact value a*b + c is written as
+ * r + e3 + e2 with error-free transformations (r = RN(s + t), see below); the
+ * rounding of the exact value is decided from r, its neighbour n toward the
+ * tail and the tail's size. If the check is inconclusive (tail close to a
+ * half-ulp boundary beyond what can be certified, tiny or huge results), the
+ * exact BigInt path decides.
+ */
+function fmaD(a: number, b: number, c: number, rm: number): number {
+  const aa = a < 0 ? -a : a, ab = b < 0 ? -b : b, ac = c < 0 ? -c : c;
+  if (aa >= LO && aa <= HI && ab >= LO && ab <= HI && ac < TWO_1020) {
+    const ph = a * b;
+    const pl = twoProdErr(a, b, ph);           // a*b = ph + pl
+    if (pl === 0) return addD(ph, c, rm);      // exact product: a plain add
+    const s = ph + c;
+    let bb = s - ph;
+    const e1 = (ph - (s - bb)) + (c - bb);     // ph + c = s + e1
+    const t = e1 + pl;
+    bb = t - e1;
+    const e2 = (e1 - (t - bb)) + (pl - bb);    // e1 + pl = t + e2
+    const r = s + t;
+    bb = r - s;
+    const e3 = (s - (r - bb)) + (t - bb);      // s + t = r + e3; exact = r + e3 + e2
+    const ar = r < 0 ? -r : r;
+    if (ar > TWO_M1021 && ar < TWO_1023) {
+      if (e3 === 0 && e2 === 0) return r;
+      const dir = e3 !== 0 ? e3 : e2;          // side of r on which the exact value lies
+      const away = (dir > 0) === (r > 0);
+      const n = away ? awayD(r) : towardZeroD(r);
+      const half = (n > r ? n - r : r - n) * 0.5;
+      const ae3 = e3 < 0 ? -e3 : e3, ae2 = e2 < 0 ? -e2 : e2;
+      let nearest = r;
+      let tie = false;
+      if (ae3 < half) {
+        // |e3 + e2| < half and sign(e3 + e2) = sign(dir) must be certain
+        if (ae2 < (half - ae3) * 0.5 && (e3 === 0 || ae2 < ae3)) {
+          // nearest is r
+        } else return softFma(a, b, c, true, rm);
+      } else { // s + t was a midpoint (|e3| = half); e2 decides
+        if (!(ae2 < half * 0.5)) return softFma(a, b, c, true, rm);
+        if (e2 === 0) tie = true; // r is the even neighbour
+        else if ((e2 > 0) === (e3 > 0)) nearest = n;
+      }
+      // The exact value lies strictly between r and n.
+      fl |= NX;
+      switch (rm) {
+        case RNE: return nearest;
+        case RMM: return tie ? (away ? n : r) : nearest;
+        case RTZ: return away ? r : n;
+        case RDN: return dir > 0 ? r : n;
+        default: return dir > 0 ? n : r;
+      }
+    }
   }
   return softFma(a, b, c, true, rm);
 }

@@ -625,6 +625,36 @@ static uint64_t int_operand(void) {
   }
 }
 
+/*
+ * FMA.D operands that random sampling essentially never produces: a*b is an
+ * exact tie at double precision (a odd integer in [2^52, 2^54/3), b = 3, so
+ * a*b = ph + pl with |pl| = half an ulp of ph) and c = pl * (1 - 2^-53), so
+ * the exact result ph + pl*(2 - 2^-53) lies a hair inside ph + 2*pl. A
+ * double-double evaluation sees s + t exact with a tiny non-zero tail. Also
+ * c = 2*m exactly (the exact result is a midpoint). Random power-of-two
+ * scaling and signs; every FMA opcode computes the same a*b + c.
+ */
+static void fma_constructed_d(int n) {
+  for (int k = 0; k < n; k++) {
+    uint64_t ai = ((1ull << 52) + (rnd64() % ((1ull << 54) / 3 - (1ull << 52)))) | 1;
+    double a = (double)ai, b = 3.0;
+    double ph = a * b, pl = fma(a, b, -ph);
+    double c = (k & 1) ? pl * (1 - 0x1p-53) : 2.0 * rndint(-8, 8);
+    int ea = rndint(-200, 200), eb = rndint(-200, 200);
+    a = ldexp(a, ea); b = ldexp(b, eb); c = ldexp(c, ea + eb);
+    if (rnd64() & 1) { a = -a; c = -c; }
+    if (rnd64() & 1) { b = -b; c = -c; }
+    uint64_t ua = u_of_d(a), ub = u_of_d(b), uc = u_of_d(c);
+    const uint64_t S = 0x8000000000000000ull;
+    switch (k % 4) {
+      case 0: arith_d(MADD, ua, ub, uc); break;
+      case 1: arith_d(MSUB, ua, ub, uc ^ S); break;
+      case 2: arith_d(NMSUB, ua ^ S, ub, uc); break;
+      default: arith_d(NMADD, ua ^ S, ub, uc ^ S); break;
+    }
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
@@ -658,6 +688,7 @@ int main(int argc, char **argv) {
       if (op == SQRT && (rnd64() & 3)) fa &= 0x7fffffffu;
       arith_f(op, fa, fb, fc);
     }
+  fma_constructed_d((int)(800 * scale));
   /* Conversions between formats. */
   for (int i = 0; i < 2 * NSPEC_D; i++) cvt_s_d(spec_d(i));
   for (int i = 0; i < 2 * NSPEC_F; i++) cvt_d_s(spec_f(i));
