@@ -35,9 +35,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#pragma STDC FENV_ACCESS ON
+/* GCC ignores "#pragma STDC FENV_ACCESS"; build with -frounding-math -fsignaling-nans. */
 
+/* binary128 for the exact-result (RMM) checks */
+#if LDBL_MANT_DIG == 113
+typedef long double f128;
+#elif defined(__x86_64__) || defined(__i386__)
 typedef __float128 f128;
+#else
+#error "need a binary128 type (__float128 or 113-bit long double)"
+#endif
 
 #define F_NV 0x10
 #define F_DZ 0x08
@@ -657,7 +664,30 @@ static void fma_constructed_d(int n) {
 
 /* ------------------------------------------------------------------------ */
 
+/*
+ * The host must be usable as a RISC-V reference: binary64 arithmetic without
+ * excess precision, and underflow tininess detected after rounding (x86 SSE
+ * does this; some other architectures detect it before rounding).
+ */
+static void check_host(void) {
+  /* max_subnormal * (1 + 2^-52) = 2^-1022 * (1 - 2^-104): rounds to DBL_MIN, not tiny after rounding */
+  vd_a = d_of(0x000fffffffffffffull); vd_b = d_of(0x3ff0000000000001ull);
+  fesetround(FE_TONEAREST);
+  feclearexcept(FE_ALL_EXCEPT);
+  host_op_d(MUL);
+  int fl = host_flags();
+  if (u_of_d(vd_r) != 0x0010000000000000ull || fl != F_NX) {
+    fprintf(stderr, "host FPU does not detect tininess after rounding (flags %x): cannot generate RISC-V reference vectors\n", fl);
+    exit(2);
+  }
+  /* 1 + (2^-53 + 2^-70) must round up to 1 + 2^-52 (extended precision would round twice, to 1) */
+  vd_a = 1.0; vd_b = 0x1p-53 + 0x1p-70;
+  host_op_d(ADD);
+  if (vd_r != 1.0 + 0x1p-52) { fprintf(stderr, "host binary64 multiply is not correctly rounded\n"); exit(2); }
+}
+
 int main(int argc, char **argv) {
+  check_host();
   if (argc > 1) rs = strtoull(argv[1], 0, 0) | 1;
   double scale = argc > 2 ? atof(argv[2]) : 1.0;
   int nrand = (int)(1200 * scale);
