@@ -62,8 +62,7 @@ export enum RoundingMode {
   DYN = 7,
 }
 
-const NX = 1, OF = 4, DZ = 8, NV = 16;
-void OF;
+const NX = 1, DZ = 8, NV = 16; // OF/UF are raised by the exact path (fpu-soft.ts)
 const RNE = 0, RTZ = 1, RDN = 2, RUP = 3, RMM = 4;
 
 const scratch = new ArrayBuffer(8);
