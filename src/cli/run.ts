@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { Machine, type StopReason } from '../machine/machine.js';
 import { BootImageError } from '../machine/loader.js';
 import { attachConsole } from './terminal.js';
@@ -21,14 +21,24 @@ export class UsageError extends Error {
 }
 
 function readBootFile(path: string, what: string): Uint8Array {
-  let size: number;
+  let stat: Stats;
   try {
-    size = statSync(path).size;
-  } catch {
-    throw new UsageError(`${what} "${path}" does not exist`);
+    stat = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new UsageError(`${what} "${path}" does not exist`);
+    throw new UsageError(`${what} "${path}" cannot be read: ${(e as Error).message}`);
   }
-  if (size === 0) throw new UsageError(`${what} "${path}" is empty`);
-  return readFileSync(path);
+  if (stat.isDirectory()) throw new UsageError(`${what} "${path}" is a directory, not a file`);
+  if (stat.isFile() && stat.size === 0) throw new UsageError(`${what} "${path}" is empty`);
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`${what} "${path}" cannot be read: ${(e as Error).message}`);
+  }
+  if (data.length === 0) throw new UsageError(`${what} "${path}" is empty`);
+  return data;
 }
 
 /** Boots a VM on the terminal; resolves with the process exit code. */
