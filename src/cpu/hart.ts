@@ -280,6 +280,26 @@ export class Hart implements FpuHart {
 
   // ---- memory access ----
 
+  /**
+   * The fast path of a data access: the RAM offset of [va, va+width) when the translation is
+   * cached (or off) and the access stays inside one page of RAM; -1 sends the caller to the
+   * full path (page walk, page-crossing, MMIO, faults).
+   */
+  private ramOffset(lo: number, hi: number, width: number, tlb: Tlb): number {
+    if ((lo & 0xfff) > 0x1000 - width) return -1;
+    let pa: number;
+    if (!this.dataTranslate) {
+      if (hi !== 0) return -1;
+      pa = lo >>> 0;
+    } else {
+      const vpn = lo >>> 12, i = vpn & TLB_MASK;
+      if (tlb.tagLo[i] !== vpn || tlb.tagHi[i] !== hi) return -1;
+      pa = tlb.page[i] + (lo & 0xfff);
+    }
+    const off = pa - this.ramBase;
+    return off >= 0 && off + width <= this.ramSize ? off : -1;
+  }
+
   private translate(lo: number, hi: number, access: Access): number {
     const translateOn = access === Access.Execute ? this.fetchTranslate : this.dataTranslate;
     if (!translateOn) return hi === 0 ? lo >>> 0 : hi * 4294967296 + (lo >>> 0);
@@ -573,10 +593,12 @@ export class Hart implements FpuHart {
 
   /** Executes up to n instructions without checking interrupts. */
   private execute(n: number): void {
-    const x = this.x;
+    const x = this.x, view = this.view;
     for (let i = 0; i < n; i++) {
       const pcLo = this.pcLo, pcHi = this.pcHi;
-      let insn = this.fetch(pcLo, pcHi);
+      const pageOff = pcLo & 0xfff;
+      let insn = (pcLo >>> 12) === this.fetchVpn && pcHi === this.fetchHi && pageOff <= 0xffc
+        ? view.getInt32(this.fetchBase + pageOff, true) : this.fetch(pcLo, pcHi);
       let ilen = 4;
       if ((insn & 3) !== 3) {
         const half = insn & 0xffff;
@@ -595,6 +617,21 @@ export class Hart implements FpuHart {
           const lo = (alo + imm) | 0;
           const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
           let vlo: number, vhi: number;
+          const off = this.ramOffset(lo, hi, 1 << (f3 & 3), this.tlbRead);
+          if (off >= 0) {
+            switch (f3) {
+              case 0: vlo = view.getInt8(off); vhi = vlo >> 31; break;
+              case 1: vlo = view.getInt16(off, true); vhi = vlo >> 31; break;
+              case 2: vlo = view.getInt32(off, true); vhi = vlo >> 31; break;
+              case 3: vlo = view.getInt32(off, true); vhi = view.getInt32(off + 4, true); break;
+              case 4: vlo = view.getUint8(off); vhi = 0; break;
+              case 5: vlo = view.getUint16(off, true); vhi = 0; break;
+              case 6: vlo = view.getInt32(off, true); vhi = 0; break;
+              default: this.illegal(insn);
+            }
+            x[d] = vlo; x[d + 1] = vhi;
+            break;
+          }
           switch (f3) {
             case 0: vlo = (this.load(lo, hi, 1) << 24) >> 24; vhi = vlo >> 31; break;
             case 1: vlo = (this.load(lo, hi, 2) << 16) >> 16; vhi = vlo >> 31; break;
@@ -671,6 +708,16 @@ export class Hart implements FpuHart {
           const lo = (alo + imm) | 0;
           const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
           if (f3 > 3) this.illegal(insn);
+          const off = this.ramOffset(lo, hi, 1 << f3, this.tlbWrite);
+          if (off >= 0 && off + this.ramBase !== this.reservation) {
+            switch (f3) {
+              case 0: view.setInt8(off, x[s2]); break;
+              case 1: view.setInt16(off, x[s2], true); break;
+              case 2: view.setInt32(off, x[s2], true); break;
+              default: view.setInt32(off, x[s2], true); view.setInt32(off + 4, x[s2 + 1], true);
+            }
+            break;
+          }
           this.store(lo, hi, 1 << f3, x[s2], x[s2 + 1]);
           break;
         }

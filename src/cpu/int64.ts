@@ -34,14 +34,39 @@ export function mul(alo: number, ahi: number, blo: number, bhi: number): number 
   return Math.imul(alo, blo);
 }
 
-export function mulh(alo: number, ahi: number, blo: number, bhi: number): number {
-  return fromBig((toBig(alo, ahi) * toBig(blo, bhi)) >> 64n);
-}
+/**
+ * High 64 bits of the unsigned 128-bit product, from four 32x32 partial products. Bignum code
+ * (the kernel's RSA module-signature check) lives on this, so it avoids BigInt.
+ */
 export function mulhu(alo: number, ahi: number, blo: number, bhi: number): number {
-  return fromBig((toBigU(alo, ahi) * toBigU(blo, bhi)) >> 64n);
+  const p0hi = mulhu32(alo, blo) >>> 0;
+  const p1lo = Math.imul(alo, bhi) >>> 0, p1hi = mulhu32(alo, bhi) >>> 0;
+  const p2lo = Math.imul(ahi, blo) >>> 0, p2hi = mulhu32(ahi, blo) >>> 0;
+  const p3lo = Math.imul(ahi, bhi) >>> 0, p3hi = mulhu32(ahi, bhi) >>> 0;
+  const c1 = Math.floor((p0hi + p1lo + p2lo) / 4294967296);
+  const w2 = p1hi + p2hi + p3lo + c1;
+  hi64 = (p3hi + Math.floor(w2 / 4294967296)) | 0;
+  return w2 | 0;
 }
+
+/** Subtracts (lo, hi) from the pending result (lo returned here, hi in hi64), modulo 2^64. */
+function subFrom(rlo: number, lo: number, hi: number): number {
+  const r = (rlo - lo) | 0;
+  hi64 = (hi64 - hi - ((rlo >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
+  return r;
+}
+
+/** Signed x signed: the unsigned high product corrected by the operands' signs. */
+export function mulh(alo: number, ahi: number, blo: number, bhi: number): number {
+  let r = mulhu(alo, ahi, blo, bhi);
+  if (ahi < 0) r = subFrom(r, blo, bhi);
+  if (bhi < 0) r = subFrom(r, alo, ahi);
+  return r;
+}
+/** Signed x unsigned. */
 export function mulhsu(alo: number, ahi: number, blo: number, bhi: number): number {
-  return fromBig((toBig(alo, ahi) * toBigU(blo, bhi)) >> 64n);
+  const r = mulhu(alo, ahi, blo, bhi);
+  return ahi < 0 ? subFrom(r, blo, bhi) : r;
 }
 
 const MIN64 = -(1n << 63n);
