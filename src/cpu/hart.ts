@@ -7,6 +7,7 @@ import {
 } from './csr.js';
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
+import { Opcode } from './opcode.js';
 import { Access, SatpMode, Tlb, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
 
 /** What a hart needs from the board it sits on, besides the bus. */
@@ -144,7 +145,6 @@ export class Hart implements FpuHart {
     this.mcounteren = 7;
     this.menvcfgHi = 0x80000000 | 0; // STCE: Sstc timer enabled for S-mode
     this.mstatus |= (1 << Mstatus.FS_SHIFT); // FS = Initial
-    this.mie |= SUPERVISOR_INTERRUPTS;
   }
 
   /** Drives a hardware interrupt wire (MEIP, SEIP, MTIP, MSIP). */
@@ -611,8 +611,8 @@ export class Hart implements FpuHart {
       const rd = (insn >>> 7) & 31, d = rd << 1;
       const s1 = ((insn >>> 15) & 31) << 1, s2 = ((insn >>> 20) & 31) << 1;
       const f3 = (insn >>> 12) & 7;
-      switch (insn & 0x7f) {
-        case 0x03: { // LOAD
+      switch ((insn >>> 2) & 31) { // major opcode without its 0b11 suffix: a dense jump table
+        case Opcode.Load: { // LOAD
           const imm = insn >> 20, alo = x[s1];
           const lo = (alo + imm) | 0;
           const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
@@ -645,7 +645,7 @@ export class Hart implements FpuHart {
           x[d] = vlo; x[d + 1] = vhi;
           break;
         }
-        case 0x07: { // LOAD-FP
+        case Opcode.LoadFp: { // LOAD-FP
           if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
           const imm = insn >> 20, alo = x[s1];
           const lo = (alo + imm) | 0;
@@ -654,10 +654,10 @@ export class Hart implements FpuHart {
           this.mstatus |= FS_DIRTY;
           break;
         }
-        case 0x0f: // MISC-MEM: FENCE, FENCE.I (no translated code to flush yet)
+        case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (no translated code to flush yet)
           if (f3 > 1) this.illegal(insn);
           break;
-        case 0x13: { // OP-IMM
+        case Opcode.OpImm: { // OP-IMM
           const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
           switch (f3) {
             case 0: { const lo = (alo + imm) | 0; x[d + 1] = (ahi + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; x[d] = lo; break; }
@@ -680,13 +680,13 @@ export class Hart implements FpuHart {
           }
           break;
         }
-        case 0x17: { // AUIPC
+        case Opcode.Auipc: { // AUIPC
           const imm = insn & ~0xfff;
           const lo = (pcLo + imm) | 0;
           x[d + 1] = (pcHi + (imm >> 31) + ((lo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0; x[d] = lo;
           break;
         }
-        case 0x1b: { // OP-IMM-32
+        case Opcode.OpImm32: { // OP-IMM-32
           const imm = insn >> 20, a = x[s1];
           let r: number;
           switch (f3) {
@@ -703,7 +703,7 @@ export class Hart implements FpuHart {
           x[d] = r; x[d + 1] = r >> 31;
           break;
         }
-        case 0x23: { // STORE
+        case Opcode.Store: { // STORE
           const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), alo = x[s1];
           const lo = (alo + imm) | 0;
           const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
@@ -721,7 +721,7 @@ export class Hart implements FpuHart {
           this.store(lo, hi, 1 << f3, x[s2], x[s2 + 1]);
           break;
         }
-        case 0x27: { // STORE-FP
+        case Opcode.StoreFp: { // STORE-FP
           if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
           const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), alo = x[s1];
           const lo = (alo + imm) | 0;
@@ -729,15 +729,15 @@ export class Hart implements FpuHart {
           this.store(lo, hi, 1 << f3, this.f[s2], this.f[s2 + 1]);
           break;
         }
-        case 0x2f: this.atomic(insn, d, s1, s2, f3); break;
-        case 0x33: this.op(insn, d, s1, s2, f3); break;
-        case 0x37: x[d] = insn & ~0xfff; x[d + 1] = x[d] >> 31; break; // LUI
-        case 0x3b: this.op32(insn, d, s1, s2, f3); break;
-        case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53:
+        case Opcode.Amo: this.atomic(insn, d, s1, s2, f3); break;
+        case Opcode.Op: this.op(insn, d, s1, s2, f3); break;
+        case Opcode.Lui: x[d] = insn & ~0xfff; x[d + 1] = x[d] >> 31; break; // LUI
+        case Opcode.Op32: this.op32(insn, d, s1, s2, f3); break;
+        case Opcode.Madd: case Opcode.Msub: case Opcode.Nmsub: case Opcode.Nmadd: case Opcode.OpFp:
           if (this.fsOff() || !executeFp(this, insn)) this.illegal(insn);
           this.mstatus |= FS_DIRTY;
           break;
-        case 0x63: { // BRANCH
+        case Opcode.Branch: { // BRANCH
           const alo = x[s1], ahi = x[s1 + 1], blo = x[s2], bhi = x[s2 + 1];
           let taken: boolean;
           switch (f3) {
@@ -756,7 +756,7 @@ export class Hart implements FpuHart {
           }
           break;
         }
-        case 0x67: { // JALR
+        case Opcode.Jalr: { // JALR
           if (f3 !== 0) this.illegal(insn);
           const imm = insn >> 20, alo = x[s1];
           const lo = (alo + imm) | 0;
@@ -765,14 +765,14 @@ export class Hart implements FpuHart {
           nextLo = lo & ~1; nextHi = hi;
           break;
         }
-        case 0x6f: { // JAL
+        case Opcode.Jal: { // JAL
           const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
           x[d] = nextLo; x[d + 1] = nextHi;
           nextLo = (pcLo + imm) | 0;
           nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
           break;
         }
-        case 0x73: { // SYSTEM
+        case Opcode.System: { // SYSTEM
           if (f3 === 0) {
             const target = this.system(insn);
             if (target) { nextLo = this.pcLo; nextHi = this.pcHi; }

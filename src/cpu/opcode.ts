@@ -1,0 +1,10 @@
+/**
+ * Major opcodes (instruction bits 6:2). Every 32-bit instruction ends in 0b11, so bits 6:2
+ * identify the major opcode on their own and give the interpreter a dense switch.
+ */
+export const enum Opcode {
+  Load = 0x00, LoadFp = 0x01, MiscMem = 0x03, OpImm = 0x04, Auipc = 0x05, OpImm32 = 0x06,
+  Store = 0x08, StoreFp = 0x09, Amo = 0x0b, Op = 0x0c, Lui = 0x0d, Op32 = 0x0e,
+  Madd = 0x10, Msub = 0x11, Nmsub = 0x12, Nmadd = 0x13, OpFp = 0x14,
+  Branch = 0x18, Jalr = 0x19, Jal = 0x1b, System = 0x1c,
+}
