@@ -1,0 +1,690 @@
+// Boot and CPU benchmark: Vessel against its peer, QEMU's software RISC-V CPU (TCG).
+//
+// Boots the same kernel + initramfs in both engines (the default guest image unless --kernel /
+// --initrd are given), measures the wall time from spawn to the /init marker line, and runs
+// CPU workloads in the guest shell that time themselves with the guest's own clock.
+//
+//   npm run bench                                    # build, then the defaults below
+//   node dist/bench/boot.js --runs 5 [--json]        # the setting for recorded numbers
+//   node dist/bench/boot.js --help
+//
+// Vessel is started through its CLI (`node dist/src/cli/main.js run ...`), QEMU as
+// `qemu-system-riscv64 -M virt -m 256 -smp N -nographic ...`. Engines are booted alternately
+// (QEMU, Vessel, QEMU, Vessel, ...), never at the same time. Progress goes to stderr; the
+// table (or, with --json, one JSON document) goes to stdout.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
+import { Machine, type StopReason } from '../src/machine/machine.js';
+
+const QEMU = 'qemu-system-riscv64';
+const QEMU_PACKAGE = 'qemu-system-misc';
+const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const APPEND = 'console=ttyS0';
+const MEMORY_MIB = 256;
+/** The shell prompt of the image's root login shell (PS1='\w \$ ' in /root). */
+const PROMPT = '~ # ';
+/** Number of runs documented for numbers that get recorded (docs/PERFORMANCE.md). */
+const RECORDED_RUNS = 5;
+
+type EngineName = 'qemu' | 'vessel';
+const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG', vessel: 'Vessel' };
+
+const USAGE = `Usage: node dist/bench/boot.js [options]
+
+Boots the same kernel + initrd in Vessel and in QEMU (TCG), times spawn -> "${BOOT_MARKER}",
+then runs CPU workloads in the guest shell timed by the guest's clock.
+
+Options:
+  --kernel <path>          kernel Image (default: the default guest image)
+  --initrd <path>          initramfs whose /init prints ${BOOT_MARKER} (default: the default image's)
+  --cpus <n>               harts in both engines (default 1)
+  --runs <r>               boots per engine (default 3; ${RECORDED_RUNS} for recorded numbers)
+  --workload-runs <w>      how many of those boots also run the workloads (default 1)
+  --loop-iterations <n>    ash while-loop iterations (default 50000)
+  --sha-mib <m>            MiB of /dev/zero piped through sha256sum (default 64)
+  --engines <list>         qemu,vessel (default both; the ratio needs both)
+  --boot-timeout <s>       give up on a boot after this many seconds (default 600)
+  --workload-timeout <s>   give up on one workload after this many seconds (default 900)
+  --json                   print one JSON document instead of the table
+  --verbose                copy the guests' console output to stderr
+  --ips                    one more Vessel boot, in this process, to count instructions (MIPS)
+  -h, --help               this text
+
+If ${QEMU} is missing it is installed with apt-get (${QEMU_PACKAGE}) when running as root.
+`;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  kernel?: string;
+  initrd?: string;
+  cpus: number;
+  runs: number;
+  workloadRuns: number;
+  loopIterations: number;
+  shaMiB: number;
+  engines: EngineName[];
+  bootTimeoutS: number;
+  workloadTimeoutS: number;
+  json: boolean;
+  verbose: boolean;
+  ips: boolean;
+}
+
+class UsageError extends Error {}
+
+function intArg(name: string, value: string | undefined, def: number, min: number, max: number): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kernel: { type: 'string' },
+      initrd: { type: 'string' },
+      cpus: { type: 'string' },
+      runs: { type: 'string' },
+      'workload-runs': { type: 'string' },
+      'loop-iterations': { type: 'string' },
+      'sha-mib': { type: 'string' },
+      engines: { type: 'string' },
+      'boot-timeout': { type: 'string' },
+      'workload-timeout': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+      ips: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return null;
+  const runs = intArg('runs', values.runs, 3, 1, 1000);
+  const engines = (values.engines ?? 'qemu,vessel').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of engines) if (e !== 'qemu' && e !== 'vessel') throw new UsageError(`--engines: unknown engine "${e}" (qemu, vessel)`);
+  if (engines.length === 0) throw new UsageError('--engines: name at least one of qemu, vessel');
+  return {
+    kernel: values.kernel,
+    initrd: values.initrd,
+    cpus: intArg('cpus', values.cpus, 1, 1, 64),
+    runs,
+    workloadRuns: intArg('workload-runs', values['workload-runs'], 1, 0, runs),
+    loopIterations: intArg('loop-iterations', values['loop-iterations'], 50_000, 1, 1e9),
+    shaMiB: intArg('sha-mib', values['sha-mib'], 64, 0, 4096),
+    engines: [...new Set(engines)] as EngineName[],
+    bootTimeoutS: intArg('boot-timeout', values['boot-timeout'], 600, 1, 1e6),
+    workloadTimeoutS: intArg('workload-timeout', values['workload-timeout'], 900, 1, 1e6),
+    json: values.json ?? false,
+    verbose: values.verbose ?? false,
+    ips: values.ips ?? false,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// QEMU
+
+function qemuVersion(): string | null {
+  const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8' });
+  if (r.status !== 0 || r.error) return null;
+  return r.stdout.split('\n')[0].trim();
+}
+
+/** Returns QEMU's version line, installing qemu-system-misc first if needed (root only). */
+function ensureQemu(): string {
+  const have = qemuVersion();
+  if (have) return have;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root) {
+    process.stderr.write(`bench: ${QEMU} is not installed. Install it and run again:\n  sudo apt-get install -y ${QEMU_PACKAGE}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`bench: ${QEMU} is not installed; installing ${QEMU_PACKAGE} with apt-get\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', QEMU_PACKAGE], { stdio: ['ignore', 2, 2], env });
+  if (install().status !== 0) {
+    // A fresh machine often has no package lists yet.
+    spawnSync('apt-get', ['update'], { stdio: ['ignore', 2, 2], env });
+    const r = install();
+    if (r.status !== 0) {
+      process.stderr.write(`bench: "apt-get install -y ${QEMU_PACKAGE}" failed (exit ${r.status ?? r.signal ?? r.error?.message})\n`);
+      process.exit(1);
+    }
+  }
+  const v = qemuVersion();
+  if (!v) {
+    process.stderr.write(`bench: ${QEMU_PACKAGE} was installed but ${QEMU} still does not run\n`);
+    process.exit(1);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A guest on a serial console, driven like `expect`
+
+class GuestError extends Error {}
+
+/** How a Guest talks to its engine: a child process, or (for --ips) a Machine in this process. */
+interface Port {
+  write(data: string): void;
+  /** Ends the engine; resolves when it is gone. */
+  kill(): Promise<void>;
+  /** CPU seconds the engine has used so far (user + system), if known. */
+  cpuSeconds(): number | undefined;
+  /** Instructions the guest has retired so far (in-process Vessel only). */
+  instructions(): number | undefined;
+}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+let clockTicks: number | undefined;
+/** utime + stime of a live process from /proc/<pid>/stat, in seconds (all its threads). */
+function procCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return (Number(f[11]) + Number(f[12])) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One booted engine. All console output (stdout and stderr) is kept as latin1 text; `waitFor`
+ * finds a pattern at or after an offset and reports the host time it arrived.
+ */
+class Guest {
+  readonly start = performance.now();
+  output = '';
+  exited: Exit | null = null;
+  private readonly waiters = new Set<() => void>();
+  readonly exitPromise: Promise<void>;
+  private readonly port: Port;
+
+  constructor(readonly label: string, open: (onData: (chunk: Uint8Array) => void, onExit: (e: Exit) => void) => Port, verbose: boolean) {
+    let resolveExit!: () => void;
+    this.exitPromise = new Promise((resolve) => { resolveExit = resolve; });
+    this.port = open((chunk) => {
+      if (verbose) process.stderr.write(chunk);
+      this.output += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
+      for (const w of [...this.waiters]) w();
+    }, (e) => {
+      if (this.exited) return;
+      this.exited = e;
+      for (const w of [...this.waiters]) w();
+      resolveExit();
+    });
+  }
+
+  /** An engine in a child process. */
+  static spawn(label: string, command: string, args: string[], verbose: boolean): Guest {
+    return new Guest(label, (onData, onExit) => {
+      const child: ChildProcess = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.stdin!.on('error', () => { /* the engine went away; reported through its exit */ });
+      child.on('error', (e) => { onData(Buffer.from(`\n[spawn error: ${e.message}]\n`)); onExit({ code: null, signal: null }); });
+      child.on('close', (code, signal) => onExit({ code, signal }));
+      let gone: Promise<void> | null = null;
+      return {
+        write: (data) => { child.stdin!.write(data); },
+        kill: () => gone ??= new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
+          child.once('close', () => resolve());
+          child.kill('SIGTERM');
+          setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, 5000).unref();
+        }),
+        cpuSeconds: () => procCpuSeconds(child.pid),
+        instructions: () => undefined,
+      };
+    }, verbose);
+  }
+
+  /** Vessel's Machine in this process: the only way to read its instruction count. */
+  static inProcess(label: string, kernel: string, initrd: string, cpus: number, verbose: boolean): Guest {
+    return new Guest(label, (onData, onExit) => {
+      const cpu0 = process.cpuUsage();
+      const machine = new Machine({
+        cpus,
+        memoryBytes: MEMORY_MIB << 20,
+        boot: { kind: 'linux', kernel: readFileSync(kernel), kernelName: kernel, initrd: readFileSync(initrd), cmdline: APPEND },
+        onConsoleOutput: onData,
+      });
+      const done = machine.run().then(
+        (r: StopReason) => onExit({ code: r.kind === 'poweroff' ? r.code : 1, signal: null }),
+        (e: unknown) => { onData(Buffer.from(`\n[machine error: ${e instanceof Error ? e.message : String(e)}]\n`)); onExit({ code: null, signal: null }); },
+      );
+      return {
+        write: (data) => machine.sendInput(Buffer.from(data, 'latin1')),
+        kill: async () => { machine.stop({ kind: 'poweroff', code: 0 }); await done; },
+        cpuSeconds: () => { const u = process.cpuUsage(cpu0); return (u.user + u.system) / 1e6; },
+        instructions: () => machine.instructionsRetired,
+      };
+    }, verbose);
+  }
+
+  /** Seconds since spawn. */
+  elapsed(): number {
+    return (performance.now() - this.start) / 1000;
+  }
+
+  type(line: string): void {
+    this.port.write(line + '\n');
+  }
+
+  cpuSeconds(): number | undefined { return this.port.cpuSeconds(); }
+  instructions(): number | undefined { return this.port.instructions(); }
+
+  /** Resolves with the match and the host time (s since spawn) when `re` matches at or after `from`. */
+  waitFor(re: RegExp, from: number, timeoutS: number, what: string): Promise<{ match: RegExpExecArray; at: number }> {
+    const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const check = (): void => {
+        g.lastIndex = from;
+        const m = g.exec(this.output);
+        if (m) { finish(); resolve({ match: m, at: this.elapsed() }); return; }
+        if (this.exited) {
+          finish();
+          reject(new GuestError(`${this.label} exited (${this.exited.signal ?? `code ${this.exited.code}`}) while waiting for ${what}`));
+        }
+      };
+      const finish = (): void => { this.waiters.delete(check); clearTimeout(timer); };
+      timer = setTimeout(() => {
+        finish();
+        reject(new GuestError(`${this.label}: no ${what} within ${timeoutS} s`));
+      }, timeoutS * 1000);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  tail(lines = 20): string {
+    return this.output.replace(/\r/g, '').split('\n').slice(-lines).join('\n');
+  }
+
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    await this.port.kill();
+    await this.exitPromise;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+/**
+ * Shell helper typed into the guest once: `t` sets T to the guest's monotonic clock in ns
+ * without forking. It reads "now at <ns> nsecs" from /proc/timer_list when the kernel has it,
+ * else /proc/uptime (10 ms resolution). The sourced clock is reported as BENCH_CLOCK.
+ */
+const CLOCK_SETUP = [
+  't(){ if [ -r /proc/timer_list ]; then while read -r a b c d; do if [ "$a" = now ]; then T=$c; return; fi; done </proc/timer_list; fi; read u r </proc/uptime; T=$(( (${u%.*}*100 + 1${u#*.} - 100) * 10000000 )); }',
+  'if [ -r /proc/timer_list ]; then echo BENCH_CLOCK=timer_list; else echo BENCH_CLOCK=uptime; fi',
+];
+
+interface WorkloadSpec {
+  id: string;
+  label: string;
+  command: string;
+  /** Checks the command's output (between the command and its BENCH_ line); null = fine. */
+  check?: (output: string) => string | null;
+}
+
+function workloads(o: Options): WorkloadSpec[] {
+  const list: WorkloadSpec[] = [{
+    // Two back-to-back clock reads: the overhead included once in every row below.
+    id: 'clock',
+    label: 'guest clock read (overhead in each row)',
+    command: 't; s=$T; t; echo BENCH_clock_NS=$((T-s))',
+  }];
+  if (o.loopIterations > 0) {
+    list.push({
+      id: 'loop',
+      label: `ash while loop, ${o.loopIterations} iterations`,
+      command: `t; s=$T; i=0; while [ $i -lt ${o.loopIterations} ]; do i=$((i+1)); done; t; echo BENCH_loop_NS=$((T-s)) i=$i`,
+      check: (out) => (new RegExp(`BENCH_loop_NS=\\d+ i=${o.loopIterations}\\b`).test(out) ? null : `loop did not count to ${o.loopIterations}`),
+    });
+  }
+  if (o.shaMiB > 0) {
+    const expected = sha256OfZeros(o.shaMiB);
+    list.push({
+      id: 'sha256',
+      label: `dd ${o.shaMiB} MiB of /dev/zero | sha256sum`,
+      command: `t; s=$T; dd if=/dev/zero bs=1M count=${o.shaMiB} 2>/dev/null | sha256sum; t; echo BENCH_sha256_NS=$((T-s))`,
+      check: (out) => {
+        const m = /\b([0-9a-f]{64})\s+-/.exec(out);
+        if (!m) return 'sha256sum printed no digest';
+        return m[1] === expected ? null : `sha256sum printed ${m[1]}, expected ${expected}`;
+      },
+    });
+  }
+  return list;
+}
+
+function sha256OfZeros(mib: number): string {
+  const h = createHash('sha256');
+  const block = Buffer.alloc(1 << 20);
+  for (let i = 0; i < mib; i++) h.update(block);
+  return h.digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------
+// One boot
+
+interface WorkloadResult {
+  id: string;
+  /** Guest clock, seconds. */
+  guestS: number;
+  /** Host wall time from typing the command to its result line, seconds (includes echo and the prompt). */
+  hostS: number;
+  /** Instructions retired in that host interval (in-process Vessel only). */
+  instructions?: number;
+}
+
+/** `vessel-inprocess` is the extra --ips boot: Vessel's Machine inside the bench process. */
+type RunKind = EngineName | 'vessel-inprocess';
+const RUN_LABEL: Record<RunKind, string> = { ...ENGINE_LABEL, 'vessel-inprocess': 'Vessel (in-process)' };
+
+interface RunResult {
+  engine: RunKind;
+  run: number;
+  /** Wall seconds from spawn to the marker line. */
+  bootS: number;
+  /** CPU seconds (user + system, all threads) the engine used until the marker. */
+  bootCpuS?: number;
+  /** Instructions retired until the marker (in-process Vessel only). */
+  bootInstructions?: number;
+  clock?: string;
+  workloads: WorkloadResult[];
+  /** Seconds from typing `poweroff` to the engine's exit. */
+  poweroffS?: number;
+  exitCode?: number | null;
+}
+
+function startGuest(kind: RunKind, kernel: string, initrd: string, cpus: number, verbose: boolean): Guest {
+  const label = RUN_LABEL[kind];
+  switch (kind) {
+    case 'vessel':
+      return Guest.spawn(label, process.execPath, [
+        VESSEL_CLI, 'run', '--kernel', kernel, '--initrd', initrd, '--append', APPEND,
+        '--cpus', String(cpus), '--memory', `${MEMORY_MIB}M`,
+      ], verbose);
+    case 'qemu':
+      return Guest.spawn(label, QEMU, [
+        '-M', 'virt', '-m', String(MEMORY_MIB), '-smp', String(cpus), '-nographic',
+        '-kernel', kernel, '-initrd', initrd, '-append', APPEND,
+      ], verbose);
+    case 'vessel-inprocess':
+      return Guest.inProcess(label, kernel, initrd, cpus, verbose);
+  }
+}
+
+function progress(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+async function bootOnce(kind: RunKind, run: number, o: Options, kernel: string, initrd: string, withWorkloads: boolean): Promise<RunResult> {
+  const guest = startGuest(kind, kernel, initrd, o.cpus, o.verbose);
+  const label = RUN_LABEL[kind];
+  try {
+    const marker = await guest.waitFor(new RegExp(BOOT_MARKER), 0, o.bootTimeoutS, BOOT_MARKER);
+    const result: RunResult = {
+      engine: kind, run, bootS: marker.at, bootCpuS: guest.cpuSeconds(), bootInstructions: guest.instructions(), workloads: [],
+    };
+    progress(`${label} run ${run}: ${BOOT_MARKER} after ${marker.at.toFixed(2)} s` +
+      (result.bootCpuS !== undefined ? ` (${result.bootCpuS.toFixed(2)} s CPU)` : ''));
+    if (!withWorkloads) {
+      await guest.kill();
+      return result;
+    }
+
+    let from = marker.match.index + BOOT_MARKER.length;
+    const prompt = async (): Promise<void> => {
+      const p = await guest.waitFor(new RegExp(escapeRe(PROMPT)), from, o.bootTimeoutS, 'shell prompt');
+      from = p.match.index + p.match[0].length;
+    };
+    await prompt();
+    for (const line of CLOCK_SETUP) {
+      guest.type(line);
+      await prompt();
+    }
+    const clock = /BENCH_CLOCK=(\w+)/.exec(guest.output.slice(marker.match.index));
+    result.clock = clock ? clock[1] : 'unknown';
+
+    for (const w of workloads(o)) {
+      progress(`${label} run ${run}: ${w.label} ...`);
+      const startAt = from;
+      const typed = guest.elapsed();
+      const instr0 = guest.instructions();
+      guest.type(w.command);
+      // The echoed command shows `$((T-s))`, never digits, so only the result line matches.
+      // Output arrives in chunks: wait for the whole line, so no digits are cut off.
+      const r = await guest.waitFor(new RegExp(`BENCH_${w.id}_NS=(-?\\d+)[^\\n]*\\n`), startAt, o.workloadTimeoutS, `result of "${w.label}"`);
+      const instr1 = guest.instructions();
+      const res: WorkloadResult = { id: w.id, guestS: Number(r.match[1]) / 1e9, hostS: r.at - typed };
+      if (instr0 !== undefined && instr1 !== undefined) res.instructions = instr1 - instr0;
+      from = r.match.index;
+      await prompt();
+      const problem = w.check?.(guest.output.slice(startAt, from));
+      if (problem) throw new GuestError(`${label}: ${problem}`);
+      progress(`${label} run ${run}: ${w.id}: ${res.guestS.toFixed(3)} s (guest clock)`);
+      result.workloads.push(res);
+    }
+
+    const offAt = guest.elapsed();
+    guest.type('poweroff');
+    const exitTimer = setTimeout(() => {
+      progress(`${label} run ${run}: no exit 300 s after poweroff; killing it`);
+      void guest.kill();
+    }, 300_000);
+    await guest.exitPromise;
+    clearTimeout(exitTimer);
+    result.poweroffS = guest.elapsed() - offAt;
+    result.exitCode = guest.exited?.code ?? null;
+    if (result.exitCode !== 0) progress(`${label} run ${run}: exited with ${guest.exited?.signal ?? `code ${result.exitCode}`} after poweroff`);
+    return result;
+  } catch (e) {
+    await guest.kill();
+    if (e instanceof GuestError) throw new GuestError(`${e.message}\nlast console lines:\n${guest.tail()}`);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output
+
+interface Summary {
+  min: number;
+  median: number;
+  values: number[];
+}
+
+function summarize(xs: number[]): Summary | null {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return { min: s[0], median: s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2, values: xs };
+}
+
+function ratio(a: Summary | null | undefined, b: Summary | null | undefined): { min: number; median: number } | null {
+  if (!a || !b || b.min <= 0 || b.median <= 0) return null;
+  return { min: a.min / b.min, median: a.median / b.median };
+}
+
+function fmtS(x: number): string {
+  if (x >= 100) return x.toFixed(1);
+  if (x >= 10) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+function fmtRatio(x: number): string {
+  return x >= 100 ? `${x.toFixed(0)}x` : x >= 10 ? `${x.toFixed(1)}x` : `${x.toFixed(2)}x`;
+}
+
+function fmtCount(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : String(n);
+}
+
+function table(rows: string[][], rightAlign: boolean[]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (rightAlign[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let o: Options | null;
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (!o) { process.stdout.write(USAGE); return 0; }
+
+  const qemuVer = o.engines.includes('qemu') ? ensureQemu() : qemuVersion();
+  let kernel = o.kernel, initrd = o.initrd;
+  if (!kernel || !initrd) {
+    const img = await ensureDefaultImage({ quiet: true });
+    kernel ??= img.kernel;
+    initrd ??= img.initrd;
+  }
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const gitCommit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd: here });
+  const gitDirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', cwd: here });
+  const env = {
+    date: new Date().toISOString(),
+    host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.platform()} ${os.release()}` },
+    node: process.version,
+    qemu: qemuVer,
+    vessel: gitCommit.status === 0 ? gitCommit.stdout.trim() + (gitDirty.stdout.trim() ? ' (with uncommitted changes)' : '') : 'unknown',
+  };
+  const fewRuns = o.runs < RECORDED_RUNS;
+  if (fewRuns) progress(`${o.runs} run(s) per engine; numbers for the record use --runs ${RECORDED_RUNS} or more`);
+  progress(`kernel ${kernel}`);
+  progress(`initrd ${initrd}`);
+  progress(`cpus ${o.cpus}, memory ${MEMORY_MIB} MiB, engines ${o.engines.join(', ')}${o.ips ? ', plus one in-process Vessel boot for --ips' : ''}`);
+
+  const results: RunResult[] = [];
+  try {
+    for (let run = 1; run <= o.runs; run++) {
+      for (const engine of o.engines) results.push(await bootOnce(engine, run, o, kernel, initrd, run <= o.workloadRuns));
+    }
+    if (o.ips) results.push(await bootOnce('vessel-inprocess', 1, o, kernel, initrd, o.workloadRuns > 0));
+  } catch (e) {
+    if (!(e instanceof GuestError)) throw e;
+    process.stderr.write(`bench: ${e.message}\n`);
+    return 1;
+  }
+
+  const specs = workloads(o);
+  const boot: Partial<Record<EngineName, Summary | null>> = {};
+  const bootCpu: Partial<Record<EngineName, Summary | null>> = {};
+  const work: Record<string, Partial<Record<EngineName, Summary | null>>> = {};
+  for (const engine of o.engines) {
+    const mine = results.filter((r) => r.engine === engine);
+    boot[engine] = summarize(mine.map((r) => r.bootS));
+    bootCpu[engine] = summarize(mine.flatMap((r) => (r.bootCpuS === undefined ? [] : [r.bootCpuS])));
+    for (const w of specs) {
+      (work[w.id] ??= {})[engine] = summarize(mine.flatMap((r) => r.workloads.filter((x) => x.id === w.id).map((x) => x.guestS)));
+    }
+  }
+  const clocks = [...new Set(results.map((r) => r.clock).filter((c): c is string => !!c))];
+
+  // Instructions per second of the in-process boot: instructions / host wall time.
+  const ipsRun = results.find((r) => r.engine === 'vessel-inprocess');
+  const ips = ipsRun && ipsRun.bootInstructions !== undefined ? [
+    { phase: `boot to ${BOOT_MARKER}`, instructions: ipsRun.bootInstructions, wallS: ipsRun.bootS, cpuS: ipsRun.bootCpuS, mips: ipsRun.bootInstructions / ipsRun.bootS / 1e6 },
+    ...ipsRun.workloads.filter((w) => w.instructions !== undefined).map((w) => ({
+      phase: specs.find((s) => s.id === w.id)?.label ?? w.id, instructions: w.instructions!, wallS: w.hostS, cpuS: undefined, mips: w.instructions! / w.hostS / 1e6,
+    })),
+  ] : null;
+
+  if (o.json) {
+    const doc = {
+      command: ['node', 'dist/bench/boot.js', ...process.argv.slice(2)].join(' '),
+      environment: env,
+      settings: {
+        kernel, initrd, append: APPEND, cpus: o.cpus, memoryMiB: MEMORY_MIB, runs: o.runs, workloadRuns: o.workloadRuns,
+        loopIterations: o.loopIterations, shaMiB: o.shaMiB, recordedRunsSetting: RECORDED_RUNS, guestClock: clocks,
+      },
+      boot: { wallS: boot, cpuS: bootCpu, ratioVesselToQemu: ratio(boot.vessel, boot.qemu) },
+      workloads: specs.map((w) => ({
+        id: w.id, label: w.label, guestS: work[w.id], ratioVesselToQemu: ratio(work[w.id]?.vessel, work[w.id]?.qemu),
+      })),
+      vesselInstructionsPerSecond: ips,
+      runs: results,
+    };
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+    return 0;
+  }
+
+  const out: string[] = [];
+  out.push(`Vessel boot + CPU benchmark, ${env.date}`);
+  out.push(`host: ${env.host.cpus} cores (${env.host.cpuModel}), ${env.host.memoryGiB} GiB, ${env.host.platform}; Node ${env.node}; ${env.qemu ?? 'QEMU not used'}; Vessel ${env.vessel}`);
+  out.push(`guest: ${kernel} + ${initrd}, -append "${APPEND}", ${o.cpus} cpu(s), ${MEMORY_MIB} MiB`);
+  out.push(`runs: ${o.runs} boot(s) per engine, workloads in ${o.workloadRuns} of them` +
+    (fewRuns ? ` (fewer than the ${RECORDED_RUNS} runs documented for recorded numbers)` : ''));
+  out.push('');
+  out.push(`Boot: wall time from spawn to "${BOOT_MARKER}", s (CPU: user+system time of the engine until then)`);
+  const bootRows: string[][] = [['engine', 'min', 'median', 'CPU median', 'all runs']];
+  for (const e of o.engines) {
+    const s = boot[e], c = bootCpu[e];
+    if (s) bootRows.push([ENGINE_LABEL[e], fmtS(s.min), fmtS(s.median), c ? fmtS(c.median) : '-', s.values.map(fmtS).join(' ')]);
+  }
+  const br = ratio(boot.vessel, boot.qemu);
+  const cr = ratio(bootCpu.vessel, bootCpu.qemu);
+  if (br) bootRows.push(['Vessel/QEMU', fmtRatio(br.min), fmtRatio(br.median), cr ? fmtRatio(cr.median) : '-', '']);
+  out.push(table(bootRows, [false, true, true, true, false]));
+
+  if (specs.length && o.workloadRuns > 0 && o.engines.some((e) => specs.some((w) => work[w.id]?.[e]))) {
+    out.push('');
+    out.push(`Workloads: guest clock (${clocks.join(', ') || 'n/a'}), s` + (o.workloadRuns > 1 ? `, min / median of ${o.workloadRuns}` : ', one run each'));
+    const head = ['workload'];
+    for (const e of o.engines) head.push(ENGINE_LABEL[e]);
+    if (o.engines.length === 2) head.push('Vessel/QEMU');
+    const rows: string[][] = [head];
+    for (const w of specs) {
+      const row = [w.label];
+      for (const e of o.engines) {
+        const s = work[w.id]?.[e];
+        row.push(!s ? '-' : o.workloadRuns > 1 ? `${fmtS(s.min)} / ${fmtS(s.median)}` : fmtS(s.median));
+      }
+      const r = ratio(work[w.id]?.vessel, work[w.id]?.qemu);
+      if (o.engines.length === 2) row.push(!r ? '-' : o.workloadRuns > 1 ? `${fmtRatio(r.min)} / ${fmtRatio(r.median)}` : fmtRatio(r.median));
+      rows.push(row);
+    }
+    out.push(table(rows, rows[0].map((_, i) => i > 0)));
+  }
+  out.push('');
+  if (ips) {
+    out.push(`Vessel instructions per second (--ips: one more boot, Vessel's Machine inside this process; host wall time)`);
+    const rows: string[][] = [['phase', 'instructions', 'wall s', 'MIPS']];
+    for (const p of ips) rows.push([p.phase, fmtCount(p.instructions), fmtS(p.wallS), p.mips.toFixed(1)]);
+    out.push(table(rows, [false, true, true, true]));
+  } else {
+    out.push('Vessel instructions per second: not measured (the CLI reports no instruction count; --ips adds an in-process boot that counts them).');
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  return 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  process.stderr.write(`bench: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exitCode = 1;
+});
