@@ -46,3 +46,18 @@ test('Ctrl-A x on a terminal quits within seconds, exit code 0, terminal restore
   assert.ok(quitSeconds < 5, `quit within 5 s (took ${quitSeconds.toFixed(2)} s)`);
   assert.doesNotMatch(p.stderr + p.stdout, /internal error|^\s+at /m);
 });
+
+test('a console reader that goes away (EPIPE) stops vessel with a message, not a crash', { timeout: 300_000 }, async (t) => {
+  await ensureDefaultImage({ quiet: true });
+  const p = VesselProcess.cli(['run']);
+  running.push(p);
+  await p.waitFor(/\[\s*\d+\.\d+\]/, 0, 240_000);
+  const closedAt = p.elapsed();
+  p.child.stdout.destroy(); // like `vessel run | head -1`
+  const exit = await p.waitExit(30_000);
+  t.diagnostic(`EPIPE: vessel exited ${(exit.seconds - closedAt).toFixed(2)} s after its reader went away`);
+  assert.equal(exit.signal, null);
+  assert.equal(exit.code, 4, `exit code 4\n${p.describe()}`);
+  assert.match(p.stderr, /console output closed \(EPIPE\)/);
+  assert.doesNotMatch(p.stderr, /^\s+at /m, `no stack trace\n${p.describe()}`);
+});

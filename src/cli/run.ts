@@ -46,12 +46,19 @@ export async function runVm(opts: RunOptions): Promise<number> {
   const kernel = readBootFile(opts.kernel, 'kernel');
   const initrd = opts.initrd ? readBootFile(opts.initrd, 'initrd') : undefined;
   let machine: Machine;
+  // A reader that goes away (e.g. `vessel run | head`) must stop the VM, not crash on EPIPE.
+  let outputClosed = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (outputClosed) return;
+    outputClosed = true;
+    machine?.stop({ kind: 'error', message: `console output closed (${e.code ?? e.message}): VM stopped` });
+  });
   try {
     machine = new Machine({
       cpus: opts.cpus,
       memoryBytes: opts.memoryBytes,
       boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
-      onConsoleOutput: (data) => process.stdout.write(data),
+      onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
     });
   } catch (e) {
     if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
