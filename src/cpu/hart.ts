@@ -29,6 +29,8 @@ const TRAP = new TrapSignal();
 
 const MISA_LO = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20); // ACDFIMSU
 const MEDELEG_WRITABLE = 0xb3ff;
+/** funct5 values of the A extension (AMOADD 0, SWAP 1, LR 2, SC 3, XOR 4, OR 8, AND 12, MIN..MAXU 16..28). */
+const AMO_FUNCT5 = 0x1111111f;
 const FS_DIRTY = 3 << Mstatus.FS_SHIFT;
 /** Order in which simultaneously pending interrupts are taken (privileged spec 3.1.9). */
 const INTERRUPT_PRIORITY = [Irq.MEI, Irq.MSI, Irq.MTI, Irq.SEI, Irq.SSI, Irq.STI];
@@ -872,6 +874,7 @@ export class Hart implements FpuHart {
     const width = f3 === 2 ? 4 : 8;
     const lo = x[s1], hi = x[s1 + 1];
     const op = insn >>> 27;
+    if (((AMO_FUNCT5 >>> op) & 1) === 0) this.illegal(insn);
     if ((lo & (width - 1)) !== 0) {
       this.raise(op === 2 ? Exception.LoadMisaligned : Exception.StoreMisaligned, lo, hi);
     }
@@ -891,6 +894,8 @@ export class Hart implements FpuHart {
       x[d] = ok ? 0 : 1; x[d + 1] = 0;
       return;
     }
+    // An AMO where nothing answers is a store/AMO access fault, not the load fault of its read half.
+    if (!this.mem.contains(pa, width) && !this.bus.isMmio(pa, width)) this.accessFault(Access.Write, lo, hi);
     const olo = this.loadPhys(pa, width, lo, hi);
     const ohi = width === 4 ? olo >> 31 : this.tmpHi;
     const blo = x[s2], bhi = width === 4 ? x[s2] >> 31 : x[s2 + 1];

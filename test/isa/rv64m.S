@@ -1,0 +1,138 @@
+// M extension: MUL/MULH/MULHSU/MULHU/DIV/DIVU/REM/REMU and the W forms, including division by
+// zero, the signed overflow INT_MIN / -1, and W forms ignoring the upper operand halves.
+// Expected values: RISC-V unprivileged spec, chapter "M" (division table for the corner cases).
+#include "vessel_test.h"
+
+  TEST_CODE_BEGIN
+  .option norvc
+
+  // mul
+  TEST_RR(1, mul, 0x0, 0, 0)
+  TEST_RR(2, mul, 0x1, 1, 1)
+  TEST_RR(3, mul, 0x15, 3, 7)
+  TEST_RR(4, mul, 0xfffffffffffffffe, 0x7fffffffffffffff, 2)
+  TEST_RR(5, mul, 0x1, -1, -1)
+  TEST_RR(6, mul, 0x200000001, 0x100000001, 0x100000001)
+  TEST_RR(7, mul, 0xfffffffe00000001, 0xffffffff, 0xffffffff)
+  TEST_RR(8, mul, 0x8000000000000000, 0x8000000000000000, -1)
+  TEST_RR(9, mul, 0x2236d88fe5618cf0, 0x123456789abcdef0, 0x0fedcba987654321)
+  TEST_RR(10, mul, 0xffffffffffffffdd, -7, 5)
+  TEST_RR(11, mul, 0x4000000000000000, 0x80000000, 0x80000000)
+  TEST_RR(12, mul, 0x0, 0xffffffff00000000, 0xffffffff00000000)
+  // mulh
+  TEST_RR(13, mulh, 0x0, 3, 7)
+  TEST_RR(14, mulh, 0xffffffffffffffff, -3, 7)
+  TEST_RR(15, mulh, 0x0, -1, -1)
+  TEST_RR(16, mulh, 0x4000000000000000, 0x8000000000000000, 0x8000000000000000)
+  TEST_RR(17, mulh, 0xc000000000000000, 0x8000000000000000, 0x7fffffffffffffff)
+  TEST_RR(18, mulh, 0x3fffffffffffffff, 0x7fffffffffffffff, 0x7fffffffffffffff)
+  TEST_RR(19, mulh, 0x121fa00ad77d742, 0x123456789abcdef0, 0x0fedcba987654321)
+  TEST_RR(20, mulh, 0xffffffffffffffff, -1, 1)
+  TEST_RR(21, mulh, 0x1, 0x100000000, 0x100000000)
+  // mulhu
+  TEST_RR(22, mulhu, 0x0, 3, 7)
+  TEST_RR(23, mulhu, 0xfffffffffffffffe, -1, -1)
+  TEST_RR(24, mulhu, 0x4000000000000000, 0x8000000000000000, 0x8000000000000000)
+  TEST_RR(25, mulhu, 0x1, -1, 2)
+  TEST_RR(26, mulhu, 0x121fa00ad77d7422, 0x123456789abcdef0, 0xfedcba9876543210)
+  TEST_RR(27, mulhu, 0xffffffff, 0x100000000, 0xffffffff00000000)
+  // mulhsu
+  TEST_RR(28, mulhsu, 0x0, 3, 7)
+  TEST_RR(29, mulhsu, 0xffffffffffffffff, -1, -1)
+  TEST_RR(30, mulhsu, 0xc000000000000000, 0x8000000000000000, 0x8000000000000000)
+  TEST_RR(31, mulhsu, 0xffffffffffffffff, -3, 7)
+  TEST_RR(32, mulhsu, 0x121fa00ad77d7422, 0x123456789abcdef0, 0xfedcba9876543210)
+  TEST_RR(33, mulhsu, 0xffffffffffffffff, -1, 1)
+  TEST_RR(34, mulhsu, 0x0, 1, -1)
+  // div
+  TEST_RR(35, div, 0x3, 20, 6)
+  TEST_RR(36, div, 0xfffffffffffffffd, -20, 6)
+  TEST_RR(37, div, 0xfffffffffffffffd, 20, -6)
+  TEST_RR(38, div, 0x3, -20, -6)
+  TEST_RR(39, div, 0xffffffffffffffff, 20, 0)
+  TEST_RR(40, div, 0xffffffffffffffff, 0, 0)
+  TEST_RR(41, div, 0x8000000000000000, 0x8000000000000000, -1)
+  TEST_RR(42, div, 0x8000000000000000, 0x8000000000000000, 1)
+  TEST_RR(43, div, 0x1, 0x8000000000000000, 0x8000000000000000)
+  TEST_RR(44, div, 0x0, -1, 2)
+  TEST_RR(45, div, 0x123456789abcd, 0x123456789abcdef0, 0x1000)
+  // divu
+  TEST_RR(46, divu, 0x3, 20, 6)
+  TEST_RR(47, divu, 0x2aaaaaaaaaaaaaa7, -20, 6)
+  TEST_RR(48, divu, 0xffffffffffffffff, 20, 0)
+  TEST_RR(49, divu, 0x0, 0x8000000000000000, -1)
+  TEST_RR(50, divu, 0xffffffffffffffff, -1, 1)
+  TEST_RR(51, divu, 0x0, 0xfffffffe, 0xffffffff)
+  TEST_RR(52, divu, 0x123456789abcd, 0x123456789abcdef0, 0x1000)
+  TEST_RR(53, divu, 0xffffffff, -1, 0x100000000)
+  // rem
+  TEST_RR(54, rem, 0x2, 20, 6)
+  TEST_RR(55, rem, 0xfffffffffffffffe, -20, 6)
+  TEST_RR(56, rem, 0x2, 20, -6)
+  TEST_RR(57, rem, 0xfffffffffffffffe, -20, -6)
+  TEST_RR(58, rem, 0x14, 20, 0)
+  TEST_RR(59, rem, 0xfffffffffffffffb, -5, 0)
+  TEST_RR(60, rem, 0x0, 0x8000000000000000, -1)
+  TEST_RR(61, rem, 0xfffffffffffffffe, 0x8000000000000000, 3)
+  TEST_RR(62, rem, 0xef0, 0x123456789abcdef0, 0x1000)
+  // remu
+  TEST_RR(63, remu, 0x2, 20, 6)
+  TEST_RR(64, remu, 0x2, -20, 6)
+  TEST_RR(65, remu, 0x14, 20, 0)
+  TEST_RR(66, remu, 0x8000000000000000, 0x8000000000000000, -1)
+  TEST_RR(67, remu, 0xf, 0xffffffff, 0x10)
+  TEST_RR(68, remu, 0xffffffff, -1, 0x100000000)
+  TEST_RR(69, remu, 0xfffffffe, 0xfffffffe, 0xffffffff)
+  // mulw
+  TEST_RR(70, mulw, 0xfffffffffffffffe, 0x7fffffffffffffff, 2)
+  TEST_RR(71, mulw, 0xfffffffffffffffe, 0x7fffffff, 2)
+  TEST_RR(72, mulw, 0xf, 0x100000003, 0x200000005)
+  TEST_RR(73, mulw, 0xffffffff80000000, 0x10000, 0x8000)
+  TEST_RR(74, mulw, 0x1, -1, -1)
+  TEST_RR(75, mulw, 0x1, 0xffffffff, 0xffffffff)
+  TEST_RR(76, mulw, 0x242d2080, 0x12345678, 0x9abcdef0)
+  // divw
+  TEST_RR(77, divw, 0xfffffffffffffffd, 0x12345678ffffffec, 6)
+  TEST_RR(78, divw, 0xffffffffffffffff, 20, 0x1234567800000000)
+  TEST_RR(79, divw, 0xffffffff80000000, 0x80000000, -1)
+  TEST_RR(80, divw, 0xffffffff80000000, 0x80000000, 0xffffffff)
+  TEST_RR(81, divw, 0x3, -20, -6)
+  TEST_RR(82, divw, 0x3fffffff, 0x7fffffff, 0x100000002)
+  // divuw
+  TEST_RR(83, divuw, 0x2aaaaaa7, 0xffffffec, 6)
+  TEST_RR(84, divuw, 0xffffffff80000000, 0x80000000, 1)
+  TEST_RR(85, divuw, 0xffffffffffffffff, 7, 0xffffffff00000000)
+  TEST_RR(86, divuw, 0x1, 0x12345678ffffffff, 0xffffffff)
+  TEST_RR(87, divuw, 0x40000000, 0x80000000, 2)
+  TEST_RR(88, divuw, 0x55555555, -1, 3)
+  // remw
+  TEST_RR(89, remw, 0xfffffffffffffffe, -20, 6)
+  TEST_RR(90, remw, 0xffffffff80000000, 0x0000000180000000, 0)
+  TEST_RR(91, remw, 0x0, 0x80000000, -1)
+  TEST_RR(92, remw, 0x2, 20, -6)
+  TEST_RR(93, remw, 0x2, 0x123456780000000b, 0x100000003)
+  // remuw
+  TEST_RR(94, remuw, 0x2, 0xffffffec, 6)
+  TEST_RR(95, remuw, 0xffffffff80000000, 0x0000000180000000, 0)
+  TEST_RR(96, remuw, 0x1, 0x80000001, 0x10)
+  TEST_RR(97, remuw, 0x7fffffff, 0x123456787fffffff, 0xffffffff00000000)
+  TEST_RR(98, remuw, 0x7fffffff, -1, 0x80000000)
+
+  // destination equal to a source, and x0 as destination
+  TEST_RR_RD_RS1(99, mul, 0xfffffffffffffff1, -3, 5)
+  TEST_RR_RD_RS2(100, mulhu, 0xfffffffffffffffe, -1, -1)
+  TEST_RR_RD_RS12(101, mul, 0x0000000100000000, 0x10000)
+  TEST_RR_RD_RS1(102, div, 0xfffffffffffffffd, -20, 6)
+  TEST_RR_RD_RS2(103, rem, 0xfffffffffffffffe, -20, 6)
+  TEST_RR_RD_RS12(104, divu, 1, 0x8000000000000000)
+  TEST_RR_RD_RS12(105, remw, 0, 0x1234567887654321)
+  TEST_RR_X0(106, mul, 3, 5)
+  TEST_RR_X0(107, div, 3, 0)
+  // a MULH/MUL pair on the same operands (the recommended fused sequence)
+  TEST_CASE(108, x13, 0x123, li x11, 0x123456789; li x12, 0x10000000000; mulh x13, x11, x12; mul x15, x11, x12)
+  CHECK_EQ(x15, 0x4567890000000000)
+  // the same through RVC-eligible registers (the assembler may compress nothing here; M has no RVC forms)
+  TEST_CASE(109, x14, 0xfffffffffffffffe, li x8, -1; li x9, 2; mulw x14, x8, x9)
+
+  TEST_PASS
+  TEST_DATA
