@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
 import { ExitCode, runVm, UsageError } from './run.js';
 import { parseMemorySize } from './size.js';
 
 const DEFAULT_APPEND = 'console=ttyS0';
+/** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
+const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 function intOption(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -19,7 +21,10 @@ function memoryOption(v: string): number {
 
 const program = new Command('vessel')
   .description('Vessel: a RISC-V (RV64GC) hypervisor in TypeScript')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors become exit code 2 (bad input) below instead of commander's process.exit(1),
+  // which would look like a guest failure; subcommands inherit this.
+  .exitOverride();
 
 program.command('run')
   .description('boot a Linux kernel (and initramfs) on the serial console; the default guest image if none is given')
@@ -27,8 +32,8 @@ program.command('run')
   .option('-i, --initrd <path>', 'initramfs (cpio, optionally compressed)')
   .option('-a, --append <cmdline>', 'kernel command line', DEFAULT_APPEND)
   .option('-c, --cpus <n>', 'number of harts', intOption('--cpus', 1, 64), 1)
-  .option('-m, --memory <size>', 'guest RAM, e.g. 256M or 1G', memoryOption, 256 * 1024 * 1024)
-  .option('-t, --timeout <seconds>', 'stop the VM after this many seconds (exit code 124)', intOption('--timeout', 0, 10 ** 7), 0)
+  .addOption(new Option('-m, --memory <size>', 'guest RAM, e.g. 256M or 1G').argParser(memoryOption).default(256 * 1024 * 1024, '256M'))
+  .option('-t, --timeout <seconds>', 'stop the VM after this many seconds (exit code 124)', intOption('--timeout', 0, MAX_TIMEOUT_SECONDS), 0)
   .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number }) => {
     let kernel = o.kernel, initrd = o.initrd;
     if (!kernel) {
@@ -48,7 +53,10 @@ program.command('image')
   });
 
 program.parseAsync().catch((e: unknown) => {
-  if (e instanceof UsageError || e instanceof ImageBuildError) {
+  if (e instanceof CommanderError) {
+    // commander has printed the message (and usage); --help and --version end with code 0.
+    process.exitCode = e.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+  } else if (e instanceof UsageError || e instanceof ImageBuildError) {
     process.stderr.write(`vessel: ${e.message}\n`);
     process.exitCode = ExitCode.badInput;
   } else {
