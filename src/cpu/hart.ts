@@ -31,8 +31,6 @@ const MISA_LO = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12)
 const MEDELEG_WRITABLE = 0xb3ff;
 /** funct5 values of the A extension (AMOADD 0, SWAP 1, LR 2, SC 3, XOR 4, OR 8, AND 12, MIN..MAXU 16..28). */
 const AMO_FUNCT5 = 0x1111111f;
-/** funct5 values of the A extension (AMOADD 0, SWAP 1, LR 2, SC 3, XOR 4, OR 8, AND 12, MIN..MAXU 16..28). */
-const AMO_FUNCT5 = 0x1111111f;
 const FS_DIRTY = 3 << Mstatus.FS_SHIFT;
 /** Order in which simultaneously pending interrupts are taken (privileged spec 3.1.9). */
 const INTERRUPT_PRIORITY = [Irq.MEI, Irq.MSI, Irq.MTI, Irq.SEI, Irq.SSI, Irq.STI];
