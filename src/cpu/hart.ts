@@ -73,6 +73,8 @@ export class Hart implements FpuHart {
   private stimecmp = Infinity;
   /** Retired instructions (also reported as cycles). */
   instret = 0;
+  /** minstret/mcycle as the guest sees them minus `instret`, which stays monotonic for the run loop. */
+  private counterOffset = 0;
 
   /** LR reservation: physical address, or -1. */
   reservation = -1;
@@ -448,11 +450,11 @@ export class Hart implements FpuHart {
       case Csr.fcsr: if (this.fsOff()) return undefined; return (this.frm << 5) | this.fflags;
       case Csr.cycle: case Csr.instret:
         if (!this.counterAllowed(csr & 3)) return undefined;
-        return this.counter(this.instret);
+        return this.counter(this.instret + this.counterOffset);
       case Csr.time:
         if (!this.counterAllowed(1)) return undefined;
         return this.counter(this.env.now());
-      case Csr.mcycle: case Csr.minstret: return this.counter(this.instret);
+      case Csr.mcycle: case Csr.minstret: return this.counter(this.instret + this.counterOffset);
       case Csr.sstatus: return this.readStatus(SSTATUS_MASK, 0x2);
       case Csr.mstatus: return this.readStatus(-1, MSTATUS_HI_FIXED);
       case Csr.sie: return this.mie & this.mideleg;
@@ -553,7 +555,11 @@ export class Hart implements FpuHart {
       }
       case Csr.medeleg: this.medeleg = lo & MEDELEG_WRITABLE; return true;
       case Csr.mideleg: this.mideleg = lo & SUPERVISOR_INTERRUPTS; return true;
-      case Csr.mcycle: case Csr.minstret: this.instret = (hi >>> 0) * 4294967296 + (lo >>> 0); return true;
+      case Csr.mcycle: case Csr.minstret:
+        // The write replaces this instruction's own increment: the next instruction reads the value.
+        this.counterOffset = (hi >>> 0) * 4294967296 + (lo >>> 0) - this.instret - 1;
+        return true;
+      case Csr.misa: return true; // WARL: the extensions cannot be switched off
       case Csr.mcountinhibit: this.mcountinhibit = lo; return true;
       case Csr.tselect: case Csr.tdata1: return true;
       default:
@@ -986,7 +992,7 @@ export class Hart implements FpuHart {
   private csrInstruction(insn: number, d: number, s1: number, f3: number): void {
     const csr = insn >>> 20;
     const rs1 = s1 >> 1;
-    if (this.priv < ((csr >>> 8) & 3)) this.illegal(insn);
+    if ((f3 & 3) === 0 || this.priv < ((csr >>> 8) & 3)) this.illegal(insn); // funct3 4 is reserved
     const imm = f3 >= 5;
     const srcLo = imm ? rs1 : this.x[s1], srcHi = imm ? 0 : this.x[s1 + 1];
     const kind = f3 & 3; // 1 RW, 2 RS, 3 RC

@@ -155,7 +155,7 @@
 
 /*
  * Starts the program: trap vectors, a stack per hart (4 KiB each, at most 4 harts), PMP
- * opened for S/U (QEMU enforces PMP; Vessel has none). Hart 0 continues after the macro;
+ * opened for S/U (QEMU enforces PMP; Vessel has none), this hart's mtimecmp at its maximum. Hart 0 continues after the macro;
  * other harts go to `secondary_main` when the test defines VESSEL_SECONDARY_MAIN, else park.
  */
 .macro TEST_CODE_BEGIN
@@ -176,6 +176,13 @@ _start:
   csrw pmpaddr0, t0
   li t0, 0x1f
   csrw pmpcfg0, t0
+  /* no machine timer interrupt pending at the start (the reset value of mtimecmp varies) */
+  csrr t0, mhartid
+  slli t0, t0, 3
+  li t1, CLINT_MTIMECMP
+  add t0, t0, t1
+  li t1, -1
+  sd t1, 0(t0)
   li T_RESUME, 0
   li T_MCONT, 0
   li T_SCONT, 0
@@ -307,5 +314,18 @@ vessel_stacks:
   j vessel_fail
 .Lok\@:
 .endm
+
+/*
+ * Case n: runs `code` in privilege `mode` (MPP_S or MPP_U; the code is where the macro is, so
+ * it needs no page tables or an identity-mapped page) and checks the first trap it raised:
+ * its cause must be `cause` (-1: no trap at all). Execution resumes after `code`. Afterwards
+ * a5 = that trap's cause, a6 = its tval, a7 = the privilege whose handler took it; other
+ * registers hold what `code` left (and s5..s9 the closing ecall).
+ */
+#define TEST_IN_MODE(n, mode, cause, ...) \
+  li TESTNUM, n; RUN_IN mode, 8870f; j 8871f; \
+  8870: li T_CAUSE, -1; li T_TVAL, 0; li T_MODE, -1; la T_RESUME, 8872f; __VA_ARGS__; \
+  8872: li T_RESUME, 0; mv a5, T_CAUSE; mv a6, T_TVAL; mv a7, T_MODE; ecall; \
+  8871: CHECK_EQ(a5, cause)
 
 #endif
