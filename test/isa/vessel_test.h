@@ -319,13 +319,14 @@ vessel_stacks:
  * Case n: runs `code` in privilege `mode` (MPP_S or MPP_U; the code is where the macro is, so
  * it needs no page tables or an identity-mapped page) and checks the first trap it raised:
  * its cause must be `cause` (-1: no trap at all). Execution resumes after `code`. Afterwards
- * a5 = that trap's cause, a6 = its tval, a7 = the privilege whose handler took it; other
- * registers hold what `code` left (and s5..s9 the closing ecall).
+ * a5 = that trap's cause, a6 = its tval, a7 = the privilege whose handler took it (-1: none),
+ * t1 = the privilege it came from, t3 = its epc; other registers hold what `code` left (and
+ * s5..s9 describe the closing ecall).
  */
 #define TEST_IN_MODE(n, mode, cause, ...) \
   li TESTNUM, n; RUN_IN mode, 8870f; j 8871f; \
-  8870: li T_CAUSE, -1; li T_TVAL, 0; li T_MODE, -1; la T_RESUME, 8872f; __VA_ARGS__; \
-  8872: li T_RESUME, 0; mv a5, T_CAUSE; mv a6, T_TVAL; mv a7, T_MODE; ecall; \
+  8870: li T_CAUSE, -1; li T_TVAL, 0; li T_MODE, -1; li T_PREV, -1; li T_EPC, 0; la T_RESUME, 8872f; __VA_ARGS__; \
+  8872: li T_RESUME, 0; mv a5, T_CAUSE; mv a6, T_TVAL; mv a7, T_MODE; mv t1, T_PREV; mv t3, T_EPC; ecall; \
   8871: CHECK_EQ(a5, cause)
 
 #endif
