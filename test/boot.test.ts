@@ -48,6 +48,22 @@ function timings(shell: ShellSession, exitSeconds: number): string {
   return `${BOOT_MARKER} at ${shell.markerSeconds.toFixed(1)} s, prompt at ${shell.promptSeconds.toFixed(1)} s, exit at ${exitSeconds.toFixed(1)} s`;
 }
 
+test('a guest reboot restarts the VM with the same kernel and initrd', { timeout: 2 * TEST_MS }, async (t) => {
+  await ensureDefaultImage({ quiet: true });
+  const shell = await bootToShell([]);
+  await shell.run('echo before-reboot > /tmp/state', COMMAND_MS);
+  shell.sendLast('reboot');
+  const restart = await shell.vm.waitFor('reboot: Restarting system', 0, POWEROFF_MS);
+  await shell.waitForShell(BOOT_MS, restart.end);
+  const linuxBanners = shell.vm.stdout.match(/Linux version /g) ?? [];
+  assert.equal(linuxBanners.length, 2, `the kernel booted twice\n${shell.vm.describe()}`);
+  // A fresh board: the initramfs is unpacked anew, so the file written before the reboot is gone.
+  const state = await shell.run('cat /tmp/state 2>&1; echo rc=$?', COMMAND_MS);
+  assert.match(state, /rc=1/, `file from before the reboot is gone: ${state}`);
+  const exitSeconds = await powerOff(shell);
+  t.diagnostic(`reboot then poweroff: exit at ${exitSeconds.toFixed(1)} s`);
+});
+
 for (const cpus of [1, 2]) {
   test(`boots the default image with ${cpus} hart${cpus > 1 ? 's' : ''}: shell commands, poweroff exits 0`, { timeout: TEST_MS }, async (t) => {
     await ensureDefaultImage({ quiet: true });

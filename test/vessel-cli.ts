@@ -128,8 +128,9 @@ export class ShellSession {
 
   constructor(readonly vm: VesselProcess, readonly marker: string) {}
 
-  async waitForShell(timeoutMs: number): Promise<void> {
-    const m = await this.vm.waitFor(this.marker, 0, timeoutMs);
+  /** Waits for the marker (the first one at or after console offset `from`) and the prompt after it. */
+  async waitForShell(timeoutMs: number, from = 0): Promise<void> {
+    const m = await this.vm.waitFor(this.marker, from, timeoutMs);
     this.markerSeconds = this.vm.elapsed();
     const p = await this.vm.waitFor(PROMPT, m.end, timeoutMs);
     this.promptSeconds = this.vm.elapsed();

@@ -4,7 +4,8 @@ import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js
 import { ExitCode, runVm, UsageError } from './run.js';
 import { parseMemorySize } from './size.js';
 
-const DEFAULT_APPEND = 'console=ttyS0';
+/** earlycon=sbi prints the first boot messages through the SBI debug console, before the UART driver is up. */
+const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 

@@ -53,24 +53,34 @@ export async function runVm(opts: RunOptions): Promise<number> {
     outputClosed = true;
     machine?.stop({ kind: 'error', message: `console output closed (${e.code ?? e.message}): VM stopped` });
   });
-  try {
-    machine = new Machine({
-      cpus: opts.cpus,
-      memoryBytes: opts.memoryBytes,
-      boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
-      onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
-    });
-  } catch (e) {
-    if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
-    throw e;
-  }
-  const console = attachConsole((bytes) => machine.sendInput(bytes), () => machine.stop({ kind: 'poweroff', code: 0 }));
+  const boot = (): Machine => {
+    try {
+      return new Machine({
+        cpus: opts.cpus,
+        memoryBytes: opts.memoryBytes,
+        boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
+        onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
+      });
+    } catch (e) {
+      if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
+      throw e;
+    }
+  };
+  machine = boot();
+  let quit = false;
+  const console = attachConsole((bytes) => machine.sendInput(bytes), () => { quit = true; machine.stop({ kind: 'poweroff', code: 0 }); });
+  let timedOut = false;
   const timer = opts.timeout > 0
-    ? setTimeout(() => machine.stop({ kind: 'error', message: `timeout: stopped after ${opts.timeout} s` }), opts.timeout * 1000)
+    ? setTimeout(() => { timedOut = true; machine.stop({ kind: 'error', message: `timeout: stopped after ${opts.timeout} s` }); }, opts.timeout * 1000)
     : undefined;
   let reason: StopReason;
   try {
-    reason = await machine.run();
+    // A guest reboot starts a fresh board with the same kernel, initrd and command line, as QEMU does.
+    for (;;) {
+      reason = await machine.run();
+      if (reason.kind !== 'reboot' || quit || timedOut || outputClosed) break;
+      machine = boot();
+    }
   } finally {
     clearTimeout(timer);
     console.detach();
@@ -82,9 +92,7 @@ function report(reason: StopReason, machine: Machine, timeout: number): number {
   const lastLines = (): string => machine.recentConsole.split('\n').slice(-15).join('\n');
   switch (reason.kind) {
     case 'poweroff': return reason.code === 0 ? ExitCode.ok : ExitCode.guestFailure;
-    case 'reboot':
-      process.stderr.write('\nvessel: the guest asked for a reboot; stopping (reboot is not supported yet)\n');
-      return ExitCode.ok;
+    case 'reboot': return ExitCode.ok; // only reached when the VM was quit while rebooting
     case 'panic':
       process.stderr.write(`\nvessel: guest kernel panic: ${reason.message}\nlast console lines:\n${lastLines()}\n`);
       return ExitCode.panic;
