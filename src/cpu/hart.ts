@@ -414,7 +414,8 @@ export class Hart implements FpuHart {
   private fetch(lo: number, hi: number): number {
     const vpn = lo >>> 12;
     if (vpn !== this.fetchVpn || hi !== this.fetchHi) {
-      const pa = this.translate(lo & ~0xfff, hi, Access.Execute);
+      // Translate the pc itself, not its page, so that a page fault reports the pc in tval.
+      const pa = this.translate(lo, hi, Access.Execute) - (lo & 0xfff);
       const off = pa - this.ramBase;
       if (off < 0 || off >= this.ramSize) this.raise(Exception.InstructionAccessFault, lo, hi);
       this.fetchVpn = vpn; this.fetchHi = hi; this.fetchBase = off;
