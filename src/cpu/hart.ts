@@ -175,7 +175,8 @@ export class Hart implements FpuHart {
   get timerDeadline(): number { return this.stimecmp; }
 
   private updateTimer(): void {
-    if ((this.menvcfgHi & 0x80000000) === 0) return;
+    // Without STCE, STIP is only the software-written bit (mipSw): drop the comparator's.
+    if ((this.menvcfgHi & 0x80000000) === 0) { this.mipHw &= ~(1 << Irq.STI); return; }
     if (this.env.now() >= this.stimecmp) this.mipHw |= 1 << Irq.STI; else this.mipHw &= ~(1 << Irq.STI);
   }
 

@@ -290,6 +290,46 @@
   csrw CSR_STIMECMP, a1
   csrw mie, zero
   csrw CSR_MENVCFG, zero
+  // with STCE cleared again STIP is software's bit: a timer-driven STIP does not stay stuck
+  li a1, MENVCFG_STCE
+  csrw CSR_MENVCFG, a1
+  TEST_CASE(43, a0, MIP_STIP, csrw CSR_STIMECMP, zero; csrr a0, mip; andi a0, a0, MIP_STIP)
+  csrw CSR_MENVCFG, zero
+  TEST_CASE(44, a0, 0, li a1, MIP_STIP; csrc mip, a1; csrr a0, mip; andi a0, a0, MIP_STIP)
+  TEST_CASE(45, a0, MIP_STIP, li a1, MIP_STIP; csrs mip, a1; csrr a0, mip; andi a0, a0, MIP_STIP)
+  TEST_CASE(46, a0, 0, li a1, MIP_STIP; csrc mip, a1; csrr a0, mip; andi a0, a0, MIP_STIP)
+  li a1, -1
+  csrw CSR_STIMECMP, a1
+
+  // ---------------- supervisor external interrupt from mip.SEIP (software-writable in M) ----------------
+  li a1, MIP_SEIP
+  csrw mideleg, a1
+  csrw mie, a1
+  csrs mip, a1
+  li TESTNUM, 47
+  RUN_IN MPP_S, s_sei
+  CHECK_EQ(a1, CAUSE_INTERRUPT | 9)
+  CHECK_EQ(a2, 1)
+  TEST_CASE(48, a0, MIP_SEIP, csrr a0, mip; andi a0, a0, 0x2aa)     // S cannot clear it through sip
+  TEST_CASE(49, a0, 0, li a1, MIP_SEIP; csrc mip, a1; csrr a0, mip; andi a0, a0, 0x2aa)
+
+  // ---------------- vectored stvec ----------------
+  li a1, MIP_SSIP
+  csrw mideleg, a1
+  csrw mie, a1
+  csrs mip, a1
+  la a1, s_vectors
+  ori a1, a1, 1
+  csrw stvec, a1
+  li TESTNUM, 50
+  li t4, 0
+  RUN_IN MPP_S, s_ssi_vec
+  CHECK_EQ(t4, 1)
+  CHECK_EQ(a1, CAUSE_SSI)
+  la a1, vessel_s_trap
+  csrw stvec, a1
+  csrw mie, zero
+  csrw mideleg, zero
 
   TEST_PASS
 
@@ -355,6 +395,45 @@ s_sstc:
   csrr a0, sip
   andi a0, a0, MIP_STIP
   ecall
+
+// S-mode: SEIP is pending and delegated; take it with SIE = 1 (a1, a2 = cause, handler mode).
+s_sei:
+  la T_SCONT, 1f
+  csrsi sstatus, MSTATUS_SIE
+  SPIN_UNTIL_TRAP
+1:
+  mv a1, T_CAUSE
+  mv a2, T_MODE
+  ecall
+
+// S-mode with a vectored stvec: SSI arrives through entry 1 (which sets t4 = 1).
+s_ssi_vec:
+  la T_SCONT, 1f
+  csrsi sstatus, MSTATUS_SIE
+  SPIN_UNTIL_TRAP
+1:
+  mv a1, T_CAUSE
+  csrci sip, MIP_SSIP
+  ecall
+
+  .align 8
+  .option push
+  .option norvc
+s_vectors:
+  j vessel_s_trap
+  j s_vec_ssi
+  j vessel_s_trap
+  j vessel_s_trap
+  j vessel_s_trap
+  j vessel_s_trap
+  j vessel_s_trap
+  j vessel_s_trap
+  j vessel_s_trap
+  j vessel_s_trap
+  .option pop
+s_vec_ssi:
+  li t4, 1
+  j vessel_s_trap
 
   // mtvec table for vectored mode: entry i at vectors + 4 * i
   .align 8

@@ -197,6 +197,35 @@
   TEST_CASE(95, a0, 1234, li a0, 0; call straddle)
   TEST_CASE(96, a0, 99, li a0, 0; call straddle16)
 
+  // ---------------- jumps and branches at the ends of their ranges ----------------
+  li TESTNUM, 97           // c.j forward by almost 2 KiB
+  c.j 30f
+  .skip 2040
+30:
+  li TESTNUM, 98           // c.j backward by almost 2 KiB
+  j 32f
+31:
+  c.j 33f
+  .skip 2030
+32:
+  c.j 31b
+33:
+  li TESTNUM, 99           // c.beqz forward by almost 256 bytes
+  li a0, 0
+  c.beqz a0, 34f
+  .skip 250
+34:
+  li TESTNUM, 100          // c.bnez backward by almost 256 bytes
+  li a0, 5
+  j 36f
+35:
+  j 37f
+  .skip 240
+36:
+  c.bnez a0, 35b
+  j vessel_fail
+37:
+
   TEST_PASS
 
   // A 32-bit instruction whose two halves are on different pages.
