@@ -182,6 +182,16 @@
   // invalidating a page
   TEST_IN_MODE(62, MPP_S, CAUSE_LOAD_PAGE, li a1, T(9); ld a0, 0(a1); la a2, l0_test; sd zero, 9 * 8(a2); sfence.vma zero, zero; ld a0, 0(a1))
 
+  // remapping a code page: after SFENCE.VMA the fetch sees the new page
+  TEST_IN_MODE(107, MPP_S, -1, li a0, 0; li a1, T(5); jalr a1)
+  CHECK_EQ(a0, 42)
+  TEST_IN_MODE(108, MPP_S, -1, la a1, xcode2; srli a1, a1, 12; slli a1, a1, 10; ori a1, a1, PTE_V | PTE_R | PTE_X | PTE_A; \
+    la a2, l0_test; sd a1, 5 * 8(a2); sfence.vma; li a0, 0; li a1, T(5); jalr a1)
+  CHECK_EQ(a0, 43)
+  la a2, xcode
+  PTE l0_test, 5, a2, PTE_V | PTE_R | PTE_X | PTE_A
+  sfence.vma
+
   // ---- satp: unsupported modes are ignored ----
   TEST_CASE(63, a0, 0, li a1, 0x5000000000000000; or a1, a1, s1; csrw satp, a1; csrr a0, satp; sub a0, a0, s1)
   TEST_CASE(64, a0, 0, li a1, 0xf000000000000000; csrw satp, a1; csrr a0, satp; sub a0, a0, s1)
@@ -418,6 +428,10 @@ build_tables:
   .balign 4096
 xcode:
   li a0, 42
+  ret
+  .balign 4096
+xcode2:
+  li a0, 43
   ret
   .balign 4096
 xpage2:                 // last two bytes: the first half of `li a0, 7`; the next page is unmapped

@@ -367,10 +367,18 @@
 
   // ---------------- FENCE / FENCE.I execute ----------------
   TEST_CASE(271, x14, 1, fence; fence rw, rw; fence.i; li x14, 1)
+  // self-modifying code: after a store to an instruction and FENCE.I, the new one runs
+  TEST_CASE(272, x10, 1, call smc)
+  TEST_CASE(273, x10, 2, la x11, smc; li x12, 0x00200513; sw x12, 0(x11); fence.i; call smc)
+  TEST_CASE(274, x10, 3, la x11, smc; li x12, 0x00300513; sw x12, 0(x11); fence.i; call smc)
 
   TEST_PASS
 
   TEST_DATA
+  .align 2
+smc:            // li a0, 1; ret (rewritten by cases 273 and 274)
+  .word 0x00100513
+  .word 0x00008067
   .align 4
 tdat:
   .dword 0xf0e1d2c3b4a59687, 0x8877665544332211
