@@ -89,6 +89,7 @@ export class Hart implements FpuHart {
   private fetchTranslate = false;
   private dataTranslate = false;
   private dataPriv = Priv.Machine;
+  /** TLB sets for U and S, each holding {read, write, execute}. */
   private readonly tlbs: Tlb[][] = [0, 1].map(() => [new Tlb(), new Tlb(), new Tlb()]);
   private tlbRead: Tlb;
   private tlbWrite: Tlb;
@@ -101,6 +102,8 @@ export class Hart implements FpuHart {
   private readonly mem: GuestMemory;
   private readonly view: DataView;
   private readonly ramBase: number;
+  /** ramBase wrapped to int32, for offset arithmetic on 32-bit addresses. */
+  private readonly ramBase32: number;
   private readonly ramSize: number;
   /** High half of the last 64-bit load / CSR read. */
   private tmpHi = 0;
@@ -109,6 +112,7 @@ export class Hart implements FpuHart {
     this.mem = bus.ram;
     this.view = bus.ram.view;
     this.ramBase = bus.ram.base;
+    this.ramBase32 = bus.ram.base | 0;
     this.ramSize = bus.ram.size;
     this.tlbRead = this.tlbs[1][Access.Read];
     this.tlbWrite = this.tlbs[1][Access.Write];
@@ -298,17 +302,16 @@ export class Hart implements FpuHart {
    */
   private ramOffset(lo: number, hi: number, width: number, tlb: Tlb): number {
     if ((lo & 0xfff) > 0x1000 - width) return -1;
-    let pa: number;
     if (!this.dataTranslate) {
       if (hi !== 0) return -1;
-      pa = lo >>> 0;
-    } else {
-      const vpn = lo >>> 12, i = vpn & TLB_MASK;
-      if (tlb.tagLo[i] !== vpn || tlb.tagHi[i] !== hi) return -1;
-      pa = tlb.page[i] + (lo & 0xfff);
+      // RAM starts at 2^31 and is at most 2 GiB, so this difference is exact in int32.
+      const off = (lo - this.ramBase32) | 0;
+      return off >= 0 && off + width <= this.ramSize ? off : -1;
     }
-    const off = pa - this.ramBase;
-    return off >= 0 && off + width <= this.ramSize ? off : -1;
+    const vpn = lo >>> 12, i = vpn & TLB_MASK;
+    if (tlb.tagLo[i] !== vpn || tlb.tagHi[i] !== hi) return -1;
+    const page = tlb.ramOffset[i];
+    return page < 0 ? -1 : page + (lo & 0xfff);
   }
 
   private translate(lo: number, hi: number, access: Access): number {
@@ -326,7 +329,8 @@ export class Hart implements FpuHart {
         : [Exception.LoadPageFault, Exception.StorePageFault, Exception.InstructionPageFault][access];
       this.raise(cause, lo, hi);
     }
-    tlb.fill(lo, hi, pa - (lo & 0xfff));
+    const pageAddr = pa - (lo & 0xfff), pageOff = pageAddr - this.ramBase;
+    tlb.fill(lo, hi, pageAddr, pageOff >= 0 && pageOff < this.ramSize ? pageOff | 0 : -1);
     return pa;
   }
 
@@ -419,7 +423,7 @@ export class Hart implements FpuHart {
       const pa = this.translate(lo, hi, Access.Execute) - (lo & 0xfff);
       const off = pa - this.ramBase;
       if (off < 0 || off >= this.ramSize) this.raise(Exception.InstructionAccessFault, lo, hi);
-      this.fetchVpn = vpn; this.fetchHi = hi; this.fetchBase = off;
+      this.fetchVpn = vpn; this.fetchHi = hi; this.fetchBase = off | 0; // int32: see ramOffset()
     }
     const pageOff = lo & 0xfff;
     const off = this.fetchBase + pageOff;
@@ -648,28 +652,10 @@ export class Hart implements FpuHart {
             x[d] = vlo; x[d + 1] = vhi;
             break;
           }
-          switch (f3) {
-            case 0: vlo = (this.load(lo, hi, 1) << 24) >> 24; vhi = vlo >> 31; break;
-            case 1: vlo = (this.load(lo, hi, 2) << 16) >> 16; vhi = vlo >> 31; break;
-            case 2: vlo = this.load(lo, hi, 4); vhi = vlo >> 31; break;
-            case 3: vlo = this.load(lo, hi, 8); vhi = this.tmpHi; break;
-            case 4: vlo = this.load(lo, hi, 1) & 0xff; vhi = 0; break;
-            case 5: vlo = this.load(lo, hi, 2) & 0xffff; vhi = 0; break;
-            case 6: vlo = this.load(lo, hi, 4); vhi = 0; break;
-            default: this.illegal(insn);
-          }
-          x[d] = vlo; x[d + 1] = vhi;
+          this.loadSlow(insn, d, f3, lo, hi);
           break;
         }
-        case Opcode.LoadFp: { // LOAD-FP
-          if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
-          const imm = insn >> 20, alo = x[s1];
-          const lo = (alo + imm) | 0;
-          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
-          if (f3 === 2) { this.f[d] = this.load(lo, hi, 4); this.f[d + 1] = -1; } else { this.f[d] = this.load(lo, hi, 8); this.f[d + 1] = this.tmpHi; }
-          this.mstatus |= FS_DIRTY;
-          break;
-        }
+        case Opcode.LoadFp: this.loadFp(insn, d, s1, f3); break;
         case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (no translated code to flush yet)
           if (f3 > 1) this.illegal(insn);
           break;
@@ -737,14 +723,7 @@ export class Hart implements FpuHart {
           this.store(lo, hi, 1 << f3, x[s2], x[s2 + 1]);
           break;
         }
-        case Opcode.StoreFp: { // STORE-FP
-          if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
-          const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), alo = x[s1];
-          const lo = (alo + imm) | 0;
-          const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
-          this.store(lo, hi, 1 << f3, this.f[s2], this.f[s2 + 1]);
-          break;
-        }
+        case Opcode.StoreFp: this.storeFp(insn, s1, s2, f3); break;
         case Opcode.Amo: this.atomic(insn, d, s1, s2, f3); break;
         case Opcode.Op: this.op(insn, d, s1, s2, f3); break;
         case Opcode.Lui: x[d] = insn & ~0xfff; x[d + 1] = x[d] >> 31; break; // LUI
@@ -804,6 +783,41 @@ export class Hart implements FpuHart {
       this.instret++;
       if (this.breakLoop || this.waiting) return;
     }
+  }
+
+  /** Loads that miss the RAM fast path: page walk, page-crossing, MMIO, faults. */
+  private loadSlow(insn: number, d: number, f3: number, lo: number, hi: number): void {
+    let vlo: number, vhi: number;
+    switch (f3) {
+      case 0: vlo = (this.load(lo, hi, 1) << 24) >> 24; vhi = vlo >> 31; break;
+      case 1: vlo = (this.load(lo, hi, 2) << 16) >> 16; vhi = vlo >> 31; break;
+      case 2: vlo = this.load(lo, hi, 4); vhi = vlo >> 31; break;
+      case 3: vlo = this.load(lo, hi, 8); vhi = this.tmpHi; break;
+      case 4: vlo = this.load(lo, hi, 1) & 0xff; vhi = 0; break;
+      case 5: vlo = this.load(lo, hi, 2) & 0xffff; vhi = 0; break;
+      case 6: vlo = this.load(lo, hi, 4); vhi = 0; break;
+      default: this.illegal(insn);
+    }
+    this.x[d] = vlo; this.x[d + 1] = vhi;
+  }
+
+  /** FLW/FLD: a single is NaN-boxed (upper half all ones). */
+  private loadFp(insn: number, d: number, s1: number, f3: number): void {
+    if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
+    const imm = insn >> 20, alo = this.x[s1];
+    const lo = (alo + imm) | 0;
+    const hi = (this.x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+    if (f3 === 2) { this.f[d] = this.load(lo, hi, 4); this.f[d + 1] = -1; } else { this.f[d] = this.load(lo, hi, 8); this.f[d + 1] = this.tmpHi; }
+    this.mstatus |= FS_DIRTY;
+  }
+
+  /** FSW/FSD. */
+  private storeFp(insn: number, s1: number, s2: number, f3: number): void {
+    if (this.fsOff() || (f3 !== 2 && f3 !== 3)) this.illegal(insn);
+    const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f), alo = this.x[s1];
+    const lo = (alo + imm) | 0;
+    const hi = (this.x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
+    this.store(lo, hi, 1 << f3, this.f[s2], this.f[s2 + 1]);
   }
 
   private shiftLeft(d: number, lo: number, hi: number, s: number): void {

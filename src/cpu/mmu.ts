@@ -21,12 +21,18 @@ export class Tlb {
   readonly tagHi = new Int32Array(TLB_SIZE);
   /** Physical address of the 4 KiB page. */
   readonly page = new Float64Array(TLB_SIZE);
+  /**
+   * The page's offset into guest RAM, or -1 when the page is not RAM. Kept as int32 so the
+   * interpreter's fast path stays in small-integer arithmetic (physical addresses are >= 2^31).
+   */
+  readonly ramOffset = new Int32Array(TLB_SIZE);
 
-  fill(lo: number, hi: number, pageAddr: number): void {
+  fill(lo: number, hi: number, pageAddr: number, ramOffset: number): void {
     const vpn = lo >>> 12, i = vpn & TLB_MASK;
     this.tagLo[i] = vpn;
     this.tagHi[i] = hi;
     this.page[i] = pageAddr;
+    this.ramOffset[i] = ramOffset;
   }
   flush(): void {
     this.tagLo.fill(-1);

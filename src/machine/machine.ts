@@ -71,7 +71,8 @@ export class Machine {
   constructor(private readonly options: MachineOptions) {
     const { cpus, memoryBytes } = options;
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new RangeError(`cpus must be 1..64, got ${cpus}`);
-    if (memoryBytes < 16 << 20 || memoryBytes > 16 * 1024 ** 3) throw new RangeError(`memory must be 16 MiB..16 GiB, got ${memoryBytes} bytes`);
+    // The CPU keeps RAM offsets in int32 (see Hart.ramOffset), so RAM is at most 2 GiB for now.
+    if (memoryBytes < 16 << 20 || memoryBytes > 2 * 1024 ** 3) throw new RangeError(`memory must be 16 MiB..2 GiB, got ${memoryBytes} bytes`);
     this.memory = new GuestMemory(MAP.ram, memoryBytes);
     this.bus = new Bus(this.memory);
     this.quantum = options.quantum ?? (cpus === 1 ? 50_000 : 4_000);
