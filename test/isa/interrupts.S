@@ -114,7 +114,8 @@
   csrw mie, zero
 
   // ---------------- priority and vectored mode ----------------
-  // MSI before MTI before SSI when all are pending (MEI > MSI > MTI > SEI > SSI > STI)
+  // MSI before MTI before SSI when all are pending (MEI > MSI > MTI > SEI > SSI > STI;
+  // QEMU 7.2 takes the lowest-numbered one first: 19-21)
   li TESTNUM, 19
   li a1, 1
   sw a1, 0(s0)

@@ -301,7 +301,7 @@
   // ---- back to Bare ----
   csrw satp, zero
   sfence.vma
-  TEST_IN_MODE(105, MPP_S, CAUSE_STORE_ACCESS, li a1, T(1); sd a0, 0(a1))   // untranslated: nothing at 0x40001000
+  TEST_IN_MODE(105, MPP_S, CAUSE_STORE_ACCESS, li a1, T(1); sd a0, 0(a1))   // untranslated: nothing at 0x40001000 (QEMU: PCIe window)
   TEST_IN_MODE(106, MPP_S, -1, la a1, tdata; ld a0, 0(a1))
   CHECK_EQ(a0, 0x1122334455667788)
 

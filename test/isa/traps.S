@@ -125,7 +125,7 @@
     la a1, 1f; csrw mepc, a1; mret; j vessel_fail; 1: csrr a0, mstatus; li a1, MSTATUS_MIE | MSTATUS_MPIE | MSTATUS_MPP; and a0, a0, a1)
   TEST_CASE(45, a0, MSTATUS_MPIE, csrw mstatus, zero; li a1, MPP_M | MSTATUS_MIE; csrs mstatus, a1; \
     la a1, 1f; csrw mepc, a1; mret; j vessel_fail; 1: csrr a0, mstatus; li a1, MSTATUS_MIE | MSTATUS_MPIE | MSTATUS_MPP; and a0, a0, a1)
-  // MPRV survives an MRET to M and is cleared by one to a lower mode
+  // MPRV survives an MRET to M and is cleared by one to a lower mode (QEMU 7.2 keeps it: 48)
   TEST_CASE(46, a0, MSTATUS_MPRV, csrw mstatus, zero; li a1, MPP_M | MSTATUS_MPRV; csrs mstatus, a1; \
     la a1, 1f; csrw mepc, a1; mret; 1: csrr a0, mstatus; li a1, MSTATUS_MPRV; and a0, a0, a1)
   TEST_IN_MODE(47, MPP_S, -1, nop)
