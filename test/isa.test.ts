@@ -34,7 +34,8 @@ function findIsaDir(): string {
 }
 
 const ISA_DIR = findIsaDir();
-const only = process.env.VESSEL_ISA_ONLY?.split(',').filter((s) => s.length > 0);
+const onlyList = process.env.VESSEL_ISA_ONLY?.split(',').filter((s) => s.length > 0) ?? [];
+const only = onlyList.length > 0 ? onlyList : undefined;
 const SOURCES = readdirSync(ISA_DIR)
   .filter((f) => f.endsWith('.S'))
   .filter((f) => !only || only.includes(basename(f, '.S')))
