@@ -332,6 +332,14 @@
   csrw mie, zero
   csrw mideleg, zero
 
+  // ---------------- mtime is writable; the time CSR follows it ----------------
+  TEST_CASE(51, a0, 1, li a1, CLINT_MTIME; li a2, 0x123400000000; sd a2, 0(a1); rdtime a3; sltu a0, a3, a2; xori a0, a0, 1)
+  TEST_CASE(52, a0, 1, li a4, 0x123400000000 + 100000000; sltu a0, a3, a4)     // and not far beyond it
+  // a compare value below the new mtime is pending at once
+  TEST_CASE(53, a0, MIP_MTIP, li a2, 0x123300000000; sd a2, 0(s1); csrr a0, mip; andi a0, a0, MIP_MTIP)
+  li a1, -1
+  sd a1, 0(s1)
+
   TEST_PASS
 
 // S-mode: SSIP is pending and enabled in sie; a0 = cause seen while SIE = 0 (-1: none),
