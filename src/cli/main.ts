@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
-import { ExitCode, runVm, UsageError } from './run.js';
+import { ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
 import { parseMemorySize } from './size.js';
 
 /** earlycon=sbi prints the first boot messages through the SBI debug console, before the UART driver is up. */
@@ -20,6 +20,10 @@ function memoryOption(v: string): number {
   try { return parseMemorySize(v); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
 }
 
+function collectDisk(v: string, previous: DiskOption[]): DiskOption[] {
+  try { return [...previous, parseDiskOption(v)]; } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+}
+
 const program = new Command('vessel')
   .description('Vessel: a RISC-V (RV64GC) hypervisor in TypeScript')
   .showHelpAfterError()
@@ -35,14 +39,16 @@ program.command('run')
   .option('-c, --cpus <n>', 'number of harts', intOption('--cpus', 1, 64), 1)
   .addOption(new Option('-m, --memory <size>', 'guest RAM, e.g. 256M or 1G').argParser(memoryOption).default(256 * 1024 * 1024, '256M'))
   .option('-t, --timeout <seconds>', 'stop the VM after this many seconds (exit code 124)', intOption('--timeout', 0, MAX_TIMEOUT_SECONDS), 0)
-  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number }) => {
+  .option('-d, --disk <path[,readonly]>', 'raw disk image as a virtio-blk device (vda, vdb, ...); repeatable', collectDisk, [] as DiskOption[])
+  .option('--no-rng', 'no virtio-rng entropy device')
+  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean }) => {
     let kernel = o.kernel, initrd = o.initrd;
     if (!kernel) {
       const image = await ensureDefaultImage({ quiet: true });
       kernel = image.kernel;
       initrd ??= image.initrd;
     }
-    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout });
+    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng });
   });
 
 program.command('image')

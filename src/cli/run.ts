@@ -11,6 +11,38 @@ export interface RunOptions {
   memoryBytes: number;
   /** Seconds after which the VM is stopped (0 = never). */
   timeout: number;
+  /** Raw disk images as virtio-blk devices (vda, vdb, ...). */
+  disks?: DiskOption[];
+  /** A virtio-rng device (default on). */
+  rng?: boolean;
+}
+
+export interface DiskOption { path: string; readonly: boolean }
+
+/** Parses `PATH[,readonly]` (also `,ro`). */
+export function parseDiskOption(spec: string): DiskOption {
+  const parts = spec.split(',');
+  let readonly = false;
+  while (parts.length > 1 && ['readonly', 'ro'].includes(parts[parts.length - 1])) {
+    parts.pop();
+    readonly = true;
+  }
+  const path = parts.join(',');
+  if (path === '') throw new UsageError(`--disk "${spec}" names no file`);
+  return { path, readonly };
+}
+
+function checkDisk(disk: DiskOption): void {
+  let stat: Stats;
+  try {
+    stat = statSync(disk.path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new UsageError(`disk "${disk.path}" does not exist`);
+    throw new UsageError(`disk "${disk.path}" cannot be read: ${(e as Error).message}`);
+  }
+  if (stat.isDirectory()) throw new UsageError(`disk "${disk.path}" is a directory, not a disk image`);
+  if (stat.isFile() && stat.size < 512) throw new UsageError(`disk "${disk.path}" is smaller than one 512-byte sector`);
 }
 
 /** Exit codes of `vessel run`: poweroff passes the guest's code through. */
@@ -45,6 +77,8 @@ function readBootFile(path: string, what: string): Uint8Array {
 export async function runVm(opts: RunOptions): Promise<number> {
   const kernel = readBootFile(opts.kernel, 'kernel');
   const initrd = opts.initrd ? readBootFile(opts.initrd, 'initrd') : undefined;
+  const disks = opts.disks ?? [];
+  for (const d of disks) checkDisk(d);
   let machine: Machine;
   // A reader that goes away (e.g. `vessel run | head`) must stop the VM, not crash on EPIPE.
   let outputClosed = false;
@@ -60,9 +94,14 @@ export async function runVm(opts: RunOptions): Promise<number> {
         memoryBytes: opts.memoryBytes,
         boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
         onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
+        virtio: { disks, rng: opts.rng ?? true },
       });
     } catch (e) {
       if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' && (e as NodeJS.ErrnoException).syscall === 'open') {
+        throw new UsageError(`disk "${(e as NodeJS.ErrnoException).path}" cannot be opened: ${(e as Error).message}`);
+      }
       throw e;
     }
   };
@@ -79,11 +118,13 @@ export async function runVm(opts: RunOptions): Promise<number> {
     for (;;) {
       reason = await machine.run();
       if (reason.kind !== 'reboot' || quit || timedOut || outputClosed) break;
+      machine.close();
       machine = boot();
     }
   } finally {
     clearTimeout(timer);
     console.detach();
+    machine.close();
   }
   return report(reason, machine, opts.timeout);
 }

@@ -4,6 +4,9 @@ import { Irq } from '../cpu/csr.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { SifiveTest } from '../devices/sifive-test.js';
 import { Uart16550 } from '../devices/uart16550.js';
+import { VirtioBlk } from '../devices/virtio/blk.js';
+import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
+import { VirtioRng } from '../devices/virtio/rng.js';
 import { Bus } from './bus.js';
 import { Clint } from './clint.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
@@ -31,6 +34,15 @@ export interface MachineOptions {
   onConsoleOutput: (data: Uint8Array) => void;
   /** Instructions a hart runs before the next hart gets its turn. */
   quantum?: number;
+  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the RNG. */
+  virtio?: VirtioOptions;
+}
+
+export interface VirtioOptions {
+  /** Raw disk images; `readonly` offers VIRTIO_BLK_F_RO and opens the file read-only. */
+  disks?: { path: string; readonly?: boolean }[];
+  /** A virtio-rng entropy device. */
+  rng?: boolean;
 }
 
 export type StopReason =
@@ -60,6 +72,9 @@ export class Machine {
   readonly plic: Plic;
   readonly clint: Clint;
   readonly uart: Uart16550;
+  /** The virtio-mmio slots in use, in order. */
+  readonly virtio: { base: number; irq: number; transport: VirtioMmio }[] = [];
+  private readonly disks: VirtioBlk[] = [];
   private readonly hartStates: HartState[] = [];
   private readonly sbi: Sbi;
   private readonly quantum: number;
@@ -120,6 +135,7 @@ export class Machine {
     this.bus.map(MAP.clint, this.clint);
     this.bus.map(MAP.plic, this.plic);
     this.bus.map(MAP.uart, this.uart);
+    this.addVirtio(options.virtio ?? {});
 
     if (options.boot.kind === 'linux') this.loadLinux(options.boot);
     else this.loadElf(options.boot.image, options.boot.name);
@@ -139,11 +155,43 @@ export class Machine {
       uart: { base: MAP.uart, size: this.uart.size, irq: VIRT_IRQ.uart, clockFrequency: 3_686_400 },
       plic: { base: MAP.plic, size: this.plic.size, sources: VIRT_IRQ.plicSources },
       clint: { base: MAP.clint, size: this.clint.size },
-      virtio: [],
+      virtio: this.virtio.map((v) => ({ base: v.base, size: v.transport.size, irq: v.irq })),
       test: { base: MAP.test, size: 0x1000 },
       rtc: { base: MAP.rtc, size: 0x1000, irq: VIRT_IRQ.rtc },
       rngSeed: randomBytes(64),
     };
+  }
+
+  private addVirtio(opts: VirtioOptions): void {
+    const devices: VirtioDevice[] = [];
+    try {
+      (opts.disks ?? []).forEach((d, i) => {
+        const disk = new VirtioBlk({ path: d.path, readonly: d.readonly, name: `virtio-blk${i}`, serial: `vessel-disk${i}` });
+        this.disks.push(disk);
+        devices.push(disk);
+      });
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+    if (opts.rng) devices.push(new VirtioRng());
+    if (devices.length > VIRT_IRQ.virtioCount) {
+      this.close();
+      throw new RangeError(`at most ${VIRT_IRQ.virtioCount} virtio devices fit the board, got ${devices.length}`);
+    }
+    devices.forEach((device, n) => {
+      const base = MAP.virtio + n * MAP.virtioStride;
+      const irq = VIRT_IRQ.virtioFirst + n;
+      const transport = new VirtioMmio(this.memory, device, this.plic.line(irq));
+      if (device instanceof VirtioBlk) device.attach(transport);
+      this.bus.map(base, transport);
+      this.virtio.push({ base, irq, transport });
+    });
+  }
+
+  /** Releases host resources (disk image file descriptors). */
+  close(): void {
+    for (const d of this.disks) d.close();
   }
 
   private loadLinux(boot: Extract<BootSource, { kind: 'linux' }>): void {
