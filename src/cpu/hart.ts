@@ -725,9 +725,45 @@ export class Hart implements FpuHart {
         }
         case Opcode.StoreFp: this.storeFp(insn, s1, s2, f3); break;
         case Opcode.Amo: this.atomic(insn, d, s1, s2, f3); break;
-        case Opcode.Op: this.op(insn, d, s1, s2, f3); break;
+        case Opcode.Op: { // inline: V8 will not inline a method this size, and OP is hot
+          const f7 = insn >>> 25;
+          if (f7 === 1) { this.mulDiv(f3, d, s1, s2); break; }
+          const alo = x[s1], ahi = x[s1 + 1], blo = x[s2], bhi = x[s2 + 1];
+          if (f7 === 0) {
+            switch (f3) {
+              case 0: { const lo = (alo + blo) | 0; x[d + 1] = (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; x[d] = lo; break; }
+              case 1: this.shiftLeft(d, alo, ahi, blo & 63); break;
+              case 2: x[d] = (ahi < bhi || (ahi === bhi && (alo >>> 0) < (blo >>> 0))) ? 1 : 0; x[d + 1] = 0; break;
+              case 3: x[d] = ((ahi >>> 0) < (bhi >>> 0) || (ahi === bhi && (alo >>> 0) < (blo >>> 0))) ? 1 : 0; x[d + 1] = 0; break;
+              case 4: x[d] = alo ^ blo; x[d + 1] = ahi ^ bhi; break;
+              case 5: this.shiftRight(d, alo, ahi, blo & 63); break;
+              case 6: x[d] = alo | blo; x[d + 1] = ahi | bhi; break;
+              default: x[d] = alo & blo; x[d + 1] = ahi & bhi; break;
+            }
+          } else if (f7 === 0x20 && f3 === 0) {
+            const lo = (alo - blo) | 0;
+            x[d + 1] = (ahi - bhi - ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0; x[d] = lo;
+          } else if (f7 === 0x20 && f3 === 5) {
+            this.shiftRightArith(d, alo, ahi, blo & 63);
+          } else {
+            this.illegal(insn);
+          }
+          break;
+        }
         case Opcode.Lui: x[d] = insn & ~0xfff; x[d + 1] = x[d] >> 31; break; // LUI
-        case Opcode.Op32: this.op32(insn, d, s1, s2, f3); break;
+        case Opcode.Op32: {
+          const f7 = insn >>> 25, a = x[s1], b = x[s2];
+          let r: number;
+          if (f7 === 1) r = this.mulDivWord(insn, f3, a, b);
+          else if (f7 === 0 && f3 === 0) r = (a + b) | 0;
+          else if (f7 === 0x20 && f3 === 0) r = (a - b) | 0;
+          else if (f7 === 0 && f3 === 1) r = a << (b & 31);
+          else if (f7 === 0 && f3 === 5) r = (a >>> (b & 31)) | 0;
+          else if (f7 === 0x20 && f3 === 5) r = a >> (b & 31);
+          else this.illegal(insn);
+          x[d] = r; x[d + 1] = r >> 31;
+          break;
+        }
         case Opcode.Madd: case Opcode.Msub: case Opcode.Nmsub: case Opcode.Nmadd: case Opcode.OpFp:
           if (this.fsOff() || !executeFp(this, insn)) this.illegal(insn);
           this.mstatus |= FS_DIRTY;
@@ -830,69 +866,34 @@ export class Hart implements FpuHart {
     if (s === 0) { this.x[d] = lo; this.x[d + 1] = hi; } else if (s < 32) { this.x[d] = (lo >>> s) | (hi << (32 - s)); this.x[d + 1] = hi >> s; } else { this.x[d] = hi >> (s - 32); this.x[d + 1] = hi >> 31; }
   }
 
-  private op(insn: number, d: number, s1: number, s2: number, f3: number): void {
+  /** M extension, 64-bit: MUL, MULH[S][U], DIV[U], REM[U]. */
+  private mulDiv(f3: number, d: number, s1: number, s2: number): void {
     const x = this.x;
     const alo = x[s1], ahi = x[s1 + 1], blo = x[s2], bhi = x[s2 + 1];
-    const f7 = insn >>> 25;
-    if (f7 === 0) {
-      switch (f3) {
-        case 0: { const lo = (alo + blo) | 0; x[d + 1] = (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; x[d] = lo; return; }
-        case 1: this.shiftLeft(d, alo, ahi, blo & 63); return;
-        case 2: x[d] = (ahi < bhi || (ahi === bhi && (alo >>> 0) < (blo >>> 0))) ? 1 : 0; x[d + 1] = 0; return;
-        case 3: x[d] = ((ahi >>> 0) < (bhi >>> 0) || (ahi === bhi && (alo >>> 0) < (blo >>> 0))) ? 1 : 0; x[d + 1] = 0; return;
-        case 4: x[d] = alo ^ blo; x[d + 1] = ahi ^ bhi; return;
-        case 5: this.shiftRight(d, alo, ahi, blo & 63); return;
-        case 6: x[d] = alo | blo; x[d + 1] = ahi | bhi; return;
-        default: x[d] = alo & blo; x[d + 1] = ahi & bhi; return;
-      }
+    let lo: number;
+    switch (f3) {
+      case 0: lo = I64.mul(alo, ahi, blo, bhi); break;
+      case 1: lo = I64.mulh(alo, ahi, blo, bhi); break;
+      case 2: lo = I64.mulhsu(alo, ahi, blo, bhi); break;
+      case 3: lo = I64.mulhu(alo, ahi, blo, bhi); break;
+      case 4: lo = I64.div(alo, ahi, blo, bhi); break;
+      case 5: lo = I64.divu(alo, ahi, blo, bhi); break;
+      case 6: lo = I64.rem(alo, ahi, blo, bhi); break;
+      default: lo = I64.remu(alo, ahi, blo, bhi); break;
     }
-    if (f7 === 0x20) {
-      if (f3 === 0) {
-        const lo = (alo - blo) | 0;
-        x[d + 1] = (ahi - bhi - ((alo >>> 0) < (blo >>> 0) ? 1 : 0)) | 0; x[d] = lo;
-        return;
-      }
-      if (f3 === 5) { this.shiftRightArith(d, alo, ahi, blo & 63); return; }
-    }
-    if (f7 === 1) {
-      let lo: number;
-      switch (f3) {
-        case 0: lo = I64.mul(alo, ahi, blo, bhi); break;
-        case 1: lo = I64.mulh(alo, ahi, blo, bhi); break;
-        case 2: lo = I64.mulhsu(alo, ahi, blo, bhi); break;
-        case 3: lo = I64.mulhu(alo, ahi, blo, bhi); break;
-        case 4: lo = I64.div(alo, ahi, blo, bhi); break;
-        case 5: lo = I64.divu(alo, ahi, blo, bhi); break;
-        case 6: lo = I64.rem(alo, ahi, blo, bhi); break;
-        default: lo = I64.remu(alo, ahi, blo, bhi); break;
-      }
-      x[d] = lo; x[d + 1] = I64.hi64;
-      return;
-    }
-    this.illegal(insn);
+    x[d] = lo; x[d + 1] = I64.hi64;
   }
 
-  private op32(insn: number, d: number, s1: number, s2: number, f3: number): void {
-    const x = this.x;
-    const a = x[s1], b = x[s2];
-    const f7 = insn >>> 25;
-    let r: number;
-    if (f7 === 0 && f3 === 0) r = (a + b) | 0;
-    else if (f7 === 0x20 && f3 === 0) r = (a - b) | 0;
-    else if (f7 === 0 && f3 === 1) r = a << (b & 31);
-    else if (f7 === 0 && f3 === 5) r = (a >>> (b & 31)) | 0;
-    else if (f7 === 0x20 && f3 === 5) r = a >> (b & 31);
-    else if (f7 === 1) {
-      switch (f3) {
-        case 0: r = Math.imul(a, b); break;
-        case 4: r = I64.divw(a, b); break;
-        case 5: r = I64.divuw(a, b); break;
-        case 6: r = I64.remw(a, b); break;
-        case 7: r = I64.remuw(a, b); break;
-        default: this.illegal(insn);
-      }
-    } else this.illegal(insn);
-    x[d] = r; x[d + 1] = r >> 31;
+  /** M extension, 32-bit (the W forms); the caller sign-extends the result. */
+  private mulDivWord(insn: number, f3: number, a: number, b: number): number {
+    switch (f3) {
+      case 0: return Math.imul(a, b);
+      case 4: return I64.divw(a, b);
+      case 5: return I64.divuw(a, b);
+      case 6: return I64.remw(a, b);
+      case 7: return I64.remuw(a, b);
+      default: return this.illegal(insn);
+    }
   }
 
   /** A extension: LR/SC and AMOs, 32- and 64-bit. */
