@@ -8,7 +8,7 @@ import {
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
 import { Opcode } from './opcode.js';
-import { Access, SatpMode, Tlb, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
+import { Access, lastLeafUser, SatpMode, Tlb, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
 
 /** What a hart needs from the board it sits on, besides the bus. */
 export interface HartEnvironment {
@@ -329,6 +329,10 @@ export class Hart implements FpuHart {
         : [Exception.LoadPageFault, Exception.StorePageFault, Exception.InstructionPageFault][access];
       this.raise(cause, lo, hi);
     }
+    // A user page reached from S-mode (SUM=1) is not cached: the S-mode TLBs then hold only
+    // pages whose permission does not depend on SUM, so Linux's SUM toggle around every user
+    // copy needs no flush.
+    if (priv === Priv.Supervisor && access !== Access.Execute && lastLeafUser) return pa;
     const pageAddr = pa - (lo & 0xfff), pageOff = pageAddr - this.ramBase;
     tlb.fill(lo, hi, pageAddr, pageOff >= 0 && pageOff < this.ramSize ? pageOff | 0 : -1);
     return pa;
@@ -581,8 +585,8 @@ export class Hart implements FpuHart {
     if (((v >>> Mstatus.MPP_SHIFT) & 3) === 2) v &= ~Mstatus.MPP; // reserved MPP value: WARL to U
     const changed = this.mstatus ^ v;
     this.mstatus = v;
-    if (changed & (Mstatus.SUM | Mstatus.MXR)) {
-      for (const set of this.tlbs) { set[Access.Read].flush(); set[Access.Write].flush(); }
+    if (changed & Mstatus.MXR) {
+      for (const set of this.tlbs) set[Access.Read].flush();
     }
     if (changed & (Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR)) this.updateTranslation();
   }

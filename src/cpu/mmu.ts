@@ -39,6 +39,9 @@ export class Tlb {
   }
 }
 
+/** Whether the leaf PTE of the last successful walk had its U bit set. */
+export let lastLeafUser = false;
+
 /** Outcome of a walk that did not produce an address. */
 export const enum WalkFault { Page = -1, Access = -2 }
 
@@ -98,6 +101,7 @@ export function walkPageTable(mem: GuestMemory, mode: SatpMode, rootPpn: number,
       mem.view.setInt32(off, pteLo, true);
     }
     const vpn = (hi & 0xffff) * 0x100000 + (lo >>> 12);
+    lastLeafUser = (pteLo & PTE_U) !== 0;
     return (ppn + (vpn % span)) * 4096 + (lo & 0xfff);
   }
   return WalkFault.Page;
