@@ -183,7 +183,6 @@ export class Machine {
       const base = MAP.virtio + n * MAP.virtioStride;
       const irq = VIRT_IRQ.virtioFirst + n;
       const transport = new VirtioMmio(this.memory, device, this.plic.line(irq));
-      if (device instanceof VirtioBlk) device.attach(transport);
       this.bus.map(base, transport);
       this.virtio.push({ base, irq, transport });
     });

@@ -27,6 +27,8 @@ export interface VirtioDevice {
   notify(queueIndex: number, queue: VirtQueue, transport: VirtioTransport): void;
   /** The driver reset the device (Status written with 0). */
   reset(): void;
+  /** Called once by the transport's constructor, for devices that signal on their own (e.g. a resize). */
+  attach?(transport: VirtioTransport): void;
 }
 
 /** What a device may ask of its transport. */
@@ -113,6 +115,7 @@ export class VirtioMmio implements MmioDevice, VirtioTransport {
     this.deviceFeatures = device.features | TRANSPORT_FEATURES;
     if (device.queueMaxSize < 1 || device.queueMaxSize > MAX_QUEUE_SIZE) throw new RangeError(`${device.name}: queue size ${device.queueMaxSize}`);
     for (let i = 0; i < device.queueCount; i++) this.queues.push(this.freshQueue());
+    device.attach?.(this);
   }
 
   private freshQueue(): QueueState {
