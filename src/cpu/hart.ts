@@ -73,6 +73,8 @@ export class Hart implements FpuHart {
   private stimecmp = Infinity;
   /** Retired instructions (also reported as cycles). */
   instret = 0;
+  /** instret at which run() next compares the clock with stimecmp. */
+  private nextTimerCheck = 0;
   /** minstret/mcycle as the guest sees them minus `instret`, which stays monotonic for the run loop. */
   private counterOffset = 0;
 
@@ -273,7 +275,6 @@ export class Hart implements FpuHart {
 
   /** Takes the highest-priority enabled pending interrupt, if any. Returns true when taken. */
   private takeInterrupt(): boolean {
-    this.updateTimer();
     const pending = this.pending();
     if (pending === 0) return false;
     const mie = this.priv !== Priv.Machine || (this.mstatus & Mstatus.MIE) !== 0;
@@ -604,6 +605,12 @@ export class Hart implements FpuHart {
       this.waiting = false;
     }
     while (this.instret - start < budget && !this.waiting) {
+      // Reading the host clock costs more than 256 instructions; the timer is compared every
+      // 4096 (about 60 us of guest time), other interrupt sources at every chunk.
+      if (this.instret >= this.nextTimerCheck) {
+        this.updateTimer();
+        this.nextTimerCheck = this.instret + 4096;
+      }
       this.takeInterrupt();
       this.breakLoop = false;
       try {
@@ -667,7 +674,12 @@ export class Hart implements FpuHart {
           const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
           switch (f3) {
             case 0: { const lo = (alo + imm) | 0; x[d + 1] = (ahi + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0; x[d] = lo; break; }
-            case 1: if ((imm >>> 6) & 0x3f) this.illegal(insn); this.shiftLeft(d, alo, ahi, imm & 63); break;
+            case 1: { // SLLI, inline (hot; V8 will not inline the helper here)
+              if ((imm >>> 6) & 0x3f) this.illegal(insn);
+              const sh = imm & 63;
+              if (sh === 0) { x[d] = alo; x[d + 1] = ahi; } else if (sh < 32) { x[d + 1] = (ahi << sh) | (alo >>> (32 - sh)); x[d] = alo << sh; } else { x[d + 1] = alo << (sh - 32); x[d] = 0; }
+              break;
+            }
             case 2: x[d] = (ahi < (imm >> 31) || (ahi === (imm >> 31) && (alo >>> 0) < (imm >>> 0))) ? 1 : 0; x[d + 1] = 0; break;
             case 3: {
               const bhi = imm >> 31;
@@ -675,10 +687,14 @@ export class Hart implements FpuHart {
             }
             case 4: x[d] = alo ^ imm; x[d + 1] = ahi ^ (imm >> 31); break;
             case 5: {
-              const f6 = (insn >>> 26) & 0x3f;
-              if (f6 === 0) this.shiftRight(d, alo, ahi, imm & 63);
-              else if (f6 === 0x10) this.shiftRightArith(d, alo, ahi, imm & 63);
-              else this.illegal(insn);
+              const f6 = (insn >>> 26) & 0x3f, sh = imm & 63;
+              if (f6 !== 0 && f6 !== 0x10) this.illegal(insn);
+              // SRLI / SRAI, inline like SLLI.
+              if (sh === 0) { x[d] = alo; x[d + 1] = ahi; } else if (sh < 32) {
+                x[d] = (alo >>> sh) | (ahi << (32 - sh)); x[d + 1] = f6 === 0 ? ahi >>> sh : ahi >> sh;
+              } else {
+                x[d] = f6 === 0 ? ahi >>> (sh - 32) : ahi >> (sh - 32); x[d + 1] = f6 === 0 ? 0 : ahi >> 31;
+              }
               break;
             }
             case 6: x[d] = alo | imm; x[d + 1] = ahi | (imm >> 31); break;
