@@ -10,13 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
 import { BOOT_MARKER, cpioNewc, ensureDefaultImage } from '../images/build-image.js';
-import { ShellSession, VesselProcess } from './vessel-cli.js';
-
-/** Boot can take minutes on a loaded 2-core machine. */
-const BOOT_MS = 240_000;
-const COMMAND_MS = 90_000;
-const POWEROFF_MS = 60_000;
-const TEST_MS = 480_000;
+import { BOOT_MS, COMMAND_MS, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 const running: VesselProcess[] = [];
 after(() => { for (const vm of running) vm.kill(); });

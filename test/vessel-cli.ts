@@ -8,6 +8,12 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
+/** Time limits for end-to-end tests: a boot can take minutes on a loaded 2-core machine. */
+export const BOOT_MS = 240_000;
+export const COMMAND_MS = 90_000;
+export const POWEROFF_MS = 60_000;
+export const TEST_MS = 480_000;
+
 /** The busybox shell's prompt in the default image (PS1='\w \$ ', HOME=/root). */
 export const PROMPT = '~ # ';
 

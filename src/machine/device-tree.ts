@@ -116,18 +116,14 @@ export function buildDeviceTree(board: BoardDescription): Uint8Array {
   fdt.endNode(); // cpus
 
   // syscon-poweroff / syscon-reboot drive the sifive_test register through its regmap.
-  fdt.beginNode('poweroff');
-  fdt.propU32('value', 0x5555);
-  fdt.propU32('offset', 0);
-  fdt.propU32('regmap', testPhandle);
-  fdt.propString('compatible', 'syscon-poweroff');
-  fdt.endNode();
-  fdt.beginNode('reboot');
-  fdt.propU32('value', 0x7777);
-  fdt.propU32('offset', 0);
-  fdt.propU32('regmap', testPhandle);
-  fdt.propString('compatible', 'syscon-reboot');
-  fdt.endNode();
+  for (const [name, value] of [['poweroff', 0x5555], ['reboot', 0x7777]] as const) {
+    fdt.beginNode(name);
+    fdt.propU32('value', value);
+    fdt.propU32('offset', 0);
+    fdt.propU32('regmap', testPhandle);
+    fdt.propString('compatible', `syscon-${name}`);
+    fdt.endNode();
+  }
 
   fdt.beginNode('soc');
   fdt.propU32('#address-cells', 2);
