@@ -5,6 +5,7 @@ import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { SifiveTest } from '../devices/sifive-test.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { Bus } from './bus.js';
@@ -34,7 +35,7 @@ export interface MachineOptions {
   onConsoleOutput: (data: Uint8Array) => void;
   /** Instructions a hart runs before the next hart gets its turn. */
   quantum?: number;
-  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the RNG. */
+  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the console, then the RNG. */
   virtio?: VirtioOptions;
 }
 
@@ -43,6 +44,8 @@ export interface VirtioOptions {
   disks?: { path: string; readonly?: boolean }[];
   /** A virtio-rng entropy device. */
   rng?: boolean;
+  /** A virtio-console (the guest's /dev/hvc0); `output` receives what the guest writes to it. */
+  console?: { output: (data: Uint8Array) => void };
 }
 
 export type StopReason =
@@ -75,6 +78,7 @@ export class Machine {
   /** The virtio-mmio slots in use, in order. */
   readonly virtio: { base: number; irq: number; transport: VirtioMmio }[] = [];
   private readonly disks: VirtioBlk[] = [];
+  private hvcDevice: VirtioConsole | null = null;
   private readonly hartStates: HartState[] = [];
   private readonly sbi: Sbi;
   private readonly quantum: number;
@@ -174,6 +178,10 @@ export class Machine {
       this.close();
       throw e;
     }
+    if (opts.console) {
+      this.hvcDevice = new VirtioConsole({ output: opts.console.output });
+      devices.push(this.hvcDevice);
+    }
     if (opts.rng) devices.push(new VirtioRng());
     if (devices.length > VIRT_IRQ.virtioCount) {
       this.close();
@@ -237,6 +245,16 @@ export class Machine {
   /** Host keyboard input for the UART. */
   sendInput(bytes: Uint8Array): void {
     this.uart.receive(bytes);
+    this.wake?.();
+  }
+
+  /** The virtio-console, when the board has one. */
+  get hvc(): VirtioConsole | null { return this.hvcDevice; }
+
+  /** Host input for the virtio-console (hvc0); queued until the guest posts receive buffers. */
+  sendConsoleInput(bytes: Uint8Array): void {
+    if (!this.hvcDevice) throw new Error('this machine has no virtio-console');
+    this.hvcDevice.sendInput(bytes);
     this.wake?.();
   }
 

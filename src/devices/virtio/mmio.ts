@@ -14,7 +14,7 @@ import { MAX_QUEUE_SIZE, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, V
 export interface VirtioDevice {
   /** Short name for logs, e.g. "virtio-blk0". */
   readonly name: string;
-  /** Virtio device ID (§5): 2 block, 4 entropy. */
+  /** Virtio device ID (§5): 2 block, 3 console, 4 entropy. */
   readonly deviceId: number;
   /** Device-specific feature bits; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX. */
   readonly features: bigint;
@@ -37,6 +37,12 @@ export interface VirtioTransport {
   configChanged(): void;
   /** The device pushed used buffers outside `notify` (asynchronous completion). */
   usedBuffers(queueIndex: number): void;
+  /**
+   * The device has new work for queue `queueIndex` outside a driver notify (e.g. host input
+   * arrived): the transport calls `notify` as if the driver had kicked the queue, with the same
+   * checks and error handling, when the queue is live. Optional, so test transports need not have it.
+   */
+  kick?(queueIndex: number): void;
 }
 
 export const VIRTIO_MMIO_MAGIC = 0x74726976; // "virt"
@@ -234,6 +240,10 @@ export class VirtioMmio implements MmioDevice, VirtioTransport {
       if (e instanceof VirtioError) this.fail(e.message);
       else throw e;
     }
+  }
+
+  kick(queueIndex: number): void {
+    this.queueNotify(queueIndex);
   }
 
   private queueNotify(index: number): void {
