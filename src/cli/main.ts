@@ -41,14 +41,15 @@ program.command('run')
   .option('-t, --timeout <seconds>', 'stop the VM after this many seconds (exit code 124)', intOption('--timeout', 0, MAX_TIMEOUT_SECONDS), 0)
   .option('-d, --disk <path[,readonly]>', 'raw disk image as a virtio-blk device (vda, vdb, ...); repeatable', collectDisk, [] as DiskOption[])
   .option('--no-rng', 'no virtio-rng entropy device')
-  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean }) => {
+  .option('--hvc <path>', "serve the guest's virtio-console /dev/hvc0 on a Unix domain socket at <path>")
+  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string }) => {
     let kernel = o.kernel, initrd = o.initrd;
     if (!kernel) {
       const image = await ensureDefaultImage({ quiet: true });
       kernel = image.kernel;
       initrd ??= image.initrd;
     }
-    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng });
+    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng, hvc: o.hvc });
   });
 
 program.command('image')

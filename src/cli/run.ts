@@ -1,6 +1,7 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { Machine, type StopReason } from '../machine/machine.js';
 import { BootImageError } from '../machine/loader.js';
+import { HvcSocketError, HvcSocketServer } from './hvc-socket.js';
 import { attachConsole } from './terminal.js';
 
 export interface RunOptions {
@@ -15,6 +16,8 @@ export interface RunOptions {
   disks?: DiskOption[];
   /** A virtio-rng device (default on). */
   rng?: boolean;
+  /** A Unix domain socket path on which the guest's virtio-console (hvc0) is served. */
+  hvc?: string;
 }
 
 export interface DiskOption { path: string; readonly: boolean }
@@ -80,6 +83,16 @@ export async function runVm(opts: RunOptions): Promise<number> {
   const disks = opts.disks ?? [];
   for (const d of disks) checkDisk(d);
   let machine: Machine;
+  let hvc: HvcSocketServer | undefined;
+  if (opts.hvc !== undefined) {
+    if (opts.hvc === '') throw new UsageError('--hvc names no socket path');
+    try {
+      hvc = await HvcSocketServer.listen(opts.hvc, (bytes) => machine?.sendConsoleInput(bytes));
+    } catch (e) {
+      if (e instanceof HvcSocketError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   // A reader that goes away (e.g. `vessel run | head`) must stop the VM, not crash on EPIPE.
   let outputClosed = false;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -94,7 +107,7 @@ export async function runVm(opts: RunOptions): Promise<number> {
         memoryBytes: opts.memoryBytes,
         boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
         onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
-        virtio: { disks, rng: opts.rng ?? true },
+        virtio: { disks, rng: opts.rng ?? true, console: hvc ? { output: (data) => hvc.write(data) } : undefined },
       });
     } catch (e) {
       if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
@@ -105,7 +118,12 @@ export async function runVm(opts: RunOptions): Promise<number> {
       throw e;
     }
   };
-  machine = boot();
+  try {
+    machine = boot();
+  } catch (e) {
+    hvc?.close();
+    throw e;
+  }
   let quit = false;
   const console = attachConsole((bytes) => machine.sendInput(bytes), () => { quit = true; machine.stop({ kind: 'poweroff', code: 0 }); });
   let timedOut = false;
@@ -125,6 +143,7 @@ export async function runVm(opts: RunOptions): Promise<number> {
     clearTimeout(timer);
     console.detach();
     machine.close();
+    hvc?.close();
   }
   return report(reason, machine, opts.timeout);
 }
