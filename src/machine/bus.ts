@@ -10,9 +10,6 @@ interface Mapping { base: number; end: number; device: MmioDevice }
  */
 export class Bus {
   private readonly mappings: Mapping[] = [];
-  /** Counts device accesses, for metrics. */
-  mmioAccesses = 0;
-
   constructor(readonly ram: GuestMemory) {}
 
   map(base: number, device: MmioDevice): void {
@@ -38,7 +35,6 @@ export class Bus {
   loadMmio(pa: number, width: AccessWidth): number | undefined {
     const m = this.find(pa, width);
     if (!m) return undefined;
-    this.mmioAccesses++;
     return m.device.read(pa - m.base, width);
   }
 
@@ -46,7 +42,6 @@ export class Bus {
   storeMmio(pa: number, width: AccessWidth, value: number): boolean {
     const m = this.find(pa, width);
     if (!m) return false;
-    this.mmioAccesses++;
     m.device.write(pa - m.base, width, value);
     return true;
   }
