@@ -13,18 +13,17 @@
 // (QEMU, Vessel, QEMU, Vessel, ...), never at the same time. Progress goes to stderr; the
 // table (or, with --json, one JSON document) goes to stdout.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { Machine, type StopReason } from '../src/machine/machine.js';
+import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
+import { ensureQemu, QEMU, QEMU_PACKAGE, qemuVersion } from './lib/qemu.js';
+import { fmtCount, fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
 
-const QEMU = 'qemu-system-riscv64';
-const QEMU_PACKAGE = 'qemu-system-misc';
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const APPEND = 'console=ttyS0';
 const MEMORY_MIB = 256;
@@ -132,208 +131,7 @@ function parseOptions(argv: string[]): Options | null {
 }
 
 // ---------------------------------------------------------------------------------------------
-// QEMU
-
-function qemuVersion(): string | null {
-  const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8' });
-  if (r.status !== 0 || r.error) return null;
-  return r.stdout.split('\n')[0].trim();
-}
-
-/** Returns QEMU's version line, installing qemu-system-misc first if needed (root only). */
-function ensureQemu(): string {
-  const have = qemuVersion();
-  if (have) return have;
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root) {
-    process.stderr.write(`bench: ${QEMU} is not installed. Install it and run again:\n  sudo apt-get install -y ${QEMU_PACKAGE}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`bench: ${QEMU} is not installed; installing ${QEMU_PACKAGE} with apt-get\n`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', QEMU_PACKAGE], { stdio: ['ignore', 2, 2], env });
-  if (install().status !== 0) {
-    // A fresh machine often has no package lists yet.
-    spawnSync('apt-get', ['update'], { stdio: ['ignore', 2, 2], env });
-    const r = install();
-    if (r.status !== 0) {
-      process.stderr.write(`bench: "apt-get install -y ${QEMU_PACKAGE}" failed (exit ${r.status ?? r.signal ?? r.error?.message})\n`);
-      process.exit(1);
-    }
-  }
-  const v = qemuVersion();
-  if (!v) {
-    process.stderr.write(`bench: ${QEMU_PACKAGE} was installed but ${QEMU} still does not run\n`);
-    process.exit(1);
-  }
-  return v;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A guest on a serial console, driven like `expect`
-
-class GuestError extends Error {}
-
-/** How a Guest talks to its engine: a child process, or (for --ips) a Machine in this process. */
-interface Port {
-  write(data: string): void;
-  /** Ends the engine; resolves when it is gone. */
-  kill(): Promise<void>;
-  /** CPU seconds the engine has used so far (user + system), if known. */
-  cpuSeconds(): number | undefined;
-  /** Instructions the guest has retired so far (in-process Vessel only). */
-  instructions(): number | undefined;
-}
-
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
-
-let clockTicks: number | undefined;
-/** utime + stime of a live process from /proc/<pid>/stat, in seconds (all its threads). */
-function procCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return (Number(f[11]) + Number(f[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * One booted engine. All console output (stdout and stderr) is kept as latin1 text; `waitFor`
- * finds a pattern at or after an offset and reports the host time it arrived.
- */
-class Guest {
-  readonly start = performance.now();
-  output = '';
-  exited: Exit | null = null;
-  private readonly waiters = new Set<() => void>();
-  readonly exitPromise: Promise<void>;
-  private readonly port: Port;
-
-  constructor(readonly label: string, open: (onData: (chunk: Uint8Array) => void, onExit: (e: Exit) => void) => Port, verbose: boolean) {
-    let resolveExit!: () => void;
-    this.exitPromise = new Promise((resolve) => { resolveExit = resolve; });
-    this.port = open((chunk) => {
-      if (verbose) process.stderr.write(chunk);
-      this.output += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
-      for (const w of [...this.waiters]) w();
-    }, (e) => {
-      if (this.exited) return;
-      this.exited = e;
-      for (const w of [...this.waiters]) w();
-      resolveExit();
-    });
-  }
-
-  /** An engine in a child process. */
-  static spawn(label: string, command: string, args: string[], verbose: boolean): Guest {
-    return new Guest(label, (onData, onExit) => {
-      const child: ChildProcess = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.stdin!.on('error', () => { /* the engine went away; reported through its exit */ });
-      child.on('error', (e) => { onData(Buffer.from(`\n[spawn error: ${e.message}]\n`)); onExit({ code: null, signal: null }); });
-      child.on('close', (code, signal) => onExit({ code, signal }));
-      let gone: Promise<void> | null = null;
-      return {
-        write: (data) => { child.stdin!.write(data); },
-        kill: () => gone ??= new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
-          child.once('close', () => resolve());
-          child.kill('SIGTERM');
-          setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, 5000).unref();
-        }),
-        cpuSeconds: () => procCpuSeconds(child.pid),
-        instructions: () => undefined,
-      };
-    }, verbose);
-  }
-
-  /** Vessel's Machine in this process: the only way to read its instruction count. */
-  static inProcess(label: string, kernel: string, initrd: string, cpus: number, verbose: boolean): Guest {
-    return new Guest(label, (onData, onExit) => {
-      const cpu0 = process.cpuUsage();
-      const machine = new Machine({
-        cpus,
-        memoryBytes: MEMORY_MIB << 20,
-        boot: { kind: 'linux', kernel: readFileSync(kernel), kernelName: kernel, initrd: readFileSync(initrd), cmdline: APPEND },
-        onConsoleOutput: onData,
-      });
-      const done = machine.run().then(
-        (r: StopReason) => onExit({ code: r.kind === 'poweroff' ? r.code : 1, signal: null }),
-        (e: unknown) => { onData(Buffer.from(`\n[machine error: ${e instanceof Error ? e.message : String(e)}]\n`)); onExit({ code: null, signal: null }); },
-      );
-      return {
-        write: (data) => machine.sendInput(Buffer.from(data, 'latin1')),
-        kill: async () => { machine.stop({ kind: 'poweroff', code: 0 }); await done; },
-        cpuSeconds: () => { const u = process.cpuUsage(cpu0); return (u.user + u.system) / 1e6; },
-        instructions: () => machine.instructionsRetired,
-      };
-    }, verbose);
-  }
-
-  /** Seconds since spawn. */
-  elapsed(): number {
-    return (performance.now() - this.start) / 1000;
-  }
-
-  type(line: string): void {
-    this.port.write(line + '\n');
-  }
-
-  cpuSeconds(): number | undefined { return this.port.cpuSeconds(); }
-  instructions(): number | undefined { return this.port.instructions(); }
-
-  /** Resolves with the match and the host time (s since spawn) when `re` matches at or after `from`. */
-  waitFor(re: RegExp, from: number, timeoutS: number, what: string): Promise<{ match: RegExpExecArray; at: number }> {
-    const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const check = (): void => {
-        g.lastIndex = from;
-        const m = g.exec(this.output);
-        if (m) { finish(); resolve({ match: m, at: this.elapsed() }); return; }
-        if (this.exited) {
-          finish();
-          reject(new GuestError(`${this.label} exited (${this.exited.signal ?? `code ${this.exited.code}`}) while waiting for ${what}`));
-        }
-      };
-      const finish = (): void => { this.waiters.delete(check); clearTimeout(timer); };
-      timer = setTimeout(() => {
-        finish();
-        reject(new GuestError(`${this.label}: no ${what} within ${timeoutS} s`));
-      }, timeoutS * 1000);
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  tail(lines = 20): string {
-    return this.output.replace(/\r/g, '').split('\n').slice(-lines).join('\n');
-  }
-
-  async kill(): Promise<void> {
-    if (this.exited) return;
-    await this.port.kill();
-    await this.exitPromise;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Workloads
-
-/**
- * Shell helper typed into the guest once: `t` sets T to the guest's monotonic clock in ns
- * without forking. It reads "now at <ns> nsecs" from /proc/timer_list when the kernel has it,
- * else /proc/uptime (10 ms resolution). The sourced clock is reported as BENCH_CLOCK.
- */
-const CLOCK_SETUP = [
-  't(){ if [ -r /proc/timer_list ]; then while read -r a b c d; do if [ "$a" = now ]; then T=$c; return; fi; done </proc/timer_list; fi; read u r </proc/uptime; T=$(( (${u%.*}*100 + 1${u#*.} - 100) * 10000000 )); }',
-  'if [ -r /proc/timer_list ]; then echo BENCH_CLOCK=timer_list; else echo BENCH_CLOCK=uptime; fi',
-];
 
 interface WorkloadSpec {
   id: string;
@@ -428,15 +226,13 @@ function startGuest(kind: RunKind, kernel: string, initrd: string, cpus: number,
         '-kernel', kernel, '-initrd', initrd, '-append', APPEND,
       ], verbose);
     case 'vessel-inprocess':
-      return Guest.inProcess(label, kernel, initrd, cpus, verbose);
+      return Guest.inProcess(label, kernel, initrd, cpus, MEMORY_MIB, APPEND, verbose);
   }
 }
 
 function progress(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
-
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 async function bootOnce(kind: RunKind, run: number, o: Options, kernel: string, initrd: string, withWorkloads: boolean): Promise<RunResult> {
   const guest = startGuest(kind, kernel, initrd, o.cpus, o.verbose);
@@ -503,46 +299,6 @@ async function bootOnce(kind: RunKind, run: number, o: Options, kernel: string, 
     if (e instanceof GuestError) throw new GuestError(`${e.message}\nlast console lines:\n${guest.tail()}`);
     throw e;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics and output
-
-interface Summary {
-  min: number;
-  median: number;
-  values: number[];
-}
-
-function summarize(xs: number[]): Summary | null {
-  if (!xs.length) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return { min: s[0], median: s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2, values: xs };
-}
-
-function ratio(a: Summary | null | undefined, b: Summary | null | undefined): { min: number; median: number } | null {
-  if (!a || !b || b.min <= 0 || b.median <= 0) return null;
-  return { min: a.min / b.min, median: a.median / b.median };
-}
-
-function fmtS(x: number): string {
-  if (x >= 100) return x.toFixed(1);
-  if (x >= 10) return x.toFixed(2);
-  return x.toFixed(3);
-}
-
-function fmtRatio(x: number): string {
-  return x >= 100 ? `${x.toFixed(0)}x` : x >= 10 ? `${x.toFixed(1)}x` : `${x.toFixed(2)}x`;
-}
-
-function fmtCount(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : String(n);
-}
-
-function table(rows: string[][], rightAlign: boolean[]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (rightAlign[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
