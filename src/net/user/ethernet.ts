@@ -1,0 +1,41 @@
+/** Ethernet II framing (no FCS, no VLAN tags: a tagged frame is simply an unknown EtherType). */
+import { MAX_ETHERNET_FRAME } from '../backend.js';
+import type { Mac } from './address.js';
+
+export const ETHERNET_HEADER = 14;
+export const ETHERTYPE_IPV4 = 0x0800;
+export const ETHERTYPE_ARP = 0x0806;
+/** Largest IPv4 packet in one frame (the MTU). */
+export const MTU = MAX_ETHERNET_FRAME - ETHERNET_HEADER;
+
+export interface EthernetFrame {
+  dst: Mac;
+  src: Mac;
+  etherType: number;
+  payload: Uint8Array;
+}
+
+export function parseEthernet(frame: Uint8Array): EthernetFrame | string {
+  if (frame.length < ETHERNET_HEADER) return 'ethernet-short';
+  if (frame.length > MAX_ETHERNET_FRAME) return 'ethernet-oversized';
+  return {
+    dst: frame.subarray(0, 6),
+    src: frame.subarray(6, 12),
+    etherType: (frame[12] << 8) | frame[13],
+    payload: frame.subarray(ETHERNET_HEADER),
+  };
+}
+
+export function buildEthernet(dst: Mac, src: Mac, etherType: number, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(ETHERNET_HEADER + payload.length);
+  frame.set(dst, 0);
+  frame.set(src, 6);
+  frame[12] = etherType >>> 8;
+  frame[13] = etherType;
+  frame.set(payload, ETHERNET_HEADER);
+  return frame;
+}
+
+export function isMulticastMac(mac: Mac): boolean {
+  return (mac[0] & 1) !== 0;
+}

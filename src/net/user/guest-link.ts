@@ -1,0 +1,11 @@
+/** What the protocol modules need from the stack: a way to send IPv4 to the guest, and counters. */
+import type { Ipv4 } from './address.js';
+import type { Diagnostics } from './diagnostics.js';
+
+export interface GuestLink {
+  /** Wraps `payload` (a complete transport segment) in IPv4 + Ethernet and queues it for the guest. */
+  sendIpv4(src: Ipv4, dst: Ipv4, protocol: number, payload: Uint8Array): void;
+  /** Builds a UDP datagram and sends it like sendIpv4. */
+  sendUdp(src: Ipv4, dst: Ipv4, srcPort: number, dstPort: number, payload: Uint8Array): void;
+  readonly diagnostics: Diagnostics;
+}

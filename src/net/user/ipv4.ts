@@ -1,0 +1,60 @@
+/** IPv4 packets (RFC 791): header validation on the way in, a plain 20-byte header on the way out. */
+import { readIpv4, writeIpv4, type Ipv4 } from './address.js';
+import { internetChecksum } from './checksum.js';
+
+export const IPV4_HEADER = 20;
+export const PROTO_ICMP = 1;
+export const PROTO_TCP = 6;
+export const PROTO_UDP = 17;
+
+export interface Ipv4Packet {
+  src: Ipv4;
+  dst: Ipv4;
+  protocol: number;
+  ttl: number;
+  /** The transport payload, trimmed to the header's total length (Ethernet padding removed). */
+  payload: Uint8Array;
+}
+
+/** Validates a packet from the guest; returns a drop reason for anything the stack does not take. */
+export function parseIpv4Packet(bytes: Uint8Array): Ipv4Packet | string {
+  if (bytes.length < IPV4_HEADER) return 'ipv4-short';
+  const version = bytes[0] >>> 4;
+  if (version !== 4) return 'ipv4-version';
+  const headerLength = (bytes[0] & 0x0f) * 4;
+  if (headerLength < IPV4_HEADER || headerLength > bytes.length) return 'ipv4-header-length';
+  const totalLength = (bytes[2] << 8) | bytes[3];
+  if (totalLength < headerLength || totalLength > bytes.length) return 'ipv4-total-length';
+  if (internetChecksum(bytes, 0, headerLength) !== 0) return 'ipv4-checksum';
+  const flagsFragment = (bytes[6] << 8) | bytes[7];
+  const moreFragments = (flagsFragment & 0x2000) !== 0;
+  if (moreFragments || (flagsFragment & 0x1fff) !== 0) return 'ipv4-fragment';
+  return {
+    src: readIpv4(bytes, 12),
+    dst: readIpv4(bytes, 16),
+    protocol: bytes[9],
+    ttl: bytes[8],
+    payload: bytes.subarray(headerLength, totalLength),
+  };
+}
+
+/** Builds a packet with a 20-byte header, DF set, TTL 64. */
+export function buildIpv4Packet(src: Ipv4, dst: Ipv4, protocol: number, id: number, payload: Uint8Array): Uint8Array {
+  const packet = new Uint8Array(IPV4_HEADER + payload.length);
+  packet[0] = 0x45;
+  const total = packet.length;
+  packet[2] = total >>> 8;
+  packet[3] = total;
+  packet[4] = id >>> 8;
+  packet[5] = id;
+  packet[6] = 0x40; // don't fragment
+  packet[8] = 64;
+  packet[9] = protocol;
+  writeIpv4(packet, 12, src);
+  writeIpv4(packet, 16, dst);
+  const sum = internetChecksum(packet, 0, IPV4_HEADER);
+  packet[10] = sum >>> 8;
+  packet[11] = sum;
+  packet.set(payload, IPV4_HEADER);
+  return packet;
+}
