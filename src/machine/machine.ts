@@ -7,7 +7,10 @@ import { Uart16550 } from '../devices/uart16550.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
+import { VirtioNet } from '../devices/virtio/net.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
+import type { NetBackend } from '../net/backend.js';
+import { defaultMac, parseMac } from '../net/mac.js';
 import { Bus } from './bus.js';
 import { Clint } from './clint.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
@@ -35,13 +38,19 @@ export interface MachineOptions {
   onConsoleOutput: (data: Uint8Array) => void;
   /** Instructions a hart runs before the next hart gets its turn. */
   quantum?: number;
-  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the console, then the RNG. */
+  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the network devices, then the console, then the RNG. */
   virtio?: VirtioOptions;
 }
 
 export interface VirtioOptions {
   /** Raw disk images; `readonly` offers VIRTIO_BLK_F_RO and opens the file read-only. */
   disks?: { path: string; readonly?: boolean }[];
+  /**
+   * virtio-net devices (eth0, eth1, ...) on these backends, which the machine closes in `close()`
+   * (if the constructor throws, they stay the caller's to close).
+   * `mac` like "52:54:00:12:34:56"; the default is 52:54:00:12:34:56 counting up per device.
+   */
+  nets?: { backend: NetBackend; mac?: string }[];
   /** A virtio-rng entropy device. */
   rng?: boolean;
   /** A virtio-console (the guest's /dev/hvc0); `output` receives what the guest writes to it. */
@@ -78,6 +87,8 @@ export class Machine {
   /** The virtio-mmio slots in use, in order. */
   readonly virtio: { base: number; irq: number; transport: VirtioMmio }[] = [];
   private readonly disks: VirtioBlk[] = [];
+  /** The virtio-net devices, in slot order (the guest's eth0, eth1, ...). */
+  readonly nets: VirtioNet[] = [];
   private hvcDevice: VirtioConsole | null = null;
   private readonly hartStates: HartState[] = [];
   private readonly sbi: Sbi;
@@ -174,6 +185,12 @@ export class Machine {
         this.disks.push(disk);
         devices.push(disk);
       });
+      (opts.nets ?? []).forEach((n, i) => {
+        const mac = n.mac === undefined ? defaultMac(i) : parseMac(n.mac);
+        const net = new VirtioNet({ backend: n.backend, mac, name: `virtio-net${i}`, onActivity: () => this.wake?.() });
+        this.nets.push(net);
+        devices.push(net);
+      });
     } catch (e) {
       this.close();
       throw e;
@@ -196,9 +213,10 @@ export class Machine {
     });
   }
 
-  /** Releases host resources (disk image file descriptors). */
+  /** Releases host resources (disk image file descriptors, network backends). */
   close(): void {
     for (const d of this.disks) d.close();
+    for (const n of this.nets) n.close();
   }
 
   private loadLinux(boot: Extract<BootSource, { kind: 'linux' }>): void {
