@@ -6,13 +6,45 @@
  * next client when it connects. The socket file is removed when the server closes or the
  * process exits.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as net from 'node:net';
 
 export const HVC_BACKLOG_BYTES = 64 * 1024;
 
 export class HvcSocketError extends Error {
   override name = 'HvcSocketError';
+}
+
+/**
+ * Makes `path` free for a new socket server: a stale socket file (its server is gone) is removed;
+ * a live socket or any other file is an HvcSocketError naming `label` (the option it came from).
+ */
+export async function claimSocketPath(path: string, label: string): Promise<void> {
+  let isSocket = false;
+  let exists = false;
+  try {
+    const st = lstatSync(path);
+    exists = true;
+    isSocket = st.isSocket();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HvcSocketError(`${label} "${path}": ${(e as Error).message}`);
+    if (!existsSync(dirname(path))) throw new HvcSocketError(`${label} "${path}": directory "${dirname(path)}" does not exist`);
+  }
+  if (exists && !isSocket) throw new HvcSocketError(`${label} "${path}" exists and is not a socket`);
+  if (exists) {
+    // A socket file with a live server behind it belongs to someone else.
+    if (await socketInUse(path)) throw new HvcSocketError(`${label} "${path}" is in use by another server`);
+    unlinkSync(path);
+  }
+}
+
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
 }
 
 export class HvcSocketServer {
@@ -28,37 +60,18 @@ export class HvcSocketServer {
     process.on('exit', this.removeOnExit);
   }
 
-  /** Listens on `path`; a stale socket file there is replaced, any other file is an error. */
-  static async listen(path: string, onInput: (bytes: Uint8Array) => void): Promise<HvcSocketServer> {
-    let isSocket = false;
-    let exists = false;
-    try {
-      const st = lstatSync(path);
-      exists = true;
-      isSocket = st.isSocket();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HvcSocketError(`--hvc "${path}": ${(e as Error).message}`);
-    }
-    if (exists && !isSocket) throw new HvcSocketError(`--hvc "${path}" exists and is not a socket`);
-    if (exists) {
-      // A socket file with a live server behind it belongs to someone else.
-      if (await HvcSocketServer.inUse(path)) throw new HvcSocketError(`--hvc "${path}" is in use by another server`);
-      unlinkSync(path);
-    }
+  /**
+   * Listens on `path`; a stale socket file there is replaced, any other file is an error.
+   * `label` names the socket in error messages (the option it came from).
+   */
+  static async listen(path: string, onInput: (bytes: Uint8Array) => void, label = '--hvc'): Promise<HvcSocketServer> {
+    await claimSocketPath(path, label);
     const server = net.createServer({ pauseOnConnect: false });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new HvcSocketError(`--hvc "${path}": ${e.message}`)));
+      server.once('error', (e) => reject(new HvcSocketError(`${label} "${path}": ${e.message}`)));
       server.listen(path, () => resolve());
     });
     return new HvcSocketServer(path, server, onInput);
-  }
-
-  private static inUse(path: string): Promise<boolean> {
-    return new Promise((resolve) => {
-      const s = net.connect(path);
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
   }
 
   /** Where client input goes from now on (a rebooted VM is a new machine). */
@@ -70,7 +83,7 @@ export class HvcSocketServer {
 
   private accept(socket: net.Socket): void {
     if (this.client || this.closed) {
-      socket.end('vessel: hvc0 already has a client\n');
+      socket.end('vessel: this console already has a client\n');
       return;
     }
     this.client = socket;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
-import { ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
+import { DEFAULT_APPEND, ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
 import { parseMemorySize } from './size.js';
+import { DEFAULT_INSTANCE_ID, runVmm } from '../vmm/vmm.js';
+import { attachSocketConsole } from './console-client.js';
 
-/** earlycon=sbi prints the first boot messages through the SBI debug console, before the UART driver is up. */
-const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
@@ -50,6 +50,23 @@ program.command('run')
       initrd ??= image.initrd;
     }
     process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng, hvc: o.hvc });
+  });
+
+program.command('vmm')
+  .description('a VM monitor process: the VM is configured and started through a Firecracker-style REST API on a Unix socket, or from a JSON file')
+  .option('--api-sock <path>', 'serve the REST API on a Unix domain socket at <path> (see docs/API.md)')
+  .option('--config-file <path>', 'configure the VM from this JSON file (the shape of GET /vm/config) and start it at once')
+  .option('--console <where>', 'serial console: stdio (default: this process\'s stdin/stdout), file:PATH, unix:PATH (attach with `vessel console PATH`)')
+  .option('--id <id>', 'instance id reported by GET /', DEFAULT_INSTANCE_ID)
+  .action(async (o: { apiSock?: string; configFile?: string; console?: string; id: string }) => {
+    process.exitCode = await runVmm({ id: o.id, apiSock: o.apiSock, configFile: o.configFile, console: o.console });
+  });
+
+program.command('console')
+  .description('attach this terminal to a console served on a Unix socket (vessel vmm --console unix:PATH); Ctrl-A x detaches')
+  .argument('<socket>', 'the console socket')
+  .action(async (socket: string) => {
+    process.exitCode = await attachSocketConsole(socket);
   });
 
 program.command('image')

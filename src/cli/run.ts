@@ -35,7 +35,8 @@ export function parseDiskOption(spec: string): DiskOption {
   return { path, readonly };
 }
 
-function checkDisk(disk: DiskOption): void {
+/** Checks that a disk image exists, is not a directory and holds at least one sector; throws UsageError. */
+export function checkDisk(disk: DiskOption): void {
   let stat: Stats;
   try {
     stat = statSync(disk.path);
@@ -48,6 +49,9 @@ function checkDisk(disk: DiskOption): void {
   if (stat.isFile() && stat.size < 512) throw new UsageError(`disk "${disk.path}" is smaller than one 512-byte sector`);
 }
 
+/** earlycon=sbi prints the first boot messages through the SBI debug console, before the UART driver is up. */
+export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
+
 /** Exit codes of `vessel run`: poweroff passes the guest's code through. */
 export const ExitCode = { ok: 0, guestFailure: 1, badInput: 2, panic: 3, error: 4, timeout: 124 } as const;
 
@@ -55,7 +59,8 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-function readBootFile(path: string, what: string): Uint8Array {
+/** Checks that a kernel or initrd file exists, is not a directory and is not empty; throws UsageError. */
+export function checkBootFile(path: string, what: string): void {
   let stat: Stats;
   try {
     stat = statSync(path);
@@ -66,6 +71,11 @@ function readBootFile(path: string, what: string): Uint8Array {
   }
   if (stat.isDirectory()) throw new UsageError(`${what} "${path}" is a directory, not a file`);
   if (stat.isFile() && stat.size === 0) throw new UsageError(`${what} "${path}" is empty`);
+}
+
+/** Reads a kernel or initrd file after checkBootFile; throws UsageError. */
+export function readBootFile(path: string, what: string): Uint8Array {
+  checkBootFile(path, what);
   let data: Buffer;
   try {
     data = readFileSync(path);
@@ -148,7 +158,8 @@ export async function runVm(opts: RunOptions): Promise<number> {
   return report(reason, machine, opts.timeout);
 }
 
-function report(reason: StopReason, machine: Machine, timeout: number): number {
+/** The exit code for how the VM stopped; panics and errors are described on stderr. */
+export function report(reason: StopReason, machine: Machine, timeout: number): number {
   const lastLines = (): string => machine.recentConsole.split('\n').slice(-15).join('\n');
   switch (reason.kind) {
     case 'poweroff': return reason.code === 0 ? ExitCode.ok : ExitCode.guestFailure;

@@ -10,6 +10,8 @@ interface Mapping { base: number; end: number; device: MmioDevice }
  */
 export class Bus {
   private readonly mappings: Mapping[] = [];
+  /** Device register accesses by the harts (loads and stores), for the VMM's metrics. */
+  mmioAccesses = 0;
   constructor(readonly ram: GuestMemory) {}
 
   map(base: number, device: MmioDevice): void {
@@ -35,6 +37,7 @@ export class Bus {
   loadMmio(pa: number, width: AccessWidth): number | undefined {
     const m = this.find(pa, width);
     if (!m) return undefined;
+    this.mmioAccesses++;
     return m.device.read(pa - m.base, width);
   }
 
@@ -42,6 +45,7 @@ export class Bus {
   storeMmio(pa: number, width: AccessWidth, value: number): boolean {
     const m = this.find(pa, width);
     if (!m) return false;
+    this.mmioAccesses++;
     m.device.write(pa - m.base, width, value);
     return true;
   }

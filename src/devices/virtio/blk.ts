@@ -53,6 +53,15 @@ export interface BlkOptions {
   name?: string;
 }
 
+/** What the guest has done with a disk since it was created (for the VMM's metrics). */
+export interface BlkStats {
+  readBytes: number;
+  writeBytes: number;
+  readOps: number;
+  writeOps: number;
+  flushOps: number;
+}
+
 export class VirtioBlk implements VirtioDevice {
   readonly name: string;
   readonly deviceId = VIRTIO_ID_BLOCK;
@@ -64,6 +73,7 @@ export class VirtioBlk implements VirtioDevice {
   private sectors: bigint;
   private readonly serial: Uint8Array;
   private transport: VirtioTransport | null = null;
+  readonly stats: BlkStats = { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0, flushOps: 0 };
 
   constructor(opts: BlkOptions) {
     this.readonly = opts.readonly ?? false;
@@ -84,6 +94,19 @@ export class VirtioBlk implements VirtioDevice {
   resize(): void {
     this.sectors = BigInt(Math.floor(fs.fstatSync(this.fd).size / SECTOR));
     this.transport?.configChanged();
+  }
+
+  /**
+   * Serves the disk from another image file from now on (same read-only mode) and tells the
+   * driver its capacity. Safe between requests: they are served synchronously inside the
+   * driver's notify, so none is in flight. The new file is opened first, so a failure (thrown
+   * as the fs error) leaves the old one in place.
+   */
+  replaceImage(path: string): void {
+    const fd = fs.openSync(path, this.readonly ? 'r' : 'r+');
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = fd;
+    this.resize();
   }
 
   /** Binds the transport, so `resize()` can notify the driver before any request arrives. */
@@ -180,6 +203,8 @@ export class VirtioBlk implements VirtioDevice {
           }
           pos += b.len;
         }
+        this.stats.readOps++;
+        this.stats.readBytes += total;
         return ok(total);
       }
       case BlkType.OUT: {
@@ -196,10 +221,13 @@ export class VirtioBlk implements VirtioDevice {
           while (done < b.len) done += fs.writeSync(this.fd, src, done, b.len - done, pos + done);
           pos += b.len;
         }
+        this.stats.writeOps++;
+        this.stats.writeBytes += total;
         return ok();
       }
       case BlkType.FLUSH:
         if (!this.readonly) fs.fdatasyncSync(this.fd);
+        this.stats.flushOps++;
         return ok();
       case BlkType.GET_ID: {
         const n = queue.writeAt(chain, 0, this.serial);

@@ -1,0 +1,39 @@
+/**
+ * The API's operations (by operationId in openapi.yaml) mapped onto the VMM. Bodies arrive
+ * already validated against the document, so they have the shapes in ../config.ts.
+ */
+import type { ActionType, BootSource, Drive, EntropyDevice, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, VmStateUpdate } from '../config.js';
+import type { Vmm } from '../vmm.js';
+import { ApiError, type ApiHandler, type ApiResponse } from './server.js';
+
+const done: ApiResponse = { status: 204 };
+const ok = (body: unknown): ApiResponse => ({ status: 200, body });
+
+export function apiOperations(vmm: Vmm): Record<string, ApiHandler> {
+  return {
+    describeInstance: () => ok(vmm.instanceInfo()),
+    createSyncAction: async ({ body }) => { await vmm.action((body as { action_type: ActionType }).action_type); return done; },
+    putGuestBootSource: ({ body }) => { vmm.vm.setBootSource(body as BootSource); return done; },
+    getMachineConfiguration: () => ok(vmm.vm.machineConfiguration),
+    putMachineConfiguration: ({ body }) => { vmm.vm.setMachineConfig(body as MachineConfiguration); return done; },
+    patchMachineConfiguration: ({ body }) => { vmm.vm.patchMachineConfig(body as MachineConfigurationUpdate); return done; },
+    putGuestDriveByID: ({ params, body }) => { vmm.vm.putDrive(params.drive_id, body as Drive); return done; },
+    patchGuestDriveByID: ({ params, body }) => { vmm.vm.patchDrive(params.drive_id, body as PartialDrive); return done; },
+    putGuestNetworkInterfaceByID: ({ params, body }) => { vmm.vm.putNetworkInterface(params.iface_id, body as NetworkInterface); return done; },
+    putLogger: ({ body }) => { vmm.configureLogger(body as Logger); return done; },
+    getMetrics: () => ok(vmm.vm.metrics()),
+    putMetrics: ({ body }) => { vmm.configureMetrics(body as Metrics); return done; },
+    putSerialDevice: ({ body }) => { vmm.vm.setSerial(body as SerialDevice); return done; },
+    putEntropyDevice: ({ body }) => { void (body as EntropyDevice); vmm.vm.setEntropy(); return done; },
+    patchVm: ({ body }) => {
+      const update = body as VmStateUpdate;
+      if (update.vessel_advance_clock !== undefined && update.state !== 'Resumed') throw new ApiError('vessel_advance_clock goes with "state": "Resumed" only');
+      if (update.state === 'Paused') vmm.vm.pause();
+      else vmm.vm.resume(update.vessel_advance_clock ?? false);
+      return done;
+    },
+    getExportVmConfig: () => ok(vmm.vmConfig()),
+    createSnapshot: () => { throw new ApiError('snapshots are not implemented in Vessel yet (PUT /snapshot/create)'); },
+    loadSnapshot: () => { throw new ApiError('snapshots are not implemented in Vessel yet (PUT /snapshot/load)'); },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The request bodies of the VMM API as TypeScript types. They mirror the schemas of the same
+ * name in api/openapi.yaml, which is what requests are validated against; a value of one of
+ * these types has passed that validation.
+ */
+
+export interface BootSource {
+  kernel_image_path: string;
+  initrd_path?: string;
+  boot_args?: string;
+}
+
+export interface MachineConfiguration {
+  vcpu_count: number;
+  mem_size_mib: number;
+  smt?: boolean;
+}
+
+export type MachineConfigurationUpdate = Partial<MachineConfiguration>;
+
+export interface Drive {
+  drive_id: string;
+  path_on_host: string;
+  is_root_device: boolean;
+  is_read_only?: boolean;
+}
+
+export interface PartialDrive {
+  drive_id: string;
+  path_on_host?: string;
+}
+
+export interface UserNetwork {
+  host_forwards?: string[];
+}
+
+export interface NetworkInterface {
+  iface_id: string;
+  host_dev_name?: string;
+  guest_mac?: string;
+  vessel_user_network?: UserNetwork;
+}
+
+export type LogLevel = 'Error' | 'Warning' | 'Info' | 'Debug' | 'Trace' | 'Off';
+
+export interface Logger {
+  log_path?: string;
+  /** Case-insensitive in requests. */
+  level?: string;
+  show_level?: boolean;
+  show_log_origin?: boolean;
+}
+
+export interface Metrics {
+  metrics_path: string;
+}
+
+export interface SerialDevice {
+  serial_out_path?: string;
+  vessel_console?: string;
+}
+
+export type EntropyDevice = Record<string, never>;
+
+export interface VmStateUpdate {
+  state: 'Paused' | 'Resumed';
+  vessel_advance_clock?: boolean;
+}
+
+export type ActionType = 'FlushMetrics' | 'InstanceStart' | 'SendCtrlAltDel';
+
+/** GET /vm/config and `vessel vmm --config-file`. */
+export interface FullVmConfiguration {
+  'boot-source'?: BootSource;
+  'machine-config'?: MachineConfiguration;
+  drives?: Drive[];
+  'network-interfaces'?: NetworkInterface[];
+  logger?: Logger;
+  metrics?: Metrics;
+  serial?: SerialDevice;
+  entropy?: EntropyDevice;
+}
+
+/** GET / */
+export interface InstanceInfo {
+  app_name: 'vessel';
+  id: string;
+  state: VmState;
+  vmm_version: string;
+}
+
+/** Firecracker's names for the lifecycle states, plus Stopped (the VMM exits right after it). */
+export type VmState = 'Not started' | 'Running' | 'Paused' | 'Stopped';

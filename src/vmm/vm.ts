@@ -1,0 +1,314 @@
+/**
+ * One VM as a managed object: its configuration, collected before it starts, and its lifecycle
+ *
+ *     Not started ──InstanceStart──▶ Running ◀──pause/resume──▶ Paused
+ *                                       └──────────┬──────────────┘
+ *                                     poweroff, reboot, panic ──▶ Stopped
+ *
+ * Every method that a client calls checks the state first and throws VmError (answered with
+ * 400) when the request cannot be carried out, leaving the VM as it was.
+ */
+import type { Logger as PinoLogger } from 'pino';
+import { BootImageError } from '../machine/loader.js';
+import { Machine, type StopReason } from '../machine/machine.js';
+import { checkBootFile, checkDisk, DEFAULT_APPEND, readBootFile, report, UsageError } from '../cli/run.js';
+import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, VmState } from './config.js';
+import { RequestError } from './errors.js';
+import type { VmMetrics } from './metrics.js';
+import { checkSerialSpec, formatSerialSpec, openSerial, parseSerialSpec, SerialSpecError, type SerialConsole, type SerialSpec } from './serial.js';
+
+/** A request the VM cannot carry out in its state or with these values; the message says why. */
+export class VmError extends RequestError {
+  override name = 'VmError';
+}
+
+/** Firecracker's defaults. */
+const DEFAULT_MACHINE: Required<MachineConfiguration> = { vcpu_count: 1, mem_size_mib: 128, smt: false };
+/** The board has 8 virtio-mmio slots; the entropy device takes one when configured. */
+const VIRTIO_SLOTS = 8;
+
+export interface VmOptions {
+  log: PinoLogger;
+  /** Called once when the guest stopped (and the VM released its resources), with the exit code for the VMM. */
+  onStopped: (reason: StopReason, exitCode: number) => void;
+}
+
+/** Turns the errors of the helpers shared with `vessel run` into VmError. */
+function asVmError<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof SerialSpecError) throw new VmError(e.message);
+    throw e;
+  }
+}
+
+export class Vm {
+  private stateValue: VmState = 'Not started';
+  private starting = false;
+  private bootSource: BootSource | null = null;
+  private machineConfig: Required<MachineConfiguration> = { ...DEFAULT_MACHINE };
+  /** In the order they were first added. */
+  private readonly drives = new Map<string, Drive>();
+  private readonly nets = new Map<string, NetworkInterface>();
+  private entropy = false;
+  private serialConfig: SerialDevice | null = null;
+  private serialSpec: SerialSpec;
+  private machine: Machine | null = null;
+  private serial: SerialConsole | null = null;
+  /** drive_id of each of the machine's disks, in slot order (vda first). */
+  private diskIds: string[] = [];
+  private startedAtMs = 0;
+  private pausedSinceMs = 0;
+  private pausedTotalMs = 0;
+
+  constructor(private readonly opts: VmOptions, serial: SerialSpec = { kind: 'stdio' }) {
+    this.serialSpec = serial;
+  }
+
+  get state(): VmState { return this.stateValue; }
+
+  private preBoot(what: string): void {
+    if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`${what} is only possible before InstanceStart; the VM is ${this.stateValue === 'Not started' ? 'starting' : this.stateValue}`);
+  }
+
+  private postBoot(what: string): void {
+    if (this.stateValue === 'Not started') throw new VmError(`${what} is only possible after InstanceStart; the VM is not started`);
+    if (this.stateValue === 'Stopped') throw new VmError(`${what} is not possible: the VM has stopped`);
+  }
+
+  setBootSource(b: BootSource): void {
+    this.preBoot('PUT /boot-source');
+    asVmError(() => {
+      checkBootFile(b.kernel_image_path, 'kernel');
+      if (b.initrd_path !== undefined) checkBootFile(b.initrd_path, 'initrd');
+    });
+    this.bootSource = { ...b };
+  }
+
+  setMachineConfig(m: MachineConfiguration): void {
+    this.preBoot('PUT /machine-config');
+    this.machineConfig = this.checkedMachineConfig({ ...DEFAULT_MACHINE, ...m });
+  }
+
+  patchMachineConfig(m: MachineConfigurationUpdate): void {
+    this.preBoot('PATCH /machine-config');
+    this.machineConfig = this.checkedMachineConfig({ ...this.machineConfig, ...m });
+  }
+
+  private checkedMachineConfig(m: Required<MachineConfiguration>): Required<MachineConfiguration> {
+    if (m.smt) throw new VmError('smt cannot be enabled: Vessel\'s RISC-V harts have no SMT siblings');
+    return m;
+  }
+
+  get machineConfiguration(): Required<MachineConfiguration> { return { ...this.machineConfig }; }
+
+  putDrive(id: string, d: Drive): void {
+    this.preBoot(`PUT /drives/${id}`);
+    if (d.drive_id !== id) throw new VmError(`drive_id "${d.drive_id}" in the body does not match "${id}" in the path`);
+    if (d.is_root_device) {
+      for (const other of this.drives.values()) {
+        if (other.is_root_device && other.drive_id !== id) throw new VmError(`drive "${other.drive_id}" is already the root device; only one drive can be`);
+      }
+    }
+    if (!this.drives.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) {
+      throw new VmError(`no free virtio slot for drive "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces and the entropy device)`);
+    }
+    asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
+    this.drives.set(id, { ...d });
+  }
+
+  /** Swaps the drive's image file (path_on_host) or re-reads its size, on a started VM. */
+  patchDrive(id: string, p: PartialDrive): void {
+    this.postBoot(`PATCH /drives/${id}`);
+    if (p.drive_id !== id) throw new VmError(`drive_id "${p.drive_id}" in the body does not match "${id}" in the path`);
+    const slot = this.diskIds.indexOf(id);
+    const drive = this.drives.get(id);
+    if (slot < 0 || !drive || !this.machine) throw new VmError(`there is no drive "${id}"`);
+    const disk = this.machine.disks[slot];
+    if (p.path_on_host === undefined) {
+      disk.resize();
+      this.opts.log.info({ drive: id, sectors: Number(disk.capacitySectors) }, 'drive size re-read');
+      return;
+    }
+    const path = p.path_on_host;
+    asVmError(() => checkDisk({ path, readonly: disk.readonly }));
+    try {
+      disk.replaceImage(path);
+    } catch (e) {
+      throw new VmError(`drive "${id}": "${path}" cannot be opened: ${(e as Error).message}`);
+    }
+    drive.path_on_host = path;
+    this.opts.log.info({ drive: id, path, sectors: Number(disk.capacitySectors) }, 'drive image replaced');
+  }
+
+  putNetworkInterface(id: string, n: NetworkInterface): void {
+    this.preBoot(`PUT /network-interfaces/${id}`);
+    if (n.iface_id !== id) throw new VmError(`iface_id "${n.iface_id}" in the body does not match "${id}" in the path`);
+    if ((n.host_dev_name === undefined) === (n.vessel_user_network === undefined)) {
+      throw new VmError('a network interface needs exactly one of host_dev_name (a TAP device) or vessel_user_network');
+    }
+    if (n.guest_mac !== undefined) {
+      const mac = n.guest_mac.toLowerCase();
+      if (parseInt(mac.slice(0, 2), 16) & 1) throw new VmError(`guest_mac ${n.guest_mac} is a multicast address (lowest bit of the first byte set)`);
+      for (const other of this.nets.values()) {
+        if (other.iface_id !== id && other.guest_mac?.toLowerCase() === mac) throw new VmError(`guest_mac ${n.guest_mac} is already used by interface "${other.iface_id}"`);
+      }
+    }
+    if (!this.nets.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) {
+      throw new VmError(`no free virtio slot for interface "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces and the entropy device)`);
+    }
+    this.nets.set(id, { ...n });
+  }
+
+  setSerial(s: SerialDevice): void {
+    this.preBoot('PUT /serial');
+    if (s.serial_out_path !== undefined && s.vessel_console !== undefined) throw new VmError('give serial_out_path or vessel_console, not both');
+    const spec: SerialSpec = s.serial_out_path !== undefined ? { kind: 'file', path: s.serial_out_path }
+      : s.vessel_console !== undefined ? asVmError(() => parseSerialSpec(s.vessel_console as string)) : { kind: 'stdio' };
+    asVmError(() => checkSerialSpec(spec));
+    this.serialSpec = spec;
+    this.serialConfig = { ...s };
+  }
+
+  setEntropy(): void {
+    this.preBoot('PUT /entropy');
+    if (!this.entropy && this.drives.size + this.nets.size >= VIRTIO_SLOTS) throw new VmError(`no free virtio slot for the entropy device: the board has ${VIRTIO_SLOTS}`);
+    this.entropy = true;
+  }
+
+  /** Drives in device order: the root device first (vda), then the others as added. */
+  private orderedDrives(): Drive[] {
+    const all = [...this.drives.values()];
+    return [...all.filter((d) => d.is_root_device), ...all.filter((d) => !d.is_root_device)];
+  }
+
+  private cmdline(drives: Drive[]): string {
+    let args = this.bootSource?.boot_args ?? DEFAULT_APPEND;
+    // As Firecracker does: the root device is /dev/vda, writable unless the drive is read-only.
+    if (drives[0]?.is_root_device) args += ` root=/dev/vda ${drives[0].is_read_only ? 'ro' : 'rw'}`;
+    return args;
+  }
+
+  /** InstanceStart: builds the board and starts the harts; resolves once they run. */
+  async start(): Promise<void> {
+    if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`InstanceStart: the VM is already ${this.starting ? 'starting' : this.stateValue === 'Stopped' ? 'stopped' : 'started'}`);
+    const boot = this.bootSource;
+    if (!boot) throw new VmError('InstanceStart: no boot source: PUT /boot-source first');
+    if (this.nets.size > 0) throw new VmError('InstanceStart: network interfaces are not available in this build of Vessel yet (virtio-net is not wired to the VMM)');
+    this.starting = true;
+    try {
+      const kernel = asVmError(() => readBootFile(boot.kernel_image_path, 'kernel'));
+      const initrd = boot.initrd_path !== undefined ? asVmError(() => readBootFile(boot.initrd_path as string, 'initrd')) : undefined;
+      const drives = this.orderedDrives();
+      for (const d of drives) asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
+      const cmdline = this.cmdline(drives);
+      const serial = await asVmErrorAsync(() => openSerial(this.serialSpec, {
+        onInput: (bytes) => this.machine?.sendInput(bytes),
+        onQuit: () => this.machine?.stop({ kind: 'poweroff', code: 0 }),
+        onOutputClosed: (why) => this.machine?.stop({ kind: 'error', message: `${why}: VM stopped` }),
+      }));
+      let machine: Machine;
+      try {
+        machine = new Machine({
+          cpus: this.machineConfig.vcpu_count,
+          memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
+          boot: { kind: 'linux', kernel, kernelName: boot.kernel_image_path, initrd, cmdline },
+          onConsoleOutput: (data) => serial.write(data),
+          virtio: { disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })), rng: this.entropy },
+        });
+      } catch (e) {
+        serial.close();
+        if (e instanceof BootImageError || e instanceof RangeError) throw new VmError(`InstanceStart: ${e.message}`);
+        const err = e as NodeJS.ErrnoException;
+        if (typeof err.code === 'string' && err.syscall === 'open') throw new VmError(`InstanceStart: disk "${err.path}" cannot be opened: ${err.message}`);
+        throw e;
+      }
+      this.machine = machine;
+      this.serial = serial;
+      this.diskIds = drives.map((d) => d.drive_id);
+      this.startedAtMs = performance.now();
+      this.stateValue = 'Running';
+      this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
+      machine.run().then(
+        (reason) => this.finished(reason),
+        (e: unknown) => this.finished({ kind: 'error', message: `internal error: ${e instanceof Error ? e.stack : String(e)}` }),
+      );
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private finished(reason: StopReason): void {
+    const machine = this.machine as Machine;
+    if (this.stateValue === 'Paused') this.pausedTotalMs += performance.now() - this.pausedSinceMs;
+    this.stateValue = 'Stopped';
+    this.serial?.close();
+    machine.close();
+    this.opts.log.info({ reason }, 'VM stopped');
+    this.opts.onStopped(reason, report(reason, machine, 0));
+  }
+
+  /** PATCH /vm Paused: every hart stops at an instruction boundary; the guest clock freezes. */
+  pause(): void {
+    if (this.stateValue === 'Paused') return;
+    this.postBoot('Pausing');
+    this.machine?.pause();
+    this.pausedSinceMs = performance.now();
+    this.stateValue = 'Paused';
+    this.opts.log.info('VM paused');
+  }
+
+  /** PATCH /vm Resumed: continues exactly where pause() stopped. */
+  resume(advanceClock = false): void {
+    if (this.stateValue === 'Running') return;
+    this.postBoot('Resuming');
+    this.machine?.resume({ advanceClock });
+    this.pausedTotalMs += performance.now() - this.pausedSinceMs;
+    this.stateValue = 'Running';
+    this.opts.log.info({ advanceClock }, 'VM resumed');
+  }
+
+  metrics(): VmMetrics {
+    const m = this.machine;
+    const now = performance.now();
+    const block: VmMetrics['block'] = {};
+    this.diskIds.forEach((id, i) => {
+      const s = (m as Machine).disks[i].stats;
+      block[id] = { read_bytes: s.readBytes, write_bytes: s.writeBytes, read_ops: s.readOps, write_ops: s.writeOps, flush_ops: s.flushOps };
+    });
+    return {
+      utc_timestamp_ms: Date.now(),
+      state: this.stateValue,
+      uptime_ms: m ? Math.round(now - this.startedAtMs) : 0,
+      paused_ms: Math.round(this.pausedTotalMs + (this.stateValue === 'Paused' ? now - this.pausedSinceMs : 0)),
+      vcpu: m ? m.harts.map((h) => ({ hart: h.id, instructions_retired: h.instret })) : [],
+      mmio_exits: m ? m.bus.mmioAccesses : 0,
+      block,
+      net: {},
+    };
+  }
+
+  /** The VM's part of GET /vm/config. */
+  config(): FullVmConfiguration {
+    const cfg: FullVmConfiguration = {
+      'machine-config': { ...this.machineConfig },
+      drives: [...this.drives.values()].map((d) => ({ ...d })),
+      'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
+    };
+    if (this.bootSource) cfg['boot-source'] = { ...this.bootSource };
+    if (this.serialConfig) cfg.serial = { ...this.serialConfig };
+    else if (this.serialSpec.kind !== 'stdio') cfg.serial = { vessel_console: formatSerialSpec(this.serialSpec) };
+    if (this.entropy) cfg.entropy = {};
+    return cfg;
+  }
+}
+
+async function asVmErrorAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof SerialSpecError) throw new VmError(e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * `vessel vmm`: one VM monitor process. It starts empty; the VM is configured and started
+ * through the REST API on a Unix socket (--api-sock) and/or from a JSON file of the same shape
+ * as GET /vm/config (--config-file, which starts the VM at once). The process exits when the
+ * guest stops (with `vessel run`'s exit codes; a guest reboot ends it too, as in Firecracker),
+ * or on SIGINT/SIGTERM/SIGHUP (128 + the signal's number), removing its socket files.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { UsageError } from '../cli/run.js';
+import type { ActionType, FullVmConfiguration, InstanceInfo, Logger, Metrics } from './config.js';
+import { RequestError } from './errors.js';
+import { VmmLogger } from './logger.js';
+import { MetricsSink } from './metrics.js';
+import { checkSerialSpec, parseSerialSpec, SerialSpecError, type SerialSpec } from './serial.js';
+import { Vm, VmError } from './vm.js';
+import { apiOperations } from './api/operations.js';
+import { ApiServer } from './api/server.js';
+import { ApiSpec, describeValidationError } from './api/spec.js';
+
+export const VMM_VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+
+/** Firecracker's id when none is given. */
+export const DEFAULT_INSTANCE_ID = 'anonymous-instance';
+
+export class Vmm {
+  readonly logger: VmmLogger;
+  readonly vm: Vm;
+  private metricsSink: MetricsSink | null = null;
+  private metricsConfig: Metrics | null = null;
+
+  constructor(readonly id: string, serial: SerialSpec, onStopped: (exitCode: number) => void) {
+    this.logger = new VmmLogger(id);
+    this.vm = new Vm({
+      log: this.logger.component('vm'),
+      onStopped: (_reason, exitCode) => {
+        this.metricsSink?.flush();
+        this.metricsSink?.close();
+        onStopped(exitCode);
+      },
+    }, serial);
+  }
+
+  instanceInfo(): InstanceInfo {
+    return { app_name: 'vessel', id: this.id, state: this.vm.state, vmm_version: VMM_VERSION };
+  }
+
+  configureLogger(cfg: Logger): void {
+    this.logger.configure(cfg);
+  }
+
+  /** PUT /metrics: can be set once, as in Firecracker. */
+  configureMetrics(cfg: Metrics): void {
+    if (this.metricsSink) throw new RequestError(`metrics are already written to "${this.metricsSink.path}"; the sink can be set once`);
+    this.metricsSink = new MetricsSink(cfg.metrics_path, () => this.vm.metrics());
+    this.metricsConfig = { ...cfg };
+  }
+
+  async action(type: ActionType): Promise<void> {
+    switch (type) {
+      case 'InstanceStart':
+        await this.vm.start();
+        return;
+      case 'FlushMetrics':
+        if (!this.metricsSink) throw new RequestError('FlushMetrics: no metrics sink: PUT /metrics first (GET /metrics reads the counters directly)');
+        this.metricsSink.flush();
+        return;
+      case 'SendCtrlAltDel':
+        throw new VmError('SendCtrlAltDel is an x86 keyboard action; a RISC-V guest has no i8042 (use the guest\'s poweroff or reboot)');
+    }
+  }
+
+  vmConfig(): FullVmConfiguration {
+    const cfg = this.vm.config();
+    if (this.logger.current) cfg.logger = { ...this.logger.current };
+    if (this.metricsConfig) cfg.metrics = { ...this.metricsConfig };
+    return cfg;
+  }
+
+  /** Applies a --config-file in the order a client would: logging first, the VM's parts, then the devices. */
+  applyConfig(cfg: FullVmConfiguration): void {
+    if (cfg.logger) this.configureLogger(cfg.logger);
+    if (cfg.metrics) this.configureMetrics(cfg.metrics);
+    if (cfg['machine-config']) this.vm.setMachineConfig(cfg['machine-config']);
+    if (cfg['boot-source']) this.vm.setBootSource(cfg['boot-source']);
+    for (const d of cfg.drives ?? []) this.vm.putDrive(d.drive_id, d);
+    for (const n of cfg['network-interfaces'] ?? []) this.vm.putNetworkInterface(n.iface_id, n);
+    if (cfg.serial) this.vm.setSerial(cfg.serial);
+    if (cfg.entropy) this.vm.setEntropy();
+  }
+
+  /** Last metrics line and closed files, before the process exits on a signal. */
+  close(): void {
+    this.metricsSink?.flush();
+    this.metricsSink?.close();
+    this.logger.close();
+  }
+}
+
+export interface VmmOptions {
+  id: string;
+  apiSock?: string;
+  configFile?: string;
+  /** --console: stdio (default), file:PATH or unix:PATH. */
+  console?: string;
+}
+
+function readConfigFile(path: string, spec: ApiSpec): FullVmConfiguration {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--config-file "${path}" cannot be read: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--config-file "${path}" is not valid JSON: ${(e as Error).message}`);
+  }
+  const validate = spec.validator('FullVmConfiguration');
+  if (!validate(json)) throw new UsageError(`--config-file "${path}": ${describeValidationError(validate.errors, 'the configuration')}`);
+  return json as FullVmConfiguration;
+}
+
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+
+/** Runs the VMM until the guest stops or a signal arrives; resolves with the exit code. */
+export async function runVmm(opts: VmmOptions): Promise<number> {
+  if (opts.apiSock === undefined && opts.configFile === undefined) throw new UsageError('vessel vmm needs --api-sock PATH, --config-file FILE, or both');
+  if (opts.apiSock === '') throw new UsageError('--api-sock names no socket path');
+  let serial: SerialSpec = { kind: 'stdio' };
+  if (opts.console !== undefined) {
+    try {
+      serial = parseSerialSpec(opts.console);
+      checkSerialSpec(serial);
+    } catch (e) {
+      if (e instanceof SerialSpecError) throw new UsageError(`--console: ${e.message}`);
+      throw e;
+    }
+  }
+  const spec = new ApiSpec();
+  const config = opts.configFile !== undefined ? readConfigFile(opts.configFile, spec) : undefined;
+  if (config?.serial && opts.console !== undefined) throw new UsageError(`give the console either with --console or in the "serial" section of --config-file "${opts.configFile}", not both`);
+
+  let stopped: (code: number) => void = () => {};
+  const exitCode = new Promise<number>((resolve) => { stopped = resolve; });
+  const vmm = new Vmm(opts.id, serial, (code) => stopped(code));
+  const configError = (e: unknown): never => {
+    if (e instanceof RequestError) throw new UsageError(`--config-file "${opts.configFile}": ${e.message}`);
+    throw e;
+  };
+  if (config) {
+    try { vmm.applyConfig(config); } catch (e) { vmm.close(); configError(e); }
+  }
+
+  let server: ApiServer | null = null;
+  if (opts.apiSock !== undefined) {
+    try {
+      server = await ApiServer.listen(opts.apiSock, spec, apiOperations(vmm), vmm.logger.component('api'));
+    } catch (e) {
+      vmm.close();
+      if (e instanceof RequestError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+  const onSignal = (signal: keyof typeof SIGNALS): void => {
+    vmm.logger.component('vmm').warn({ signal }, 'exiting on signal');
+    vmm.close();
+    server?.removeSocketFile();
+    // 'exit' handlers restore the terminal and remove the console socket.
+    process.exit(128 + SIGNALS[signal]);
+  };
+  for (const s of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) process.once(s, onSignal);
+
+  if (config) {
+    try {
+      await vmm.action('InstanceStart');
+    } catch (e) {
+      await server?.close();
+      vmm.close();
+      configError(e);
+    }
+  }
+  const code = await exitCode;
+  for (const s of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) process.off(s, onSignal);
+  await server?.close();
+  vmm.close();
+  return code;
+}
