@@ -15,6 +15,8 @@ PACKAGES=(
   e2fsprogs                  # mkfs.ext4 for disk images
   xz-utils                   # the image builder decompresses .ko.xz modules
   debian-archive-keyring     # the image builder's private apt checks Debian's signatures
+  socat                      # vessel run --net tap=NAME relays the TAP through it
+  iputils-ping               # test/net-tap.test.ts pings the guests from the host side
 )
 
 installed() {

@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
 import { DEFAULT_APPEND, ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
 import { parseMemorySize } from './size.js';
+import { parseNetOption, type NetOption } from './net-option.js';
 import { DEFAULT_INSTANCE_ID, runVmm } from '../vmm/vmm.js';
 import { attachSocketConsole } from './console-client.js';
 
@@ -23,6 +24,9 @@ function memoryOption(v: string): number {
 function collectDisk(v: string, previous: DiskOption[]): DiskOption[] {
   try { return [...previous, parseDiskOption(v)]; } catch (e) { throw new InvalidArgumentError((e as Error).message); }
 }
+function collectNet(v: string, previous: NetOption[]): NetOption[] {
+  try { return [...previous, parseNetOption(v)]; } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+}
 
 const program = new Command('vessel')
   .description('Vessel: a RISC-V (RV64GC) hypervisor in TypeScript')
@@ -42,14 +46,15 @@ program.command('run')
   .option('-d, --disk <path[,readonly]>', 'raw disk image as a virtio-blk device (vda, vdb, ...); repeatable', collectDisk, [] as DiskOption[])
   .option('--no-rng', 'no virtio-rng entropy device')
   .option('--hvc <path>', "serve the guest's virtio-console /dev/hvc0 on a Unix domain socket at <path>")
-  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string }) => {
+  .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,mac=...] or tap=NAME[,mac=...]; repeatable', collectNet, [] as NetOption[])
+  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetOption[] }) => {
     let kernel = o.kernel, initrd = o.initrd;
     if (!kernel) {
       const image = await ensureDefaultImage({ quiet: true });
       kernel = image.kernel;
       initrd ??= image.initrd;
     }
-    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng, hvc: o.hvc });
+    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng, hvc: o.hvc, nets: o.net });
   });
 
 program.command('vmm')

@@ -1,7 +1,9 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { Machine, type StopReason } from '../machine/machine.js';
 import { BootImageError } from '../machine/loader.js';
+import type { NetBackend } from '../net/backend.js';
 import { HvcSocketError, HvcSocketServer } from './hvc-socket.js';
+import { lendBackend, NetOptionError, openNetBackend, type NetOption } from './net-option.js';
 import { attachConsole } from './terminal.js';
 
 export interface RunOptions {
@@ -18,6 +20,8 @@ export interface RunOptions {
   rng?: boolean;
   /** A Unix domain socket path on which the guest's virtio-console (hvc0) is served. */
   hvc?: string;
+  /** virtio-net devices (eth0, eth1, ...), from `--net`. */
+  nets?: NetOption[];
 }
 
 export interface DiskOption { path: string; readonly: boolean }
@@ -103,6 +107,17 @@ export async function runVm(opts: RunOptions): Promise<number> {
       throw e;
     }
   }
+  // The backends live as long as this VM, across guest reboots; each Machine gets a loan.
+  const netOptions = opts.nets ?? [];
+  const backends: NetBackend[] = [];
+  const closeNets = (): void => { for (const b of backends) b.close(); };
+  try {
+    for (const n of netOptions) backends.push(await openNetBackend(n));
+  } catch (e) {
+    closeNets();
+    hvc?.close();
+    throw e instanceof NetOptionError ? new UsageError(e.message) : e;
+  }
   // A reader that goes away (e.g. `vessel run | head`) must stop the VM, not crash on EPIPE.
   let outputClosed = false;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -117,7 +132,12 @@ export async function runVm(opts: RunOptions): Promise<number> {
         memoryBytes: opts.memoryBytes,
         boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
         onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
-        virtio: { disks, rng: opts.rng ?? true, console: hvc ? { output: (data) => hvc.write(data) } : undefined },
+        virtio: {
+          disks,
+          nets: backends.map((b, i) => ({ backend: lendBackend(b), mac: netOptions[i].mac })),
+          rng: opts.rng ?? true,
+          console: hvc ? { output: (data) => hvc.write(data) } : undefined,
+        },
       });
     } catch (e) {
       if (e instanceof BootImageError || e instanceof RangeError) throw new UsageError(e.message);
@@ -131,6 +151,7 @@ export async function runVm(opts: RunOptions): Promise<number> {
   try {
     machine = boot();
   } catch (e) {
+    closeNets();
     hvc?.close();
     throw e;
   }
@@ -153,6 +174,7 @@ export async function runVm(opts: RunOptions): Promise<number> {
     clearTimeout(timer);
     console.detach();
     machine.close();
+    closeNets();
     hvc?.close();
   }
   return report(reason, machine, opts.timeout);
