@@ -6,6 +6,7 @@
 //
 //   $VESSEL_CACHE/images/<kernel-version>/Image              the kernel, copied as shipped
 //   $VESSEL_CACHE/images/<kernel-version>/initramfs.cpio.gz  busybox + /init + virtio/ext4 modules
+//   $VESSEL_CACHE/images/<kernel-version>/rootfs.ext4        the root disk (images/rootfs.ts), persistent
 //   $VESSEL_CACHE/images/<kernel-version>/manifest.json      what went in (written last)
 //   $VESSEL_CACHE/images/default.json                        points at the image to boot
 //
@@ -23,8 +24,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as zlib from 'node:zlib';
 
-/** Bump when the initramfs layout or /init changes, so cached images are rebuilt. */
-export const BUILDER_VERSION = 1;
+import { ImageBuildError } from './errors.js';
+import { buildRootfs, ROOTFS_SIZE_MIB } from './rootfs.js';
+import { ROOTFS_MARKER } from './rootfs-files.js';
+import { SWITCH_ROOT_SH } from './switch-root.js';
+
+export { ImageBuildError, ROOTFS_MARKER };
+
+/** Bump when the initramfs or root disk layout or /init changes, so cached images are rebuilt. */
+export const BUILDER_VERSION = 2;
 
 /** Suites tried in order; the next one is used when a suite's index or packages fail. */
 export const DEFAULT_SUITES = ['forky', 'sid', 'trixie'];
@@ -52,6 +60,8 @@ const LOG_PREFIX = '[vessel image]';
 export interface ImageInfo {
   kernel: string;
   initrd: string;
+  /** The root disk (raw ext4), booted as /dev/vda by `vessel run` without --kernel/--initrd/--disk. */
+  rootfs: string;
   version: string;
 }
 
@@ -59,6 +69,7 @@ export interface DefaultImageJson {
   version: string;
   kernel: string;
   initrd: string;
+  rootfs: string;
   suite: string;
   busybox: string;
   kernelPackage: string;
@@ -74,13 +85,6 @@ export interface EnsureOptions {
   force?: boolean;
 }
 
-/** An error whose message is meant for a person: printed as is, without a stack trace. */
-export class ImageBuildError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ImageBuildError';
-  }
-}
 
 export function cacheDir(): string {
   const env = process.env['VESSEL_CACHE'];
@@ -116,8 +120,8 @@ export function readDefaultImage(): DefaultImageJson | null {
     return null;
   }
   if (json.builder !== BUILDER_VERSION) return null;
-  if (typeof json.kernel !== 'string' || typeof json.initrd !== 'string') return null;
-  if (!fileNonEmpty(json.kernel) || !fileNonEmpty(json.initrd)) return null;
+  if (typeof json.kernel !== 'string' || typeof json.initrd !== 'string' || typeof json.rootfs !== 'string') return null;
+  if (!fileNonEmpty(json.kernel) || !fileNonEmpty(json.initrd) || !fileNonEmpty(json.rootfs)) return null;
   if (!fileNonEmpty(path.join(path.dirname(json.kernel), 'manifest.json'))) return null;
   return json;
 }
@@ -132,7 +136,7 @@ export async function ensureDefaultImage(opts: EnsureOptions = {}): Promise<Imag
     const cached = readDefaultImage();
     if (cached) {
       log(`using cached image ${cached.version} (${cached.suite}) in ${path.dirname(cached.kernel)}`);
-      return { kernel: cached.kernel, initrd: cached.initrd, version: cached.version };
+      return imageInfo(cached);
     }
   }
   fs.mkdirSync(imagesDir(), { recursive: true });
@@ -143,15 +147,19 @@ export async function ensureDefaultImage(opts: EnsureOptions = {}): Promise<Imag
       const cached = readDefaultImage();
       if (cached) {
         log(`using cached image ${cached.version} (${cached.suite}) in ${path.dirname(cached.kernel)}`);
-        return { kernel: cached.kernel, initrd: cached.initrd, version: cached.version };
+        return imageInfo(cached);
       }
     }
     removeStaleTemporaries(imagesDir());
     const built = await buildImage(opts, log);
-    return { kernel: built.kernel, initrd: built.initrd, version: built.version };
+    return imageInfo(built);
   } finally {
     release();
   }
+}
+
+function imageInfo(m: DefaultImageJson): ImageInfo {
+  return { kernel: m.kernel, initrd: m.initrd, rootfs: m.rootfs, version: m.version };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -760,6 +768,9 @@ done
 rm -f /tmp/insmod.err
 cd /
 
+# The initramfs is up (modules loaded); with root= the disk's init prints its own marker next.
+echo ${BOOT_MARKER}
+${SWITCH_ROOT_SH}
 # Give busybox init's shell the real console device (ttyS0 or hvc0), so it gets job control.
 con=console
 if read -r active </sys/class/tty/console/active 2>/dev/null; then
@@ -768,7 +779,6 @@ fi
 [ -c "/dev/$con" ] || con=console
 sed -i "s|^console::respawn:|$con::respawn:|" /etc/inittab
 
-echo ${BOOT_MARKER}
 exec /bin/busybox init
 `;
 }
@@ -785,6 +795,14 @@ export HOME=/root
 export PS1='\\w \\$ '
 cd "$HOME"
 `;
+
+/** modules.dep for modules stored flat in one directory: "<file>: <dependency files>" per module. */
+function modulesDep(modules: ResolvedModule[]): string {
+  const byName = new Map(modules.map((m) => [m.name, m]));
+  return modules
+    .map((m) => `${m.fileName}:${m.depends.map((d) => ' ' + (byName.get(d.replace(/-/g, '_'))?.fileName ?? `${d}.ko`)).join('')}\n`)
+    .join('');
+}
 
 function buildInitramfs(
   release: string,
@@ -817,11 +835,7 @@ function buildInitramfs(
   entries.push({ kind: 'file', path: 'etc/group', data: Buffer.from('root:x:0:\n') });
   entries.push({ kind: 'file', path: 'etc/vessel/manifest.json', data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
   // modules.dep so that `modprobe <name>` works in the guest shell too.
-  const byName = new Map(modules.map((m) => [m.name, m]));
-  const dep = modules
-    .map((m) => `${m.fileName}:${m.depends.map((d) => ' ' + (byName.get(d.replace(/-/g, '_'))?.fileName ?? `${d}.ko`)).join('')}\n`)
-    .join('');
-  entries.push({ kind: 'file', path: `lib/modules/${release}/modules.dep`, data: Buffer.from(dep) });
+  entries.push({ kind: 'file', path: `lib/modules/${release}/modules.dep`, data: Buffer.from(modulesDep(modules)) });
   for (const m of modules) {
     entries.push({ kind: 'file', path: `lib/modules/${release}/${m.fileName}`, data: m.data });
   }
@@ -938,6 +952,7 @@ async function buildFromSuite(
     version: pkgs.kernelRelease,
     kernel: path.join(finalDir, 'Image'),
     initrd: path.join(finalDir, 'initramfs.cpio.gz'),
+    rootfs: path.join(finalDir, 'rootfs.ext4'),
     suite,
     busybox: pkgs.busyboxVersion,
     kernelPackage: pkgs.kernelPackageVersion,
@@ -947,25 +962,47 @@ async function buildFromSuite(
   };
   try {
     log('building the initramfs (cpio newc + gzip)');
-    const { cpio, applets } = buildInitramfs(pkgs.kernelRelease, busybox, modules, {
+    const guestManifest = {
       kernel: pkgs.kernelRelease,
       kernelPackage: pkgs.kernelPackageVersion,
       suite,
       busybox: pkgs.busyboxVersion,
       modules: manifest.modules,
       builder: BUILDER_VERSION,
-    });
+    };
+    const { cpio, applets } = buildInitramfs(pkgs.kernelRelease, busybox, modules, guestManifest);
     const gz = zlib.gzipSync(cpio, { level: 9 });
     fs.writeFileSync(path.join(outTmp, 'Image'), kernel);
     fs.writeFileSync(path.join(outTmp, 'initramfs.cpio.gz'), gz);
+    log(`building the root disk (ext4, ${ROOTFS_SIZE_MIB} MiB sparse)`);
+    const rootfs = path.join(outTmp, 'rootfs.ext4');
+    buildRootfs(
+      {
+        release: pkgs.kernelRelease,
+        busybox,
+        applets: busyboxApplets(busybox),
+        modules,
+        modulesDep: modulesDep(modules),
+        manifest: guestManifest,
+      },
+      path.join(work, 'rootfs'),
+      rootfs,
+    );
     fs.writeFileSync(path.join(outTmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     log(
       `Image ${kernel.length} bytes; initramfs ${gz.length} bytes gzip (${cpio.length} cpio), ` +
-        `${applets} busybox applets, ${modules.length} modules`,
+        `${applets} busybox applets, ${modules.length} modules; rootfs.ext4 ${ROOTFS_SIZE_MIB} MiB ` +
+        `(${Math.round((fs.statSync(rootfs).blocks * 512) / 2 ** 20)} MiB allocated)`,
     );
     fs.chmodSync(outTmp, 0o755);
-    // Replace an older build of the same kernel (other builder version or busybox).
+    // Replace an older build of the same kernel (other builder version or busybox). Its root
+    // disk may hold the user's files: keep it next to the new one.
     if (fs.existsSync(finalDir)) {
+      const previous = path.join(finalDir, 'rootfs.ext4');
+      if (fs.existsSync(previous)) {
+        fs.renameSync(previous, path.join(outTmp, 'rootfs.previous.ext4'));
+        log(`the previous root disk is kept as ${path.join(finalDir, 'rootfs.previous.ext4')}`);
+      }
       const old = `${finalDir}.old-${process.pid}`;
       fs.renameSync(finalDir, old);
       fs.rmSync(old, { recursive: true, force: true });
@@ -980,7 +1017,7 @@ async function buildFromSuite(
 function readManifest(dir: string): DefaultImageJson | null {
   try {
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as DefaultImageJson;
-    if (!fileNonEmpty(path.join(dir, 'Image')) || !fileNonEmpty(path.join(dir, 'initramfs.cpio.gz'))) return null;
+    if (!['Image', 'initramfs.cpio.gz', 'rootfs.ext4'].every((f) => fileNonEmpty(path.join(dir, f)))) return null;
     return m;
   } catch {
     return null;
@@ -1016,7 +1053,7 @@ if (isMain()) {
   } else {
     ensureDefaultImage({ force: args.includes('--force'), quiet: args.includes('--quiet') }).then(
       (img) => {
-        process.stdout.write(`version ${img.version}\nkernel  ${img.kernel}\ninitrd  ${img.initrd}\n`);
+        process.stdout.write(`version ${img.version}\nkernel  ${img.kernel}\ninitrd  ${img.initrd}\nrootfs  ${img.rootfs}\n`);
       },
       (err: unknown) => {
         if (err instanceof ImageBuildError) process.stderr.write(`vessel image: error: ${err.message}\n`);

@@ -10,13 +10,14 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
 import { BOOT_MARKER, cpioNewc, ensureDefaultImage } from '../images/build-image.js';
-import { BOOT_MS, COMMAND_MS, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
+import { BOOT_MS, COMMAND_MS, initramfsOnly, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 const running: VesselProcess[] = [];
 after(() => { for (const vm of running) vm.kill(); });
 
 function start(args: string[]): VesselProcess {
-  const vm = VesselProcess.cli(['run', ...args]);
+  // The initramfs shell; a test's own --initrd goes with the default kernel.
+  const vm = VesselProcess.cli(['run', ...(args.includes('--initrd') ? [] : initramfsOnly()), ...args]);
   running.push(vm);
   return vm;
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { CLI, VesselProcess } from './vessel-cli.js';
+import { CLI, initramfsOnly, VesselProcess } from './vessel-cli.js';
 
 const running: VesselProcess[] = [];
 after(() => { for (const p of running) p.kill(); });
@@ -21,7 +21,7 @@ test('Ctrl-A x on a terminal quits within seconds, exit code 0, terminal restore
   // Inside the pseudo-terminal: save its settings, run vessel, compare the settings afterwards.
   const inner = [
     'before=$(stty -g)',
-    `${shellQuote(process.execPath)} ${shellQuote(CLI)} run`,
+    [process.execPath, CLI, 'run', ...initramfsOnly()].map(shellQuote).join(' '),
     'rc=$?',
     'after=$(stty -g)',
     'echo',
@@ -49,7 +49,7 @@ test('Ctrl-A x on a terminal quits within seconds, exit code 0, terminal restore
 
 test('a console reader that goes away (EPIPE) stops vessel with a message, not a crash', { timeout: 300_000 }, async (t) => {
   await ensureDefaultImage({ quiet: true });
-  const p = VesselProcess.cli(['run']);
+  const p = VesselProcess.cli(['run', ...initramfsOnly()]);
   running.push(p);
   await p.waitFor(/\[\s*\d+\.\d+\]/, 0, 240_000);
   const closedAt = p.elapsed();

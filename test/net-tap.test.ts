@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { TUN_DEVICE } from '../src/net/tap.js';
-import { BOOT_MS, CLI, COMMAND_MS, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
+import { BOOT_MS, CLI, COMMAND_MS, initramfsOnly, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 const NETNS = 'vessel-net-test';
 const BRIDGE = 'br-vessel';
@@ -61,7 +61,7 @@ test('TAP: two VMs on one bridge ping each other and the host; eth0 has the give
   }
 
   const shells = VMS.map(({ tap, mac }) => {
-    const vm = new VesselProcess('ip', ['netns', 'exec', NETNS, process.execPath, CLI, 'run', '--cpus', '1', '--memory', '256M', '--net', `tap=${tap},mac=${mac}`]);
+    const vm = new VesselProcess('ip', ['netns', 'exec', NETNS, process.execPath, CLI, 'run', ...initramfsOnly(), '--cpus', '1', '--memory', '256M', '--net', `tap=${tap},mac=${mac}`]);
     running.push(vm);
     return new ShellSession(vm, BOOT_MARKER);
   });

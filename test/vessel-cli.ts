@@ -4,6 +4,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { readDefaultImage } from '../images/build-image.js';
+
 /** The repository root (this file runs from dist/test/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -16,6 +18,17 @@ export const TEST_MS = 480_000;
 
 /** The busybox shell's prompt in the default image (PS1='\w \$ ', HOME=/root). */
 export const PROMPT = '~ # ';
+
+/**
+ * `vessel run` arguments that boot the default image's kernel and initramfs shell without its
+ * root disk. Plain `vessel run` boots the cached rootfs.ext4 read-write (and locks it), which
+ * tests running in parallel must not do; a test that wants the root disk boots a copy.
+ */
+export function initramfsOnly(): string[] {
+  const image = readDefaultImage();
+  if (!image) throw new Error('the default guest image is not built: run `npm run image` (test/setup.sh does)');
+  return ['--kernel', image.kernel, '--initrd', image.initrd];
+}
 
 export interface Exit {
   code: number | null;

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { BOOT_MS, COMMAND_MS, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
+import { BOOT_MS, COMMAND_MS, initramfsOnly, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 const running: VesselProcess[] = [];
 after(() => { for (const vm of running) vm.kill(); });
@@ -56,7 +56,8 @@ test('virtio-console: guest writes to /dev/hvc0 reach the socket; a line from th
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sock = path.join(dir, 'hvc.sock');
 
-  const vm = VesselProcess.cli(['run', '--hvc', sock]);
+  // The initramfs shell: the root disk would run a getty on hvc0.
+  const vm = VesselProcess.cli(['run', ...initramfsOnly(), '--hvc', sock]);
   running.push(vm);
   const client = await connect(sock, 30_000);
   t.after(() => client.destroy());

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
+import { chooseBoot } from './default-boot.js';
 import { DEFAULT_APPEND, ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
 import { parseMemorySize } from './size.js';
 import { parseNetOption, type NetOption } from './net-option.js';
@@ -48,13 +49,12 @@ program.command('run')
   .option('--hvc <path>', "serve the guest's virtio-console /dev/hvc0 on a Unix domain socket at <path>")
   .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,mac=...] or tap=NAME[,mac=...]; repeatable', collectNet, [] as NetOption[])
   .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetOption[] }) => {
-    let kernel = o.kernel, initrd = o.initrd;
-    if (!kernel) {
-      const image = await ensureDefaultImage({ quiet: true });
-      kernel = image.kernel;
-      initrd ??= image.initrd;
-    }
-    process.exitCode = await runVm({ kernel, initrd, append: o.append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks: o.disk, rng: o.rng, hvc: o.hvc, nets: o.net });
+    // Without --kernel/--initrd/--disk this is the default image with its root disk (default-boot.ts).
+    const { kernel, initrd, disks, append } = await chooseBoot(
+      { kernel: o.kernel, initrd: o.initrd, disks: o.disk, append: o.append },
+      () => ensureDefaultImage({ quiet: true }),
+    );
+    process.exitCode = await runVm({ kernel, initrd, append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks, rng: o.rng, hvc: o.hvc, nets: o.net });
   });
 
 program.command('vmm')
@@ -79,7 +79,7 @@ program.command('image')
   .option('--force', 'rebuild even when cached')
   .action(async (o: { force?: boolean }) => {
     const image = await ensureDefaultImage({ force: o.force });
-    process.stdout.write(`version ${image.version}\nkernel  ${image.kernel}\ninitrd  ${image.initrd}\n`);
+    process.stdout.write(`version ${image.version}\nkernel  ${image.kernel}\ninitrd  ${image.initrd}\nrootfs  ${image.rootfs}\n`);
   });
 
 program.parseAsync().catch((e: unknown) => {
