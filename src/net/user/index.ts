@@ -11,6 +11,7 @@ import { UserNetwork, type UserNetworkHooks } from './stack.js';
 
 export { UserNetOptionsError, type HostForward, type UserNetOptions } from './options.js';
 export { UserNetwork, type UserNetworkHooks } from './stack.js';
+export { HostForwardError, type ForwardAddress } from './tcp.js';
 
 /** `options` is what followed `user` in `--net user,...` ("" for none). */
 export function createUserNetwork(options: string, hooks: UserNetworkHooks = {}): UserNetwork {

@@ -11,12 +11,17 @@ import {
 import { ARP_REPLY, ARP_REQUEST, buildArp, parseArp } from './arp.js';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpServer } from './dhcp.js';
 import { Diagnostics, stderrLogger, type Logger } from './diagnostics.js';
+import { DnsServer } from './dns.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, buildEthernet, parseEthernet } from './ethernet.js';
 import type { GuestLink } from './guest-link.js';
 import { echoReply } from './icmp.js';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, buildIpv4Packet, parseIpv4Packet, type Ipv4Packet } from './ipv4.js';
 import type { UserNetOptions } from './options.js';
+import { TcpNat, type ForwardAddress } from './tcp.js';
 import { buildUdp, parseUdp } from './udp.js';
+import { UdpNat } from './udp-nat.js';
+
+const DNS_PORT = 53;
 
 export interface UserNetworkHooks {
   /** Where the stack's one-line notes go (default: stderr, prefixed "vessel: net user:"). */
@@ -33,12 +38,32 @@ export class UserNetwork implements NetBackend, GuestLink {
   private guestIp: Ipv4 = 0;
   private ipId = 0;
   private readonly dhcp = new DhcpServer();
+  private readonly dns = new DnsServer();
+  private readonly tcp: TcpNat;
+  private readonly udp: UdpNat;
   /** Frames for the guest, delivered after the current call stack so send() never re-enters the device. */
   private outbox: Uint8Array[] = [];
   private flushQueued = false;
 
   constructor(readonly options: UserNetOptions, hooks: UserNetworkHooks = {}) {
     this.diagnostics = new Diagnostics(hooks.log ?? stderrLogger);
+    this.tcp = new TcpNat(this, options.hostForwards);
+    this.udp = new UdpNat(this);
+  }
+
+  /** Settles once every hostfwd port listens; rejects with HostForwardError (e.g. port in use). */
+  get listening(): Promise<void> {
+    return this.tcp.listening;
+  }
+
+  /** The forwarded host ports as bound (a hostfwd with host port 0 gets a free port). */
+  forwardAddresses(): ForwardAddress[] {
+    return this.tcp.forwardAddresses();
+  }
+
+  /** Open TCP connections and UDP flows (for tests and diagnostics). */
+  get openConnections(): { tcp: number; udp: number } {
+    return { tcp: this.tcp.connectionCount, udp: this.udp.flowCount };
   }
 
   attach(receive: (frame: Uint8Array) => void): void {
@@ -59,6 +84,8 @@ export class UserNetwork implements NetBackend, GuestLink {
   close(): void {
     this.closed = true;
     this.outbox = [];
+    this.tcp.close();
+    this.udp.close();
   }
 
   /** Counters of dropped frames and notable events, by kind. */
@@ -159,7 +186,8 @@ export class UserNetwork implements NetBackend, GuestLink {
       case PROTO_UDP:
         return this.handleUdp(ip, srcMac);
       case PROTO_TCP:
-        return this.diagnostics.drop('tcp-unhandled');
+        if (!this.isGuestSource(ip.src)) return this.diagnostics.drop('tcp-bad-source', formatIpv4(ip.src));
+        return this.tcp.onPacket(ip);
       default:
         return this.diagnostics.drop('ipv4-protocol', `protocol ${ip.protocol}`);
     }
@@ -182,6 +210,24 @@ export class UserNetwork implements NetBackend, GuestLink {
       this.learnGuestMac(srcMac);
       return this.sendUdp(GATEWAY, reply.dst, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply.payload);
     }
-    this.diagnostics.drop('udp-unhandled');
+    if (!this.isGuestSource(ip.src)) return this.diagnostics.drop('udp-bad-source', formatIpv4(ip.src));
+    if (ip.dst === DNS_SERVER) {
+      if (udp.dstPort !== DNS_PORT) return this.diagnostics.drop('udp-dns-server-port', `port ${udp.dstPort}`);
+      const { srcPort } = udp;
+      const query = udp.payload.slice(); // the frame may be reused once send() returns
+      void this.dns.answer(query).then((reply) => {
+        if (typeof reply === 'string') return this.diagnostics.drop(reply);
+        this.sendUdp(DNS_SERVER, ip.src, DNS_PORT, srcPort, reply);
+      }, (e: Error) => this.diagnostics.drop('internal-error', e.stack ?? String(e)));
+      return;
+    }
+    if (ip.dst === LIMITED_BROADCAST || ip.dst === SUBNET_BROADCAST) return this.diagnostics.drop('udp-broadcast', `port ${udp.dstPort}`);
+    this.udp.onDatagram(ip.src, ip.dst, { srcPort: udp.srcPort, dstPort: udp.dstPort, payload: udp.payload.slice() });
+  }
+
+  /** A unicast source a reply can go back to. */
+  private isGuestSource(ip: Ipv4): boolean {
+    const first = ip >>> 24;
+    return ip !== 0 && first !== 127 && first < 224 && ip !== SUBNET_BROADCAST && !this.isStackAddress(ip);
   }
 }
