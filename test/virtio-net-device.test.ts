@@ -4,6 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { ensureDefaultImage } from '../images/build-image.js';
+import { lendBackend } from '../src/cli/net-option.js';
+import { Machine } from '../src/machine/machine.js';
 
 import { GuestMemory } from '../src/machine/memory.js';
 import { VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
@@ -279,6 +286,46 @@ test('virtio-net: close() closes the backend', () => {
   const { dev, backend } = setup();
   dev.close();
   assert.equal(backend.closed, true);
+});
+
+test('Machine: network devices take the slots after the disks and before console and RNG, with their MACs; close() closes the backends', async (t) => {
+  const image = await ensureDefaultImage({ quiet: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vessel-net-machine-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const disk = path.join(dir, 'disk.img');
+  fs.writeFileSync(disk, new Uint8Array(4096));
+  const backends = [new RecordingBackend(), new RecordingBackend()];
+  const machine = new Machine({
+    cpus: 1,
+    memoryBytes: 128 << 20,
+    boot: { kind: 'linux', kernel: fs.readFileSync(image.kernel), kernelName: image.kernel, cmdline: '' },
+    onConsoleOutput: () => {},
+    virtio: { disks: [{ path: disk }], nets: [{ backend: backends[0] }, { backend: backends[1], mac: MAC }], console: { output: () => {} }, rng: true },
+  });
+  assert.deepEqual(machine.virtio.map((v) => v.transport.device.deviceId), [2, 1, 1, 3, 4], 'disk, net, net, console, rng');
+  assert.deepEqual(machine.virtio.map((v) => v.irq), [1, 2, 3, 4, 5]);
+  assert.deepEqual(machine.nets.map((n) => formatMac(n.mac)), ['52:54:00:12:34:56', MAC]);
+  machine.close();
+  assert.deepEqual(backends.map((b) => b.closed), [true, true]);
+  assert.throws(() => new Machine({
+    cpus: 1, memoryBytes: 128 << 20, boot: { kind: 'linux', kernel: fs.readFileSync(image.kernel), kernelName: image.kernel, cmdline: '' },
+    onConsoleOutput: () => {}, virtio: { nets: [{ backend: new RecordingBackend(), mac: '01:02:03:04:05:06' }] },
+  }), /multicast/);
+});
+
+test('lendBackend: closing the loan only detaches the receiver; the backend stays open for the next machine', () => {
+  const backend = new RecordingBackend();
+  const loan = lendBackend(backend);
+  const got: Uint8Array[] = [];
+  loan.attach((f) => got.push(f));
+  backend.toGuest(frame(60));
+  loan.send(frame(20));
+  loan.close();
+  assert.equal(backend.closed, false);
+  backend.toGuest(frame(61));
+  assert.equal(got.length, 1, 'no frames reach the closed loan');
+  assert.equal(backend.sent.length, 1);
+  assert.equal(loan.name, 'recorder');
 });
 
 // ---- property: adversarial descriptor tables on both queues ----
