@@ -107,6 +107,8 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: '01:00:5e:00:00:01' }, 'guest_mac 01:00:5e:00:00:01 is a multicast address (lowest bit of the first byte set)');
   await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth1', host_dev_name: 'tap0' }, 'iface_id "eth1" in the body does not match "eth0" in the path');
   await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', vessel_user_network: { host_forwards: 'tcp::2222-:22' } }, 'field "vessel_user_network.host_forwards" must be an array, got a string');
+  await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', vessel_user_network: { host_forwards: ['tcp::99999-:22'] } }, 'network interface "eth0": hostfwd=tcp::99999-:22: host port 99999 is out of range (0-65535)');
+  await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', vessel_user_network: { host_forwards: ['udp::5353-:53'] } }, 'network interface "eth0": hostfwd=udp::5353-:53: only tcp forwarding is supported');
 
   // /logger
   await fault('PUT', '/logger', { level: 'Verbose' }, /^field "level" must be one of "Error", "Warning", "Info", "Debug", "Trace", "Off"/);
@@ -168,8 +170,10 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await ok('PUT', '/boot-source', { kernel_image_path: image.kernel });
   await ok('PATCH', '/machine-config', { mem_size_mib: 16 });
   await fault('PUT', '/actions', { action_type: 'InstanceStart' }, /^InstanceStart: guest memory of 16 MiB is too small for this kernel and initrd: use at least \d+ MiB$/);
-  await ok('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0', guest_mac: '06:00:AC:10:00:02' });
-  await fault('PUT', '/network-interfaces/eth1', { iface_id: 'eth1', vessel_user_network: {}, guest_mac: '06:00:ac:10:00:02' }, 'guest_mac 06:00:ac:10:00:02 is already used by interface "eth0"');
+  await ok('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', vessel_user_network: { host_forwards: ['tcp:127.0.0.1:0-:22'] }, guest_mac: '06:00:AC:10:00:02' });
+  await fault('PUT', '/network-interfaces/eth1', { iface_id: 'eth1', host_dev_name: 'tap1', guest_mac: '06:00:ac:10:00:02' }, 'guest_mac 06:00:ac:10:00:02 is already used by interface "eth0"');
+  // The user network is opened for InstanceStart and closed again when the board cannot be built.
+  await fault('PUT', '/actions', { action_type: 'InstanceStart' }, /^InstanceStart: guest memory of 16 MiB is too small/);
   assert.equal((await ok('GET', '/') as { state: string }).state, 'Not started');
 
   // The log has the requests, with level and origin as asked.

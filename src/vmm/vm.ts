@@ -12,6 +12,9 @@ import type { Logger as PinoLogger } from 'pino';
 import { BootImageError } from '../machine/loader.js';
 import { Machine, type StopReason } from '../machine/machine.js';
 import { checkBootFile, checkDisk, DEFAULT_APPEND, readBootFile, report, UsageError } from '../cli/run.js';
+import { NetOptionError, openNetBackend, parseNetOption, type NetOption } from '../cli/net-option.js';
+import type { NetBackend } from '../net/backend.js';
+import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
 import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, VmState } from './config.js';
 import { RequestError } from './errors.js';
 import type { VmMetrics } from './metrics.js';
@@ -58,6 +61,8 @@ export class Vm {
   private serial: SerialConsole | null = null;
   /** drive_id of each of the machine's disks, in slot order (vda first). */
   private diskIds: string[] = [];
+  /** iface_id of each of the machine's network devices, in slot order (eth0 first). */
+  private netIds: string[] = [];
   private startedAtMs = 0;
   private pausedSinceMs = 0;
   private pausedTotalMs = 0;
@@ -158,6 +163,7 @@ export class Vm {
     if (!this.nets.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) {
       throw new VmError(`no free virtio slot for interface "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces and the entropy device)`);
     }
+    netOption(n);
     this.nets.set(id, { ...n });
   }
 
@@ -195,7 +201,6 @@ export class Vm {
     if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`InstanceStart: the VM is already ${this.starting ? 'starting' : this.stateValue === 'Stopped' ? 'stopped' : 'started'}`);
     const boot = this.bootSource;
     if (!boot) throw new VmError('InstanceStart: no boot source: PUT /boot-source first');
-    if (this.nets.size > 0) throw new VmError('InstanceStart: network interfaces are not available in this build of Vessel yet (virtio-net is not wired to the VMM)');
     this.starting = true;
     try {
       const kernel = asVmError(() => readBootFile(boot.kernel_image_path, 'kernel'));
@@ -203,11 +208,21 @@ export class Vm {
       const drives = this.orderedDrives();
       for (const d of drives) asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
       const cmdline = this.cmdline(drives);
+      const nets = [...this.nets.values()];
+      const backends: NetBackend[] = [];
+      const closeNets = (): void => { for (const b of backends) b.close(); };
+      try {
+        for (const n of nets) backends.push(await openNetBackend(netOption(n)));
+      } catch (e) {
+        closeNets();
+        if (e instanceof NetOptionError || e instanceof VmError) throw new VmError(`InstanceStart: ${e.message}`);
+        throw e;
+      }
       const serial = await asVmErrorAsync(() => openSerial(this.serialSpec, {
         onInput: (bytes) => this.machine?.sendInput(bytes),
         onQuit: () => this.machine?.stop({ kind: 'poweroff', code: 0 }),
         onOutputClosed: (why) => this.machine?.stop({ kind: 'error', message: `${why}: VM stopped` }),
-      }));
+      })).catch((e: unknown) => { closeNets(); throw e; });
       let machine: Machine;
       try {
         machine = new Machine({
@@ -215,10 +230,15 @@ export class Vm {
           memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
           boot: { kind: 'linux', kernel, kernelName: boot.kernel_image_path, initrd, cmdline },
           onConsoleOutput: (data) => serial.write(data),
-          virtio: { disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })), rng: this.entropy },
+          virtio: {
+            disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
+            nets: backends.map((backend, i) => ({ backend, mac: nets[i].guest_mac })),
+            rng: this.entropy,
+          },
         });
       } catch (e) {
         serial.close();
+        closeNets();
         if (e instanceof BootImageError || e instanceof RangeError) throw new VmError(`InstanceStart: ${e.message}`);
         const err = e as NodeJS.ErrnoException;
         if (typeof err.code === 'string' && err.syscall === 'open') throw new VmError(`InstanceStart: disk "${err.path}" cannot be opened: ${err.message}`);
@@ -227,6 +247,7 @@ export class Vm {
       this.machine = machine;
       this.serial = serial;
       this.diskIds = drives.map((d) => d.drive_id);
+      this.netIds = nets.map((n) => n.iface_id);
       this.startedAtMs = performance.now();
       this.stateValue = 'Running';
       this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
@@ -285,7 +306,10 @@ export class Vm {
       vcpu: m ? m.harts.map((h) => ({ hart: h.id, instructions_retired: h.instret })) : [],
       mmio_exits: m ? m.bus.mmioAccesses : 0,
       block,
-      net: {},
+      net: Object.fromEntries(this.netIds.map((id, i) => {
+        const c = (m as Machine).nets[i].stats;
+        return [id, { rx_bytes: c.rxBytes, tx_bytes: c.txBytes, rx_packets: c.rxPackets, tx_packets: c.txPackets }];
+      })),
     };
   }
 
@@ -311,4 +335,24 @@ async function asVmErrorAsync<T>(f: () => Promise<T>): Promise<T> {
     if (e instanceof UsageError || e instanceof SerialSpecError) throw new VmError(e.message);
     throw e;
   }
+}
+
+/**
+ * The `vessel run --net` option an interface amounts to; its parser checks the TAP name and the
+ * user network's host forwards (throws VmError).
+ */
+function netOption(n: NetworkInterface): NetOption {
+  const spec = n.host_dev_name !== undefined ? `tap=${n.host_dev_name}`
+    : ['user', ...(n.vessel_user_network?.host_forwards ?? []).map((f) => `hostfwd=${f}`)].join(',');
+  let option: NetOption;
+  try {
+    option = parseNetOption(spec);
+    if (option.kind === 'user') parseUserNetOptions(option.settings);
+  } catch (e) {
+    if (e instanceof NetOptionError || e instanceof UserNetOptionsError) {
+      throw new VmError(`network interface "${n.iface_id}": ${e.message.replace(/^--net (user: |"[^"]*": )/, '')}`);
+    }
+    throw e;
+  }
+  return { ...option, mac: n.guest_mac };
 }
