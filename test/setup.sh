@@ -17,6 +17,7 @@ PACKAGES=(
   debian-archive-keyring     # the image builder's private apt checks Debian's signatures
   socat                      # vessel run --net tap=NAME relays the TAP through it
   iputils-ping               # test/net-tap.test.ts pings the guests from the host side
+  curl                       # test/vmm-*.test.ts drive the VMM API with curl --unix-socket
 )
 
 installed() {
