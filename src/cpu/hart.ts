@@ -8,7 +8,9 @@ import {
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
 import { Opcode } from './opcode.js';
-import { Access, lastLeafUser, SatpMode, Tlb, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
+import { HartState } from './hart-state.js';
+import type { Jit } from './jit/jit.js';
+import { Access, lastLeafUser, SatpMode, Tlb, TLB_BYTES, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
 
 /** What a hart needs from the board it sits on, besides the bus. */
 export interface HartEnvironment {
@@ -27,6 +29,14 @@ export interface HartEnvironment {
 class TrapSignal { }
 const TRAP = new TrapSignal();
 
+/** int32 indexes into a hart's state slot (see hart-state.ts). */
+const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired >> 2;
+const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
+const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2;
+/** Instructions between interrupt checks (the timer is compared every TIMER_CHECK). */
+const CHUNK = 256;
+const TIMER_CHECK = 4096;
+
 const MISA_LO = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20); // ACDFIMSU
 const MEDELEG_WRITABLE = 0xb3ff;
 /** funct5 values of the A extension (AMOADD 0, SWAP 1, LR 2, SC 3, XOR 4, OR 8, AND 12, MIN..MAXU 16..28). */
@@ -43,7 +53,8 @@ const INTERRUPT_PRIORITY = [Irq.MEI, Irq.MSI, Irq.MTI, Irq.SEI, Irq.SSI, Irq.STI
  * advanced when an instruction completes, so a trap always sees the faulting pc.
  */
 export class Hart implements FpuHart {
-  readonly x = new Int32Array(64);
+  /** Integer registers: a view into this hart's slot of the wasm memory, shared with compiled code. */
+  readonly x: Int32Array;
   readonly f = new Int32Array(64);
   pcLo = 0;
   pcHi = 0;
@@ -91,8 +102,12 @@ export class Hart implements FpuHart {
   private fetchTranslate = false;
   private dataTranslate = false;
   private dataPriv = Priv.Machine;
-  /** TLB sets for U and S, each holding {read, write, execute}. */
-  private readonly tlbs: Tlb[][] = [0, 1].map(() => [new Tlb(), new Tlb(), new Tlb()]);
+  /**
+   * TLB sets for U, S and untranslated accesses, each holding {read, write, execute}. The
+   * interpreter's fast path does not use the third set; compiled code does, so its inline
+   * lookup is the same with translation on or off.
+   */
+  private readonly tlbs: Tlb[][];
   private tlbRead: Tlb;
   private tlbWrite: Tlb;
   private tlbExec: Tlb;
@@ -110,7 +125,29 @@ export class Hart implements FpuHart {
   /** High half of the last 64-bit load / CSR read. */
   private tmpHi = 0;
 
-  constructor(readonly id: number, private readonly bus: Bus, private readonly env: HartEnvironment) {
+  /** This hart's state slot in the wasm memory, as int32s (see hart-state.ts). */
+  private readonly state: Int32Array;
+  /** Byte offset of that slot in the wasm memory. */
+  readonly stateBase: number;
+  /** The JIT shared by the board's harts, or null for the interpreter alone. */
+  private readonly jit: Jit | null;
+  /** RAM pages holding translated code (all zero without a JIT): stores there invalidate it. */
+  private readonly codePages: Uint8Array;
+  /** The interpreter returns after a taken branch or jump so the JIT can look up the target. */
+  private readonly stopAtJump: boolean;
+
+  constructor(readonly id: number, private readonly bus: Bus, private readonly env: HartEnvironment, jit?: Jit) {
+    const buffer = bus.ram.buffer;
+    this.stateBase = bus.ram.hartSlot(id);
+    this.state = new Int32Array(buffer, this.stateBase, HartState.Tlbs >> 2);
+    this.x = this.state.subarray(0, 64);
+    this.x.fill(0);
+    this.tlbs = [0, 1, 2].map((set) => [0, 1, 2].map((kind) =>
+      new Tlb(buffer, this.stateBase + HartState.Tlbs + (set * 3 + kind) * TLB_BYTES)));
+    this.jit = jit ?? null;
+    this.codePages = jit ? jit.codePages : new Uint8Array(bus.ram.size >>> 12);
+    this.stopAtJump = jit !== undefined;
+    jit?.attach(this);
     this.mem = bus.ram;
     this.view = bus.ram.view;
     this.ramBase = bus.ram.base;
@@ -209,11 +246,18 @@ export class Hart implements FpuHart {
     this.fetchTranslate = on && this.priv !== Priv.Machine;
     this.dataTranslate = on && this.dataPriv !== Priv.Machine;
     const fetchSet = this.tlbs[this.priv === Priv.User ? 0 : 1];
-    const dataSet = this.tlbs[this.dataPriv === Priv.User ? 0 : 1];
+    const dataSet = this.tlbs[!this.dataTranslate ? 2 : this.dataPriv === Priv.User ? 0 : 1];
     this.tlbRead = dataSet[Access.Read];
     this.tlbWrite = dataSet[Access.Write];
     this.tlbExec = fetchSet[Access.Execute];
+    this.state[READ_TLB] = this.tlbRead.byteOffset;
+    this.state[WRITE_TLB] = this.tlbWrite.byteOffset;
     this.fetchVpn = -1;
+  }
+
+  /** Makes the write TLBs miss on RAM page `ramOffset` (it now holds translated code). */
+  forgetWritablePage(ramOffset: number): void {
+    for (const set of this.tlbs) set[Access.Write].forget(ramOffset);
   }
 
   // ---- traps ----
@@ -317,8 +361,13 @@ export class Hart implements FpuHart {
 
   private translate(lo: number, hi: number, access: Access): number {
     const translateOn = access === Access.Execute ? this.fetchTranslate : this.dataTranslate;
-    if (!translateOn) return hi === 0 ? lo >>> 0 : hi * 4294967296 + (lo >>> 0);
     const tlb = access === Access.Read ? this.tlbRead : access === Access.Write ? this.tlbWrite : this.tlbExec;
+    if (!translateOn) {
+      const pa = hi === 0 ? lo >>> 0 : hi * 4294967296 + (lo >>> 0);
+      // Identity entries for compiled code's inline lookup (the interpreter does not need them).
+      if (access !== Access.Execute) this.fillTlb(tlb, lo, hi, pa, access);
+      return pa;
+    }
     const vpn = lo >>> 12, i = vpn & TLB_MASK;
     if (tlb.tagLo[i] === vpn && tlb.tagHi[i] === hi) return tlb.page[i] + (lo & 0xfff);
     const priv = access === Access.Execute ? this.priv : this.dataPriv;
@@ -334,9 +383,16 @@ export class Hart implements FpuHart {
     // pages whose permission does not depend on SUM, so Linux's SUM toggle around every user
     // copy needs no flush.
     if (priv === Priv.Supervisor && access !== Access.Execute && lastLeafUser) return pa;
-    const pageAddr = pa - (lo & 0xfff), pageOff = pageAddr - this.ramBase;
-    tlb.fill(lo, hi, pageAddr, pageOff >= 0 && pageOff < this.ramSize ? pageOff | 0 : -1);
+    this.fillTlb(tlb, lo, hi, pa, access);
     return pa;
+  }
+
+  private fillTlb(tlb: Tlb, lo: number, hi: number, pa: number, access: Access): void {
+    const pageAddr = pa - (lo & 0xfff), pageOff = pageAddr - this.ramBase;
+    let ramOffset = pageOff >= 0 && pageOff < this.ramSize ? pageOff | 0 : -1;
+    // Stores to a page of translated code must reach storePhys, which invalidates it.
+    if (access === Access.Write && ramOffset >= 0 && this.codePages[ramOffset >>> 12] !== 0) ramOffset = -1;
+    tlb.fill(lo, hi, pageAddr, ramOffset);
   }
 
   private accessFault(access: Access, lo: number, hi: number): never {
@@ -376,6 +432,7 @@ export class Hart implements FpuHart {
         default: this.view.setInt32(off, vlo, true); this.view.setInt32(off + 4, vhi, true);
       }
       if (pa === this.reservation) this.reservation = -1;
+      if (this.codePages[off >>> 12] !== 0) this.storeToCode(off);
       return;
     }
     if ((pa & (width - 1)) !== 0) this.accessFault(Access.Write, lo, hi);
@@ -604,22 +661,104 @@ export class Hart implements FpuHart {
       if (!this.hasPendingInterrupt()) return 0;
       this.waiting = false;
     }
+    const jit = this.jit;
     while (this.instret - start < budget && !this.waiting) {
       // Reading the host clock costs more than 256 instructions; the timer is compared every
       // 4096 (about 60 us of guest time), other interrupt sources at every chunk.
       if (this.instret >= this.nextTimerCheck) {
         this.updateTimer();
-        this.nextTimerCheck = this.instret + 4096;
+        this.nextTimerCheck = this.instret + TIMER_CHECK;
       }
       this.takeInterrupt();
       this.breakLoop = false;
       try {
-        this.execute(Math.min(256, budget - (this.instret - start)));
+        const chunk = Math.min(CHUNK, budget - (this.instret - start));
+        if (jit) this.dispatch(jit, this.instret + chunk); else this.execute(chunk);
       } catch (e) {
         if (e !== TRAP) throw e;
       }
     }
     return this.instret - start;
+  }
+
+  /**
+   * With the JIT: runs compiled blocks and, where there are none, the interpreter up to the
+   * next taken jump (whose target is looked up next), until instret reaches `end` or something
+   * asks for an interrupt check. Compiled code runs only between whole instructions of the
+   * interpreter, on the same state, so a trap in either leaves the hart as the interpreter would.
+   */
+  private dispatch(jit: Jit, end: number): void {
+    const state = this.state;
+    jit.current = this;
+    while (this.instret < end && !this.breakLoop && !this.waiting) {
+      const pcLo = this.pcLo, pcHi = this.pcHi;
+      if ((pcLo >>> 12) !== this.fetchVpn || pcHi !== this.fetchHi) this.fetch(pcLo, pcHi);
+      const ramOff = this.fetchBase + (pcLo & 0xfff);
+      // While an LR reservation is held, the interpreter runs: compiled stores do not check it.
+      const block = this.reservation === -1 ? jit.lookup(ramOff, pcLo, pcHi) : null;
+      if (block === null) {
+        this.execute(end - this.instret);
+        jit.interpreted(ramOff, pcLo, pcHi);
+        continue;
+      }
+      let result: number;
+      try {
+        result = block.run(block.index, end - this.instret, this.stateBase);
+      } catch (e) {
+        if (e === TRAP) this.instret += state[RETIRED];
+        throw e;
+      }
+      this.instret += result >>> 1;
+      this.pcLo = state[PC_LO]; this.pcHi = state[PC_HI];
+      // The block stopped at an instruction it does not translate: the interpreter runs it.
+      if ((result & 1) !== 0) this.execute(1);
+    }
+  }
+
+  // ---- entry points for compiled code (src/cpu/jit) ----
+
+  /** The pc of the instruction whose slow path compiled code is calling, as the trap code expects. */
+  private syncFromCompiled(): void {
+    this.pcLo = this.state[PC_LO]; this.pcHi = this.state[PC_HI];
+  }
+
+  /**
+   * Slow path of a compiled load (LOAD funct3 `f3`) from (lo, hi): page walk, page-crossing,
+   * MMIO, faults. Leaves the extended value in the state's Value slot; returns 1 when compiled
+   * code must stop after this instruction (a device wants attention).
+   */
+  compiledLoad(f3: number, lo: number, hi: number): number {
+    this.syncFromCompiled();
+    const vlo = this.loadExtended(0x3 | (f3 << 12), f3, lo, hi);
+    this.state[VALUE_LO] = vlo; this.state[VALUE_HI] = this.tmpHi;
+    return this.breakLoop ? 1 : 0;
+  }
+
+  /** Slow path of a compiled store of the Value slot; returns 1 when compiled code must stop. */
+  compiledStore(f3: number, lo: number, hi: number): number {
+    this.syncFromCompiled();
+    this.store(lo, hi, 1 << f3, this.state[VALUE_LO], this.state[VALUE_HI]);
+    return this.breakLoop ? 1 : 0;
+  }
+
+  /** A store reached RAM page `off >>> 12`, which holds translated code. */
+  private storeToCode(off: number): void {
+    this.jit?.invalidatePage(off >>> 12);
+    this.breakLoop = true; // compiled code that is running stops after this instruction
+  }
+
+  /** Executes one instruction with the interpreter, taking its trap if it raises one (tests, debuggers). */
+  step(): void {
+    try {
+      this.execute(1);
+    } catch (e) {
+      if (e !== TRAP) throw e;
+    }
+  }
+
+  /** FENCE.I (also SBI remote_fence_i): later fetches see all earlier stores, including DMA. */
+  fenceI(): void {
+    this.jit?.fenceI();
   }
 
   /** Executes up to n instructions without checking interrupts. */
@@ -667,8 +806,9 @@ export class Hart implements FpuHart {
           break;
         }
         case Opcode.LoadFp: this.loadFp(insn, d, s1, f3); break;
-        case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (no translated code to flush yet)
+        case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I
           if (f3 > 1) this.illegal(insn);
+          if (f3 === 1) this.fenceI();
           break;
         case Opcode.OpImm: { // OP-IMM
           const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
@@ -731,7 +871,8 @@ export class Hart implements FpuHart {
           const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
           if (f3 > 3) this.illegal(insn);
           const off = this.ramOffset(lo, hi, 1 << f3, this.tlbWrite);
-          if (off >= 0 && off + this.ramBase !== this.reservation) {
+          // Untranslated stores bypass the write TLB, which keeps code pages out of the fast path.
+          if (off >= 0 && off + this.ramBase !== this.reservation && (this.dataTranslate || this.codePages[off >>> 12] === 0)) {
             switch (f3) {
               case 0: view.setInt8(off, x[s2]); break;
               case 1: view.setInt16(off, x[s2], true); break;
@@ -804,6 +945,7 @@ export class Hart implements FpuHart {
             const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
             nextLo = (pcLo + imm) | 0;
             nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
+            if (this.stopAtJump) n = 0;
           }
           break;
         }
@@ -814,6 +956,7 @@ export class Hart implements FpuHart {
           const hi = (x[s1 + 1] + (imm >> 31) + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0;
           x[d] = nextLo; x[d + 1] = nextHi;
           nextLo = lo & ~1; nextHi = hi;
+          if (this.stopAtJump) n = 0;
           break;
         }
         case Opcode.Jal: { // JAL
@@ -821,6 +964,7 @@ export class Hart implements FpuHart {
           x[d] = nextLo; x[d + 1] = nextHi;
           nextLo = (pcLo + imm) | 0;
           nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
+          if (this.stopAtJump) n = 0;
           break;
         }
         case Opcode.System: { // SYSTEM
@@ -843,6 +987,12 @@ export class Hart implements FpuHart {
 
   /** Loads that miss the RAM fast path: page walk, page-crossing, MMIO, faults. */
   private loadSlow(insn: number, d: number, f3: number, lo: number, hi: number): void {
+    const vlo = this.loadExtended(insn, f3, lo, hi);
+    this.x[d] = vlo; this.x[d + 1] = this.tmpHi;
+  }
+
+  /** LOAD funct3 `f3` through the full path; returns the low half, the high half in tmpHi. */
+  private loadExtended(insn: number, f3: number, lo: number, hi: number): number {
     let vlo: number, vhi: number;
     switch (f3) {
       case 0: vlo = (this.load(lo, hi, 1) << 24) >> 24; vhi = vlo >> 31; break;
@@ -854,7 +1004,8 @@ export class Hart implements FpuHart {
       case 6: vlo = this.load(lo, hi, 4); vhi = 0; break;
       default: this.illegal(insn);
     }
-    this.x[d] = vlo; this.x[d + 1] = vhi;
+    this.tmpHi = vhi;
+    return vlo;
   }
 
   /** FLW/FLD: a single is NaN-boxed (upper half all ones). */

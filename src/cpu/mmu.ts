@@ -11,21 +11,37 @@ const TLB_BITS = 8;
 export const TLB_SIZE = 1 << TLB_BITS;
 export const TLB_MASK = TLB_SIZE - 1;
 
+/** Bytes one Tlb takes in a hart slot: tagLo, tagHi, ramOffset (int32 each), page (float64). */
+export const TLB_BYTES = TLB_SIZE * 20;
+/** Byte offsets of a Tlb's arrays from its start (compiled code reads tagLo, tagHi, ramOffset). */
+export const enum TlbField { TagLo = 0, TagHi = 1024, RamOffset = 2048, Page = 3072 } // TLB_SIZE * 4, 8, 12
+
 /**
  * A direct-mapped translation cache for one (privilege, access kind) pair. An entry is only
  * filled after the page walk granted that access, so a hit needs no permission check.
  * Tags are the virtual page number split as (lo >>> 12, hi); -1 never matches a tag.
+ * The arrays are views into the hart's slot of the wasm memory, so compiled code can do the
+ * lookup inline.
  */
 export class Tlb {
-  readonly tagLo = new Int32Array(TLB_SIZE).fill(-1);
-  readonly tagHi = new Int32Array(TLB_SIZE);
+  readonly tagLo: Int32Array;
+  readonly tagHi: Int32Array;
   /** Physical address of the 4 KiB page. */
-  readonly page = new Float64Array(TLB_SIZE);
+  readonly page: Float64Array;
   /**
-   * The page's offset into guest RAM, or -1 when the page is not RAM. Kept as int32 so the
-   * interpreter's fast path stays in small-integer arithmetic (physical addresses are >= 2^31).
+   * The page's offset into guest RAM, or -1 when the page is not RAM (or, in a write TLB, holds
+   * translated code: stores to it must take the slow path). Kept as int32 so the interpreter's
+   * fast path stays in small-integer arithmetic (physical addresses are >= 2^31).
    */
-  readonly ramOffset = new Int32Array(TLB_SIZE);
+  readonly ramOffset: Int32Array;
+
+  /** `byteOffset` is where the TLB lives in `buffer`; it must be 8-byte aligned. */
+  constructor(buffer: ArrayBufferLike, readonly byteOffset: number) {
+    this.tagLo = new Int32Array(buffer, byteOffset + TlbField.TagLo, TLB_SIZE).fill(-1);
+    this.tagHi = new Int32Array(buffer, byteOffset + TlbField.TagHi, TLB_SIZE);
+    this.ramOffset = new Int32Array(buffer, byteOffset + TlbField.RamOffset, TLB_SIZE);
+    this.page = new Float64Array(buffer, byteOffset + TlbField.Page, TLB_SIZE);
+  }
 
   fill(lo: number, hi: number, pageAddr: number, ramOffset: number): void {
     const vpn = lo >>> 12, i = vpn & TLB_MASK;
@@ -36,6 +52,11 @@ export class Tlb {
   }
   flush(): void {
     this.tagLo.fill(-1);
+  }
+  /** Makes every entry that maps RAM page `ramOffset` miss. */
+  forget(ramOffset: number): void {
+    const r = this.ramOffset;
+    for (let i = 0; i < TLB_SIZE; i++) if (r[i] === ramOffset) this.tagLo[i] = -1;
   }
 }
 

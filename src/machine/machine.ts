@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Hart } from '../cpu/hart.js';
+import { Jit, type JitOptions } from '../cpu/jit/jit.js';
 import { Irq } from '../cpu/csr.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { SifiveTest } from '../devices/sifive-test.js';
@@ -38,6 +39,11 @@ export interface MachineOptions {
   onConsoleOutput: (data: Uint8Array) => void;
   /** Instructions a hart runs before the next hart gets its turn. */
   quantum?: number;
+  /**
+   * Compile hot guest code to WebAssembly (src/cpu/jit); false runs the interpreter alone.
+   * Default: off for now, on when the environment variable VESSEL_JIT is 1.
+   */
+  jit?: boolean | JitOptions;
   /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the network devices, then the console, then the RNG. */
   virtio?: VirtioOptions;
 }
@@ -87,6 +93,8 @@ export class Machine {
   readonly memory: GuestMemory;
   readonly bus: Bus;
   readonly harts: Hart[] = [];
+  /** The JIT the harts share, or null when they only interpret. */
+  readonly jit: Jit | null;
   readonly plic: Plic;
   readonly clint: Clint;
   readonly uart: Uart16550;
@@ -141,8 +149,10 @@ export class Machine {
         message: `hart ${h.id}: ${interrupt ? 'interrupt' : 'exception'} ${cause} reached M-mode at pc 0x${h.pc.toString(16)}, which Vessel's firmware does not handle`,
       }) : undefined,
     };
+    const jitOption = options.jit ?? process.env.VESSEL_JIT === '1';
+    this.jit = jitOption === false ? null : new Jit(this.memory, jitOption === true ? {} : jitOption);
     for (let id = 0; id < cpus; id++) {
-      const hart = new Hart(id, this.bus, env);
+      const hart = new Hart(id, this.bus, env, this.jit ?? undefined);
       if (hostFirmware) hart.configureHostFirmware();
       this.harts.push(hart);
       this.hartStates.push(HartState.Stopped);

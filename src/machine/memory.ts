@@ -1,10 +1,26 @@
 /**
- * Guest RAM: one SharedArrayBuffer-backed object so that harts on worker threads can later
- * share it. Every access that comes from guest-supplied values (device DMA through virtqueues)
- * goes through the bounds-checked helpers here; the CPU's fast path uses `view` directly after
- * its own range check.
+ * Guest RAM: one shared `WebAssembly.Memory`, so that harts on worker threads can later share
+ * it (its buffer is a SharedArrayBuffer) and code compiled by the JIT (src/cpu/jit) reads and
+ * writes it directly.
+ *
+ * The wasm memory holds more than RAM: below RAM lie `MAX_HART_SLOTS` slots of per-hart state
+ * that both the interpreter and compiled code touch (integer registers, TLBs; the layout is the
+ * CPU's business, see src/cpu/hart-state.ts). RAM starts at byte `RAM_OFFSET` of the wasm
+ * memory; `view`, `bytes` and every offset in this API are relative to RAM's start.
+ *
+ * Every access that comes from guest-supplied values (device DMA through virtqueues) goes
+ * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
+ * own range check.
  */
+export const HART_SLOT_BYTES = 64 * 1024;
+export const MAX_HART_SLOTS = 64;
+/** Byte offset of guest RAM inside the wasm memory (after the hart slots). */
+export const RAM_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;
+const WASM_PAGE = 64 * 1024;
+
 export class GuestMemory {
+  /** RAM plus the hart slots below it. */
+  readonly wasmMemory: WebAssembly.Memory;
   readonly buffer: SharedArrayBuffer;
   readonly view: DataView;
   readonly bytes: Uint8Array;
@@ -14,10 +30,21 @@ export class GuestMemory {
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) {
       throw new RangeError(`guest memory size must be a positive multiple of 4096, got ${size}`);
     }
-    this.buffer = new SharedArrayBuffer(size);
-    this.view = new DataView(this.buffer);
-    this.bytes = new Uint8Array(this.buffer);
+    if (size > 2 * 1024 ** 3) throw new RangeError(`guest memory is at most 2 GiB, got ${size} bytes`);
+    const pages = Math.ceil((RAM_OFFSET + size) / WASM_PAGE);
+    this.wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const buffer: unknown = this.wasmMemory.buffer; // typed as ArrayBuffer, shared at run time
+    if (!(buffer instanceof SharedArrayBuffer)) throw new Error('this JavaScript engine has no shared WebAssembly memory');
+    this.buffer = buffer;
+    this.view = new DataView(this.buffer, RAM_OFFSET, size);
+    this.bytes = new Uint8Array(this.buffer, RAM_OFFSET, size);
     this.end = base + size;
+  }
+
+  /** Byte offset (in `buffer`) of hart `id`'s state slot. */
+  hartSlot(id: number): number {
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_HART_SLOTS) throw new RangeError(`hart id must be 0..${MAX_HART_SLOTS - 1}, got ${id}`);
+    return id * HART_SLOT_BYTES;
   }
 
   /** True when [addr, addr+len) lies entirely inside RAM. */
@@ -33,7 +60,11 @@ export class GuestMemory {
     return addr - this.base;
   }
 
-  /** A view of guest memory (no copy). Throws GuestMemoryError when out of range. */
+  /**
+   * A view of guest memory (no copy). Throws GuestMemoryError when out of range.
+   * Devices write guest code through such views (DMA) without the CPU noticing; a guest must
+   * execute FENCE.I before running code written that way, which is when the JIT rechecks it.
+   */
   slice(addr: number, len: number): Uint8Array {
     const off = this.offset(addr, len);
     return this.bytes.subarray(off, off + len);

@@ -1,0 +1,20 @@
+/**
+ * Layout of a hart's slot in the wasm memory (see GuestMemory.hartSlot): the state that both the
+ * interpreter (through typed-array views) and JIT-compiled code (through plain wasm loads and
+ * stores) use, so neither has to copy it to the other. All offsets are bytes from the slot start.
+ */
+export const enum HartState {
+  /** x0..x31, each as (lo, hi) int32 halves: an i64 in little-endian order. */
+  Regs = 0,
+  /** The pc a compiled block left off at, or of the instruction whose slow path is running (i64). */
+  Pc = 256,
+  /** Instructions a compiled run had retired before the instruction whose slow path is running. */
+  Retired = 264,
+  /** A 64-bit value passed between compiled code and a slow-path helper. */
+  Value = 272,
+  /** Slot offsets of the TLBs for data reads and writes in the current mode (int32). */
+  ReadTlb = 280,
+  WriteTlb = 284,
+  /** First TLB; each takes TLB_BYTES (see mmu.ts). */
+  Tlbs = 512,
+}

@@ -1,0 +1,433 @@
+import { RAM_OFFSET } from '../../machine/memory.js';
+import { HartState } from '../hart-state.js';
+import { TlbField } from '../mmu.js';
+import { Opcode } from '../opcode.js';
+import { BlockEnd, type BlockPlan } from './block.js';
+import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
+
+/**
+ * Translates blocks of RISC-V code to one WebAssembly module.
+ *
+ * The module exports `run(entry, budget, base) -> i32`: it runs block number `entry` on the hart
+ * whose state slot starts at byte `base` of the shared memory and returns (retired << 1) | step,
+ * where `step` asks the interpreter to run the instruction at the pc left in the state slot.
+ * Blocks are cases of a loop over a br_table, so a block whose exit target is another block of
+ * the same module on the same virtual page jumps there without leaving wasm, until `budget`
+ * instructions have retired (that bounds interrupt latency).
+ *
+ * Guest registers are cached in i64 locals, loaded once on entry; every write also goes to the
+ * state slot at once, so the slot is always current when a helper traps or the block leaves.
+ * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); a miss,
+ * a page-crossing access, MMIO or a fault goes to the hart's `compiledLoad`/`compiledStore`
+ * after the pc and retired count of the instruction are written to the slot, so a trap there is
+ * precise.
+ */
+
+// Function indexes: imports first, then the internal helpers, then run.
+const IMPORT_LOAD = 0, IMPORT_STORE = 1;
+const MULHU = 2, MULH = 3, MULHSU = 4, DIV = 5, DIVU = 6, REM = 7, REMU = 8, DIVW = 9, DIVUW = 10, REMW = 11, REMUW = 12;
+
+// Locals of run: the three parameters, scratch, then x1..x31.
+const L_ENTRY = 0, L_BUDGET = 1, L_BASE = 2, L_N = 3, L_ADDR = 4, L_ENT = 5, L_RAM = 6, L_STATUS = 7;
+const L_RTLB = 8, L_WTLB = 9, L_T0 = 10;
+const regLocal = (r: number): number => 10 + r; // x1 -> 11 ... x31 -> 41
+const RUN_LOCALS: ValType[] = [
+  ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
+  ...new Array<ValType>(31).fill(ValType.I64),
+];
+
+const LOAD_OPS = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U];
+const STORE_OPS = [Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store];
+
+/** 64-bit add of two (lo, hi) pairs, for constants known at translation time. */
+function add64(alo: number, ahi: number, blo: number, bhi: number): [number, number] {
+  const lo = (alo + blo) | 0;
+  return [lo, (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0];
+}
+
+export class ModuleTranslator {
+  private readonly w: ModuleWriter;
+  private readonly f = new FunctionBody();
+  /** Level of the dispatch loop, for chaining. */
+  private dispatchLevel = 0;
+  /** Index of the block being emitted, and that block. */
+  private block!: BlockPlan;
+
+  constructor(memoryPages: number, private readonly blocks: BlockPlan[]) {
+    this.w = new ModuleWriter(memoryPages);
+  }
+
+  /** The module's bytes. */
+  translate(): Uint8Array<ArrayBuffer> {
+    const w = this.w;
+    const helper = w.type([ValType.I32, ValType.I32, ValType.I32], [ValType.I32]);
+    w.importFunction('load', helper);
+    w.importFunction('store', helper);
+    this.addMathHelpers();
+    const runType = w.type([ValType.I32, ValType.I32, ValType.I32], [ValType.I32]);
+    this.emitRun();
+    const run = w.addFunction({ type: runType, locals: RUN_LOCALS, body: this.f });
+    w.export('run', run);
+    return w.bytes();
+  }
+
+  // ---- the run function ----
+
+  private emitRun(): void {
+    const f = this.f;
+    // Load every register any block reads into its local.
+    const used = new Set<number>();
+    for (const b of this.blocks) {
+      for (const { insn } of b.insns) {
+        used.add((insn >>> 15) & 31);
+        used.add((insn >>> 20) & 31);
+      }
+    }
+    used.delete(0);
+    for (const r of used) {
+      f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(regLocal(r));
+    }
+    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB);
+    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB);
+
+    this.dispatchLevel = f.open(Op.Loop);
+    const n = this.blocks.length;
+    const levels: number[] = [];
+    for (let i = n - 1; i >= 0; i--) levels[i] = f.open(Op.Block);
+    f.get(L_ENTRY);
+    f.byte(Op.BrTable); f.u32(n);
+    for (let i = 0; i < n; i++) f.u32(f.rel(levels[i]));
+    f.u32(f.rel(levels[0]));
+    for (let i = 0; i < n; i++) {
+      f.close(); // the end of block i's label: its code follows
+      this.block = this.blocks[i];
+      this.emitBlock();
+    }
+    f.close();
+    f.op(Op.Unreachable);
+  }
+
+  private emitBlock(): void {
+    const b = this.block;
+    let k = 0;
+    for (const ins of b.insns) {
+      const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, 0);
+      this.emitInsn(ins.insn, ins.length, pcLo, pcHi, k);
+      k++;
+    }
+    const last = b.insns[b.insns.length - 1];
+    if (b.end === BlockEnd.Jump) return; // the jump left already
+    const [nextLo, nextHi] = add64(b.pcLo, b.pcHi, last.offset + last.length, 0);
+    if (b.end === BlockEnd.Interpret) this.exitConst(nextLo, nextHi, k, true);
+    else this.leaveTo(nextLo, nextHi, k);
+  }
+
+  /** Leaves with `retired` (k) more instructions and pc = (lo, hi); `step`: interpret that instruction. */
+  private exitConst(lo: number, hi: number, retired: number, step = false): void {
+    const f = this.f;
+    f.get(L_BASE); f.i64(lo, hi); f.mem(Op.I64Store, 3, HartState.Pc);
+    this.returnRetired(retired, step);
+  }
+
+  private returnRetired(retired: number, step: boolean): void {
+    const f = this.f;
+    f.get(L_N);
+    if (retired !== 0) { f.i32(retired); f.op(Op.I32Add); }
+    f.i32(1); f.op(Op.I32Shl);
+    if (step) { f.i32(1); f.op(Op.I32Or); }
+    f.op(Op.Return);
+  }
+
+  /** Continues at constant pc (lo, hi) after `retired` more instructions: chains when it can. */
+  private leaveTo(lo: number, hi: number, retired: number): void {
+    const f = this.f, b = this.block;
+    const target = this.blocks.findIndex((t) => t.pcLo === lo && t.pcHi === hi &&
+      t.ramOff === (b.ramOff & ~0xfff) + (lo & 0xfff));
+    // Chaining needs the same virtual page: then the translation that led here holds for the target.
+    if (target < 0 || hi !== b.pcHi || (lo >>> 12) !== (b.pcLo >>> 12)) { this.exitConst(lo, hi, retired); return; }
+    f.get(L_N); f.i32(retired); f.op(Op.I32Add); f.tee(L_N);
+    f.get(L_BUDGET); f.op(Op.I32GeU);
+    f.open(Op.If);
+    this.exitConst(lo, hi, 0);
+    f.close();
+    f.i32(target); f.set(L_ENTRY);
+    f.br(this.dispatchLevel);
+  }
+
+  // ---- registers ----
+
+  private reg(r: number): void {
+    if (r === 0) this.f.i64(0, 0); else this.f.get(regLocal(r));
+  }
+  /** Writes the value `value` pushes to x[rd] (local and state slot); for x0 only evaluates it. */
+  private setReg(rd: number, value: () => void): void {
+    const f = this.f;
+    if (rd === 0) { value(); f.op(Op.Drop); return; }
+    f.get(L_BASE); value(); f.tee(regLocal(rd)); f.mem(Op.I64Store, 3, HartState.Regs + 8 * rd);
+  }
+
+  /** Records the pc and retired count of instruction k before a helper that may trap. */
+  private syncForHelper(pcLo: number, pcHi: number, k: number): void {
+    const f = this.f;
+    f.get(L_BASE); f.i64(pcLo, pcHi); f.mem(Op.I64Store, 3, HartState.Pc);
+    f.get(L_BASE); f.get(L_N);
+    if (k !== 0) { f.i32(k); f.op(Op.I32Add); }
+    f.mem(Op.I32Store, 2, HartState.Retired);
+  }
+
+  // ---- instructions ----
+
+  private emitInsn(insn: number, length: number, pcLo: number, pcHi: number, k: number): void {
+    const f = this.f;
+    const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+    const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
+    const immI = insn >> 20;
+    const [nextLo, nextHi] = add64(pcLo, pcHi, length, 0);
+    switch ((insn >>> 2) & 31) {
+      case Opcode.Lui: {
+        const lo = insn & ~0xfff;
+        if (rd !== 0) this.setReg(rd, () => f.i64(lo, lo >> 31));
+        return;
+      }
+      case Opcode.Auipc: {
+        const imm = insn & ~0xfff;
+        const [lo, hi] = add64(pcLo, pcHi, imm, imm >> 31);
+        if (rd !== 0) this.setReg(rd, () => f.i64(lo, hi));
+        return;
+      }
+      case Opcode.OpImm: {
+        if (rd === 0) return; // no effect (NOP, HINTs)
+        this.setReg(rd, () => {
+          this.reg(rs1);
+          switch (f3) {
+            case 0: f.i64(immI, immI >> 31); f.op(Op.I64Add); break;
+            case 1: f.i64(immI & 63, 0); f.op(Op.I64Shl); break;
+            case 2: f.i64(immI, immI >> 31); f.op(Op.I64LtS); f.op(Op.I64ExtendI32U); break;
+            case 3: f.i64(immI, immI >> 31); f.op(Op.I64LtU); f.op(Op.I64ExtendI32U); break;
+            case 4: f.i64(immI, immI >> 31); f.op(Op.I64Xor); break;
+            case 5: f.i64(immI & 63, 0); f.op((insn >>> 30) & 1 ? Op.I64ShrS : Op.I64ShrU); break;
+            case 6: f.i64(immI, immI >> 31); f.op(Op.I64Or); break;
+            default: f.i64(immI, immI >> 31); f.op(Op.I64And); break;
+          }
+        });
+        return;
+      }
+      case Opcode.OpImm32: {
+        if (rd === 0) return;
+        this.setReg(rd, () => {
+          this.reg(rs1); f.op(Op.I32WrapI64);
+          switch (f3) {
+            case 0: f.i32(immI); f.op(Op.I32Add); break;
+            case 1: f.i32(immI & 31); f.op(Op.I32Shl); break;
+            default: f.i32(immI & 31); f.op(f7 === 0x20 ? Op.I32ShrS : Op.I32ShrU); break;
+          }
+          f.op(Op.I64ExtendI32S);
+        });
+        return;
+      }
+      case Opcode.Op: {
+        if (rd === 0) return; // no side effects, even for DIV by zero
+        this.setReg(rd, () => {
+          this.reg(rs1); this.reg(rs2);
+          if (f7 === 1) {
+            if (f3 === 0) f.op(Op.I64Mul);
+            else f.call([0, MULH, MULHSU, MULHU, DIV, DIVU, REM, REMU][f3]);
+            return;
+          }
+          switch (f3) {
+            case 0: f.op(f7 === 0x20 ? Op.I64Sub : Op.I64Add); break;
+            case 1: f.op(Op.I64Shl); break;
+            case 2: f.op(Op.I64LtS); f.op(Op.I64ExtendI32U); break;
+            case 3: f.op(Op.I64LtU); f.op(Op.I64ExtendI32U); break;
+            case 4: f.op(Op.I64Xor); break;
+            case 5: f.op(f7 === 0x20 ? Op.I64ShrS : Op.I64ShrU); break;
+            case 6: f.op(Op.I64Or); break;
+            default: f.op(Op.I64And); break;
+          }
+        });
+        return;
+      }
+      case Opcode.Op32: {
+        if (rd === 0) return;
+        this.setReg(rd, () => {
+          this.reg(rs1); f.op(Op.I32WrapI64); this.reg(rs2); f.op(Op.I32WrapI64);
+          if (f7 === 1) {
+            if (f3 === 0) f.op(Op.I32Mul); else f.call([0, 0, 0, 0, DIVW, DIVUW, REMW, REMUW][f3]);
+          } else if (f3 === 0) {
+            f.op(f7 === 0x20 ? Op.I32Sub : Op.I32Add);
+          } else if (f3 === 1) {
+            f.op(Op.I32Shl);
+          } else {
+            f.op(f7 === 0x20 ? Op.I32ShrS : Op.I32ShrU);
+          }
+          f.op(Op.I64ExtendI32S);
+        });
+        return;
+      }
+      case Opcode.MiscMem: return; // FENCE: harts share one thread, memory is already ordered
+      case Opcode.Load: this.emitLoad(rd, rs1, immI, f3, pcLo, pcHi, k, nextLo, nextHi); return;
+      case Opcode.Store: {
+        const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);
+        this.emitStore(rs1, rs2, imm, f3, pcLo, pcHi, k, nextLo, nextHi);
+        return;
+      }
+      case Opcode.Branch: {
+        const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+        const [tLo, tHi] = add64(pcLo, pcHi, imm, imm >> 31);
+        this.reg(rs1); this.reg(rs2);
+        f.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
+        f.open(Op.If);
+        this.leaveTo(tLo, tHi, k + 1);
+        f.close();
+        return;
+      }
+      case Opcode.Jal: {
+        const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+        const [tLo, tHi] = add64(pcLo, pcHi, imm, imm >> 31);
+        if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
+        this.leaveTo(tLo, tHi, k + 1);
+        return;
+      }
+      case Opcode.Jalr: {
+        // The target first: rd may be rs1.
+        this.reg(rs1); f.i64(immI, immI >> 31); f.op(Op.I64Add); f.i64(-2, -1); f.op(Op.I64And); f.set(L_T0);
+        if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
+        f.get(L_BASE); f.get(L_T0); f.mem(Op.I64Store, 3, HartState.Pc);
+        this.returnRetired(k + 1, false);
+        return;
+      }
+      default:
+        throw new Error(`JIT: instruction 0x${(insn >>> 0).toString(16)} reached the translator but is not translatable`);
+    }
+  }
+
+  /**
+   * Inline TLB lookup for an access of `width` bytes at the address in L_T0 (also sets L_ADDR to
+   * its low half). Branches to `slow` on a miss, a page-crossing access or a non-RAM page;
+   * otherwise leaves the i32 address of the data (minus RAM_OFFSET) on the stack.
+   */
+  private emitLookup(tlbLocal: number, width: number, slow: number): void {
+    const f = this.f;
+    f.get(L_T0); f.op(Op.I32WrapI64); f.tee(L_ADDR);
+    if (width > 1) {
+      f.i32(0xfff); f.op(Op.I32And); f.i32(0x1000 - width); f.op(Op.I32GtU); f.brIf(slow);
+      f.get(L_ADDR);
+    }
+    // Entry index * 4, plus the TLB's base.
+    f.i32(10); f.op(Op.I32ShrU); f.i32(0x3fc); f.op(Op.I32And); f.get(tlbLocal); f.op(Op.I32Add); f.tee(L_ENT);
+    f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(L_ADDR); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); f.brIf(slow);
+    f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
+    f.op(Op.I32Ne); f.brIf(slow);
+    f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.tee(L_RAM); f.i32(0); f.op(Op.I32LtS); f.brIf(slow);
+    f.get(L_RAM); f.get(L_ADDR); f.i32(0xfff); f.op(Op.I32And); f.op(Op.I32Add);
+  }
+
+  private effectiveAddress(rs1: number, imm: number): void {
+    const f = this.f;
+    this.reg(rs1); f.i64(imm, imm >> 31); f.op(Op.I64Add); f.set(L_T0);
+  }
+
+  private emitLoad(rd: number, rs1: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number,
+    nextLo: number, nextHi: number): void {
+    const f = this.f, width = 1 << (f3 & 3);
+    this.effectiveAddress(rs1, imm);
+    const done = f.open(Op.Block);
+    const slow = f.open(Op.Block);
+    this.emitLookup(L_RTLB, width, slow);
+    f.mem(LOAD_OPS[f3], 0, RAM_OFFSET);
+    if (rd === 0) f.op(Op.Drop); else { f.set(L_T0); this.setReg(rd, () => f.get(L_T0)); }
+    f.br(done);
+    f.close();
+    this.syncForHelper(pcLo, pcHi, k);
+    f.i32(f3); f.get(L_ADDR); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
+    f.call(IMPORT_LOAD); f.set(L_STATUS);
+    if (rd !== 0) this.setReg(rd, () => { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Value); });
+    f.get(L_STATUS);
+    f.open(Op.If);
+    this.exitConst(nextLo, nextHi, k + 1);
+    f.close();
+    f.close();
+  }
+
+  private emitStore(rs1: number, rs2: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number,
+    nextLo: number, nextHi: number): void {
+    const f = this.f, width = 1 << f3;
+    this.effectiveAddress(rs1, imm);
+    const done = f.open(Op.Block);
+    const slow = f.open(Op.Block);
+    this.emitLookup(L_WTLB, width, slow);
+    this.reg(rs2);
+    f.mem(STORE_OPS[f3], 0, RAM_OFFSET);
+    f.br(done);
+    f.close();
+    f.get(L_BASE); this.reg(rs2); f.mem(Op.I64Store, 3, HartState.Value);
+    this.syncForHelper(pcLo, pcHi, k);
+    f.i32(f3); f.get(L_ADDR); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
+    f.call(IMPORT_STORE);
+    f.open(Op.If);
+    this.exitConst(nextLo, nextHi, k + 1);
+    f.close();
+    f.close();
+  }
+
+  // ---- M extension helpers (internal functions) ----
+
+  private addMathHelpers(): void {
+    const w = this.w;
+    const t64 = w.type([ValType.I64, ValType.I64], [ValType.I64]);
+    const t32 = w.type([ValType.I32, ValType.I32], [ValType.I32]);
+    const def = (type: number, locals: ValType[], emit: (f: FunctionBody) => void): void => {
+      const f = new FunctionBody();
+      emit(f);
+      w.addFunction({ type, locals, body: f });
+    };
+    const A = 0, B = 1;
+    // MULHU from four 32x32 partial products. Locals: a0 a1 b0 b1 p01 p10 mid.
+    def(t64, new Array<ValType>(7).fill(ValType.I64), (f) => {
+      const lo32 = (x: number): void => { f.get(x); f.i64(-1, 0); f.op(Op.I64And); };
+      const hi32 = (x: number): void => { f.get(x); f.i64(32, 0); f.op(Op.I64ShrU); };
+      lo32(A); f.set(2); hi32(A); f.set(3); lo32(B); f.set(4); hi32(B); f.set(5);
+      f.get(2); f.get(5); f.op(Op.I64Mul); f.set(6);
+      f.get(3); f.get(4); f.op(Op.I64Mul); f.set(7);
+      f.get(2); f.get(4); f.op(Op.I64Mul); f.i64(32, 0); f.op(Op.I64ShrU);
+      lo32(6); f.op(Op.I64Add); lo32(7); f.op(Op.I64Add); f.set(8);
+      f.get(3); f.get(5); f.op(Op.I64Mul);
+      hi32(6); f.op(Op.I64Add); hi32(7); f.op(Op.I64Add); hi32(8); f.op(Op.I64Add);
+    });
+    // MULH: the unsigned high product minus b when a < 0 and minus a when b < 0.
+    def(t64, [], (f) => {
+      f.get(A); f.get(B); f.call(MULHU);
+      f.get(B); f.get(A); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
+      f.get(A); f.get(B); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
+    });
+    // MULHSU: a signed, b unsigned.
+    def(t64, [], (f) => {
+      f.get(A); f.get(B); f.call(MULHU);
+      f.get(B); f.get(A); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
+    });
+    // Division by zero gives all ones (DIV*) or the dividend (REM*); signed overflow gives the
+    // dividend (DIV) or 0 (REM: wasm's rem_s already does that).
+    const divLike = (f: FunctionBody, is64: boolean, byZero: () => void, body: () => void): void => {
+      f.get(B); f.op(is64 ? Op.I64Eqz : Op.I32Eqz);
+      f.open(Op.If, is64 ? ValType.I64 : ValType.I32);
+      byZero();
+      f.else();
+      body();
+      f.close();
+    };
+    def(t64, [], (f) => divLike(f, true, () => f.i64(-1, -1), () => {
+      f.get(A); f.i64(0, 0x80000000 | 0); f.op(Op.I64Eq); f.get(B); f.i64(-1, -1); f.op(Op.I64Eq); f.op(Op.I32And);
+      f.open(Op.If, ValType.I64); f.get(A); f.else(); f.get(A); f.get(B); f.op(Op.I64DivS); f.close();
+    }));
+    def(t64, [], (f) => divLike(f, true, () => f.i64(-1, -1), () => { f.get(A); f.get(B); f.op(Op.I64DivU); }));
+    def(t64, [], (f) => divLike(f, true, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I64RemS); }));
+    def(t64, [], (f) => divLike(f, true, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I64RemU); }));
+    def(t32, [], (f) => divLike(f, false, () => f.i32(-1), () => {
+      f.get(A); f.i32(0x80000000 | 0); f.op(Op.I32Eq); f.get(B); f.i32(-1); f.op(Op.I32Eq); f.op(Op.I32And);
+      f.open(Op.If, ValType.I32); f.get(A); f.else(); f.get(A); f.get(B); f.op(Op.I32DivS); f.close();
+    }));
+    def(t32, [], (f) => divLike(f, false, () => f.i32(-1), () => { f.get(A); f.get(B); f.op(Op.I32DivU); }));
+    def(t32, [], (f) => divLike(f, false, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I32RemS); }));
+    def(t32, [], (f) => divLike(f, false, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I32RemU); }));
+  }
+}

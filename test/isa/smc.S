@@ -1,0 +1,81 @@
+// Self-modifying code: stores to instructions that already ran (often enough to be compiled by
+// the JIT) must be seen by later fetches. FENCE.I is what the ISA requires before the modified
+// code runs; Vessel also shows a hart's own stores to its next instructions without it (a
+// compiled block stops after a store to a page of translated code), which cases 3 and 4 check.
+#include "vessel_test.h"
+
+  TEST_CODE_BEGIN
+  .option norvc
+
+  // 1: a loop body runs 200 times, then its `addi a0, a0, 1` becomes `addi a0, a0, 3`
+  //    (FENCE.I in between); 200 more iterations must add 3 each.
+  li TESTNUM, 1
+  li a0, 0
+  li a1, 200
+  call smc_loop
+  CHECK_EQ(a0, 200)
+  la t0, smc_patch
+  li t1, 0x00350513          // addi a0, a0, 3
+  sw t1, 0(t0)
+  fence.i
+  li a1, 200
+  call smc_loop
+  CHECK_EQ(a0, 800)
+
+  // 2: the same patch undone, through a halfword store of the immediate's bits only.
+  li TESTNUM, 2
+  li a0, 0
+  la t0, smc_patch
+  li t1, 0x0015              // upper half of 0x00150513 (addi a0, a0, 1)
+  sh t1, 2(t0)
+  fence.i
+  li a1, 100
+  call smc_loop
+  CHECK_EQ(a0, 100)
+
+  // 3: a loop that rewrites its own next instruction each iteration without FENCE.I:
+  //    iteration i stores `addi a0, a0, i` over `next` and then executes it.
+  li TESTNUM, 3
+  li a0, 0
+  li a2, 1
+  la t0, smc_next
+4:
+  slli t1, a2, 20            // imm field
+  li t2, 0x00050513          // addi a0, a0, 0
+  or t1, t1, t2
+  sw t1, 0(t0)
+smc_next:
+  addi a0, a0, 0
+  addi a2, a2, 1
+  li t3, 101
+  bne a2, t3, 4b
+  CHECK_EQ(a0, 5050)         // 1 + 2 + ... + 100
+
+  // 4: a store that lands on the instruction right after it, in the same straight-line run.
+  li TESTNUM, 4
+  li a1, 0
+  li a2, 100
+5:
+  la t0, smc_after
+  li t1, 0x00100513          // addi a0, zero, 1
+  sw t1, 0(t0)
+smc_after:
+  li a0, 9                   // replaced by `li a0, 1` on every pass after the store
+  add a1, a1, a0
+  li t1, 0x00900513          // put `li a0, 9` back for the next pass
+  sw t1, 0(t0)
+  addi a2, a2, -1
+  bnez a2, 5b
+  CHECK_EQ(a1, 100)
+
+  TEST_PASS
+
+  // a1 times: a0 += (the immediate at smc_patch)
+smc_loop:
+smc_patch:
+  addi a0, a0, 1
+  addi a1, a1, -1
+  bnez a1, smc_loop
+  ret
+
+  TEST_DATA
