@@ -3,8 +3,9 @@
 // a device that is not a TAP, and no permission.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -35,6 +36,18 @@ function vessel(args: string[], opts: { asNobody?: boolean } = {}): { code: numb
   const r = spawnSync(cmd, argv, { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000, input: '' });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like vessel(), without blocking this process's event loop (which serves a socket meanwhile). */
+function vesselAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 function assertBadInput(r: { code: number | null; stdout: string; stderr: string }, message: RegExp): void {
@@ -79,6 +92,18 @@ test('vessel run --net: bad specs exit 2 before anything starts', () => {
 test('vessel run --net user,<bad setting>: the user network\'s own message, exit 2', () => {
   assertBadInput(vessel(['run', '--kernel', kernel, '--net', 'user,restrict=on']), /--net user: unknown setting "restrict=on"/);
   assertBadInput(vessel(['run', '--kernel', kernel, '--net', 'user,hostfwd=tcp:127.0.0.1:99999-:22']), /host port 99999 is out of range/);
+});
+
+test('vessel run --net user,hostfwd=... on a host port in use: exit 2 before the guest starts', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const { port } = taken.address() as net.AddressInfo;
+  try {
+    const r = await vesselAsync(['run', '--kernel', kernel, '--net', `user,hostfwd=tcp:127.0.0.1:${port}-:22`]);
+    assertBadInput(r, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  } finally {
+    taken.close();
+  }
 });
 
 test('vessel run --net tap=lo: a device that is not a TAP, exit 2', (t) => {

@@ -11,7 +11,7 @@
 import type { NetBackend } from '../net/backend.js';
 import { parseMac } from '../net/mac.js';
 import { TapBackend, TapError, checkTapName } from '../net/tap.js';
-import { createUserNetwork, UserNetOptionsError } from '../net/user/index.js';
+import { createUserNetwork, HostForwardError, UserNetOptionsError } from '../net/user/index.js';
 
 export type NetOption =
   /** `settings` is the text after `user,` without `mac=` (handed to the user stack as is). */
@@ -56,12 +56,20 @@ export function parseNetOption(spec: string): NetOption {
   throw new NetOptionError(`--net "${spec}": unknown network "${kind}" (${SYNTAX})`);
 }
 
-/** Creates the backend an option names. */
+/** Creates the backend an option names, once it works: hostfwd ports listen, the TAP relay runs. */
 export async function openNetBackend(option: NetOption): Promise<NetBackend> {
   try {
-    return option.kind === 'user' ? createUserNetwork(option.settings) : await TapBackend.open(option.ifname);
+    if (option.kind === 'tap') return await TapBackend.open(option.ifname);
+    const user = createUserNetwork(option.settings);
+    try {
+      await user.listening;
+    } catch (e) {
+      user.close();
+      throw e;
+    }
+    return user;
   } catch (e) {
-    if (e instanceof UserNetOptionsError || e instanceof TapError) throw new NetOptionError(e.message);
+    if (e instanceof UserNetOptionsError || e instanceof HostForwardError || e instanceof TapError) throw new NetOptionError(e.message);
     throw e;
   }
 }
