@@ -32,7 +32,7 @@ import { SWITCH_ROOT_SH } from './switch-root.js';
 export { ImageBuildError, ROOTFS_MARKER };
 
 /** Bump when the initramfs or root disk layout or /init changes, so cached images are rebuilt. */
-export const BUILDER_VERSION = 2;
+export const BUILDER_VERSION = 3;
 
 /** Suites tried in order; the next one is used when a suite's index or packages fail. */
 export const DEFAULT_SUITES = ['forky', 'sid', 'trixie'];
@@ -53,6 +53,16 @@ export const GUEST_MODULES = [
 ];
 
 export const BOOT_MARKER = 'VESSEL-INIT-OK';
+
+/**
+ * Debian packages unpacked onto the root disk with everything they depend on: an SSH server
+ * (dropbear, started by rcS) for `vessel run --net user,hostfwd=tcp::2222-:22`. Optional: the
+ * image is built without them (and says so) when they cannot be had.
+ */
+export const ROOTFS_PACKAGES = ['dropbear-bin'];
+
+/** Package files the root disk does without: documentation, translations, iconv modules. */
+const ROOTFS_PRUNE = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/locale', 'usr/lib/riscv64-linux-gnu/gconv'];
 
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const LOG_PREFIX = '[vessel image]';
@@ -925,6 +935,7 @@ async function buildFromSuite(
     return publishDefault(existing);
   }
 
+  const overlay = await rootfsPackages(apt, path.join(work, 'rootfs-debs'), path.join(work, 'overlay'), log);
   log(`downloading ${[...pkgs.kernelPackages, 'busybox-static'].join(', ')}`);
   const debs = await apt.download([...pkgs.kernelPackages, 'busybox-static'], path.join(work, 'debs'));
   const tree = path.join(work, 'root');
@@ -983,7 +994,8 @@ async function buildFromSuite(
         applets: busyboxApplets(busybox),
         modules,
         modulesDep: modulesDep(modules),
-        manifest: guestManifest,
+        manifest: { ...guestManifest, packages: overlay?.packages ?? [] },
+        overlay: overlay?.dir,
       },
       path.join(work, 'rootfs'),
       rootfs,
@@ -1012,6 +1024,38 @@ async function buildFromSuite(
     fs.rmSync(outTmp, { recursive: true, force: true });
   }
   return publishDefault(manifest);
+}
+
+/** `pkgs` and everything they depend on, recursively. */
+function dependencyClosure(apt: Apt, pkgs: string[]): string[] {
+  const seen = new Set<string>();
+  const queue = [...pkgs];
+  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    queue.push(...apt.depends(p));
+  }
+  return [...seen];
+}
+
+/** Downloads ROOTFS_PACKAGES and their dependencies and unpacks them into `dir`; null if that fails. */
+async function rootfsPackages(apt: Apt, debDir: string, dir: string, log: Logger): Promise<{ dir: string; packages: string[] } | null> {
+  try {
+    const names = dependencyClosure(apt, ROOTFS_PACKAGES);
+    log(`downloading ${names.join(', ')} for the root disk`);
+    const packages: string[] = [];
+    for (const deb of await apt.download(names, debDir)) {
+      extractDeb(deb, dir);
+      packages.push(path.basename(deb, '.deb'));
+      fs.rmSync(deb);
+    }
+    for (const p of ROOTFS_PRUNE) fs.rmSync(path.join(dir, p), { recursive: true, force: true });
+    return { dir, packages };
+  } catch (e) {
+    if (!(e instanceof ImageBuildError)) throw e;
+    log(`the root disk gets no ${ROOTFS_PACKAGES.join(', ')}: ${e.message}`);
+    return null;
+  }
 }
 
 function readManifest(dir: string): DefaultImageJson | null {

@@ -31,6 +31,10 @@ test('default image: kernel is a RISC-V Image, initramfs holds busybox, /init an
   for (const f of ['init', 'bin/busybox', 'bin/sh', 'etc/inittab', 'dev/console']) {
     assert.ok(files.has(f), `initramfs contains ${f}`);
   }
+  const init = spawnSync('sh', ['-c', 'zcat "$1" | cpio -i --quiet --to-stdout init', 'sh', img.initrd], { encoding: 'utf8' });
+  assert.equal(init.status, 0, `extracting /init failed: ${init.stderr}`);
+  assert.match(init.stdout, /exec switch_root \/newroot "\$rootinit"/, '/init can boot a root disk (root=)');
+  assert.ok(fs.statSync(img.rootfs).size > 0, `the image has a root disk: ${img.rootfs}`);
   const names = [...files].map((f) => f.slice(f.lastIndexOf('/') + 1));
   for (const m of GUEST_MODULES) {
     assert.ok(names.includes(`${m}.ko`), `initramfs contains module ${m}.ko`);

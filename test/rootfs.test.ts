@@ -48,7 +48,8 @@ test('rootfs.ext4 is an ext4 file system with busybox, an autologin getty in ini
   assert.match(sb, /^Filesystem features:.*\bhas_journal\b/m, 'a journal');
   assert.match(sb, /^Filesystem volume name:\s+vessel-root$/m, 'label vessel-root');
 
-  const paths = ['/sbin/init', '/usr/bin/busybox', '/etc/inittab', '/etc/init.d/rcS', '/etc/shadow', '/root', '/tmp', '/usr/share/udhcpc/default.script'];
+  const paths = ['/sbin/init', '/usr/bin/busybox', '/etc/inittab', '/etc/init.d/rcS', '/etc/shadow', '/root', '/tmp', '/usr/share/udhcpc/default.script',
+    '/usr/sbin/dropbear', '/lib/ld-linux-riscv64-lp64d.so.1'];
   const release = img.version;
   const cmds = [
     ...paths.map((p) => `stat ${p}`),
@@ -150,9 +151,10 @@ test('booting a copy of the root disk: its init and shell come up, / is /dev/vda
   for (const m of ['/proc proc', '/sys sysfs', '/dev devtmpfs', '/dev/pts devpts', '/run tmpfs', '/tmp tmpfs']) {
     assert.match(mounts, new RegExp(`^\\S+ ${m} `, 'm'), `rcS mounted ${m}: ${mounts}`);
   }
-  const who = await shell.run('id; hostname', COMMAND_MS);
+  const who = await shell.run('id; hostname; pidof dropbear >/dev/null && echo dropbear-running', COMMAND_MS);
   assert.match(who, /^uid=0\(root\) gid=0\(root\)/m, `autologin as root: ${who}`);
   assert.match(who, /^vessel$/m, `hostname: ${who}`);
+  assert.match(who, /^dropbear-running$/m, `the SSH server (dynamically linked against the disk's libc) runs: ${who}`);
   // modprobe finds modules.dep on the disk: unload an idle module and load it again.
   const modprobe = await shell.run('modprobe -r virtio_balloon && modprobe virtio_balloon && grep -c "^virtio_balloon " /proc/modules', COMMAND_MS);
   assert.match(modprobe, /^1$/m, `modprobe -r / modprobe virtio_balloon: ${modprobe}`);
