@@ -5,6 +5,7 @@ import type { Mac } from './address.js';
 export const ETHERNET_HEADER = 14;
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
+export const ETHERTYPE_IPV6 = 0x86dd;
 /** Largest IPv4 packet in one frame (the MTU). */
 export const MTU = MAX_ETHERNET_FRAME - ETHERNET_HEADER;
 

@@ -12,7 +12,7 @@ import { ARP_REPLY, ARP_REQUEST, buildArp, parseArp } from './arp.js';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpServer } from './dhcp.js';
 import { Diagnostics, stderrLogger, type Logger } from './diagnostics.js';
 import { DnsServer } from './dns.js';
-import { ETHERTYPE_ARP, ETHERTYPE_IPV4, buildEthernet, parseEthernet } from './ethernet.js';
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, buildEthernet, parseEthernet } from './ethernet.js';
 import type { GuestLink } from './guest-link.js';
 import { echoReply } from './icmp.js';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, buildIpv4Packet, parseIpv4Packet, type Ipv4Packet } from './ipv4.js';
@@ -150,6 +150,9 @@ export class UserNetwork implements NetBackend, GuestLink {
       case ETHERTYPE_IPV4:
         this.learnGuestMac(eth.src);
         return this.handleIpv4(eth.payload, eth.src);
+      case ETHERTYPE_IPV6:
+        // Linux solicits IPv6 routers on every interface it brings up: expected, so only counted.
+        return this.diagnostics.count('ipv6-ignored');
       default:
         return this.diagnostics.drop('ethernet-type', `0x${eth.etherType.toString(16).padStart(4, '0')}`);
     }

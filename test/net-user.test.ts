@@ -1,0 +1,129 @@
+// `vessel run --net user,hostfwd=...` end to end, in one boot of the default initramfs: the
+// guest gets its address by DHCP (busybox udhcpc), pings the gateway, resolves a name through
+// 10.0.2.3, fetches a token and a 2 MiB file from a node:http server on the host's loopback
+// through 10.0.2.2 (sha256 compared), uploads it back (as base64 text), and serves HTTP (busybox httpd)
+// that the host reaches through the forwarded port.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import * as http from 'node:http';
+import * as net from 'node:net';
+
+import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
+import { BOOT_MS, COMMAND_MS, initramfsOnly, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
+
+const running: VesselProcess[] = [];
+const servers: http.Server[] = [];
+after(() => {
+  for (const vm of running) vm.kill();
+  for (const s of servers) s.close();
+});
+
+const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** The host's side: /token, /big (2 MiB of random bytes), POST /upload answers with the body's sha256 and length. */
+async function hostServer(token: string, big: Buffer): Promise<number> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'POST' && req.url === '/upload') {
+      const hash = createHash('sha256');
+      let length = 0;
+      req.on('data', (d: Buffer) => { hash.update(d); length += d.length; });
+      req.on('end', () => res.end(`${hash.digest('hex')} ${length}\n`));
+      return;
+    }
+    if (req.url === '/token') return res.end(token);
+    if (req.url === '/big') {
+      res.writeHead(200, { 'content-length': big.length });
+      return res.end(big);
+    }
+    res.writeHead(404).end();
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 60_000 }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} through the forwarded port timed out`)));
+    req.on('error', reject);
+  });
+}
+
+/** udhcpc's script: apply the lease (address, netmask, router, DNS) it passes in its environment. */
+const DHCP_SCRIPT = [
+  '#!/bin/sh',
+  'case "$1" in',
+  '  bound|renew)',
+  '    ifconfig "$interface" "$ip" netmask "$subnet" up',
+  '    for r in $router; do route add default gw "$r" dev "$interface"; done',
+  '    for d in $dns; do echo "nameserver $d"; done > /etc/resolv.conf;;',
+  'esac',
+].join('\\n');
+
+test('--net user: DHCP, ping, DNS, wget from a host server via 10.0.2.2 (2 MiB intact), upload, and hostfwd into a guest httpd', { timeout: TEST_MS }, async (t) => {
+  await ensureDefaultImage({ quiet: true });
+  const token = `host-token-${randomBytes(8).toString('hex')}`;
+  const guestToken = `guest-token-${randomBytes(8).toString('hex')}`;
+  const big = randomBytes(2 * 1024 * 1024);
+  const port = await hostServer(token, big);
+  const forwarded = await freePort();
+
+  const vm = VesselProcess.cli(['run', ...initramfsOnly(), '--net', `user,hostfwd=tcp:127.0.0.1:${forwarded}-:8080`]);
+  running.push(vm);
+  const shell = new ShellSession(vm, BOOT_MARKER);
+  await shell.waitForShell(BOOT_MS);
+
+  await shell.run(`printf '${DHCP_SCRIPT}\\n' > /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh`, COMMAND_MS);
+  const dhcp = await shell.run('ip link set eth0 up && udhcpc -i eth0 -s /tmp/dhcp.sh -n -q -t 5 -T 3 2>&1; echo dhcp-rc=$?', COMMAND_MS);
+  assert.match(dhcp, /^dhcp-rc=0$/m, `udhcpc got a lease: ${dhcp}`);
+  assert.match(dhcp, /lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2/, dhcp);
+  const config = await shell.run('ip -4 addr show dev eth0; ip route; cat /etc/resolv.conf', COMMAND_MS);
+  assert.match(config, /inet 10\.0\.2\.15\/24/, `eth0 has the leased address: ${config}`);
+  assert.match(config, /^default via 10\.0\.2\.2 dev eth0/m, `default route via the gateway: ${config}`);
+  assert.match(config, /^nameserver 10\.0\.2\.3$/m, `DNS from the lease: ${config}`);
+
+  const ping = await shell.run('ping -c 2 -W 10 10.0.2.2', COMMAND_MS);
+  assert.match(ping, /2 packets transmitted, 2 packets received/, `ping 10.0.2.2: ${ping}`);
+  const dns = await shell.run('nslookup localhost 2>&1', COMMAND_MS);
+  assert.match(dns, /Address:\s+127\.0\.0\.1/, `10.0.2.3 resolves a name with the host's resolver: ${dns}`);
+
+  const fetched = await shell.run(`wget -q -O - http://10.0.2.2:${port}/token; echo; echo wget-rc=$?`, COMMAND_MS);
+  assert.match(fetched, new RegExp(`^${token}$`, 'm'), `the host server's token: ${fetched}`);
+  const startBig = vm.elapsed();
+  const download = await shell.run(`wget -q -O /tmp/big http://10.0.2.2:${port}/big && sha256sum /tmp/big`, COMMAND_MS);
+  const downloadSeconds = vm.elapsed() - startBig;
+  assert.match(download, new RegExp(`^${sha256(big)}  /tmp/big$`, 'm'), `2 MiB arrive intact: ${download}`);
+  // busybox wget posts a file as a C string (up to its first NUL): upload it as base64 text.
+  const upload = await shell.run(`base64 /tmp/big > /tmp/big.b64 && wc -c < /tmp/big.b64 && sha256sum /tmp/big.b64 && wget -q -O - --post-file /tmp/big.b64 http://10.0.2.2:${port}/upload`, COMMAND_MS);
+  const [, uploadLength, uploadHash] = /^(\d+)\n([0-9a-f]{64})  \/tmp\/big.b64$/m.exec(upload) ?? [];
+  assert.ok(uploadHash && Number(uploadLength) > 2_700_000, `the guest's base64 file: ${upload}`);
+  assert.match(upload, new RegExp(`^${uploadHash} ${uploadLength}$`, 'm'), `the upload arrives intact on the host: ${upload}`);
+
+  const httpd = await shell.run(`mkdir -p /tmp/www && echo ${guestToken} > /tmp/www/index.html && httpd -p 8080 -h /tmp/www && echo httpd-rc=$?`, COMMAND_MS);
+  assert.match(httpd, /^httpd-rc=0$/m, `busybox httpd started: ${httpd}`);
+  const fromGuest = await httpGet(forwarded, '/index.html');
+  assert.equal(fromGuest.status, 200);
+  assert.equal(fromGuest.body.trim(), guestToken, 'the host reached the guest\'s httpd through the forwarded port');
+
+  shell.sendLast('poweroff');
+  const exit = await vm.waitExit(POWEROFF_MS);
+  assert.equal(exit.code, 0, `poweroff makes vessel exit 0\n${vm.describe()}`);
+  assert.doesNotMatch(vm.stdout, /Kernel panic|Oops|BUG:/);
+  assert.doesNotMatch(vm.stderr, /internal-error/, `the user network had no internal error: ${vm.stderr}`);
+  t.diagnostic(`--net user: prompt at ${shell.promptSeconds.toFixed(1)} s, 2 MiB download ${downloadSeconds.toFixed(1)} s (incl. sha256sum), exit at ${exit.seconds.toFixed(1)} s`);
+});
