@@ -19,19 +19,18 @@ let kernel = '';
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vessel-net-cli-'));
-  fs.chmodSync(dir, 0o755); // readable by the unprivileged user of the permission test
   kernel = path.join(dir, 'not-a-kernel');
   fs.writeFileSync(kernel, 'not a kernel');
-  fs.chmodSync(kernel, 0o644);
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const isRoot = process.getuid?.() === 0;
 const hasTun = fs.existsSync(TUN_DEVICE);
 
-function vessel(args: string[], opts: { asNobody?: boolean } = {}): { code: number | null; stdout: string; stderr: string } {
-  const [cmd, argv] = opts.asNobody
-    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args]]
+function vessel(args: string[], opts: { withoutNetAdmin?: boolean } = {}): { code: number | null; stdout: string; stderr: string } {
+  // Without CAP_NET_ADMIN in the bounding set, neither vessel nor its socat may create a TAP.
+  const [cmd, argv] = opts.withoutNetAdmin
+    ? ['setpriv', ['--bounding-set=-net_admin', process.execPath, CLI, ...args]]
     : [process.execPath, [CLI, ...args]];
   const r = spawnSync(cmd, argv, { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000, input: '' });
   if (r.error) throw r.error;
@@ -114,9 +113,11 @@ test('vessel run --net tap=lo: a device that is not a TAP, exit 2', (t) => {
 
 test('vessel run --net tap=NAME without permission: exit 2, "run as root"', (t) => {
   if (!hasTun) { t.skip(`${TUN_DEVICE} is missing on this host`); return; }
-  // As root, drop to nobody for the run; otherwise this process has no permission already.
-  const r = vessel(['run', '--kernel', kernel, '--net', 'tap=vsl-noperm0'], { asNobody: isRoot });
-  assertBadInput(r, /TAP vsl-noperm0: no permission to open \/dev\/net\/tun; run as root/);
+  // As root, run without CAP_NET_ADMIN; otherwise this process has no permission already.
+  const r = vessel(['run', '--kernel', kernel, '--net', 'tap=vsl-noperm0'], { withoutNetAdmin: isRoot });
+  assertBadInput(r, isRoot
+    ? /TAP vsl-noperm0: not permitted; run as root \(with CAP_NET_ADMIN\), or create it for your user first \(ip tuntap add dev vsl-noperm0 mode tap user \$USER\)/
+    : /TAP vsl-noperm0: no permission to open \/dev\/net\/tun; run as root/);
 });
 
 test('vessel run --net tap=NAME while another program holds the TAP: exit 2, "busy"', async (t) => {

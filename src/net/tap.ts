@@ -177,7 +177,7 @@ function relayError(name: string, stderr: string): Error {
   if (/TUNSETIFF/.test(line)) {
     if (/busy/i.test(line)) return new TapError(`TAP ${name} is busy: another VM or program is attached to it`);
     if (/Operation not permitted|Permission denied/.test(line)) {
-      return new TapError(`TAP ${name}: not permitted; run as root, or create it for your user first (ip tuntap add dev ${name} mode tap user $USER)`);
+      return new TapError(`TAP ${name}: not permitted; run as root (with CAP_NET_ADMIN), or create it for your user first (ip tuntap add dev ${name} mode tap user $USER)`);
     }
     if (/Invalid argument/.test(line)) return new TapError(`${name} exists and is not a TAP device`);
   }
