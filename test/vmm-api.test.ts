@@ -23,7 +23,13 @@ test('the OpenAPI document lists exactly the operations the VMM serves, each wit
     'PUT /network-interfaces/{iface_id}', 'PATCH /vm', 'PUT /snapshot/create', 'PUT /snapshot/load', 'GET /vm/config', 'PUT /logger', 'PUT /metrics', 'GET /metrics', 'PUT /serial']) {
     assert.ok(routes.includes(r), `${r} is in the document`);
   }
-  for (const op of spec.operations) assert.equal(op.body !== undefined, op.method !== 'get', `${op.id}: a body schema exactly for PUT/PATCH`);
+  for (const op of spec.operations) {
+    assert.equal(op.body !== undefined, op.method !== 'get', `${op.id}: a body schema exactly for PUT/PATCH`);
+    // Compiles every validator (they are compiled on first use): a bad schema throws here.
+    assert.equal(op.body?.validate([]) ?? false, false, `${op.id}: an array is no valid body`);
+    for (const p of op.params) assert.equal(p.validate('rootfs'), true, `${op.id}: "rootfs" is a valid ${p.name}`);
+  }
+  assert.equal(spec.validator('FullVmConfiguration')({}), true, 'an empty config file is valid');
 });
 
 test('vmm API: configuration endpoints accept valid requests and refuse bad ones with 400 and a precise fault_message', async (t) => {

@@ -5,7 +5,6 @@ import { chooseBoot } from './default-boot.js';
 import { DEFAULT_APPEND, ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
 import { parseMemorySize } from './size.js';
 import { parseNetOption, type NetOption } from './net-option.js';
-import { DEFAULT_INSTANCE_ID, runVmm } from '../vmm/vmm.js';
 import { attachSocketConsole } from './console-client.js';
 
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
@@ -62,8 +61,10 @@ program.command('vmm')
   .option('--api-sock <path>', 'serve the REST API on a Unix domain socket at <path> (see docs/API.md)')
   .option('--config-file <path>', 'configure the VM from this JSON file (the shape of GET /vm/config) and start it at once')
   .option('--console <where>', 'serial console: stdio (default: this process\'s stdin/stdout), file:PATH, unix:PATH (attach with `vessel console PATH`)')
-  .option('--id <id>', 'instance id reported by GET /', DEFAULT_INSTANCE_ID)
-  .action(async (o: { apiSock?: string; configFile?: string; console?: string; id: string }) => {
+  .option('--id <id>', 'instance id reported by GET / (default "anonymous-instance")')
+  .action(async (o: { apiSock?: string; configFile?: string; console?: string; id?: string }) => {
+    // Imported on use: the API server's libraries would slow every other command's start.
+    const { runVmm } = await import('../vmm/vmm.js');
     process.exitCode = await runVmm({ id: o.id, apiSock: o.apiSock, configFile: o.configFile, console: o.console });
   });
 

@@ -328,7 +328,9 @@ export class Machine {
     const frozen = this.clock.now();
     this.clock.resume();
     if (opts.advanceClock) this.clock.set(frozen + Math.round((performance.now() - this.pausedAtMs) * (TIMEBASE_FREQUENCY / 1000)));
-    this.unpause?.();
+    // On the next event-loop turn: whatever asked for the resume (an API reply) finishes before
+    // the harts take the thread for a slice. run() re-checks the flag, so a pause() in between holds.
+    setImmediate(() => this.unpause?.());
   }
 
   get paused(): boolean { return this.pauseRequested; }

@@ -251,10 +251,11 @@ export class Vm {
       this.startedAtMs = performance.now();
       this.stateValue = 'Running';
       this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
-      machine.run().then(
+      // From the next event-loop turn, so that InstanceStart's reply goes out before the first slice.
+      setImmediate(() => machine.run().then(
         (reason) => this.finished(reason),
         (e: unknown) => this.finished({ kind: 'error', message: `internal error: ${e instanceof Error ? e.stack : String(e)}` }),
-      );
+      ));
     } finally {
       this.starting = false;
     }

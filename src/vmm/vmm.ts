@@ -98,7 +98,8 @@ export class Vmm {
 }
 
 export interface VmmOptions {
-  id: string;
+  /** GET /'s id; DEFAULT_INSTANCE_ID when absent. */
+  id?: string;
   apiSock?: string;
   configFile?: string;
   /** --console: stdio (default), file:PATH or unix:PATH. */
@@ -145,7 +146,7 @@ export async function runVmm(opts: VmmOptions): Promise<number> {
 
   let stopped: (code: number) => void = () => {};
   const exitCode = new Promise<number>((resolve) => { stopped = resolve; });
-  const vmm = new Vmm(opts.id, serial, (code) => stopped(code));
+  const vmm = new Vmm(opts.id ?? DEFAULT_INSTANCE_ID, serial, (code) => stopped(code));
   const configError = (e: unknown): never => {
     if (e instanceof RequestError) throw new UsageError(`--config-file "${opts.configFile}": ${e.message}`);
     throw e;

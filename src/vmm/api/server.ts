@@ -123,6 +123,7 @@ export class ApiServer {
       await app.close();
       throw new ApiError(`--api-sock "${socketPath}": ${(e as Error).message}`);
     }
+    spec.warmUp();
     return new ApiServer(socketPath, app);
   }
 

@@ -33,6 +33,12 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, JsonSchema>; parameters: Record<string, ParameterObject> };
 }
 
+/** Checks a value against one schema; `errors` describes the last failure. */
+export interface Validator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
 /** One route of the API with its validators. */
 export interface ApiOperation {
   id: string;
@@ -40,9 +46,9 @@ export interface ApiOperation {
   /** The OpenAPI path, e.g. "/drives/{drive_id}". */
   path: string;
   /** Path parameters in order, with their validators. */
-  params: { name: string; validate: ValidateFunction }[];
+  params: { name: string; validate: Validator }[];
   /** Validates the JSON body; absent for operations without one. */
-  body?: { required: boolean; validate: ValidateFunction };
+  body?: { required: boolean; validate: Validator };
 }
 
 /**
@@ -72,10 +78,14 @@ function localRefs(value: unknown): unknown {
 export class ApiSpec {
   readonly operations: ApiOperation[] = [];
   private readonly ajv: Ajv;
+  private readonly uncompiled: (() => void)[] = [];
 
   constructor(readonly doc: OpenApiDocument = loadOpenApi()) {
     // No coercion, no defaults, no removal: a request is valid as sent or it is refused.
-    this.ajv = new Ajv({ allErrors: false, verbose: true, strict: true, coerceTypes: false, useDefaults: false, removeAdditional: false });
+    // validateSchema is off because checking the document against JSON Schema's meta-schema
+    // costs ~60 ms of every start; strict compilation still refuses unknown keywords, and
+    // test/vmm-api.test.ts compiles every validator.
+    this.ajv = new Ajv({ allErrors: false, verbose: true, strict: true, validateSchema: false, coerceTypes: false, useDefaults: false, removeAdditional: false });
     for (const [name, schema] of Object.entries(doc.components.schemas)) this.ajv.addSchema(localRefs(schema) as object, name);
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const method of METHODS) {
@@ -96,10 +106,35 @@ export class ApiSpec {
 
   private compile(path: string, method: HttpMethod, op: OperationObject, shared: (ParameterObject | { $ref: string })[]): ApiOperation {
     const params = [...shared, ...(op.parameters ?? [])].map((p) => this.param(p)).filter((p) => p.in === 'path')
-      .map((p) => ({ name: p.name, validate: this.ajv.compile(localRefs(p.schema) as object) }));
+      .map((p) => ({ name: p.name, validate: this.lazy(p.schema) }));
     const bodySchema = op.requestBody?.content['application/json'].schema;
-    const body = bodySchema ? { required: op.requestBody?.required ?? false, validate: this.ajv.compile(localRefs(bodySchema) as object) } : undefined;
+    const body = bodySchema ? { required: op.requestBody?.required ?? false, validate: this.lazy(bodySchema) } : undefined;
     return { id: op.operationId, method, path, params, body };
+  }
+
+  /**
+   * A validator compiled on first use: compiling them all costs more than the rest of the
+   * VMM's start (see warmUp()).
+   */
+  private lazy(schema: JsonSchema): Validator {
+    let compiled: ValidateFunction | undefined;
+    const compile = (): ValidateFunction => (compiled ??= this.ajv.compile(localRefs(schema) as object));
+    this.uncompiled.push(compile);
+    const validate: Validator = (data) => {
+      const fn = compile();
+      const ok = fn(data);
+      validate.errors = fn.errors;
+      return ok;
+    };
+    return validate;
+  }
+
+  /** Compiles the validators not used yet, one per event-loop turn, once the API is listening. */
+  warmUp(): void {
+    const next = this.uncompiled.shift();
+    if (!next) return;
+    next();
+    setImmediate(() => this.warmUp());
   }
 
   /** A validator for one of the document's schemas (e.g. FullVmConfiguration for --config-file). */
