@@ -45,15 +45,16 @@ program.command('run')
   .option('-t, --timeout <seconds>', 'stop the VM after this many seconds (exit code 124)', intOption('--timeout', 0, MAX_TIMEOUT_SECONDS), 0)
   .option('-d, --disk <path[,readonly]>', 'raw disk image as a virtio-blk device (vda, vdb, ...); repeatable', collectDisk, [] as DiskOption[])
   .option('--no-rng', 'no virtio-rng entropy device')
+  .option('--no-jit', 'interpret guest code only (no compilation to WebAssembly)')
   .option('--hvc <path>', "serve the guest's virtio-console /dev/hvc0 on a Unix domain socket at <path>")
   .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,mac=...] or tap=NAME[,mac=...]; repeatable', collectNet, [] as NetOption[])
-  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetOption[] }) => {
+  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetOption[]; jit: boolean }) => {
     // Without --kernel/--initrd/--disk this is the default image with its root disk (default-boot.ts).
     const { kernel, initrd, disks, append } = await chooseBoot(
       { kernel: o.kernel, initrd: o.initrd, disks: o.disk, append: o.append },
       () => ensureDefaultImage({ quiet: true }),
     );
-    process.exitCode = await runVm({ kernel, initrd, append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks, rng: o.rng, hvc: o.hvc, nets: o.net });
+    process.exitCode = await runVm({ kernel, initrd, append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks, rng: o.rng, hvc: o.hvc, nets: o.net, jit: o.jit ? undefined : false });
   });
 
 program.command('vmm')

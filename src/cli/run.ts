@@ -22,6 +22,8 @@ export interface RunOptions {
   hvc?: string;
   /** virtio-net devices (eth0, eth1, ...), from `--net`. */
   nets?: NetOption[];
+  /** false: interpret only (`--no-jit`); undefined: the Machine's default. */
+  jit?: boolean;
 }
 
 export interface DiskOption { path: string; readonly: boolean }
@@ -132,6 +134,7 @@ export async function runVm(opts: RunOptions): Promise<number> {
         memoryBytes: opts.memoryBytes,
         boot: { kind: 'linux', kernel, kernelName: opts.kernel, initrd, cmdline: opts.append },
         onConsoleOutput: (data) => { if (!outputClosed) process.stdout.write(data); },
+        jit: opts.jit,
         virtio: {
           disks,
           nets: backends.map((b, i) => ({ backend: lendBackend(b), mac: netOptions[i].mac })),

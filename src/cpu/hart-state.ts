@@ -8,13 +8,14 @@ export const enum HartState {
   Regs = 0,
   /** The pc a compiled block left off at, or of the instruction whose slow path is running (i64). */
   Pc = 256,
-  /** Instructions a compiled run had retired before the instruction whose slow path is running. */
+  /** Instructions a compiled run had retired before the instruction whose slow path is running (int32). */
   Retired = 264,
   /** A 64-bit value passed between compiled code and a slow-path helper. */
   Value = 272,
-  /** Slot offsets of the TLBs for data reads and writes in the current mode (int32). */
+  /** Byte offsets (in the wasm memory) of the TLBs for data reads, writes and fetches in the current mode (int32). */
   ReadTlb = 280,
   WriteTlb = 284,
+  ExecTlb = 288,
   /** First TLB; each takes TLB_BYTES (see mmu.ts). */
   Tlbs = 512,
 }

@@ -10,6 +10,7 @@ import * as I64 from './int64.js';
 import { Opcode } from './opcode.js';
 import { HartState } from './hart-state.js';
 import type { Jit } from './jit/jit.js';
+import { RunExit } from './jit/translate.js';
 import { Access, lastLeafUser, SatpMode, Tlb, TLB_BYTES, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
 
 /** What a hart needs from the board it sits on, besides the bus. */
@@ -32,7 +33,7 @@ const TRAP = new TrapSignal();
 /** int32 indexes into a hart's state slot (see hart-state.ts). */
 const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired >> 2;
 const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
-const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2;
+const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
 /** Instructions between interrupt checks (the timer is compared every TIMER_CHECK). */
 const CHUNK = 256;
 const TIMER_CHECK = 4096;
@@ -237,6 +238,12 @@ export class Hart implements FpuHart {
     this.fetchVpn = -1;
   }
 
+  /** Flushes the translations of one virtual page (SFENCE.VMA rs1 != x0; any ASID). */
+  private flushTlbPage(lo: number, hi: number): void {
+    for (const set of this.tlbs) for (const t of set) t.flushPage(lo, hi);
+    this.fetchVpn = -1;
+  }
+
   private updateTranslation(): void {
     this.satpMode = (this.satpHi >>> 28) as SatpMode;
     this.rootPpn = (this.satpHi & 0xfff) * 4294967296 + (this.satpLo >>> 0);
@@ -245,13 +252,14 @@ export class Hart implements FpuHart {
     const on = this.satpMode !== SatpMode.Bare;
     this.fetchTranslate = on && this.priv !== Priv.Machine;
     this.dataTranslate = on && this.dataPriv !== Priv.Machine;
-    const fetchSet = this.tlbs[this.priv === Priv.User ? 0 : 1];
+    const fetchSet = this.tlbs[!this.fetchTranslate ? 2 : this.priv === Priv.User ? 0 : 1];
     const dataSet = this.tlbs[!this.dataTranslate ? 2 : this.dataPriv === Priv.User ? 0 : 1];
     this.tlbRead = dataSet[Access.Read];
     this.tlbWrite = dataSet[Access.Write];
     this.tlbExec = fetchSet[Access.Execute];
     this.state[READ_TLB] = this.tlbRead.byteOffset;
     this.state[WRITE_TLB] = this.tlbWrite.byteOffset;
+    this.state[EXEC_TLB] = this.tlbExec.byteOffset;
     this.fetchVpn = -1;
   }
 
@@ -355,8 +363,7 @@ export class Hart implements FpuHart {
     }
     const vpn = lo >>> 12, i = vpn & TLB_MASK;
     if (tlb.tagLo[i] !== vpn || tlb.tagHi[i] !== hi) return -1;
-    const page = tlb.ramOffset[i];
-    return page < 0 ? -1 : page + (lo & 0xfff);
+    return tlb.ramOffset[i] + (lo & 0xfff);
   }
 
   private translate(lo: number, hi: number, access: Access): number {
@@ -364,12 +371,14 @@ export class Hart implements FpuHart {
     const tlb = access === Access.Read ? this.tlbRead : access === Access.Write ? this.tlbWrite : this.tlbExec;
     if (!translateOn) {
       const pa = hi === 0 ? lo >>> 0 : hi * 4294967296 + (lo >>> 0);
-      // Identity entries for compiled code's inline lookup (the interpreter does not need them).
-      if (access !== Access.Execute) this.fillTlb(tlb, lo, hi, pa, access);
+      // Identity entries for compiled code's inline lookups (the interpreter does not need them).
+      this.fillTlb(tlb, lo, hi, pa, access);
       return pa;
     }
     const vpn = lo >>> 12, i = vpn & TLB_MASK;
     if (tlb.tagLo[i] === vpn && tlb.tagHi[i] === hi) return tlb.page[i] + (lo & 0xfff);
+    const other = tlb.other(lo, hi);
+    if (other >= 0) return other + (lo & 0xfff);
     const priv = access === Access.Execute ? this.priv : this.dataPriv;
     const pa = walkPageTable(this.mem, this.satpMode, this.rootPpn, lo, hi, access, priv,
       (this.mstatus & Mstatus.SUM) !== 0, (this.mstatus & Mstatus.MXR) !== 0);
@@ -387,12 +396,19 @@ export class Hart implements FpuHart {
     return pa;
   }
 
+  /**
+   * Caches a translation. Only RAM pages go where the fast paths look: a hit there means "RAM at
+   * ramOffset", which keeps them (and compiled code's inline lookups) to the tag compare. Stores
+   * to a page of translated code must reach storePhys, which invalidates it, so write TLBs keep
+   * such pages, like device pages, in the other set.
+   */
   private fillTlb(tlb: Tlb, lo: number, hi: number, pa: number, access: Access): void {
     const pageAddr = pa - (lo & 0xfff), pageOff = pageAddr - this.ramBase;
-    let ramOffset = pageOff >= 0 && pageOff < this.ramSize ? pageOff | 0 : -1;
-    // Stores to a page of translated code must reach storePhys, which invalidates it.
-    if (access === Access.Write && ramOffset >= 0 && this.codePages[ramOffset >>> 12] !== 0) ramOffset = -1;
-    tlb.fill(lo, hi, pageAddr, ramOffset);
+    if (pageOff < 0 || pageOff >= this.ramSize || (access === Access.Write && this.codePages[pageOff >>> 12] !== 0)) {
+      tlb.fillOther(lo, hi, pageAddr);
+    } else {
+      tlb.fill(lo, hi, pageAddr, pageOff | 0);
+    }
   }
 
   private accessFault(access: Access, lo: number, hi: number): never {
@@ -695,23 +711,23 @@ export class Hart implements FpuHart {
       if ((pcLo >>> 12) !== this.fetchVpn || pcHi !== this.fetchHi) this.fetch(pcLo, pcHi);
       const ramOff = this.fetchBase + (pcLo & 0xfff);
       // While an LR reservation is held, the interpreter runs: compiled stores do not check it.
-      const block = this.reservation === -1 ? jit.lookup(ramOff, pcLo, pcHi) : null;
-      if (block === null) {
+      const block = this.reservation === -1 ? jit.lookup(ramOff, pcLo, pcHi) : -1;
+      if (block < 0) {
         this.execute(end - this.instret);
         jit.interpreted(ramOff, pcLo, pcHi);
         continue;
       }
       let result: number;
       try {
-        result = block.run(block.index, end - this.instret, this.stateBase);
+        result = jit.enter(block, end - this.instret, this.stateBase);
       } catch (e) {
         if (e === TRAP) this.instret += state[RETIRED];
         throw e;
       }
-      this.instret += result >>> 1;
+      this.instret += result >>> 2;
       this.pcLo = state[PC_LO]; this.pcHi = state[PC_HI];
-      // The block stopped at an instruction it does not translate: the interpreter runs it.
-      if ((result & 1) !== 0) this.execute(1);
+      // Compiled code stopped at an instruction it does not translate: the interpreter runs it.
+      if ((result & RunExit.Interpret) !== 0) this.execute(1);
     }
   }
 
@@ -756,10 +772,6 @@ export class Hart implements FpuHart {
     }
   }
 
-  /** FENCE.I (also SBI remote_fence_i): later fetches see all earlier stores, including DMA. */
-  fenceI(): void {
-    this.jit?.fenceI();
-  }
 
   /** Executes up to n instructions without checking interrupts. */
   private execute(n: number): void {
@@ -806,9 +818,8 @@ export class Hart implements FpuHart {
           break;
         }
         case Opcode.LoadFp: this.loadFp(insn, d, s1, f3); break;
-        case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I
+        case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (translated code is kept coherent with every store, see jit.ts)
           if (f3 > 1) this.illegal(insn);
-          if (f3 === 1) this.fenceI();
           break;
         case Opcode.OpImm: { // OP-IMM
           const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
@@ -1164,7 +1175,8 @@ export class Hart implements FpuHart {
       default:
         if ((insn >>> 25) === 0x09 && ((insn >>> 7) & 31) === 0) { // SFENCE.VMA
           if (this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM))) this.illegal(insn);
-          this.flushTlb();
+          const rs1 = (insn >>> 15) & 31;
+          if (rs1 === 0) this.flushTlb(); else this.flushTlbPage(this.x[2 * rs1], this.x[2 * rs1 + 1]);
           return false;
         }
         return this.illegal(insn);

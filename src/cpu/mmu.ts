@@ -29,11 +29,18 @@ export class Tlb {
   /** Physical address of the 4 KiB page. */
   readonly page: Float64Array;
   /**
-   * The page's offset into guest RAM, or -1 when the page is not RAM (or, in a write TLB, holds
-   * translated code: stores to it must take the slow path). Kept as int32 so the interpreter's
-   * fast path stays in small-integer arithmetic (physical addresses are >= 2^31).
+   * The page's offset into guest RAM (only RAM pages are cached). Kept as int32 so the
+   * interpreter's fast path stays in small-integer arithmetic (physical addresses are >= 2^31).
    */
   readonly ramOffset: Int32Array;
+  /**
+   * A second direct-mapped set for the translations the arrays above must not hold: pages that
+   * are not RAM (devices) and, in write TLBs, pages of translated code. Only the full path
+   * (Hart.translate) looks here, so device accesses need no page walk each time.
+   */
+  private readonly otherTagLo = new Int32Array(TLB_SIZE).fill(-1);
+  private readonly otherTagHi = new Int32Array(TLB_SIZE);
+  private readonly otherPage = new Float64Array(TLB_SIZE);
 
   /** `byteOffset` is where the TLB lives in `buffer`; it must be 8-byte aligned. */
   constructor(buffer: ArrayBufferLike, readonly byteOffset: number) {
@@ -50,8 +57,27 @@ export class Tlb {
     this.page[i] = pageAddr;
     this.ramOffset[i] = ramOffset;
   }
+  /** Caches a page outside the fast path (see otherTagLo). */
+  fillOther(lo: number, hi: number, pageAddr: number): void {
+    const i = (lo >>> 12) & TLB_MASK;
+    this.otherTagLo[i] = lo >>> 12;
+    this.otherTagHi[i] = hi;
+    this.otherPage[i] = pageAddr;
+  }
+  /** The physical page address of a page cached with fillOther, or -1. */
+  other(lo: number, hi: number): number {
+    const vpn = lo >>> 12, i = vpn & TLB_MASK;
+    return this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi ? this.otherPage[i] : -1;
+  }
   flush(): void {
     this.tagLo.fill(-1);
+    this.otherTagLo.fill(-1);
+  }
+  /** Drops the translation of the page holding virtual address (lo, hi) (SFENCE.VMA with an address). */
+  flushPage(lo: number, hi: number): void {
+    const vpn = lo >>> 12, i = vpn & TLB_MASK;
+    if (this.tagLo[i] === vpn && this.tagHi[i] === hi) this.tagLo[i] = -1;
+    if (this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi) this.otherTagLo[i] = -1;
   }
   /** Makes every entry that maps RAM page `ramOffset` miss. */
   forget(ramOffset: number): void {

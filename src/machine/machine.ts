@@ -41,7 +41,7 @@ export interface MachineOptions {
   quantum?: number;
   /**
    * Compile hot guest code to WebAssembly (src/cpu/jit); false runs the interpreter alone.
-   * Default: off for now, on when the environment variable VESSEL_JIT is 1.
+   * Default: on, unless the environment variable VESSEL_JIT is 0.
    */
   jit?: boolean | JitOptions;
   /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the network devices, then the console, then the RNG. */
@@ -149,7 +149,7 @@ export class Machine {
         message: `hart ${h.id}: ${interrupt ? 'interrupt' : 'exception'} ${cause} reached M-mode at pc 0x${h.pc.toString(16)}, which Vessel's firmware does not handle`,
       }) : undefined,
     };
-    const jitOption = options.jit ?? process.env.VESSEL_JIT === '1';
+    const jitOption = options.jit ?? process.env.VESSEL_JIT !== '0';
     this.jit = jitOption === false ? null : new Jit(this.memory, jitOption === true ? {} : jitOption);
     for (let id = 0; id < cpus; id++) {
       const hart = new Hart(id, this.bus, env, this.jit ?? undefined);

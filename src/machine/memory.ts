@@ -5,7 +5,7 @@
  *
  * The wasm memory holds more than RAM: below RAM lie `MAX_HART_SLOTS` slots of per-hart state
  * that both the interpreter and compiled code touch (integer registers, TLBs; the layout is the
- * CPU's business, see src/cpu/hart-state.ts). RAM starts at byte `RAM_OFFSET` of the wasm
+ * CPU's business, see src/cpu/hart-state.ts) and the JIT's lookup table. RAM starts at byte `RAM_OFFSET` of the wasm
  * memory; `view`, `bytes` and every offset in this API are relative to RAM's start.
  *
  * Every access that comes from guest-supplied values (device DMA through virtqueues) goes
@@ -14,8 +14,11 @@
  */
 export const HART_SLOT_BYTES = 64 * 1024;
 export const MAX_HART_SLOTS = 64;
-/** Byte offset of guest RAM inside the wasm memory (after the hart slots). */
-export const RAM_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;
+/** A region for the JIT's block lookup table, which compiled code reads (after the hart slots). */
+export const JIT_REGION_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;
+export const JIT_REGION_BYTES = 1024 * 1024;
+/** Byte offset of guest RAM inside the wasm memory. */
+export const RAM_OFFSET = JIT_REGION_OFFSET + JIT_REGION_BYTES;
 const WASM_PAGE = 64 * 1024;
 
 export class GuestMemory {
@@ -25,6 +28,12 @@ export class GuestMemory {
   readonly view: DataView;
   readonly bytes: Uint8Array;
   readonly end: number;
+  /**
+   * Called with (offset into RAM, length) before a device or the firmware may write RAM through
+   * `slice`, `write` or `writeU*` (the CPU's own stores do not come here). The JIT uses it to
+   * drop translations of code that DMA overwrites.
+   */
+  onDeviceWrite: ((offset: number, length: number) => void) | null = null;
 
   constructor(readonly base: number, readonly size: number) {
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) {
@@ -60,26 +69,32 @@ export class GuestMemory {
     return addr - this.base;
   }
 
+  /** offset() for a range that may be written: tells onDeviceWrite first. */
+  private writableOffset(addr: number, len: number): number {
+    const off = this.offset(addr, len);
+    this.onDeviceWrite?.(off, len);
+    return off;
+  }
+
   /**
-   * A view of guest memory (no copy). Throws GuestMemoryError when out of range.
-   * Devices write guest code through such views (DMA) without the CPU noticing; a guest must
-   * execute FENCE.I before running code written that way, which is when the JIT rechecks it.
+   * A view of guest memory (no copy). Throws GuestMemoryError when out of range. The caller may
+   * write through it (DMA), so it counts as a write for onDeviceWrite.
    */
   slice(addr: number, len: number): Uint8Array {
-    const off = this.offset(addr, len);
+    const off = this.writableOffset(addr, len);
     return this.bytes.subarray(off, off + len);
   }
   write(addr: number, data: Uint8Array): void {
-    this.bytes.set(data, this.offset(addr, data.length));
+    this.bytes.set(data, this.writableOffset(addr, data.length));
   }
   readU8(addr: number): number { return this.view.getUint8(this.offset(addr, 1)); }
   readU16(addr: number): number { return this.view.getUint16(this.offset(addr, 2), true); }
   readU32(addr: number): number { return this.view.getUint32(this.offset(addr, 4), true); }
   readU64(addr: number): bigint { return this.view.getBigUint64(this.offset(addr, 8), true); }
-  writeU8(addr: number, v: number): void { this.view.setUint8(this.offset(addr, 1), v); }
-  writeU16(addr: number, v: number): void { this.view.setUint16(this.offset(addr, 2), v, true); }
-  writeU32(addr: number, v: number): void { this.view.setUint32(this.offset(addr, 4), v >>> 0, true); }
-  writeU64(addr: number, v: bigint): void { this.view.setBigUint64(this.offset(addr, 8), v, true); }
+  writeU8(addr: number, v: number): void { this.view.setUint8(this.writableOffset(addr, 1), v); }
+  writeU16(addr: number, v: number): void { this.view.setUint16(this.writableOffset(addr, 2), v, true); }
+  writeU32(addr: number, v: number): void { this.view.setUint32(this.writableOffset(addr, 4), v >>> 0, true); }
+  writeU64(addr: number, v: bigint): void { this.view.setBigUint64(this.writableOffset(addr, 8), v, true); }
 }
 
 export class GuestMemoryError extends Error {

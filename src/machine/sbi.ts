@@ -60,11 +60,10 @@ export class Sbi {
         if (fid === 0) error = this.forHarts(a(0), a(1), (h) => h.raiseSoftwareInterrupt(Irq.SSI));
         break;
       case SbiExtension.Rfence:
-        // remote_fence_i (0) is FENCE.I on the targets; the sfence.vma forms (1, 2) flush every
-        // translation of the targets. Harts share one thread today, so the fence is complete
-        // when this returns.
-        if (fid === 0) error = this.forHarts(a(0), a(1), (h) => h.fenceI());
-        else if (fid <= 2) error = this.forHarts(a(0), a(1), (h) => h.flushTlb());
+        // Remote fences flush every translation of the targets; harts share one thread today,
+        // so the fence is complete when this returns. (remote_fence_i needs nothing more: the JIT
+        // keeps translated code coherent with every store, see src/cpu/jit/jit.ts.)
+        if (fid <= 2) error = this.forHarts(a(0), a(1), (h) => h.flushTlb());
         break;
       case SbiExtension.Hsm: [error, value] = this.hsm(hart, fid, a(0), a(1), a(2)); break;
       case SbiExtension.Srst:

@@ -34,8 +34,6 @@ export interface BlockPlan {
   pcHi: number;
   insns: BlockInsn[];
   end: BlockEnd;
-  /** The code bytes as translated, to check them again after FENCE.I. */
-  code: Uint8Array;
 }
 
 /** Whether the JIT translates this (32-bit) instruction; anything else is left to the interpreter. */
@@ -94,6 +92,5 @@ export function scanBlock(ram: DataView, ramOff: number, pcLo: number, pcHi: num
     if (major === Opcode.Jal || major === Opcode.Jalr) { end = BlockEnd.Jump; break; }
   }
   if (insns.length === 0) return null;
-  const code = new Uint8Array(ram.buffer, ram.byteOffset + ramOff, off - ramOff).slice();
-  return { ramOff, pcLo, pcHi, insns, end, code };
+  return { ramOff, pcLo, pcHi, insns, end };
 }

@@ -1,5 +1,6 @@
-import type { GuestMemory } from '../../machine/memory.js';
+import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { scanBlock, type BlockPlan } from './block.js';
+import { buildDispatcher, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField } from './dispatcher.js';
 import { ModuleTranslator } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
@@ -9,23 +10,19 @@ export interface JitHart {
   forgetWritablePage(ramOffset: number): void;
 }
 
-/** Runs block `entry` of a module; see translate.ts for the protocol. */
-export type RunFunction = (entry: number, budget: number, stateBase: number) => number;
-
 export interface JitOptions {
   /**
    * Times the interpreter must enter a pc before it is compiled; 0 compiles every block before
    * it first runs (for tests: then compiled code runs even for code that runs once).
    */
   threshold?: number;
-  /** Hot blocks compiled together into one module (they can jump to each other directly). */
+  /** Hot blocks compiled together into one module (they can jump to each other directly); at most 255. */
   batch?: number;
 }
 
-/** A translated block, entered through its module's `run`. */
-export interface CompiledBlock {
-  readonly run: RunFunction;
-  readonly index: number;
+/** A translated block: its module and its number there (together, its lookup Target). */
+interface CompiledBlock {
+  readonly target: number;
   readonly ramOff: number;
   readonly pcLo: number;
   readonly pcHi: number;
@@ -33,67 +30,75 @@ export interface CompiledBlock {
 }
 
 interface CompiledModule {
-  readonly plans: BlockPlan[];
+  /** Its run function's index in the function table. */
+  readonly tableIndex: number;
   readonly blocks: CompiledBlock[];
-  /** The FENCE.I epoch in which the module's code bytes were last known to match RAM. */
-  epoch: number;
   /** Invalidated: its blocks are gone from every table. */
   dead: boolean;
 }
 
 interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
 
-const LOOKUP_BITS = 14;
-const LOOKUP_MASK = (1 << LOOKUP_BITS) - 1;
 /** Interpreted block entries after which pending hot blocks are compiled even if the batch is not full. */
 const PENDING_PATIENCE = 4096;
-/** A page invalidated this often (code and data mixed on it) is no longer compiled. */
+/** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
 const MAX_PAGE_INVALIDATIONS = 32;
 
 /**
  * The JIT of one board, shared by its harts (they run on one thread): finds hot guest code by
  * counting the interpreter's block entries per RAM offset, compiles batches of hot blocks to
- * WebAssembly, and keeps translations coherent with guest memory.
+ * WebAssembly modules, and keeps translations coherent with guest memory.
  *
  * Blocks are keyed by the RAM offset of their first instruction and also record the virtual pc
- * they were translated at (pc-relative values are compiled in); the hart translates its pc with
- * its own fetch TLB before every lookup, so satp changes and sfence.vma need nothing here.
+ * they were translated at (pc-relative values are compiled in); every lookup first translates
+ * the pc with the hart's fetch TLB, so satp changes and sfence.vma need nothing here. The
+ * lookup table lives in the wasm memory, where the dispatcher (dispatcher.ts) reads it to go
+ * from block to block without returning to JavaScript.
  *
  * Coherence: a page holding translated code is marked in `codePages`, and no write TLB entry
- * maps it, so every CPU store to it takes the slow path, which invalidates the page's modules.
- * Devices writing guest RAM (DMA) bypass that; the guest must execute FENCE.I before running
- * code written that way, and FENCE.I makes every module compare its code bytes with RAM before
- * it next runs.
+ * maps it, so every CPU store to it takes the slow path, which invalidates the page's modules
+ * before the next instruction is fetched; device writes (DMA) invalidate through
+ * GuestMemory.onDeviceWrite. So FENCE.I has nothing left to do.
  */
 export class Jit {
   /** Nonzero for RAM pages that hold translated code. */
   readonly codePages: Uint8Array;
   /** The hart running compiled code now (helpers called by compiled code act on it). */
   current: JitHart | null = null;
-  readonly stats = { blocks: 0, modules: 0, compileMs: 0, invalidatedModules: 0, fenceI: 0 };
+  readonly stats = { blocks: 0, modules: 0, compileMs: 0, invalidatedModules: 0 };
+  /**
+   * Runs compiled code from a lookup() target until it leaves compiled code; see
+   * buildDispatcher. Returns (retired << 2) | RunExit flags.
+   */
+  readonly enter: (target: number, budget: number, stateBase: number) => number;
 
   private readonly threshold: number;
   private readonly batch: number;
   private readonly harts: JitHart[] = [];
-  /** Direct-mapped lookup table from RAM offset to compiled block. */
-  private readonly keys = new Int32Array(1 << LOOKUP_BITS).fill(-1);
-  private readonly slots: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(1 << LOOKUP_BITS).fill(null);
+  /** The lookup table in the wasm memory (LookupField entries), and the blocks it names. */
+  private readonly lookupTable: Int32Array;
+  private readonly slots: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(LOOKUP_ENTRIES).fill(null);
   /** Interpreter entries per lookup slot. */
-  private readonly counters = new Int32Array(1 << LOOKUP_BITS);
+  private readonly counters = new Int32Array(LOOKUP_ENTRIES);
   /** Every live compiled block by RAM offset (the lookup table may have evicted some). */
   private readonly byRamOff = new Map<number, CompiledBlock[]>();
   private readonly pageModules = new Map<number, Set<CompiledModule>>();
   private readonly pageInvalidations: Uint8Array;
+  private readonly table = new WebAssembly.Table({ element: 'anyfunc', initial: 64 });
+  private nextTableIndex = 0;
   private pending: PendingBlock[] = [];
   private pendingAge = 0;
-  private epoch = 0;
   private readonly imports: WebAssembly.Imports;
+  private readonly memoryPages: number;
 
   constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
     this.threshold = Math.max(0, options.threshold ?? 64);
-    this.batch = Math.max(1, options.batch ?? 16);
+    this.batch = Math.min(255, Math.max(1, options.batch ?? 16));
     this.codePages = new Uint8Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
+    this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
+    for (let i = 0; i < LOOKUP_ENTRIES; i++) this.lookupTable[4 * i + LookupField.RamOff] = -1;
+    this.memoryPages = memory.buffer.byteLength >>> 16;
     this.imports = {
       env: {
         memory: memory.wasmMemory,
@@ -101,26 +106,28 @@ export class Jit {
         store: (f3: number, lo: number, hi: number): number => this.current!.compiledStore(f3, lo, hi),
       },
     };
+    const dispatcher = new WebAssembly.Instance(new WebAssembly.Module(buildDispatcher(this.memoryPages)),
+      { env: { memory: memory.wasmMemory, table: this.table } });
+    this.enter = dispatcher.exports.enter as (target: number, budget: number, stateBase: number) => number;
+    memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
   }
 
   attach(hart: JitHart): void { this.harts.push(hart); }
 
-  /** The compiled block for virtual pc (pcLo, pcHi) at RAM offset `ramOff`, or null. */
-  lookup(ramOff: number, pcLo: number, pcHi: number): CompiledBlock | null {
-    const i = (ramOff >>> 1) & LOOKUP_MASK;
-    const b = this.keys[i] === ramOff ? this.slots[i]! : null;
-    if (b === null || b.pcLo !== pcLo || b.pcHi !== pcHi) return this.threshold === 0 ? this.compileNow(ramOff, pcLo, pcHi) : null;
-    if (b.module.epoch !== this.epoch && !this.revalidate(b.module)) return null;
-    return b;
+  /** The lookup Target of the compiled block for virtual pc (pcLo, pcHi) at RAM offset `ramOff`, or -1. */
+  lookup(ramOff: number, pcLo: number, pcHi: number): number {
+    const e = ((ramOff >>> 1) & LOOKUP_MASK) << 2, t = this.lookupTable;
+    if (t[e] === ramOff && t[e + LookupField.PcLo] === pcLo && t[e + LookupField.PcHi] === pcHi) return t[e + LookupField.Target];
+    return this.threshold === 0 ? this.compileNow(ramOff, pcLo, pcHi) : -1;
   }
 
-  /** Threshold 0: compiles the block at once (null when its first instruction is not translated). */
-  private compileNow(ramOff: number, pcLo: number, pcHi: number): CompiledBlock | null {
+  /** Threshold 0: compiles the block at once (-1 when its first instruction is not translated). */
+  private compileNow(ramOff: number, pcLo: number, pcHi: number): number {
     this.request(ramOff, pcLo, pcHi);
     this.compilePending();
-    const i = (ramOff >>> 1) & LOOKUP_MASK;
-    const b = this.keys[i] === ramOff ? this.slots[i]! : null;
-    return b !== null && b.pcLo === pcLo && b.pcHi === pcHi ? b : null;
+    const e = ((ramOff >>> 1) & LOOKUP_MASK) << 2, t = this.lookupTable;
+    if (t[e] === ramOff && t[e + LookupField.PcLo] === pcLo && t[e + LookupField.PcHi] === pcHi) return t[e + LookupField.Target];
+    return -1;
   }
 
   /** The interpreter ran a block starting at (ramOff, pc): count it, compile when hot. */
@@ -151,12 +158,14 @@ export class Jit {
     }
     if (plans.length === 0) return;
     const started = performance.now();
-    const bytes = new ModuleTranslator(this.memory.wasmMemory.buffer.byteLength >>> 16, plans).translate();
+    const bytes = new ModuleTranslator(this.memoryPages, plans).translate();
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
-    const run = instance.exports.run as RunFunction;
-    const module: CompiledModule = { plans, blocks: [], epoch: this.epoch, dead: false };
+    const tableIndex = this.nextTableIndex++;
+    if (tableIndex >= this.table.length) this.table.grow(this.table.length);
+    this.table.set(tableIndex, instance.exports.run as () => number);
+    const module: CompiledModule = { tableIndex, blocks: [], dead: false };
     plans.forEach((plan, index) => {
-      const block: CompiledBlock = { run, index, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
+      const block: CompiledBlock = { target: (tableIndex << 8) | index, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
       module.blocks.push(block);
       let list = this.byRamOff.get(plan.ramOff);
       if (!list) { list = []; this.byRamOff.set(plan.ramOff, list); }
@@ -170,8 +179,11 @@ export class Jit {
   }
 
   private install(block: CompiledBlock): void {
-    const i = (block.ramOff >>> 1) & LOOKUP_MASK;
-    this.keys[i] = block.ramOff;
+    const i = (block.ramOff >>> 1) & LOOKUP_MASK, e = i << 2, t = this.lookupTable;
+    t[e + LookupField.RamOff] = block.ramOff;
+    t[e + LookupField.PcLo] = block.pcLo;
+    t[e + LookupField.PcHi] = block.pcHi;
+    t[e + LookupField.Target] = block.target;
     this.slots[i] = block;
     this.counters[i] = 0;
   }
@@ -188,10 +200,20 @@ export class Jit {
 
   /** A CPU store reached RAM page `page`, which holds translated code: drop its translations. */
   invalidatePage(page: number): void {
+    this.dropPage(page);
+    if (this.pageInvalidations[page] < 255) this.pageInvalidations[page]++;
+  }
+
+  /** A device may write RAM [offset, offset + length): drop translations of code there. */
+  private deviceWrote(offset: number, length: number): void {
+    const last = (offset + length - 1) >>> 12;
+    for (let page = offset >>> 12; page <= last; page++) if (this.codePages[page] !== 0) this.dropPage(page);
+  }
+
+  private dropPage(page: number): void {
     const set = this.pageModules.get(page);
     if (set) for (const m of [...set]) this.invalidate(m);
     this.codePages[page] = 0;
-    if (this.pageInvalidations[page] < 255) this.pageInvalidations[page]++;
   }
 
   private invalidate(module: CompiledModule): void {
@@ -199,7 +221,11 @@ export class Jit {
     module.dead = true;
     for (const b of module.blocks) {
       const i = (b.ramOff >>> 1) & LOOKUP_MASK;
-      if (this.slots[i] === b) { this.keys[i] = -1; this.slots[i] = null; this.counters[i] = 0; }
+      if (this.slots[i] === b) {
+        this.lookupTable[(i << 2) + LookupField.RamOff] = -1;
+        this.slots[i] = null;
+        this.counters[i] = 0;
+      }
       const list = this.byRamOff.get(b.ramOff);
       if (list) {
         const rest = list.filter((x) => x !== b);
@@ -212,24 +238,7 @@ export class Jit {
         if (set.size === 0) { this.pageModules.delete(page); this.codePages[page] = 0; }
       }
     }
+    this.table.set(module.tableIndex, null);
     this.stats.invalidatedModules++;
-  }
-
-  /** FENCE.I on any hart: translations are checked against RAM before they run again. */
-  fenceI(): void {
-    this.epoch++;
-    this.stats.fenceI++;
-  }
-
-  private revalidate(module: CompiledModule): boolean {
-    const bytes = this.memory.bytes;
-    for (const p of module.plans) {
-      const code = p.code;
-      for (let i = 0; i < code.length; i++) {
-        if (bytes[p.ramOff + i] !== code[i]) { this.invalidate(module); return false; }
-      }
-    }
-    module.epoch = this.epoch;
-    return true;
   }
 }

@@ -8,12 +8,13 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 /**
  * Translates blocks of RISC-V code to one WebAssembly module.
  *
- * The module exports `run(entry, budget, base) -> i32`: it runs block number `entry` on the hart
- * whose state slot starts at byte `base` of the shared memory and returns (retired << 1) | step,
- * where `step` asks the interpreter to run the instruction at the pc left in the state slot.
- * Blocks are cases of a loop over a br_table, so a block whose exit target is another block of
- * the same module on the same virtual page jumps there without leaving wasm, until `budget`
- * instructions have retired (that bounds interrupt latency).
+ * The module exports `run(entry, budget, base, retired) -> i32`: it runs block number `entry` on
+ * the hart whose state slot starts at byte `base` of the shared memory, with `retired`
+ * instructions retired so far in this call from JavaScript, and returns (retired << 2) | RunExit
+ * flags with the pc in the state slot. Blocks are cases of a loop over a br_table, so a block
+ * whose exit target is another block of the same module on the same virtual page jumps there
+ * directly, until `budget` instructions have retired (that bounds interrupt latency); other
+ * exits go back to the dispatcher (dispatcher.ts).
  *
  * Guest registers are cached in i64 locals, loaded once on entry; every write also goes to the
  * state slot at once, so the slot is always current when a helper traps or the block leaves.
@@ -23,16 +24,27 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * precise.
  */
 
+/** Flags in the low bits of run's result. */
+export const enum RunExit {
+  /** The instruction at pc is not translated: the interpreter must run it. */
+  Interpret = 1,
+  /** A slow path asked for a stop (a device wants attention, translated code was overwritten). */
+  Stop = 2,
+}
+
+/** The type of every module's `run` (the dispatcher calls them through a table). */
+export const RUN_PARAMS = [ValType.I32, ValType.I32, ValType.I32, ValType.I32];
+
 // Function indexes: imports first, then the internal helpers, then run.
 const IMPORT_LOAD = 0, IMPORT_STORE = 1;
 const MULHU = 2, MULH = 3, MULHSU = 4, DIV = 5, DIVU = 6, REM = 7, REMU = 8, DIVW = 9, DIVUW = 10, REMW = 11, REMUW = 12;
 
-// Locals of run: the three parameters, scratch, then x1..x31.
-const L_ENTRY = 0, L_BUDGET = 1, L_BASE = 2, L_N = 3, L_ADDR = 4, L_ENT = 5, L_RAM = 6, L_STATUS = 7;
-const L_RTLB = 8, L_WTLB = 9, L_T0 = 10;
-const regLocal = (r: number): number => 10 + r; // x1 -> 11 ... x31 -> 41
+// Locals of run: the four parameters, scratch, then x1..x31.
+const L_ENTRY = 0, L_BUDGET = 1, L_BASE = 2, L_N = 3, L_ADDR = 4, L_ENT = 5, L_STATUS = 6;
+const L_RTLB = 7, L_WTLB = 8, L_T0 = 9;
+const regLocal = (r: number): number => 9 + r; // x1 -> 10 ... x31 -> 40
 const RUN_LOCALS: ValType[] = [
-  ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
+  ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
   ...new Array<ValType>(31).fill(ValType.I64),
 ];
 
@@ -64,7 +76,7 @@ export class ModuleTranslator {
     w.importFunction('load', helper);
     w.importFunction('store', helper);
     this.addMathHelpers();
-    const runType = w.type([ValType.I32, ValType.I32, ValType.I32], [ValType.I32]);
+    const runType = w.type(RUN_PARAMS, [ValType.I32]);
     this.emitRun();
     const run = w.addFunction({ type: runType, locals: RUN_LOCALS, body: this.f });
     w.export('run', run);
@@ -75,21 +87,6 @@ export class ModuleTranslator {
 
   private emitRun(): void {
     const f = this.f;
-    // Load every register any block reads into its local.
-    const used = new Set<number>();
-    for (const b of this.blocks) {
-      for (const { insn } of b.insns) {
-        used.add((insn >>> 15) & 31);
-        used.add((insn >>> 20) & 31);
-      }
-    }
-    used.delete(0);
-    for (const r of used) {
-      f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(regLocal(r));
-    }
-    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB);
-    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB);
-
     this.dispatchLevel = f.open(Op.Loop);
     const n = this.blocks.length;
     const levels: number[] = [];
@@ -108,7 +105,22 @@ export class ModuleTranslator {
   }
 
   private emitBlock(): void {
-    const b = this.block;
+    const b = this.block, f = this.f;
+    // The state slot is always current (writes go through), so each block loads what it reads;
+    // a block reached by chaining reloads from cache what its predecessor just stored.
+    const reads = new Set<number>();
+    let loads = false, stores = false;
+    for (const { insn } of b.insns) {
+      const major = (insn >>> 2) & 31;
+      if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add((insn >>> 15) & 31);
+      if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add((insn >>> 20) & 31);
+      if (major === Opcode.Load) loads = true;
+      if (major === Opcode.Store) stores = true;
+    }
+    reads.delete(0);
+    for (const r of reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(regLocal(r)); }
+    if (loads) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
+    if (stores) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, 0);
@@ -118,23 +130,23 @@ export class ModuleTranslator {
     const last = b.insns[b.insns.length - 1];
     if (b.end === BlockEnd.Jump) return; // the jump left already
     const [nextLo, nextHi] = add64(b.pcLo, b.pcHi, last.offset + last.length, 0);
-    if (b.end === BlockEnd.Interpret) this.exitConst(nextLo, nextHi, k, true);
+    if (b.end === BlockEnd.Interpret) this.exitConst(nextLo, nextHi, k, RunExit.Interpret);
     else this.leaveTo(nextLo, nextHi, k);
   }
 
-  /** Leaves with `retired` (k) more instructions and pc = (lo, hi); `step`: interpret that instruction. */
-  private exitConst(lo: number, hi: number, retired: number, step = false): void {
+  /** Leaves with `retired` (k) more instructions and pc = (lo, hi). */
+  private exitConst(lo: number, hi: number, retired: number, flags = 0): void {
     const f = this.f;
     f.get(L_BASE); f.i64(lo, hi); f.mem(Op.I64Store, 3, HartState.Pc);
-    this.returnRetired(retired, step);
+    this.returnRetired(retired, flags);
   }
 
-  private returnRetired(retired: number, step: boolean): void {
+  private returnRetired(retired: number, flags: number): void {
     const f = this.f;
     f.get(L_N);
     if (retired !== 0) { f.i32(retired); f.op(Op.I32Add); }
-    f.i32(1); f.op(Op.I32Shl);
-    if (step) { f.i32(1); f.op(Op.I32Or); }
+    f.i32(2); f.op(Op.I32Shl);
+    if (flags !== 0) { f.i32(flags); f.op(Op.I32Or); }
     f.op(Op.Return);
   }
 
@@ -293,7 +305,7 @@ export class ModuleTranslator {
         this.reg(rs1); f.i64(immI, immI >> 31); f.op(Op.I64Add); f.i64(-2, -1); f.op(Op.I64And); f.set(L_T0);
         if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
         f.get(L_BASE); f.get(L_T0); f.mem(Op.I64Store, 3, HartState.Pc);
-        this.returnRetired(k + 1, false);
+        this.returnRetired(k + 1, 0);
         return;
       }
       default:
@@ -303,8 +315,7 @@ export class ModuleTranslator {
 
   /**
    * Inline TLB lookup for an access of `width` bytes at the address in L_T0 (also sets L_ADDR to
-   * its low half). Branches to `slow` on a miss, a page-crossing access or a non-RAM page;
-   * otherwise leaves the i32 address of the data (minus RAM_OFFSET) on the stack.
+   * its low half). Branches to `slow` on a miss or a page-crossing access; otherwise leaves the i32 address of the data (minus RAM_OFFSET) on the stack.
    */
   private emitLookup(tlbLocal: number, width: number, slow: number): void {
     const f = this.f;
@@ -318,8 +329,8 @@ export class ModuleTranslator {
     f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(L_ADDR); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); f.brIf(slow);
     f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
     f.op(Op.I32Ne); f.brIf(slow);
-    f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.tee(L_RAM); f.i32(0); f.op(Op.I32LtS); f.brIf(slow);
-    f.get(L_RAM); f.get(L_ADDR); f.i32(0xfff); f.op(Op.I32And); f.op(Op.I32Add);
+    // Only RAM pages are cached (Hart.fillTlb), and write TLBs hold no page of translated code.
+    f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.get(L_ADDR); f.i32(0xfff); f.op(Op.I32And); f.op(Op.I32Add);
   }
 
   private effectiveAddress(rs1: number, imm: number): void {
@@ -344,7 +355,7 @@ export class ModuleTranslator {
     if (rd !== 0) this.setReg(rd, () => { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Value); });
     f.get(L_STATUS);
     f.open(Op.If);
-    this.exitConst(nextLo, nextHi, k + 1);
+    this.exitConst(nextLo, nextHi, k + 1, RunExit.Stop);
     f.close();
     f.close();
   }
@@ -365,7 +376,7 @@ export class ModuleTranslator {
     f.i32(f3); f.get(L_ADDR); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
     f.call(IMPORT_STORE);
     f.open(Op.If);
-    this.exitConst(nextLo, nextHi, k + 1);
+    this.exitConst(nextLo, nextHi, k + 1, RunExit.Stop);
     f.close();
     f.close();
   }

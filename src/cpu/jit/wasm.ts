@@ -9,7 +9,7 @@ export const enum ValType { I32 = 0x7f, I64 = 0x7e }
 /** Opcodes used by the JIT (WebAssembly core spec, section 5.4). */
 export const enum Op {
   Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b,
-  Br = 0x0c, BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f, Call = 0x10, Drop = 0x1a, Select = 0x1b,
+  Br = 0x0c, BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f, Call = 0x10, CallIndirect = 0x11, Drop = 0x1a, Select = 0x1b,
   LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
   I32Load = 0x28, I64Load = 0x29,
   I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33, I64Load32S = 0x34, I64Load32U = 0x35,
@@ -113,10 +113,11 @@ export class FunctionBody extends ByteWriter {
 export interface FuncType { params: ValType[]; results: ValType[] }
 export interface FunctionDef { type: number; locals: ValType[]; body: FunctionBody }
 
-/** Builds a module that imports one shared memory ("env.memory") and some functions. */
+/** Builds a module that imports one shared memory ("env.memory"), some functions and optionally a function table. */
 export class ModuleWriter {
   readonly types: FuncType[] = [];
   private readonly imports: { name: string; type: number }[] = [];
+  private importsTable = false;
   private readonly functions: FunctionDef[] = [];
   private readonly exports: { name: string; fn: number }[] = [];
 
@@ -141,6 +142,8 @@ export class ModuleWriter {
     return this.imports.length + this.functions.length - 1;
   }
   export(name: string, fn: number): void { this.exports.push({ name, fn }); }
+  /** Imports "env.table", a funcref table (table 0), for call_indirect. */
+  importTable(): void { this.importsTable = true; }
 
   bytes(): Uint8Array<ArrayBuffer> {
     const out = new ByteWriter();
@@ -160,9 +163,10 @@ export class ModuleWriter {
       }
     });
     section(2, (w) => {
-      w.u32(this.imports.length + 1);
+      w.u32(this.imports.length + 1 + (this.importsTable ? 1 : 0));
       name(w, 'env'); name(w, 'memory');
       w.byte(0x02); w.byte(0x03); w.u32(this.memoryPages); w.u32(this.memoryPages); // shared, min = max
+      if (this.importsTable) { name(w, 'env'); name(w, 'table'); w.byte(0x01); w.byte(0x70); w.byte(0x00); w.u32(0); } // funcref, min 0
       for (const imp of this.imports) { name(w, 'env'); name(w, imp.name); w.byte(0x00); w.u32(imp.type); }
     });
     section(3, (w) => {
