@@ -15,6 +15,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -32,8 +33,11 @@ const PROMPT = '~ # ';
 /** Number of runs documented for numbers that get recorded (docs/PERFORMANCE.md). */
 const RECORDED_RUNS = 5;
 
-type EngineName = 'qemu' | 'vessel';
-const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG', vessel: 'Vessel' };
+type EngineName = 'qemu' | 'vessel' | 'vessel-interp';
+const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG', vessel: 'Vessel (JIT)', 'vessel-interp': 'Vessel --no-jit' };
+const ENGINE_NAMES = Object.keys(ENGINE_LABEL) as EngineName[];
+/** The Vessel engines, each compared with QEMU. */
+const VESSEL_ENGINES: EngineName[] = ['vessel', 'vessel-interp'];
 
 const USAGE = `Usage: node dist/bench/boot.js [options]
 
@@ -48,7 +52,9 @@ Options:
   --workload-runs <w>      how many of those boots also run the workloads (default 1)
   --loop-iterations <n>    ash while-loop iterations (default 50000)
   --sha-mib <m>            MiB of /dev/zero piped through sha256sum (default 64)
-  --engines <list>         qemu,vessel (default both; the ratio needs both)
+  --gzip-count <n>         seq 1 <n> piped through gzip -6 (default 100000: 589 KB of text)
+  --engines <list>         qemu,vessel,vessel-interp (default all three: QEMU, Vessel with its JIT,
+                           Vessel interpreting only (--no-jit); ratios need qemu)
   --boot-timeout <s>       give up on a boot after this many seconds (default 600)
   --workload-timeout <s>   give up on one workload after this many seconds (default 900)
   --json                   print one JSON document instead of the table
@@ -70,6 +76,7 @@ interface Options {
   workloadRuns: number;
   loopIterations: number;
   shaMiB: number;
+  gzipCount: number;
   engines: EngineName[];
   bootTimeoutS: number;
   workloadTimeoutS: number;
@@ -99,6 +106,7 @@ function parseOptions(argv: string[]): Options | null {
       'workload-runs': { type: 'string' },
       'loop-iterations': { type: 'string' },
       'sha-mib': { type: 'string' },
+      'gzip-count': { type: 'string' },
       engines: { type: 'string' },
       'boot-timeout': { type: 'string' },
       'workload-timeout': { type: 'string' },
@@ -110,9 +118,9 @@ function parseOptions(argv: string[]): Options | null {
   });
   if (values.help) return null;
   const runs = intArg('runs', values.runs, 3, 1, 1000);
-  const engines = (values.engines ?? 'qemu,vessel').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const e of engines) if (e !== 'qemu' && e !== 'vessel') throw new UsageError(`--engines: unknown engine "${e}" (qemu, vessel)`);
-  if (engines.length === 0) throw new UsageError('--engines: name at least one of qemu, vessel');
+  const engines = (values.engines ?? ENGINE_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of engines) if (!(ENGINE_NAMES as string[]).includes(e)) throw new UsageError(`--engines: unknown engine "${e}" (${ENGINE_NAMES.join(', ')})`);
+  if (engines.length === 0) throw new UsageError(`--engines: name at least one of ${ENGINE_NAMES.join(', ')}`);
   return {
     kernel: values.kernel,
     initrd: values.initrd,
@@ -121,6 +129,7 @@ function parseOptions(argv: string[]): Options | null {
     workloadRuns: intArg('workload-runs', values['workload-runs'], 1, 0, runs),
     loopIterations: intArg('loop-iterations', values['loop-iterations'], 50_000, 1, 1e9),
     shaMiB: intArg('sha-mib', values['sha-mib'], 64, 0, 4096),
+    gzipCount: intArg('gzip-count', values['gzip-count'], 100_000, 0, 1e9),
     engines: [...new Set(engines)] as EngineName[],
     bootTimeoutS: intArg('boot-timeout', values['boot-timeout'], 600, 1, 1e6),
     workloadTimeoutS: intArg('workload-timeout', values['workload-timeout'], 900, 1, 1e6),
@@ -169,7 +178,29 @@ function workloads(o: Options): WorkloadSpec[] {
       },
     });
   }
+  if (o.gzipCount > 0) {
+    // Compressible but not trivial input, generated in the guest; the size is checked on the host.
+    const expected = gzipSizeOfSeq(o.gzipCount);
+    list.push({
+      id: 'gzip',
+      label: `seq 1 ${o.gzipCount} | gzip -6`,
+      command: `t; s=$T; seq 1 ${o.gzipCount} | gzip -6 | wc -c; t; echo BENCH_gzip_NS=$((T-s))`,
+      check: (out) => {
+        const m = /^\s*(\d+)\s*$/m.exec(out);
+        if (!m) return 'gzip | wc -c printed no byte count';
+        // busybox's deflate is not zlib's: allow a few percent.
+        return Math.abs(Number(m[1]) - expected) <= expected * 0.05 ? null : `gzip wrote ${m[1]} bytes, the host's zlib ${expected}`;
+      },
+    });
+  }
   return list;
+}
+
+/** What the host's zlib makes of the same text at level 6 (busybox gzip may differ by a few bytes). */
+function gzipSizeOfSeq(count: number): number {
+  const lines: string[] = [];
+  for (let i = 1; i <= count; i++) lines.push(String(i));
+  return gzipSync(Buffer.from(lines.join('\n') + '\n'), { level: 6 }).length;
 }
 
 function sha256OfZeros(mib: number): string {
@@ -215,10 +246,10 @@ interface RunResult {
 function startGuest(kind: RunKind, kernel: string, initrd: string, cpus: number, verbose: boolean): Guest {
   const label = RUN_LABEL[kind];
   switch (kind) {
-    case 'vessel':
+    case 'vessel': case 'vessel-interp':
       return Guest.spawn(label, process.execPath, [
         VESSEL_CLI, 'run', '--kernel', kernel, '--initrd', initrd, '--append', APPEND,
-        '--cpus', String(cpus), '--memory', `${MEMORY_MIB}M`,
+        '--cpus', String(cpus), '--memory', `${MEMORY_MIB}M`, ...(kind === 'vessel-interp' ? ['--no-jit'] : []),
       ], verbose);
     case 'qemu':
       return Guest.spawn(label, QEMU, [
@@ -379,9 +410,13 @@ async function main(): Promise<number> {
         kernel, initrd, append: APPEND, cpus: o.cpus, memoryMiB: MEMORY_MIB, runs: o.runs, workloadRuns: o.workloadRuns,
         loopIterations: o.loopIterations, shaMiB: o.shaMiB, recordedRunsSetting: RECORDED_RUNS, guestClock: clocks,
       },
-      boot: { wallS: boot, cpuS: bootCpu, ratioVesselToQemu: ratio(boot.vessel, boot.qemu) },
+      boot: {
+        wallS: boot, cpuS: bootCpu, ratioVesselToQemu: ratio(boot.vessel, boot.qemu),
+        ratioInterpreterToQemu: ratio(boot['vessel-interp'], boot.qemu),
+      },
       workloads: specs.map((w) => ({
         id: w.id, label: w.label, guestS: work[w.id], ratioVesselToQemu: ratio(work[w.id]?.vessel, work[w.id]?.qemu),
+        ratioInterpreterToQemu: ratio(work[w.id]?.['vessel-interp'], work[w.id]?.qemu),
       })),
       vesselInstructionsPerSecond: ips,
       runs: results,
@@ -403,9 +438,11 @@ async function main(): Promise<number> {
     const s = boot[e], c = bootCpu[e];
     if (s) bootRows.push([ENGINE_LABEL[e], fmtS(s.min), fmtS(s.median), c ? fmtS(c.median) : '-', s.values.map(fmtS).join(' ')]);
   }
-  const br = ratio(boot.vessel, boot.qemu);
-  const cr = ratio(bootCpu.vessel, bootCpu.qemu);
-  if (br) bootRows.push(['Vessel/QEMU', fmtRatio(br.min), fmtRatio(br.median), cr ? fmtRatio(cr.median) : '-', '']);
+  for (const v of VESSEL_ENGINES) {
+    const br = ratio(boot[v], boot.qemu);
+    const cr = ratio(bootCpu[v], bootCpu.qemu);
+    if (br) bootRows.push([`${ENGINE_LABEL[v]}/QEMU`, fmtRatio(br.min), fmtRatio(br.median), cr ? fmtRatio(cr.median) : '-', '']);
+  }
   out.push(table(bootRows, [false, true, true, true, false]));
 
   if (specs.length && o.workloadRuns > 0 && o.engines.some((e) => specs.some((w) => work[w.id]?.[e]))) {
@@ -413,7 +450,8 @@ async function main(): Promise<number> {
     out.push(`Workloads: guest clock (${clocks.join(', ') || 'n/a'}), s` + (o.workloadRuns > 1 ? `, min / median of ${o.workloadRuns}` : ', one run each'));
     const head = ['workload'];
     for (const e of o.engines) head.push(ENGINE_LABEL[e]);
-    if (o.engines.length === 2) head.push('Vessel/QEMU');
+    const compared = o.engines.includes('qemu') ? VESSEL_ENGINES.filter((v) => o.engines.includes(v)) : [];
+    for (const v of compared) head.push(`${ENGINE_LABEL[v]}/QEMU`);
     const rows: string[][] = [head];
     for (const w of specs) {
       const row = [w.label];
@@ -421,8 +459,10 @@ async function main(): Promise<number> {
         const s = work[w.id]?.[e];
         row.push(!s ? '-' : o.workloadRuns > 1 ? `${fmtS(s.min)} / ${fmtS(s.median)}` : fmtS(s.median));
       }
-      const r = ratio(work[w.id]?.vessel, work[w.id]?.qemu);
-      if (o.engines.length === 2) row.push(!r ? '-' : o.workloadRuns > 1 ? `${fmtRatio(r.min)} / ${fmtRatio(r.median)}` : fmtRatio(r.median));
+      for (const v of compared) {
+        const r = ratio(work[w.id]?.[v], work[w.id]?.qemu);
+        row.push(!r ? '-' : o.workloadRuns > 1 ? `${fmtRatio(r.min)} / ${fmtRatio(r.median)}` : fmtRatio(r.median));
+      }
       rows.push(row);
     }
     out.push(table(rows, rows[0].map((_, i) => i > 0)));
