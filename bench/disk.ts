@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
+import { engineList, intArg, UsageError, type EngineName } from './lib/options.js';
 import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js';
 
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -32,7 +33,6 @@ const MEMORY_MIB = 256;
 const PROMPT = '~ # ';
 const RECORDED_RUNS = 5;
 
-type EngineName = 'qemu' | 'vessel';
 const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG', vessel: 'Vessel' };
 
 const USAGE = `Usage: node dist/bench/disk.js [options]
@@ -63,15 +63,6 @@ interface Options {
   verbose: boolean;
 }
 
-class UsageError extends Error {}
-
-function intArg(name: string, value: string | undefined, def: number, min: number, max: number): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
-  return n;
-}
-
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
@@ -89,16 +80,13 @@ function parseOptions(argv: string[]): Options | null {
     },
   });
   if (values.help) return null;
-  const engines = (values.engines ?? 'qemu,vessel').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const e of engines) if (e !== 'qemu' && e !== 'vessel') throw new UsageError(`--engines: unknown engine "${e}" (qemu, vessel)`);
-  if (engines.length === 0) throw new UsageError('--engines: name at least one of qemu, vessel');
   const diskMiB = intArg('disk-mib', values['disk-mib'], 256, 8, 65536);
   return {
     runs: intArg('runs', values.runs, 3, 1, 100),
     diskMiB,
     ioMiB: intArg('io-mib', values['io-mib'], Math.min(64, diskMiB), 1, diskMiB),
     ops: intArg('ops', values.ops, 2000, 1, 10_000_000),
-    engines: [...new Set(engines)] as EngineName[],
+    engines: engineList(values.engines),
     timeoutS: intArg('timeout', values.timeout, 900, 1, 1e6),
     json: values.json ?? false,
     verbose: values.verbose ?? false,
