@@ -41,10 +41,10 @@ const MULHU = 2, MULH = 3, MULHSU = 4, DIV = 5, DIVU = 6, REM = 7, REMU = 8, DIV
 
 // Locals of run: the four parameters, scratch, then x1..x31.
 const L_ENTRY = 0, L_BUDGET = 1, L_BASE = 2, L_N = 3, L_ADDR = 4, L_ENT = 5, L_STATUS = 6;
-const L_RTLB = 7, L_WTLB = 8, L_T0 = 9;
-const regLocal = (r: number): number => 9 + r; // x1 -> 10 ... x31 -> 40
+const L_RTLB = 7, L_WTLB = 8, L_WARM = 9, L_T0 = 10;
+const regLocal = (r: number): number => 10 + r; // x1 -> 11 ... x31 -> 41
 const RUN_LOCALS: ValType[] = [
-  ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
+  ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
   ...new Array<ValType>(31).fill(ValType.I64),
 ];
 
@@ -62,11 +62,25 @@ export class ModuleTranslator {
   private readonly f = new FunctionBody();
   /** Level of the dispatch loop, for chaining. */
   private dispatchLevel = 0;
-  /** Index of the block being emitted, and that block. */
+  /** The block being emitted. */
   private block!: BlockPlan;
+  /** Registers each block reads before writing them (its entry loads). */
+  private readonly reads: Set<number>[];
+  /** Registers whose locals are current at this point of the block being emitted. */
+  private available = new Set<number>();
 
   constructor(memoryPages: number, private readonly blocks: BlockPlan[]) {
     this.w = new ModuleWriter(memoryPages);
+    this.reads = blocks.map((b) => {
+      const reads = new Set<number>();
+      for (const { insn } of b.insns) {
+        const major = (insn >>> 2) & 31;
+        if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add((insn >>> 15) & 31);
+        if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add((insn >>> 20) & 31);
+      }
+      reads.delete(0);
+      return reads;
+    });
   }
 
   /** The module's bytes. */
@@ -87,6 +101,8 @@ export class ModuleTranslator {
 
   private emitRun(): void {
     const f = this.f;
+    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB);
+    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB);
     this.dispatchLevel = f.open(Op.Loop);
     const n = this.blocks.length;
     const levels: number[] = [];
@@ -98,29 +114,24 @@ export class ModuleTranslator {
     for (let i = 0; i < n; i++) {
       f.close(); // the end of block i's label: its code follows
       this.block = this.blocks[i];
-      this.emitBlock();
+      this.emitBlock(i);
     }
     f.close();
     f.op(Op.Unreachable);
   }
 
-  private emitBlock(): void {
+  private emitBlock(index: number): void {
     const b = this.block, f = this.f;
-    // The state slot is always current (writes go through), so each block loads what it reads;
-    // a block reached by chaining reloads from cache what its predecessor just stored.
-    const reads = new Set<number>();
-    let loads = false, stores = false;
-    for (const { insn } of b.insns) {
-      const major = (insn >>> 2) & 31;
-      if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add((insn >>> 15) & 31);
-      if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add((insn >>> 20) & 31);
-      if (major === Opcode.Load) loads = true;
-      if (major === Opcode.Store) stores = true;
-    }
-    reads.delete(0);
+    // The state slot is always current (writes go through), so a block entered from the
+    // dispatcher loads what it reads. A block reached by chaining skips that ("warm") when the
+    // block it came from had all of those registers in locals already.
+    const reads = this.reads[index];
+    f.get(L_WARM); f.op(Op.I32Eqz);
+    f.open(Op.If);
     for (const r of reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(regLocal(r)); }
-    if (loads) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
-    if (stores) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
+    f.close();
+    f.i32(0); f.set(L_WARM);
+    this.available = new Set(reads);
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, 0);
@@ -163,6 +174,7 @@ export class ModuleTranslator {
     this.exitConst(lo, hi, 0);
     f.close();
     f.i32(target); f.set(L_ENTRY);
+    if ([...this.reads[target]].every((r) => this.available.has(r))) { f.i32(1); f.set(L_WARM); }
     f.br(this.dispatchLevel);
   }
 
@@ -176,6 +188,7 @@ export class ModuleTranslator {
     const f = this.f;
     if (rd === 0) { value(); f.op(Op.Drop); return; }
     f.get(L_BASE); value(); f.tee(regLocal(rd)); f.mem(Op.I64Store, 3, HartState.Regs + 8 * rd);
+    this.available.add(rd);
   }
 
   /** Records the pc and retired count of instruction k before a helper that may trap. */
