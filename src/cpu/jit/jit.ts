@@ -92,8 +92,8 @@ export class Jit {
   private readonly memoryPages: number;
 
   constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
-    this.threshold = Math.max(0, options.threshold ?? 64);
-    this.batch = Math.min(255, Math.max(1, options.batch ?? 16));
+    this.threshold = Math.max(0, options.threshold ?? 200);
+    this.batch = Math.min(255, Math.max(1, options.batch ?? 32));
     this.codePages = new Uint8Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
     this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);

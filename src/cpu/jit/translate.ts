@@ -37,15 +37,18 @@ export const RUN_PARAMS = [ValType.I32, ValType.I32, ValType.I32, ValType.I32];
 
 // Function indexes: imports first, then the internal helpers, then run.
 const IMPORT_LOAD = 0, IMPORT_STORE = 1;
-const MULHU = 2, MULH = 3, MULHSU = 4, DIV = 5, DIVU = 6, REM = 7, REMU = 8, DIVW = 9, DIVUW = 10, REMW = 11, REMUW = 12;
+const DIV = 2, DIVU = 3, REM = 4, REMU = 5, DIVW = 6, DIVUW = 7, REMW = 8, REMUW = 9;
 
 // Locals of run: the four parameters, scratch, then x1..x31.
 const L_ENTRY = 0, L_BUDGET = 1, L_BASE = 2, L_N = 3, L_ADDR = 4, L_ENT = 5, L_STATUS = 6;
 const L_RTLB = 7, L_WTLB = 8, L_WARM = 9, L_T0 = 10;
 const regLocal = (r: number): number => 10 + r; // x1 -> 11 ... x31 -> 41
+/** i64 scratch for the inline high multiplies: operands a, b, then a0 a1 b0 b1 p01 p10. */
+const L_MA = 42, L_MB = 43, L_M0 = 44;
 const RUN_LOCALS: ValType[] = [
   ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
   ...new Array<ValType>(31).fill(ValType.I64),
+  ...new Array<ValType>(8).fill(ValType.I64),
 ];
 
 const LOAD_OPS = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U];
@@ -256,7 +259,8 @@ export class ModuleTranslator {
           this.reg(rs1); this.reg(rs2);
           if (f7 === 1) {
             if (f3 === 0) f.op(Op.I64Mul);
-            else f.call([0, MULH, MULHSU, MULHU, DIV, DIVU, REM, REMU][f3]);
+            else if (f3 <= 3) this.emitMulHigh(f3);
+            else f.call([0, 0, 0, 0, DIV, DIVU, REM, REMU][f3]);
             return;
           }
           switch (f3) {
@@ -394,6 +398,34 @@ export class ModuleTranslator {
     f.close();
   }
 
+  /**
+   * MULH (1), MULHSU (2), MULHU (3) of the two values on the stack, inline (bignum loops in the
+   * kernel live on MULHU): the unsigned high product from four 32x32 partial products, then
+   * minus b when a is signed and negative, minus a when b is signed and negative.
+   */
+  private emitMulHigh(f3: number): void {
+    const f = this.f;
+    const A0 = L_M0, A1 = L_M0 + 1, B0 = L_M0 + 2, B1 = L_M0 + 3, P01 = L_M0 + 4, P10 = L_M0 + 5;
+    const lo32 = (x: number): void => { f.get(x); f.i64(-1, 0); f.op(Op.I64And); };
+    const hi32 = (x: number): void => { f.get(x); f.i64(32, 0); f.op(Op.I64ShrU); };
+    f.set(L_MB); f.set(L_MA);
+    lo32(L_MA); f.set(A0); hi32(L_MA); f.set(A1); lo32(L_MB); f.set(B0); hi32(L_MB); f.set(B1);
+    f.get(A0); f.get(B1); f.op(Op.I64Mul); f.set(P01);
+    f.get(A1); f.get(B0); f.op(Op.I64Mul); f.set(P10);
+    // hi = a1*b1 + p01>>32 + p10>>32 + ((a0*b0)>>32 + lo(p01) + lo(p10)) >> 32
+    f.get(A1); f.get(B1); f.op(Op.I64Mul);
+    hi32(P01); f.op(Op.I64Add); hi32(P10); f.op(Op.I64Add);
+    f.get(A0); f.get(B0); f.op(Op.I64Mul); f.i64(32, 0); f.op(Op.I64ShrU);
+    lo32(P01); f.op(Op.I64Add); lo32(P10); f.op(Op.I64Add);
+    f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I64Add);
+    if (f3 === 1 || f3 === 2) { // a signed
+      f.get(L_MB); f.get(L_MA); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
+    }
+    if (f3 === 1) { // b signed
+      f.get(L_MA); f.get(L_MB); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
+    }
+  }
+
   // ---- M extension helpers (internal functions) ----
 
   private addMathHelpers(): void {
@@ -406,29 +438,6 @@ export class ModuleTranslator {
       w.addFunction({ type, locals, body: f });
     };
     const A = 0, B = 1;
-    // MULHU from four 32x32 partial products. Locals: a0 a1 b0 b1 p01 p10 mid.
-    def(t64, new Array<ValType>(7).fill(ValType.I64), (f) => {
-      const lo32 = (x: number): void => { f.get(x); f.i64(-1, 0); f.op(Op.I64And); };
-      const hi32 = (x: number): void => { f.get(x); f.i64(32, 0); f.op(Op.I64ShrU); };
-      lo32(A); f.set(2); hi32(A); f.set(3); lo32(B); f.set(4); hi32(B); f.set(5);
-      f.get(2); f.get(5); f.op(Op.I64Mul); f.set(6);
-      f.get(3); f.get(4); f.op(Op.I64Mul); f.set(7);
-      f.get(2); f.get(4); f.op(Op.I64Mul); f.i64(32, 0); f.op(Op.I64ShrU);
-      lo32(6); f.op(Op.I64Add); lo32(7); f.op(Op.I64Add); f.set(8);
-      f.get(3); f.get(5); f.op(Op.I64Mul);
-      hi32(6); f.op(Op.I64Add); hi32(7); f.op(Op.I64Add); hi32(8); f.op(Op.I64Add);
-    });
-    // MULH: the unsigned high product minus b when a < 0 and minus a when b < 0.
-    def(t64, [], (f) => {
-      f.get(A); f.get(B); f.call(MULHU);
-      f.get(B); f.get(A); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
-      f.get(A); f.get(B); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
-    });
-    // MULHSU: a signed, b unsigned.
-    def(t64, [], (f) => {
-      f.get(A); f.get(B); f.call(MULHU);
-      f.get(B); f.get(A); f.i64(63, 0); f.op(Op.I64ShrS); f.op(Op.I64And); f.op(Op.I64Sub);
-    });
     // Division by zero gives all ones (DIV*) or the dividend (REM*); signed overflow gives the
     // dividend (DIV) or 0 (REM: wasm's rem_s already does that).
     const divLike = (f: FunctionBody, is64: boolean, byZero: () => void, body: () => void): void => {
