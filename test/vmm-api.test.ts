@@ -150,9 +150,10 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await fault('PATCH', '/vm', { state: 'Paused', vessel_advance_clock: true }, 'vessel_advance_clock goes with "state": "Resumed" only');
   await fault('PUT', '/actions', { action_type: 'Reboot' }, 'field "action_type" must be one of "FlushMetrics", "InstanceStart", "SendCtrlAltDel"; got "Reboot"');
   await fault('PUT', '/actions', { action_type: 'SendCtrlAltDel' }, /^SendCtrlAltDel is an x86 keyboard action/);
-  await fault('PUT', '/snapshot/create', { mem_file_path: 'm', snapshot_path: 's' }, 'snapshots are not implemented in Vessel yet (PUT /snapshot/create)');
+  await fault('PUT', '/snapshot/create', { mem_file_path: 'm', snapshot_path: 's' }, 'PUT /snapshot/create: the VM must be paused first (PATCH /vm {"state": "Paused"}); it is not started');
   await fault('PUT', '/snapshot/create', { snapshot_path: 's' }, 'missing required field "mem_file_path"');
-  await fault('PUT', '/snapshot/load', { snapshot_path: 's', resume_vm: true }, 'snapshots are not implemented in Vessel yet (PUT /snapshot/load)');
+  await fault('PUT', '/snapshot/load', { snapshot_path: 's', mem_backend: { backend_type: 'File', backend_path: 'm' }, resume_vm: true },
+    /^PUT \/snapshot\/load: loading a snapshot is not allowed after boot configuration/);
 
   // GET /vm/config shows what was configured, in the --config-file shape.
   assert.deepEqual(await ok('GET', '/vm/config'), {

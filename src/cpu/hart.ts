@@ -215,6 +215,23 @@ export class Hart implements FpuHart {
     this.updateTimer();
   }
 
+  /** The one private register a snapshot needs (see hart-snapshot.ts): minstret/mcycle minus instret. */
+  get counterBias(): number { return this.counterOffset; }
+
+  /**
+   * After a snapshot's registers were written into the public fields: restores the counter
+   * bias, recomputes what derives from the CSRs (stimecmp, translation mode and TLB choice) and
+   * drops every cached translation.
+   */
+  afterRestore(counterBias: number): void {
+    this.counterOffset = counterBias;
+    this.nextTimerCheck = this.instret;
+    this.breakLoop = false;
+    this.flushTlb();
+    this.setTimerCompare(this.stimecmpLo, this.stimecmpHi);
+    this.updateTranslation();
+  }
+
   /** Ticks at which this hart's timer fires next (Infinity when none), for the board's sleep. */
   get timerDeadline(): number { return this.stimecmp; }
 

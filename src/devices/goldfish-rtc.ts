@@ -9,6 +9,7 @@
  * Only aligned 32-bit accesses are honoured, as on QEMU.
  */
 import type { AccessWidth, IrqLine, MmioDevice } from './mmio.js';
+import { savedBool, savedObject, SnapshotStateError } from '../machine/snapshot-state.js';
 
 export enum RtcReg {
   TimeLow = 0x00,
@@ -35,6 +36,9 @@ const MAX_TIMER_MS = 0x7fff_ffff;
 
 const MASK_32 = 0xffff_ffffn;
 
+/** What GoldfishRtc.save() returns; the 64-bit nanosecond values as decimal strings. */
+export interface RtcState { offsetNs: string; alarmNs: string; alarmArmed: boolean; irqEnabled: boolean; irqPending: boolean; irqLevel: boolean }
+
 export class GoldfishRtc implements MmioDevice {
   readonly name = 'rtc';
   readonly size = 0x1000;
@@ -52,6 +56,30 @@ export class GoldfishRtc implements MmioDevice {
     private readonly irq: IrqLine,
     private readonly hostNow: WallClock = hostWallClock(),
   ) {}
+
+  /**
+   * The guest's offset from host wall-clock time, the alarm and the interrupt state, for a
+   * snapshot. Like a real RTC, guest wall time keeps following the host's across a restore.
+   */
+  save(): RtcState {
+    return { offsetNs: this.offsetNs.toString(), alarmNs: this.alarmNs.toString(), alarmArmed: this.alarmTimer !== null, irqEnabled: this.irqEnabled, irqPending: this.irqPending, irqLevel: this.irqLevel };
+  }
+
+  restore(saved: unknown): void {
+    const s = savedObject('rtc', saved);
+    const big = (k: string): bigint => {
+      const v = s[k];
+      if (typeof v !== 'string' || !/^-?\d{1,20}$/.test(v)) throw new SnapshotStateError(`rtc.${k}: ${String(v)} is not an integer`);
+      return BigInt(v);
+    };
+    this.offsetNs = big('offsetNs');
+    this.alarmNs = big('alarmNs');
+    this.irqEnabled = savedBool('rtc.irqEnabled', s.irqEnabled);
+    this.irqPending = savedBool('rtc.irqPending', s.irqPending);
+    this.irqLevel = savedBool('rtc.irqLevel', s.irqLevel);
+    this.cancelAlarm();
+    if (savedBool('rtc.alarmArmed', s.alarmArmed)) this.armAlarm();
+  }
 
   read(offset: number, width: AccessWidth): number {
     if (width !== 4) return 0;

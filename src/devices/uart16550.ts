@@ -17,6 +17,7 @@
  * below the trigger level signals a timeout immediately.
  */
 import type { AccessWidth, IrqLine, MmioDevice } from './mmio.js';
+import { decodeBytes, encodeBytes, savedBool, savedInt, savedObject, SnapshotStateError } from '../machine/snapshot-state.js';
 
 /** Register offsets (reg-shift 0). The DLAB bit of LCR remaps offsets 0 and 1. */
 export enum UartReg {
@@ -103,6 +104,16 @@ const HOST_MODEM_STATUS = Msr.Dcd | Msr.Dsr | Msr.Cts;
 /** Host input beyond this many queued bytes makes canReceive() false. */
 const HOST_QUEUE_HIGH_WATER = 64 * 1024;
 
+/** What Uart16550.save() returns: plain JSON. */
+export interface UartState {
+  ier: number; lcr: number; mcr: number; scr: number; divisor: number; fifoControl: number;
+  lineErrors: number; modemStatus: number; thrInterrupt: boolean; irqLevel: boolean;
+  /** Receive FIFO contents, oldest first (base64). */
+  rx: string;
+  /** Host input not yet moved into the FIFO (base64). */
+  hostInput: string;
+}
+
 export class Uart16550 implements MmioDevice {
   readonly name = 'uart0';
   readonly size = 0x100;
@@ -141,6 +152,37 @@ export class Uart16550 implements MmioDevice {
   /** False once enough input is queued that the caller should pause its source. */
   canReceive(): boolean {
     return this.hostQueue.length < HOST_QUEUE_HIGH_WATER;
+  }
+
+  /** The registers, the receive FIFO and queued host input, for a snapshot (docs/SNAPSHOT.md). */
+  save(): UartState {
+    const pending = new Uint8Array(this.hostQueue.length);
+    for (let i = 0; i < pending.length; i++) pending[i] = this.hostQueue.peek(i);
+    const rx = new Uint8Array(this.rxCount);
+    for (let i = 0; i < rx.length; i++) rx[i] = this.rxFifo[(this.rxHead + i) % FIFO_SIZE];
+    return {
+      ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, divisor: this.divisor, fifoControl: this.fifoControl,
+      lineErrors: this.lineErrors, modemStatus: this.modemStatus, thrInterrupt: this.thrInterrupt, irqLevel: this.irqLevel,
+      rx: encodeBytes(rx), hostInput: encodeBytes(pending),
+    };
+  }
+
+  /** Restores save()'s state; the interrupt line's level is part of it (the PLIC restores its own view). */
+  restore(saved: unknown): void {
+    const s = savedObject('uart', saved);
+    const byte = (k: string): number => savedInt(`uart.${k}`, s[k], 0, 0xff);
+    const rx = decodeBytes('uart.rx', s.rx);
+    if (rx.length > FIFO_SIZE) throw new SnapshotStateError(`uart.rx: ${rx.length} bytes exceed the ${FIFO_SIZE}-byte FIFO`);
+    this.ier = byte('ier'); this.lcr = byte('lcr'); this.mcr = byte('mcr'); this.scr = byte('scr');
+    this.divisor = savedInt('uart.divisor', s.divisor, 0, 0xffff);
+    this.fifoControl = byte('fifoControl'); this.lineErrors = byte('lineErrors'); this.modemStatus = byte('modemStatus');
+    this.thrInterrupt = savedBool('uart.thrInterrupt', s.thrInterrupt);
+    this.irqLevel = savedBool('uart.irqLevel', s.irqLevel);
+    this.rxFifo.set(rx);
+    this.rxHead = 0;
+    this.rxCount = rx.length;
+    this.hostQueue.clear();
+    this.hostQueue.push(decodeBytes('uart.hostInput', s.hostInput));
   }
 
   /** Wider accesses act on the byte register at `offset` (its value zero-extended). */
@@ -367,6 +409,16 @@ class ByteQueue {
     this.buffer.set(bytes.subarray(0, firstPart), tail);
     this.buffer.set(bytes.subarray(firstPart), 0);
     this.length += bytes.length;
+  }
+
+  /** The byte `i` places from the oldest, without removing it. */
+  peek(i: number): number {
+    return this.buffer[(this.head + i) % this.buffer.length];
+  }
+
+  clear(): void {
+    this.head = 0;
+    this.length = 0;
   }
 
   /** Removes and returns the oldest byte; the queue must not be empty. */

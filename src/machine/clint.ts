@@ -8,6 +8,7 @@
  */
 import type { AccessWidth, MmioDevice } from '../devices/mmio.js';
 import type { VirtualClock } from './clock.js';
+import { restoreArray, savedObject } from './snapshot-state.js';
 
 export enum ClintReg {
   /** msip[hart]: 4 bytes per hart, only bit 0 is writable. */
@@ -21,6 +22,9 @@ export enum ClintReg {
 export const CLINT_SIZE = 0x10000;
 
 const TWO_32 = 0x1_0000_0000;
+
+/** What Clint.save() returns. */
+export interface ClintState { msip: number[]; cmpLo: number[]; cmpHi: number[]; mtip: number[] }
 
 export class Clint implements MmioDevice {
   readonly name = 'clint';
@@ -52,6 +56,21 @@ export class Clint implements MmioDevice {
     this.cmpHi = new Uint32Array(harts).fill(0xffff_ffff);
     this.cmp = new Float64Array(harts).fill(0xffff_ffff * TWO_32 + 0xffff_ffff);
     this.mtip = new Uint8Array(harts);
+  }
+
+  /** MSIP bits, comparators and the reported MTIP levels, for a snapshot (mtime is the board's clock). */
+  save(): ClintState {
+    return { msip: [...this.msip], cmpLo: [...this.cmpLo], cmpHi: [...this.cmpHi], mtip: [...this.mtip] };
+  }
+
+  restore(saved: unknown): void {
+    const s = savedObject('clint', saved);
+    restoreArray('clint.msip', s.msip, this.msip);
+    restoreArray('clint.cmpLo', s.cmpLo, this.cmpLo);
+    restoreArray('clint.cmpHi', s.cmpHi, this.cmpHi);
+    restoreArray('clint.mtip', s.mtip, this.mtip);
+    for (let hart = 0; hart < this.harts; hart++) this.cmp[hart] = this.cmpHi[hart] * TWO_32 + this.cmpLo[hart];
+    this.latchedMtimeHi = null;
   }
 
   /** Re-evaluates every hart's MTIP against the clock; call it periodically. */

@@ -21,6 +21,13 @@ import { GuestMemory } from './memory.js';
 import { Plic } from './plic.js';
 import { HartState, ResetType, Sbi } from './sbi.js';
 import { VIRT_MEMORY_MAP as MAP, VIRT_IRQ } from './memory-map.js';
+import { saveHart, restoreHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
+import { savedInt, savedObject, SnapshotStateError } from './snapshot-state.js';
+import type { PlicState } from './plic.js';
+import type { ClintState } from './clint.js';
+import type { UartState } from '../devices/uart16550.js';
+import type { RtcState } from '../devices/goldfish-rtc.js';
+import type { VirtioMmioState } from '../devices/virtio/mmio.js';
 
 /** The ISA this board's harts implement and advertise. */
 export const ISA_EXTENSIONS = ['i', 'm', 'a', 'f', 'd', 'c', 'zicsr', 'zifencei', 'zihintpause', 'zicntr', 'sstc'];
@@ -29,7 +36,9 @@ export const ISA_STRING = 'rv64imafdc_zicsr_zifencei_zihintpause_zicntr_sstc';
 export type BootSource =
   | { kind: 'linux'; kernel: Uint8Array; kernelName: string; initrd?: Uint8Array; cmdline: string }
   /** A bare-metal ELF started in M-mode on every hart, with no SBI (ISA tests). */
-  | { kind: 'elf'; image: Uint8Array; name: string };
+  | { kind: 'elf'; image: Uint8Array; name: string }
+  /** A Linux guest (host-served SBI) whose RAM and state restoreState() fills in: nothing is loaded. */
+  | { kind: 'snapshot' };
 
 export interface MachineOptions {
   cpus: number;
@@ -61,6 +70,20 @@ export interface VirtioOptions {
   rng?: boolean;
   /** A virtio-console (the guest's /dev/hvc0); `output` receives what the guest writes to it. */
   console?: { output: (data: Uint8Array) => void };
+}
+
+/** What Machine.saveState() returns: plain JSON. */
+export interface MachineState {
+  /** The guest clock (timebase ticks) when the machine was paused. */
+  clockTicks: number;
+  harts: HartSnapshot[];
+  hartStates: HartState[];
+  plic: PlicState;
+  clint: ClintState;
+  uart: UartState;
+  rtc: RtcState;
+  virtio: { base: number; irq: number; transport: VirtioMmioState }[];
+  consoleTail: string;
 }
 
 export type StopReason =
@@ -98,6 +121,7 @@ export class Machine {
   readonly plic: Plic;
   readonly clint: Clint;
   readonly uart: Uart16550;
+  private readonly rtc: GoldfishRtc;
   /** The virtio-mmio slots in use, in order. */
   readonly virtio: { base: number; irq: number; transport: VirtioMmio }[] = [];
   /** The virtio-blk devices (vda, vdb, ...), in slot order. */
@@ -125,7 +149,7 @@ export class Machine {
     this.memory = new GuestMemory(MAP.ram, memoryBytes);
     this.bus = new Bus(this.memory);
     this.quantum = options.quantum ?? (cpus === 1 ? 50_000 : 4_000);
-    const hostFirmware = options.boot.kind === 'linux';
+    const hostFirmware = options.boot.kind !== 'elf';
     this.sbi = new Sbi({
       harts: this.harts,
       hartState: (id) => this.hartStates[id],
@@ -164,7 +188,7 @@ export class Machine {
       (hart, level) => this.harts[hart].setInterruptLine(Irq.MSI, level),
       (hart, level) => this.harts[hart].setInterruptLine(Irq.MTI, level));
     this.uart = new Uart16550(this.plic.line(VIRT_IRQ.uart), (byte) => this.consoleByte(byte));
-    const rtc = new GoldfishRtc(this.plic.line(VIRT_IRQ.rtc));
+    const rtc = this.rtc = new GoldfishRtc(this.plic.line(VIRT_IRQ.rtc));
     const test = new SifiveTest((code) => this.stop({ kind: 'poweroff', code }), () => this.stop({ kind: 'reboot' }));
     this.bus.map(MAP.test, test);
     this.bus.map(MAP.rtc, rtc);
@@ -174,7 +198,7 @@ export class Machine {
     this.addVirtio(options.virtio ?? {});
 
     if (options.boot.kind === 'linux') this.loadLinux(options.boot);
-    else this.loadElf(options.boot.image, options.boot.name);
+    else if (options.boot.kind === 'elf') this.loadElf(options.boot.image, options.boot.name);
   }
 
   /** The device tree this board hands to its kernel. */
@@ -334,6 +358,54 @@ export class Machine {
   }
 
   get paused(): boolean { return this.pauseRequested; }
+
+  /**
+   * The board's state for a snapshot (docs/SNAPSHOT.md), RAM aside: the clock, every hart,
+   * their SBI states, the interrupt controllers and every device. Call it while paused.
+   */
+  saveState(): MachineState {
+    if (!this.pauseRequested) throw new Error('saveState() needs a paused machine');
+    return {
+      clockTicks: this.clock.now(),
+      harts: this.harts.map(saveHart),
+      hartStates: [...this.hartStates],
+      plic: this.plic.save(),
+      clint: this.clint.save(),
+      uart: this.uart.save(),
+      rtc: this.rtc.save(),
+      virtio: this.virtio.map((v) => ({ base: v.base, irq: v.irq, transport: v.transport.save() })),
+      consoleTail: this.consoleTail,
+    };
+  }
+
+  /**
+   * Restores saveState()'s state into a machine built with the same options (boot kind
+   * 'snapshot') whose RAM already holds the snapshot's memory; throws SnapshotStateError when
+   * the state does not fit this board. The guest clock continues from the saved count.
+   */
+  restoreState(saved: unknown): void {
+    const s = savedObject('machine', saved);
+    const harts = s.harts, hartStates = s.hartStates, virtio = s.virtio;
+    if (!Array.isArray(harts) || harts.length !== this.harts.length) throw new SnapshotStateError(`the snapshot has ${Array.isArray(harts) ? harts.length : 'no'} harts, this VM ${this.harts.length}`);
+    if (!Array.isArray(hartStates) || hartStates.length !== this.harts.length || hartStates.some((h) => typeof h !== 'number' || HartState[h] === undefined)) throw new SnapshotStateError('machine.hartStates: not one SBI hart state per hart');
+    if (!Array.isArray(virtio) || virtio.length !== this.virtio.length) throw new SnapshotStateError(`the snapshot has ${Array.isArray(virtio) ? virtio.length : 'no'} virtio devices, this VM ${this.virtio.length}`);
+    const clockTicks = savedInt('machine.clockTicks', s.clockTicks, 0, Number.MAX_SAFE_INTEGER);
+    if (typeof s.consoleTail !== 'string') throw new SnapshotStateError('machine.consoleTail: not text');
+    harts.forEach((h: unknown, i) => restoreHart(this.harts[i], h));
+    hartStates.forEach((h: HartState, i) => { this.hartStates[i] = h; });
+    this.clint.restore(s.clint);
+    this.uart.restore(s.uart);
+    this.rtc.restore(s.rtc);
+    virtio.forEach((v: unknown, i) => {
+      const slot = savedObject(`virtio slot ${i}`, v);
+      if (slot.base !== this.virtio[i].base || slot.irq !== this.virtio[i].irq) throw new SnapshotStateError(`virtio slot ${i}: the snapshot's device sits at ${String(slot.base)} (irq ${String(slot.irq)})`);
+      this.virtio[i].transport.restore(slot.transport);
+    });
+    // Last: the devices above may have driven their lines while restoring.
+    this.plic.restore(s.plic);
+    this.clock.set(clockTicks);
+    this.consoleTail = s.consoleTail;
+  }
 
   get stopped(): StopReason | null { return this.stopReason; }
 

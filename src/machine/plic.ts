@@ -14,6 +14,7 @@
  * reads as 0.
  */
 import type { AccessWidth, IrqLine, MmioDevice } from '../devices/mmio.js';
+import { restoreArray, savedObject } from './snapshot-state.js';
 
 export enum PlicReg {
   /** 4 bytes of priority per source. */
@@ -42,6 +43,12 @@ const PRIORITY_MASK = 7;
 /** Context index for `hart`'s M- or S-mode external interrupt. */
 export function plicContext(hart: number, mode: PlicMode): number {
   return hart * 2 + (mode === 'S' ? 1 : 0);
+}
+
+/** What Plic.save() returns: each register array as a list of numbers. */
+export interface PlicState {
+  priority: number[]; pending: number[]; claimed: number[]; level: number[];
+  enable: number[]; threshold: number[]; output: number[];
 }
 
 export class Plic implements MmioDevice {
@@ -151,6 +158,29 @@ export class Plic implements MmioDevice {
         this.complete(value);
         break;
     }
+  }
+
+  /** Priorities, pending/claimed/level bits, enables, thresholds and output levels, for a snapshot. */
+  save(): PlicState {
+    return {
+      priority: [...this.priority], pending: [...this.pending], claimed: [...this.claimed], level: [...this.level],
+      enable: [...this.enable], threshold: [...this.threshold], output: [...this.output],
+    };
+  }
+
+  /**
+   * Restores save()'s state into a PLIC of the same shape. The output levels are restored as
+   * they were, without callbacks: the harts restore their own view of the wires (mip).
+   */
+  restore(saved: unknown): void {
+    const s = savedObject('plic', saved);
+    restoreArray('plic.priority', s.priority, this.priority);
+    restoreArray('plic.pending', s.pending, this.pending);
+    restoreArray('plic.claimed', s.claimed, this.claimed);
+    restoreArray('plic.level', s.level, this.level);
+    restoreArray('plic.enable', s.enable, this.enable);
+    restoreArray('plic.threshold', s.threshold, this.threshold);
+    restoreArray('plic.output', s.output, this.output);
   }
 
   private setLevel(irq: number, high: boolean): void {

@@ -67,6 +67,25 @@ export interface VmStateUpdate {
   vessel_advance_clock?: boolean;
 }
 
+export interface SnapshotCreateParams {
+  snapshot_path: string;
+  mem_file_path: string;
+  snapshot_type?: 'Full' | 'Diff';
+}
+
+export interface MemoryBackend {
+  backend_type: 'File' | 'Uffd';
+  backend_path: string;
+}
+
+export interface SnapshotLoadParams {
+  snapshot_path: string;
+  /** Firecracker's older field; mem_backend replaces it. */
+  mem_file_path?: string;
+  mem_backend?: MemoryBackend;
+  resume_vm?: boolean;
+}
+
 export type ActionType = 'FlushMetrics' | 'InstanceStart' | 'SendCtrlAltDel';
 
 /** GET /vm/config and `vessel vmm --config-file`. */

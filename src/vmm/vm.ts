@@ -10,12 +10,14 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import { BootImageError } from '../machine/loader.js';
-import { Machine, type StopReason } from '../machine/machine.js';
+import { Machine, type BootSource as MachineBoot, type StopReason } from '../machine/machine.js';
+import { SnapshotStateError } from '../machine/snapshot-state.js';
+import { readMemoryFile, readStateFile, SnapshotFileError, writeMemoryFile, writeStateFile, type SnapshotBody } from './snapshot.js';
 import { checkBootFile, checkDisk, DEFAULT_APPEND, readBootFile, report, UsageError } from '../cli/run.js';
 import { NetOptionError, openNetBackend, parseNetOption, type NetOption } from '../cli/net-option.js';
 import type { NetBackend } from '../net/backend.js';
 import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
-import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, VmState } from './config.js';
+import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
 import { RequestError } from './errors.js';
 import type { VmMetrics } from './metrics.js';
 import { checkSerialSpec, formatSerialSpec, openSerial, parseSerialSpec, SerialSpecError, type SerialConsole, type SerialSpec } from './serial.js';
@@ -208,56 +210,179 @@ export class Vm {
       const drives = this.orderedDrives();
       for (const d of drives) asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
       const cmdline = this.cmdline(drives);
-      const nets = [...this.nets.values()];
-      const backends: NetBackend[] = [];
-      const closeNets = (): void => { for (const b of backends) b.close(); };
-      try {
-        for (const n of nets) backends.push(await openNetBackend(netOption(n)));
-      } catch (e) {
-        closeNets();
-        if (e instanceof NetOptionError || e instanceof VmError) throw new VmError(`InstanceStart: ${e.message}`);
-        throw e;
-      }
-      const serial = await asVmErrorAsync(() => openSerial(this.serialSpec, {
-        onInput: (bytes) => this.machine?.sendInput(bytes),
-        onQuit: () => this.machine?.stop({ kind: 'poweroff', code: 0 }),
-        onOutputClosed: (why) => this.machine?.stop({ kind: 'error', message: `${why}: VM stopped` }),
-      })).catch((e: unknown) => { closeNets(); throw e; });
-      let machine: Machine;
-      try {
-        machine = new Machine({
-          cpus: this.machineConfig.vcpu_count,
-          memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
-          boot: { kind: 'linux', kernel, kernelName: boot.kernel_image_path, initrd, cmdline },
-          onConsoleOutput: (data) => serial.write(data),
-          virtio: {
-            disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
-            nets: backends.map((backend, i) => ({ backend, mac: nets[i].guest_mac })),
-            rng: this.entropy,
-          },
-        });
-      } catch (e) {
-        serial.close();
-        closeNets();
-        if (e instanceof BootImageError || e instanceof RangeError) throw new VmError(`InstanceStart: ${e.message}`);
-        const err = e as NodeJS.ErrnoException;
-        if (typeof err.code === 'string' && err.syscall === 'open') throw new VmError(`InstanceStart: disk "${err.path}" cannot be opened: ${err.message}`);
-        throw e;
-      }
-      this.machine = machine;
-      this.serial = serial;
-      this.diskIds = drives.map((d) => d.drive_id);
-      this.netIds = nets.map((n) => n.iface_id);
-      this.startedAtMs = performance.now();
-      this.stateValue = 'Running';
+      await this.launch({ kind: 'linux', kernel, kernelName: boot.kernel_image_path, initrd, cmdline }, 'InstanceStart', () => {}, false);
       this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
-      // From the next event-loop turn, so that InstanceStart's reply goes out before the first slice.
-      setImmediate(() => machine.run().then(
-        (reason) => this.finished(reason),
-        (e: unknown) => this.finished({ kind: 'error', message: `internal error: ${e instanceof Error ? e.stack : String(e)}` }),
-      ));
     } finally {
       this.starting = false;
+    }
+  }
+
+  /**
+   * Opens the network backends and the serial console, builds the board from the configuration
+   * and starts the run loop (held at once when `paused`). `prepare` runs on the new board before
+   * that (a snapshot load fills RAM and restores the state there); when it or the board's
+   * construction throws, everything opened is closed again and the VM stays Not started.
+   */
+  private async launch(boot: MachineBoot, what: string, prepare: (machine: Machine) => void, paused: boolean): Promise<void> {
+    const drives = this.orderedDrives();
+    const nets = [...this.nets.values()];
+    const backends: NetBackend[] = [];
+    const closeNets = (): void => { for (const b of backends) b.close(); };
+    try {
+      for (const n of nets) backends.push(await openNetBackend(netOption(n)));
+    } catch (e) {
+      closeNets();
+      if (e instanceof NetOptionError || e instanceof VmError) throw new VmError(`${what}: ${e.message}`);
+      throw e;
+    }
+    const serial = await asVmErrorAsync(() => openSerial(this.serialSpec, {
+      onInput: (bytes) => this.machine?.sendInput(bytes),
+      onQuit: () => this.machine?.stop({ kind: 'poweroff', code: 0 }),
+      onOutputClosed: (why) => this.machine?.stop({ kind: 'error', message: `${why}: VM stopped` }),
+    })).catch((e: unknown) => { closeNets(); throw e; });
+    let machine: Machine;
+    try {
+      machine = new Machine({
+        cpus: this.machineConfig.vcpu_count,
+        memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
+        boot,
+        onConsoleOutput: (data) => serial.write(data),
+        virtio: {
+          disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
+          nets: backends.map((backend, i) => ({ backend, mac: nets[i].guest_mac })),
+          rng: this.entropy,
+        },
+      });
+    } catch (e) {
+      serial.close();
+      closeNets();
+      if (e instanceof BootImageError || e instanceof RangeError) throw new VmError(`${what}: ${e.message}`);
+      const err = e as NodeJS.ErrnoException;
+      if (typeof err.code === 'string' && err.syscall === 'open') throw new VmError(`${what}: disk "${err.path}" cannot be opened: ${err.message}`);
+      throw e;
+    }
+    try {
+      prepare(machine);
+    } catch (e) {
+      serial.close();
+      machine.close();
+      if (e instanceof SnapshotFileError || e instanceof SnapshotStateError) throw new VmError(`${what}: ${e.message}`);
+      throw e;
+    }
+    this.machine = machine;
+    this.serial = serial;
+    this.diskIds = drives.map((d) => d.drive_id);
+    this.netIds = nets.map((n) => n.iface_id);
+    this.startedAtMs = performance.now();
+    this.pausedSinceMs = this.startedAtMs;
+    this.stateValue = paused ? 'Paused' : 'Running';
+    // From the next event-loop turn, so that the request's reply goes out before the first slice.
+    setImmediate(() => machine.run().then(
+      (reason) => this.finished(reason),
+      (e: unknown) => this.finished({ kind: 'error', message: `internal error: ${e instanceof Error ? e.stack : String(e)}` }),
+    ));
+  }
+
+  /**
+   * PUT /snapshot/create: writes the paused VM's state and memory (see snapshot.ts). The VM
+   * stays paused; files that cannot be written are reported and the VM is unchanged.
+   */
+  createSnapshot(p: SnapshotCreateParams, vesselVersion: string): void {
+    if (p.snapshot_type === 'Diff') throw new VmError('PUT /snapshot/create: Vessel writes full snapshots only ("snapshot_type": "Full")');
+    if (this.stateValue !== 'Paused' || !this.machine || !this.bootSource) {
+      throw new VmError(`PUT /snapshot/create: the VM must be paused first (PATCH /vm {"state": "Paused"}); it is ${this.stateValue === 'Not started' ? 'not started' : this.stateValue}`);
+    }
+    const machine = this.machine;
+    const t0 = performance.now();
+    const state = machine.saveState();
+    try {
+      const memory = writeMemoryFile(p.mem_file_path, machine.memory);
+      const t1 = performance.now();
+      writeStateFile(p.snapshot_path, {
+        vessel_version: vesselVersion,
+        config: {
+          'boot-source': { ...this.bootSource },
+          'machine-config': { ...this.machineConfig },
+          drives: this.orderedDrives().map((d) => ({ ...d })),
+          'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
+          entropy: this.entropy,
+        },
+        memory: { size: machine.memory.size, sha256: memory.sha256 },
+        machine: state,
+      });
+      this.opts.log.info({ snapshot_path: p.snapshot_path, mem_file_path: p.mem_file_path, memory_ms: Math.round(t1 - t0), state_ms: Math.round(performance.now() - t1), memory_bytes_written: memory.written }, 'snapshot created');
+    } catch (e) {
+      if (e instanceof SnapshotFileError) throw new VmError(`PUT /snapshot/create: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * PUT /snapshot/load: only in a fresh VMM, before any boot configuration (as in Firecracker).
+   * Rebuilds the snapshot's board from its saved configuration (the same disk images and TAP
+   * devices must exist), fills RAM from the memory file and restores every part's state; the
+   * VM is then Paused, or Running with resume_vm.
+   */
+  async loadSnapshot(p: SnapshotLoadParams): Promise<void> {
+    const what = 'PUT /snapshot/load';
+    if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`${what}: a snapshot can only be loaded into a fresh VMM; the VM is ${this.starting ? 'starting' : this.stateValue === 'Stopped' ? 'stopped' : 'already started'}`);
+    const defaultMachine = Object.entries(DEFAULT_MACHINE).every(([k, v]) => this.machineConfig[k as keyof MachineConfiguration] === v);
+    if (this.bootSource || this.drives.size > 0 || this.nets.size > 0 || this.entropy || !defaultMachine) {
+      throw new VmError(`${what}: loading a snapshot is not allowed after boot configuration (boot source, machine config, drives, network interfaces or entropy); the snapshot brings its own: start a fresh VMM`);
+    }
+    if (p.mem_file_path !== undefined && p.mem_backend !== undefined) throw new VmError(`${what}: give mem_backend or mem_file_path, not both`);
+    if (p.mem_backend !== undefined && p.mem_backend.backend_type !== 'File') throw new VmError(`${what}: mem_backend of type "${p.mem_backend.backend_type}" is not supported; Vessel reads memory files ("backend_type": "File")`);
+    const memPath = p.mem_backend?.backend_path ?? p.mem_file_path;
+    if (memPath === undefined) throw new VmError(`${what}: no memory file: give mem_backend {"backend_type": "File", "backend_path": ...}`);
+    let body: SnapshotBody;
+    try {
+      body = readStateFile(p.snapshot_path);
+    } catch (e) {
+      if (e instanceof SnapshotFileError) throw new VmError(`${what}: ${e.message}`);
+      throw e;
+    }
+    try {
+      this.applySnapshotConfig(body, what);
+      this.starting = true;
+      if (body.memory?.size !== this.machineConfig.mem_size_mib * 1024 * 1024 || typeof body.memory.sha256 !== 'string') {
+        throw new VmError(`${what}: snapshot file "${p.snapshot_path}": its memory description does not match its machine configuration`);
+      }
+      const resume = p.resume_vm ?? false;
+      const t0 = performance.now();
+      await this.launch({ kind: 'snapshot' }, what, (machine) => {
+        if (!resume) machine.pause();
+        readMemoryFile(memPath, machine.memory, body.memory.sha256);
+        machine.restoreState(body.machine);
+      }, !resume);
+      this.opts.log.info({ snapshot_path: p.snapshot_path, mem_file_path: memPath, resumed: resume, restore_ms: Math.round(performance.now() - t0) }, 'snapshot loaded');
+    } catch (e) {
+      this.bootSource = null;
+      this.machineConfig = { ...DEFAULT_MACHINE };
+      this.drives.clear();
+      this.nets.clear();
+      this.entropy = false;
+      throw e;
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  /** Takes the snapshot's configuration through the same checks as the API's PUTs (disks and TAP names must still exist). */
+  private applySnapshotConfig(body: SnapshotBody, what: string): void {
+    const cfg = body.config;
+    if (typeof cfg !== 'object' || cfg === null || !cfg['boot-source'] || !cfg['machine-config'] || !Array.isArray(cfg.drives) || !Array.isArray(cfg['network-interfaces'])) {
+      throw new VmError(`${what}: the snapshot's configuration is incomplete`);
+    }
+    try {
+      this.machineConfig = this.checkedMachineConfig({ ...DEFAULT_MACHINE, ...cfg['machine-config'] });
+      // The kernel is not read again (RAM holds it), so its file need not exist any more.
+      this.bootSource = { ...cfg['boot-source'] };
+      for (const d of cfg.drives) this.putDrive(d.drive_id, d);
+      for (const n of cfg['network-interfaces']) this.putNetworkInterface(n.iface_id, n);
+      if (cfg.entropy === true) this.setEntropy();
+    } catch (e) {
+      if (e instanceof VmError) throw new VmError(`${what}: the snapshot's configuration cannot be applied here: ${e.message}`);
+      throw e;
     }
   }
 

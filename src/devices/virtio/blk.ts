@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import type { AccessWidth } from '../mmio.js';
+import { savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, GuestBuffer, VirtQueue } from './queue.js';
 
@@ -62,6 +63,9 @@ export interface BlkStats {
   flushOps: number;
 }
 
+/** What VirtioBlk.save() returns. */
+export interface BlkState { sectors: string; readonly: boolean }
+
 export class VirtioBlk implements VirtioDevice {
   readonly name: string;
   readonly deviceId = VIRTIO_ID_BLOCK;
@@ -107,6 +111,20 @@ export class VirtioBlk implements VirtioDevice {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = fd;
     this.resize();
+  }
+
+  /**
+   * The disk's snapshot state: its size and mode. The image file itself is the user's, as in
+   * Firecracker: the restored VM opens the same path, which must still hold the same disk.
+   */
+  save(): BlkState {
+    return { sectors: this.sectors.toString(), readonly: this.readonly };
+  }
+
+  restore(saved: unknown): void {
+    const s = savedObject(this.name, saved);
+    if (s.readonly !== this.readonly) throw new SnapshotStateError(`${this.name}: the snapshot's disk was ${s.readonly ? 'read-only' : 'writable'}, this one is ${this.readonly ? 'read-only' : 'writable'}`);
+    if (s.sectors !== this.sectors.toString()) throw new SnapshotStateError(`${this.name}: the image now has ${this.sectors} sectors, the snapshot's disk had ${String(s.sectors)}`);
   }
 
   /** Binds the transport, so `resize()` can notify the driver before any request arrives. */

@@ -8,6 +8,7 @@
  * notifies queue 0 and when new input arrives (through the transport's `kick`).
  */
 import type { AccessWidth } from '../mmio.js';
+import { decodeBytes, encodeBytes, savedInt, savedObject } from '../../machine/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { VirtQueue } from './queue.js';
 
@@ -30,6 +31,9 @@ export interface ConsoleOptions {
   rows?: number;
   name?: string;
 }
+
+/** What VirtioConsole.save() returns. */
+export interface ConsoleState { cols: number; rows: number; input: string }
 
 export class VirtioConsole implements VirtioDevice {
   readonly name: string;
@@ -57,6 +61,22 @@ export class VirtioConsole implements VirtioDevice {
 
   /** Bytes of host input waiting for receive buffers. */
   get pendingInput(): number { return this.inputBytes; }
+
+  /** The console size and host input not yet delivered, for a snapshot. */
+  save(): ConsoleState {
+    const pending = Buffer.concat(this.input).subarray(this.inputOffset);
+    return { cols: this.cols, rows: this.rows, input: encodeBytes(pending) };
+  }
+
+  restore(saved: unknown): void {
+    const s = savedObject(this.name, saved);
+    this.cols = savedInt(`${this.name}.cols`, s.cols, 0, 0xffff);
+    this.rows = savedInt(`${this.name}.rows`, s.rows, 0, 0xffff);
+    const input = decodeBytes(`${this.name}.input`, s.input);
+    this.input = input.length > 0 ? [input] : [];
+    this.inputOffset = 0;
+    this.inputBytes = input.length;
+  }
 
   /** Queues host input for the guest and delivers what fits into posted receive buffers now. */
   sendInput(bytes: Uint8Array): void {

@@ -9,7 +9,8 @@
  */
 import { GuestMemoryError, type GuestMemory } from '../../machine/memory.js';
 import type { AccessWidth, IrqLine, MmioDevice } from '../mmio.js';
-import { MAX_QUEUE_SIZE, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioError, VirtQueue } from './queue.js';
+import { savedBool, savedInt, savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
+import { MAX_QUEUE_SIZE, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioError, VirtQueue, type QueueIndices } from './queue.js';
 
 export interface VirtioDevice {
   /** Short name for logs, e.g. "virtio-blk0". */
@@ -27,6 +28,10 @@ export interface VirtioDevice {
   notify(queueIndex: number, queue: VirtQueue, transport: VirtioTransport): void;
   /** The driver reset the device (Status written with 0). */
   reset(): void;
+  /** The device's own state for a snapshot (plain JSON); absent for stateless devices. */
+  save?(): unknown;
+  /** Restores what save() returned; throws SnapshotStateError when it does not fit this device. */
+  restore?(saved: unknown): void;
   /** Called once by the transport's constructor, for devices that signal on their own (e.g. a resize). */
   attach?(transport: VirtioTransport): void;
 }
@@ -98,6 +103,17 @@ interface QueueState {
   queue: VirtQueue | null;
 }
 
+/** What VirtioMmio.save() returns. */
+export interface VirtioMmioState {
+  deviceId: number;
+  /** The features the driver acknowledged, in hex. */
+  driverFeatures: string;
+  deviceFeaturesSel: number; driverFeaturesSel: number; queueSel: number;
+  status: number; interruptStatus: number; configGeneration: number;
+  queues: { num: number; ready: boolean; desc: number; driver: number; device: number; indices: QueueIndices | null }[];
+  device: unknown;
+}
+
 const TRANSPORT_FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << BigInt(VIRTIO_F_RING_INDIRECT_DESC)) | (1n << BigInt(VIRTIO_F_RING_EVENT_IDX));
 
 const setLow = (v: number, low: number): number => Math.floor(v / 2 ** 32) * 2 ** 32 + (low >>> 0);
@@ -126,6 +142,60 @@ export class VirtioMmio implements MmioDevice, VirtioTransport {
 
   private freshQueue(): QueueState {
     return { num: this.device.queueMaxSize, ready: false, desc: 0, driver: 0, device: 0, queue: null };
+  }
+
+  /**
+   * Registers, negotiated features, queue setup with the device's ring indices, and the
+   * device's own state, for a snapshot. Requests complete inside notify, so when the VM is
+   * paused no request is in flight: everything else is in guest memory.
+   */
+  save(): VirtioMmioState {
+    return {
+      deviceId: this.device.deviceId,
+      driverFeatures: this.driverFeatures.toString(16),
+      deviceFeaturesSel: this.deviceFeaturesSel, driverFeaturesSel: this.driverFeaturesSel, queueSel: this.queueSel,
+      status: this.status, interruptStatus: this.interruptStatus, configGeneration: this.configGeneration,
+      queues: this.queues.map((q) => ({ num: q.num, ready: q.ready, desc: q.desc, driver: q.driver, device: q.device, indices: q.queue?.save() ?? null })),
+      device: this.device.save?.() ?? null,
+    };
+  }
+
+  /** Restores save()'s state; the ring addresses go through VirtQueue's checks again. */
+  restore(saved: unknown): void {
+    const s = savedObject(this.name, saved);
+    const u32 = (k: string): number => savedInt(`${this.name}.${k}`, s[k], 0, 0xffff_ffff);
+    if (s.deviceId !== this.device.deviceId) throw new SnapshotStateError(`${this.name}: the snapshot has virtio device type ${String(s.deviceId)} in this slot, the VM has ${this.device.deviceId}`);
+    if (typeof s.driverFeatures !== 'string' || !/^[0-9a-f]{1,16}$/.test(s.driverFeatures)) throw new SnapshotStateError(`${this.name}.driverFeatures: ${String(s.driverFeatures)} is not a hex feature mask`);
+    const queues = s.queues;
+    if (!Array.isArray(queues) || queues.length !== this.queues.length) throw new SnapshotStateError(`${this.name}: expected ${this.queues.length} queues`);
+    this.driverFeatures = BigInt(`0x${s.driverFeatures}`);
+    this.deviceFeaturesSel = u32('deviceFeaturesSel');
+    this.driverFeaturesSel = u32('driverFeaturesSel');
+    this.queueSel = u32('queueSel');
+    this.status = savedInt(`${this.name}.status`, s.status, 0, 0xff);
+    this.interruptStatus = savedInt(`${this.name}.interruptStatus`, s.interruptStatus, 0, INT_USED_BUFFER | INT_CONFIG_CHANGE);
+    this.configGeneration = u32('configGeneration');
+    queues.forEach((saved: unknown, i) => {
+      const what = `${this.name} queue ${i}`;
+      const qs = savedObject(what, saved);
+      const addr = (k: string): number => savedInt(`${what}.${k}`, qs[k], 0, Number.MAX_SAFE_INTEGER);
+      const q: QueueState = { num: savedInt(`${what}.num`, qs.num, 0, 0xffff_ffff), ready: false, desc: addr('desc'), driver: addr('driver'), device: addr('device'), queue: null };
+      this.queues[i] = q;
+      if (!savedBool(`${what}.ready`, qs.ready)) return;
+      try {
+        q.queue = new VirtQueue(this.memory, { size: q.num, desc: q.desc, avail: q.driver, used: q.device }, {
+          indirect: this.hasFeature(VIRTIO_F_RING_INDIRECT_DESC),
+          eventIdx: this.hasFeature(VIRTIO_F_RING_EVENT_IDX),
+        }, `queue ${i}`);
+      } catch (e) {
+        if (e instanceof VirtioError) throw new SnapshotStateError(`${this.name}: ${e.message}`);
+        throw e;
+      }
+      q.queue.restore(qs.indices);
+      q.ready = true;
+    });
+    if (this.device.restore) this.device.restore(s.device);
+    this.updateIrq();
   }
 
   get currentStatus(): number { return this.status; }

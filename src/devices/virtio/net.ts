@@ -20,6 +20,7 @@
 import type { AccessWidth } from '../mmio.js';
 import { MAX_ETHERNET_FRAME, type NetBackend } from '../../net/backend.js';
 import { MAC_LENGTH } from '../../net/mac.js';
+import { decodeBytes, encodeBytes, savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, VirtQueue } from './queue.js';
 
@@ -70,6 +71,9 @@ export interface NetCounters {
   rxDropped: number;
 }
 
+/** What VirtioNet.save() returns (base64 bytes). */
+export interface NetState { mac: string; rxFrames: string[] }
+
 export class VirtioNet implements VirtioDevice {
   readonly name: string;
   readonly deviceId = VIRTIO_ID_NET;
@@ -102,6 +106,26 @@ export class VirtioNet implements VirtioDevice {
 
   /** Frames waiting for receive buffers. */
   get pendingFrames(): number { return this.rxFifo.length; }
+
+  /**
+   * The MAC and the frames waiting for receive buffers, for a snapshot. The backend is not
+   * part of it: the restored VM opens its own (same TAP name, or a fresh user network).
+   */
+  save(): NetState {
+    return { mac: encodeBytes(this.mac), rxFrames: this.rxFifo.map(encodeBytes) };
+  }
+
+  restore(saved: unknown): void {
+    const s = savedObject(this.name, saved);
+    const mac = decodeBytes(`${this.name}.mac`, s.mac);
+    if (mac.length !== MAC_LENGTH || mac.some((b, i) => b !== this.mac[i])) throw new SnapshotStateError(`${this.name}: the snapshot's MAC ${[...mac].map((b) => b.toString(16).padStart(2, '0')).join(':')} differs from this device's`);
+    if (!Array.isArray(s.rxFrames) || s.rxFrames.length > RX_QUEUE_FRAMES) throw new SnapshotStateError(`${this.name}.rxFrames: not a list of at most ${RX_QUEUE_FRAMES} frames`);
+    this.rxFifo = s.rxFrames.map((f: unknown, i) => {
+      const frame = decodeBytes(`${this.name}.rxFrames[${i}]`, f);
+      if (frame.length > MAX_ETHERNET_FRAME) throw new SnapshotStateError(`${this.name}.rxFrames[${i}]: ${frame.length} bytes exceed an Ethernet frame`);
+      return frame;
+    });
+  }
 
   /** Closes the backend; no frames arrive after this. */
   close(): void { this.backend.close(); }

@@ -6,6 +6,7 @@
  * transport turns it into DEVICE_NEEDS_RESET instead of an exception in the CPU.
  */
 import type { GuestMemory } from '../../machine/memory.js';
+import { savedInt, savedObject } from '../../machine/snapshot-state.js';
 
 /** Feature bits shared by all device types (virtio 1.2 §6). */
 export const VIRTIO_F_RING_INDIRECT_DESC = 28;
@@ -55,6 +56,9 @@ export function needEvent(eventIdx: number, newIdx: number, oldIdx: number): boo
   return ((newIdx - eventIdx - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
 }
 
+/** What VirtQueue.save() returns. */
+export interface QueueIndices { lastAvail: number; usedIdx: number; signalledUsed: number }
+
 export class VirtQueue {
   readonly size: number;
   readonly desc: number;
@@ -83,6 +87,18 @@ export class VirtQueue {
     this.desc = desc;
     this.avail = avail;
     this.used = used;
+  }
+
+  /** The device's side of the rings (the rest lives in guest memory), for a snapshot. */
+  save(): QueueIndices {
+    return { lastAvail: this.lastAvail, usedIdx: this.usedIdx, signalledUsed: this.signalledUsed };
+  }
+
+  restore(saved: unknown): void {
+    const s = savedObject(this.label, saved);
+    this.lastAvail = savedInt(`${this.label}.lastAvail`, s.lastAvail, 0, 0xffff);
+    this.usedIdx = savedInt(`${this.label}.usedIdx`, s.usedIdx, 0, 0xffff);
+    this.signalledUsed = savedInt(`${this.label}.signalledUsed`, s.signalledUsed, 0, 0xffff);
   }
 
   /** Number of chains the driver has made available and the device has not taken yet. */

@@ -2,8 +2,8 @@
  * The API's operations (by operationId in openapi.yaml) mapped onto the VMM. Bodies arrive
  * already validated against the document, so they have the shapes in ../config.ts.
  */
-import type { ActionType, BootSource, Drive, EntropyDevice, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, VmStateUpdate } from '../config.js';
-import type { Vmm } from '../vmm.js';
+import type { ActionType, BootSource, Drive, EntropyDevice, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmStateUpdate } from '../config.js';
+import { VMM_VERSION, type Vmm } from '../vmm.js';
 import { ApiError, type ApiHandler, type ApiResponse } from './server.js';
 
 const done: ApiResponse = { status: 204 };
@@ -33,7 +33,7 @@ export function apiOperations(vmm: Vmm): Record<string, ApiHandler> {
       return done;
     },
     getExportVmConfig: () => ok(vmm.vmConfig()),
-    createSnapshot: () => { throw new ApiError('snapshots are not implemented in Vessel yet (PUT /snapshot/create)'); },
-    loadSnapshot: () => { throw new ApiError('snapshots are not implemented in Vessel yet (PUT /snapshot/load)'); },
+    createSnapshot: ({ body }) => { vmm.vm.createSnapshot(body as SnapshotCreateParams, VMM_VERSION); return done; },
+    loadSnapshot: async ({ body }) => { await vmm.vm.loadSnapshot(body as SnapshotLoadParams); return done; },
   };
 }
