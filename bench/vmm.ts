@@ -11,6 +11,10 @@
 //     resumes; poweroff.
 //   - QEMU TCG: `qemu-system-riscv64 -M virt -m 128 -nographic` with the same kernel, initrd and
 //     command line, idle as long after its prompt, VmRSS.
+// Then, once per --snapshot-mib size (default 128 and 1024): boot a guest of that size, fill
+// --fill-mib of its RAM with non-zero data (a tmpfs file), pause, time PUT /snapshot/create,
+// kill the VMM, start a fresh one and time PUT /snapshot/load with resume_vm (request -> reply),
+// and check the restored shell answers.
 // Progress goes to stderr; the table (or one JSON document with --json) to stdout.
 
 import * as fs from 'node:fs';
@@ -19,7 +23,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { api } from '../test/vmm-client.js';
+import { api, waitForApi } from '../test/vmm-client.js';
 import { CLI, PROMPT, VesselProcess } from '../test/vessel-cli.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
 import { fmtS, summarize, table } from './lib/stats.js';
@@ -33,18 +37,26 @@ const { values: opts } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     'idle-seconds': { type: 'string', default: '10' },
+    'snapshot-mib': { type: 'string', default: '128,1024' },
+    'fill-mib': { type: 'string', default: '64' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opts.help) {
-  process.stdout.write('Usage: node dist/bench/vmm.js [--runs N] [--idle-seconds S] [--json]\n');
+  process.stdout.write('Usage: node dist/bench/vmm.js [--runs N] [--idle-seconds S] [--snapshot-mib 128,1024] [--fill-mib M] [--json]\n');
   process.exit(0);
 }
 const runs = Number(opts.runs);
 const idleMs = Number(opts['idle-seconds']) * 1000;
+const snapshotSizes = opts['snapshot-mib'] === '' ? [] : opts['snapshot-mib'].split(',').map(Number);
+const fillMiB = Number(opts['fill-mib']);
 if (!Number.isInteger(runs) || runs < 1 || !(idleMs >= 0)) {
   process.stderr.write('bench/vmm: --runs must be a positive integer and --idle-seconds a number >= 0\n');
+  process.exit(2);
+}
+if (snapshotSizes.some((m) => !Number.isInteger(m) || m < 64 || m > 2048) || !Number.isInteger(fillMiB) || fillMiB < 0 || snapshotSizes.some((m) => fillMiB > m / 2)) {
+  process.stderr.write('bench/vmm: --snapshot-mib takes sizes from 64 to 2048 (comma-separated, or empty for none); --fill-mib at most half the smallest\n');
   process.exit(2);
 }
 
@@ -112,6 +124,52 @@ async function vesselRun(kernel: string, initrd: string, dir: string): Promise<V
   }
 }
 
+interface SnapshotRun { memMiB: number; createMs: number; loadMs: number; memFileMiB: number; allocatedMiB: number }
+
+/** Boot, fill RAM, pause, snapshot; then restore in a fresh VMM and check the shell. */
+async function snapshotRun(kernel: string, initrd: string, dir: string, memMiB: number): Promise<SnapshotRun> {
+  const snap = path.join(dir, 'vm.snap');
+  const mem = path.join(dir, 'vm.mem');
+  const first = new VesselProcess(process.execPath, [CLI, 'vmm', '--api-sock', path.join(dir, 'a.sock')], { cwd: dir });
+  let second: VesselProcess | undefined;
+  try {
+    await waitForApi(first, path.join(dir, 'a.sock'));
+    const sock = path.join(dir, 'a.sock');
+    await expect204(sock, 'PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: memMiB });
+    await expect204(sock, 'PUT', '/boot-source', { kernel_image_path: kernel, initrd_path: initrd, boot_args: APPEND });
+    await expect204(sock, 'PUT', '/actions', { action_type: 'InstanceStart' });
+    const marker = await first.waitFor(BOOT_MARKER, 0, BOOT_TIMEOUT_MS);
+    let at = (await first.waitFor(PROMPT, marker.end, BOOT_TIMEOUT_MS)).end;
+    // Non-zero pages, so the memory file is not all holes: `yes` output kept in the initramfs.
+    first.send(`yes vessel-snapshot-bench | head -c ${fillMiB}M > /fill; echo FILLED\n`);
+    at = (await first.waitFor(/FILLED\r?\n/, at, BOOT_TIMEOUT_MS)).end;
+    await expect204(sock, 'PATCH', '/vm', { state: 'Paused' });
+    let t = performance.now();
+    await expect204(sock, 'PUT', '/snapshot/create', { snapshot_type: 'Full', snapshot_path: snap, mem_file_path: mem });
+    const createMs = performance.now() - t;
+    first.kill();
+    await first.exited;
+    const st = fs.statSync(mem);
+
+    const sock2 = path.join(dir, 'b.sock');
+    second = new VesselProcess(process.execPath, [CLI, 'vmm', '--api-sock', sock2], { cwd: dir });
+    await waitForApi(second, sock2);
+    t = performance.now();
+    await expect204(sock2, 'PUT', '/snapshot/load', { snapshot_path: snap, mem_backend: { backend_type: 'File', backend_path: mem }, resume_vm: true });
+    const loadMs = performance.now() - t;
+    second.send('echo RESTORED-$((6*7))\n');
+    await second.waitFor('RESTORED-42', 0, BOOT_TIMEOUT_MS);
+    second.send('poweroff -f\n');
+    await second.waitExit(60_000);
+    return { memMiB, createMs, loadMs, memFileMiB: st.size / 2 ** 20, allocatedMiB: st.blocks * 512 / 2 ** 20 };
+  } finally {
+    first.kill();
+    second?.kill();
+    fs.rmSync(snap, { force: true });
+    fs.rmSync(mem, { force: true });
+  }
+}
+
 async function qemuRss(kernel: string, initrd: string): Promise<{ markerS: number; rssMiB: number }> {
   const q = new VesselProcess(QEMU, ['-M', 'virt', '-m', String(MEMORY_MIB), '-smp', '1', '-nographic', '-kernel', kernel, '-initrd', initrd, '-append', APPEND]);
   try {
@@ -131,12 +189,17 @@ const image = await ensureDefaultImage({ quiet: true });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-vmm-'));
 const vessel: VesselRun[] = [];
 const qemu: { markerS: number; rssMiB: number }[] = [];
+const snapshots: SnapshotRun[] = [];
 try {
   for (let i = 0; i < runs; i++) {
     log(`run ${i + 1}/${runs}: QEMU`);
     qemu.push(await qemuRss(image.kernel, image.initrd));
     log(`run ${i + 1}/${runs}: Vessel`);
     vessel.push(await vesselRun(image.kernel, image.initrd, dir));
+  }
+  for (const memMiB of snapshotSizes) {
+    log(`snapshot of a ${memMiB} MiB guest with ${fillMiB} MiB filled`);
+    snapshots.push(await snapshotRun(image.kernel, image.initrd, dir, memMiB));
   }
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
@@ -153,7 +216,7 @@ const s = {
 };
 const maxPause = Math.max(...vessel.flatMap((r) => r.pauseMs));
 if (opts.json) {
-  process.stdout.write(JSON.stringify({ node: process.version, qemuVersion, memoryMiB: MEMORY_MIB, idleSeconds: idleMs / 1000, runs, vessel, qemu, summary: s, maxPauseMs: maxPause }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ node: process.version, qemuVersion, memoryMiB: MEMORY_MIB, idleSeconds: idleMs / 1000, runs, vessel, qemu, summary: s, maxPauseMs: maxPause, fillMiB, snapshots }, null, 2) + '\n');
 } else {
   const row = (name: string, x: ReturnType<typeof summarize>, unit: string, fmt = fmtS): string[] =>
     [name, x ? fmt(x.min) : '-', x ? fmt(x.median) : '-', unit, x ? x.values.map(fmt).join(' ') : ''];
@@ -168,5 +231,11 @@ if (opts.json) {
     row('QEMU TCG: RSS, idle guest', s.qemuRss, 'MiB', one),
   ], [false, true, true, false, false]) + '\n\n');
   process.stdout.write(`PATCH /vm Paused round trip on a busy guest (${PAUSES} per run): min ${s.pause?.min.toFixed(2)} ms, median ${s.pause?.median.toFixed(2)} ms, max ${maxPause.toFixed(2)} ms\n`);
-  process.stdout.write(`PATCH /vm Resumed round trip: min ${s.resume?.min.toFixed(2)} ms, median ${s.resume?.median.toFixed(2)} ms\n`);
+  process.stdout.write(`PATCH /vm Resumed round trip: min ${s.resume?.min.toFixed(2)} ms, median ${s.resume?.median.toFixed(2)} ms\n`);  if (snapshots.length) {
+    process.stdout.write(`\nSnapshot (one run per size; ${fillMiB} MiB of guest RAM filled with non-zero data; request -> reply)\n`);
+    process.stdout.write(table([
+      ['guest RAM', 'create', 'load + resume', 'memory file', 'allocated'],
+      ...snapshots.map((r) => [`${r.memMiB} MiB`, `${r.createMs.toFixed(0)} ms`, `${r.loadMs.toFixed(0)} ms`, `${r.memFileMiB.toFixed(0)} MiB`, `${r.allocatedMiB.toFixed(1)} MiB`]),
+    ], [false, true, true, true, true]) + '\n');
+  }
 }
