@@ -4,8 +4,8 @@ import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js
 import { chooseBoot } from './default-boot.js';
 import { DEFAULT_APPEND, ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
 import { parseMemorySize } from './size.js';
-import { parseNetOption, type NetOption } from './net-option.js';
 import { attachSocketConsole } from './console-client.js';
+import { parseNetOption, type NetOption } from './net-option.js';
 
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
