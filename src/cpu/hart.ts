@@ -117,6 +117,12 @@ export class Hart implements FpuHart {
   private tlbRead: Tlb;
   private tlbWrite: Tlb;
   private tlbExec: Tlb;
+  /**
+   * User pages reached from S-mode with SUM=1 (Linux's copy_to_user / copy_from_user), for read
+   * and write. They stay out of the S set so a SUM toggle needs no flush, and live here instead
+   * of being walked on every access. Only translate() looks here, and only while SUM=1.
+   */
+  private readonly sumUserTlbs = [0, 1].map(() => new Tlb(new ArrayBuffer(TLB_BYTES), 0));
   /** The RAM page the last fetch came from: (vpnLo, hi) -> offset into RAM. */
   private fetchVpn = -1;
   private fetchHi = 0;
@@ -257,12 +263,14 @@ export class Hart implements FpuHart {
   /** Flushes every translation cache of this hart (satp write, sfence.vma, remote fence). */
   flushTlb(): void {
     for (const set of this.tlbs) for (const t of set) t.flush();
+    for (const t of this.sumUserTlbs) t.flush();
     this.fetchVpn = -1;
   }
 
   /** Flushes the translations of one virtual page (SFENCE.VMA rs1 != x0; any ASID). */
   private flushTlbPage(lo: number, hi: number): void {
     for (const set of this.tlbs) for (const t of set) t.flushPage(lo, hi);
+    for (const t of this.sumUserTlbs) t.flushPage(lo, hi);
     this.fetchVpn = -1;
   }
 
@@ -402,6 +410,12 @@ export class Hart implements FpuHart {
     const other = tlb.other(lo, hi);
     if (other >= 0) return other + (lo & 0xfff);
     const priv = access === Access.Execute ? this.priv : this.dataPriv;
+    const sumUser = priv === Priv.Supervisor && access !== Access.Execute && (this.mstatus & Mstatus.SUM) !== 0
+      ? this.sumUserTlbs[access] : null;
+    if (sumUser) {
+      const page = sumUser.other(lo, hi);
+      if (page >= 0) return page + (lo & 0xfff);
+    }
     const pa = walkPageTable(this.mem, this.satpMode, this.rootPpn, lo, hi, access, priv,
       (this.mstatus & Mstatus.SUM) !== 0, (this.mstatus & Mstatus.MXR) !== 0);
     if (pa < 0) {
@@ -410,10 +424,13 @@ export class Hart implements FpuHart {
         : [Exception.LoadPageFault, Exception.StorePageFault, Exception.InstructionPageFault][access];
       this.raise(cause, lo, hi);
     }
-    // A user page reached from S-mode (SUM=1) is not cached: the S-mode TLBs then hold only
-    // pages whose permission does not depend on SUM, so Linux's SUM toggle around every user
-    // copy needs no flush.
-    if (priv === Priv.Supervisor && access !== Access.Execute && lastLeafUser) return pa;
+    // A user page reached from S-mode (SUM=1) goes to sumUserTlbs, not the S set: the S-mode
+    // TLBs then hold only pages whose permission does not depend on SUM, so Linux's SUM toggle
+    // around every user copy needs no flush.
+    if (priv === Priv.Supervisor && access !== Access.Execute && lastLeafUser) {
+      sumUser?.fillOther(lo, hi, pa - (lo & 0xfff));
+      return pa;
+    }
     this.fillTlb(tlb, lo, hi, pa, access);
     return pa;
   }
@@ -683,6 +700,7 @@ export class Hart implements FpuHart {
     this.mstatus = v;
     if (changed & Mstatus.MXR) {
       for (const set of this.tlbs) set[Access.Read].flush();
+      this.sumUserTlbs[Access.Read].flush();
     }
     if (changed & (Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR)) this.updateTranslation();
   }
