@@ -85,7 +85,9 @@ export class Jit {
   private readonly pageModules = new Map<number, Set<CompiledModule>>();
   private readonly pageInvalidations: Uint8Array;
   private readonly table = new WebAssembly.Table({ element: 'anyfunc', initial: 64 });
+  /** Function table slots never used yet start here; those of invalidated modules are reused (a Target holds the index in 23 bits). */
   private nextTableIndex = 0;
+  private readonly freeTableIndices: number[] = [];
   private pending: PendingBlock[] = [];
   private pendingAge = 0;
   private readonly imports: WebAssembly.Imports;
@@ -160,7 +162,7 @@ export class Jit {
     const started = performance.now();
     const bytes = new ModuleTranslator(this.memoryPages, plans).translate();
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
-    const tableIndex = this.nextTableIndex++;
+    const tableIndex = this.freeTableIndices.pop() ?? this.nextTableIndex++;
     if (tableIndex >= this.table.length) this.table.grow(this.table.length);
     this.table.set(tableIndex, instance.exports.run as () => number);
     const module: CompiledModule = { tableIndex, blocks: [], dead: false };
@@ -239,6 +241,7 @@ export class Jit {
       }
     }
     this.table.set(module.tableIndex, null);
+    this.freeTableIndices.push(module.tableIndex);
     this.stats.invalidatedModules++;
   }
 }

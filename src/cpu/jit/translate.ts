@@ -167,10 +167,26 @@ export class ModuleTranslator {
   /** Continues at constant pc (lo, hi) after `retired` more instructions: chains when it can. */
   private leaveTo(lo: number, hi: number, retired: number): void {
     const f = this.f, b = this.block;
+    const samePage = hi === b.pcHi && (lo >>> 12) === (b.pcLo >>> 12);
+    // On the same virtual page, the translation that led here holds for the target, so it must
+    // be the block at the same physical page; elsewhere, any block of this module translated at
+    // that pc, checked through the fetch TLB before jumping.
     const target = this.blocks.findIndex((t) => t.pcLo === lo && t.pcHi === hi &&
-      t.ramOff === (b.ramOff & ~0xfff) + (lo & 0xfff));
-    // Chaining needs the same virtual page: then the translation that led here holds for the target.
-    if (target < 0 || hi !== b.pcHi || (lo >>> 12) !== (b.pcLo >>> 12)) { this.exitConst(lo, hi, retired); return; }
+      (!samePage || t.ramOff === (b.ramOff & ~0xfff) + (lo & 0xfff)));
+    if (target < 0) { this.exitConst(lo, hi, retired); return; }
+    if (!samePage) {
+      // A fetch TLB hit for the target's page, mapping it where the target was translated from.
+      const ok = f.open(Op.Block);
+      const fail = f.open(Op.Block);
+      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb); f.i32((lo >>> 10) & 0x3fc); f.op(Op.I32Add); f.tee(L_ENT);
+      f.mem(Op.I32Load, 2, TlbField.TagLo); f.i32(lo >>> 12); f.op(Op.I32Ne); f.brIf(fail);
+      f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.i32(hi); f.op(Op.I32Ne); f.brIf(fail);
+      f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.i32(this.blocks[target].ramOff & ~0xfff); f.op(Op.I32Ne); f.brIf(fail);
+      f.br(ok);
+      f.close();
+      this.exitConst(lo, hi, retired);
+      f.close();
+    }
     f.get(L_N); f.i32(retired); f.op(Op.I32Add); f.tee(L_N);
     f.get(L_BUDGET); f.op(Op.I32GeU);
     f.open(Op.If);
@@ -180,6 +196,7 @@ export class ModuleTranslator {
     if ([...this.reads[target]].every((r) => this.available.has(r))) { f.i32(1); f.set(L_WARM); }
     f.br(this.dispatchLevel);
   }
+
 
   // ---- registers ----
 
