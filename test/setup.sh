@@ -15,7 +15,7 @@ PACKAGES=(
   e2fsprogs                  # mkfs.ext4 for disk images
   xz-utils                   # the image builder decompresses .ko.xz modules
   debian-archive-keyring     # the image builder's private apt checks Debian's signatures
-  socat                      # vessel run --net tap=NAME relays the TAP through it
+  socat                      # vessel run --net tap=NAME relays the TAP through it; vessel vmm --console pty makes the pty
   iputils-ping               # test/net-tap.test.ts pings the guests from the host side
   curl                       # test/vmm-*.test.ts drive the VMM API with curl --unix-socket
 )

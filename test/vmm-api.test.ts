@@ -135,7 +135,7 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
 
   // /serial and /entropy
   await fault('PUT', '/serial', { serial_out_path: path.join(dir, 'no', 'serial') }, /^serial output file ".*no\/serial" cannot be opened: ENOENT/);
-  await fault('PUT', '/serial', { vessel_console: 'pty' }, 'console "pty" is not supported yet: use "unix:PATH" and attach with `vessel console PATH`');
+  await fault('PUT', '/serial', { vessel_console: `pty:${path.join(dir, 'no', 'tty')}` }, /^pty link ".*no\/tty": directory ".*no" does not exist/);
   await fault('PUT', '/serial', { vessel_console: 'tcp:1234' }, /^field "vessel_console" is "tcp:1234", which is not valid/);
   await fault('PUT', '/serial', { vessel_console: `unix:${path.join(dir, 'no', 's')}` }, /^console socket ".*no\/s": directory ".*no" does not exist/);
   await fault('PUT', '/serial', { serial_out_path: 'a', vessel_console: 'stdio' }, 'give serial_out_path or vessel_console, not both');
@@ -225,7 +225,7 @@ test('vessel vmm: bad options, config files and sockets are usage errors (exit 2
     [['vmm', '--config-file', write('type.json', { 'machine-config': { vcpu_count: 1, mem_size_mib: '128' } })], /--config-file ".*type.json": field "machine-config.mem_size_mib" must be an integer, got a string/],
     [['vmm', '--config-file', write('drive.json', { drives: [{ drive_id: 'rootfs', path_on_host: 'nope.img', is_root_device: true }] })], /--config-file ".*drive.json": disk "nope.img" does not exist/],
     [['vmm', '--config-file', write('nokernel.json', { 'machine-config': { vcpu_count: 1, mem_size_mib: 128 } })], /--config-file ".*nokernel.json": InstanceStart: no boot source: PUT \/boot-source first/],
-    [['vmm', '--api-sock', path.join(dir, 'api.sock'), '--console', 'serial0'], /--console: console "serial0" is not one of stdio, file:PATH, unix:PATH/],
+    [['vmm', '--api-sock', path.join(dir, 'api.sock'), '--console', 'serial0'], /--console: console "serial0" is not one of stdio, file:PATH, unix:PATH, pty, pty:LINK/],
     [['vmm', '--api-sock', path.join(dir, 'no', 'api.sock')], /--api-sock ".*no\/api.sock": directory ".*no" does not exist/],
     [['vmm', '--api-sock', write('regular', 'x')], /--api-sock ".*regular" exists and is not a socket/],
     [['console', path.join(dir, 'nothing.sock')], /console ".*nothing.sock": no such socket/],

@@ -61,7 +61,7 @@ program.command('vmm')
   .description('a VM monitor process: the VM is configured and started through a Firecracker-style REST API on a Unix socket, or from a JSON file')
   .option('--api-sock <path>', 'serve the REST API on a Unix domain socket at <path> (see docs/API.md)')
   .option('--config-file <path>', 'configure the VM from this JSON file (the shape of GET /vm/config) and start it at once')
-  .option('--console <where>', 'serial console: stdio (default: this process\'s stdin/stdout), file:PATH, unix:PATH (attach with `vessel console PATH`)')
+  .option('--console <where>', 'serial console: stdio (default: this process\'s stdin/stdout), file:PATH, unix:PATH (attach with `vessel console PATH`), pty or pty:LINK (a new pseudo-terminal, LINK a symlink to it)')
   .option('--id <id>', 'instance id reported by GET / (default "anonymous-instance")')
   .action(async (o: { apiSock?: string; configFile?: string; console?: string; id?: string }) => {
     // Imported on use: the API server's libraries would slow every other command's start.

@@ -1,43 +1,59 @@
 /**
  * Where a VMM's serial console (the UART, the guest's ttyS0) goes: the VMM process's own
- * stdin/stdout (the default, as in Firecracker), a file (output only), or a Unix domain socket
+ * stdin/stdout (the default, as in Firecracker), a file (output only), a Unix domain socket
  * server that `vessel console PATH` attaches to (one client at a time, 64 KiB of output kept
- * while none is connected).
+ * while none is connected), or a new pseudo-terminal (serial-pty.ts), optionally with a
+ * symbolic link to it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HvcSocketError, HvcSocketServer } from '../cli/hvc-socket.js';
 import { attachConsole } from '../cli/terminal.js';
+import { checkPtyConsole, PtyConsole, PtyConsoleError } from './serial-pty.js';
 
 export type SerialSpec =
   | { kind: 'stdio' }
   | { kind: 'file'; path: string }
-  | { kind: 'unix'; path: string };
+  | { kind: 'unix'; path: string }
+  | { kind: 'pty'; link?: string };
 
 /** A serial console setting that cannot be used; the message says why. */
 export class SerialSpecError extends Error {
   override name = 'SerialSpecError';
 }
 
-/** Parses `stdio`, `file:PATH` or `unix:PATH` (the --console flag and the vessel_console field). */
+/** Parses `stdio`, `file:PATH`, `unix:PATH`, `pty` or `pty:LINK` (the --console flag and the vessel_console field). */
 export function parseSerialSpec(text: string): SerialSpec {
   if (text === 'stdio') return { kind: 'stdio' };
-  if (text === 'pty') throw new SerialSpecError('console "pty" is not supported yet: use "unix:PATH" and attach with `vessel console PATH`');
-  const m = /^(file|unix):(.+)$/.exec(text);
-  if (!m) throw new SerialSpecError(`console "${text}" is not one of stdio, file:PATH, unix:PATH`);
+  if (text === 'pty') return { kind: 'pty' };
+  const m = /^(file|unix|pty):(.+)$/.exec(text);
+  if (!m) throw new SerialSpecError(`console "${text}" is not one of stdio, file:PATH, unix:PATH, pty, pty:LINK`);
+  if (m[1] === 'pty') return { kind: 'pty', link: m[2] };
   return { kind: m[1] as 'file' | 'unix', path: m[2] };
 }
 
 export function formatSerialSpec(spec: SerialSpec): string {
-  return spec.kind === 'stdio' ? 'stdio' : `${spec.kind}:${spec.path}`;
+  switch (spec.kind) {
+    case 'stdio': return 'stdio';
+    case 'pty': return spec.link === undefined ? 'pty' : `pty:${spec.link}`;
+    default: return `${spec.kind}:${spec.path}`;
+  }
 }
 
 /**
  * Checks what can be checked before the VM starts: a file console's file can be opened for
  * appending (it is created), a socket console's directory exists and its path is not a file
- * other than a socket.
+ * other than a socket, a pty console's programs are installed and its link can be made.
  */
 export function checkSerialSpec(spec: SerialSpec): void {
+  if (spec.kind === 'pty') {
+    try {
+      checkPtyConsole(spec.link);
+    } catch (e) {
+      if (e instanceof PtyConsoleError) throw new SerialSpecError(e.message);
+      throw e;
+    }
+  }
   if (spec.kind === 'file') {
     try {
       fs.closeSync(fs.openSync(spec.path, 'a'));
@@ -113,6 +129,18 @@ export async function openSerial(spec: SerialSpec, h: SerialHandlers): Promise<S
         throw e;
       }
       return { write: (data) => server.write(data), close: () => server.close() };
+    }
+    case 'pty': {
+      let pty: PtyConsole;
+      try {
+        pty = await PtyConsole.open(spec.link, h.onInput, h.onOutputClosed);
+      } catch (e) {
+        if (e instanceof PtyConsoleError) throw new SerialSpecError(e.message);
+        throw e;
+      }
+      // Like QEMU's "char device redirected to /dev/pts/N": the user needs to know where to attach.
+      process.stderr.write(`vessel vmm: serial console on ${pty.ptyPath}${spec.link !== undefined ? ` (link ${spec.link})` : ''}\n`);
+      return { write: (data) => pty.write(data), close: () => pty.close() };
     }
   }
 }

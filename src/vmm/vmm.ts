@@ -102,7 +102,7 @@ export interface VmmOptions {
   id?: string;
   apiSock?: string;
   configFile?: string;
-  /** --console: stdio (default), file:PATH or unix:PATH. */
+  /** --console: stdio (default), file:PATH, unix:PATH, pty or pty:LINK. */
   console?: string;
 }
 
