@@ -12,12 +12,14 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * the hart whose state slot starts at byte `base` of the shared memory, with `retired`
  * instructions retired so far in this call from JavaScript, and returns (retired << 2) | RunExit
  * flags with the pc in the state slot. Blocks are cases of a loop over a br_table, so a block
- * whose exit target is another block of the same module on the same virtual page jumps there
- * directly, until `budget` instructions have retired (that bounds interrupt latency); other
- * exits go back to the dispatcher (dispatcher.ts).
+ * whose constant exit target is another block of the same module jumps there directly (on the
+ * same virtual page at once, on another page after checking the fetch TLB), until `budget`
+ * instructions have retired (that bounds interrupt latency); other exits go back to the
+ * dispatcher (dispatcher.ts).
  *
- * Guest registers are cached in i64 locals, loaded once on entry; every write also goes to the
- * state slot at once, so the slot is always current when a helper traps or the block leaves.
+ * Guest registers are cached in i64 locals, loaded by each block that reads them (unless it was
+ * reached by chaining with them in locals already); every write also goes to the state slot at
+ * once, so the slot is always current when a helper traps or the block leaves.
  * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); a miss,
  * a page-crossing access, MMIO or a fault goes to the hart's `compiledLoad`/`compiledStore`
  * after the pc and retired count of the instruction are written to the slot, so a trap there is
