@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
+import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
 import { engineList, intArg, UsageError, type EngineName } from './lib/options.js';
 import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js';
@@ -30,7 +30,6 @@ const RANDREAD_SOURCE = fileURLToPath(new URL('../../bench/guest/randread.c', im
 const CROSS_GCC = 'riscv64-linux-gnu-gcc';
 const APPEND = 'console=ttyS0';
 const MEMORY_MIB = 256;
-const PROMPT = '~ # ';
 const RECORDED_RUNS = 5;
 
 const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG', vessel: 'Vessel' };
@@ -173,48 +172,28 @@ function startGuest(engine: EngineName, kernel: string, initrd: string, data: st
 type EngineResult = Record<Workload['id'], number[]>;
 
 async function benchEngine(engine: EngineName, o: Options, kernel: string, initrd: string, data: string, tools: { path: string; blocks: number }): Promise<EngineResult> {
-  const guest = startGuest(engine, kernel, initrd, data, tools.path, o.verbose);
   const label = ENGINE_LABEL[engine];
-  try {
-    const marker = await guest.waitFor(new RegExp(BOOT_MARKER), 0, o.timeoutS, BOOT_MARKER);
-    progress(`${label}: booted in ${marker.at.toFixed(1)} s`);
-    let from = marker.match.index;
-    const prompt = async (): Promise<void> => {
-      const p = await guest.waitFor(new RegExp(escapeRe(PROMPT)), from, o.timeoutS, 'shell prompt');
-      from = p.match.index + p.match[0].length;
-    };
-    const run = async (line: string): Promise<void> => { guest.type(line); await prompt(); };
-    await prompt();
-    for (const line of CLOCK_SETUP) await run(line);
+  return withGuest(startGuest(engine, kernel, initrd, data, tools.path, o.verbose), async (guest) => {
+    const { shell, bootS } = await GuestShell.boot(guest, BOOT_MARKER, o.timeoutS);
+    progress(`${label}: booted in ${bootS.toFixed(1)} s`);
     // The engines may order the two disks differently: the tools disk is the small one.
-    await run('for d in vda vdb; do if [ $(cat /sys/block/$d/size) -lt 65536 ]; then TOOLS=$d; else DATA=$d; fi; done; echo BENCH_DISKS=$DATA,$TOOLS');
-    if (!/BENCH_DISKS=vd[ab],vd[ab]/.test(guest.output.slice(marker.match.index))) throw new GuestError(`${label}: the guest does not see both disks`);
-    await run(`dd if=/dev/$TOOLS of=/tmp/randread bs=4096 count=${tools.blocks} 2>/dev/null; chmod +x /tmp/randread`);
+    const disks = await shell.run('for d in vda vdb; do if [ $(cat /sys/block/$d/size) -lt 65536 ]; then TOOLS=$d; else DATA=$d; fi; done; echo BENCH_DISKS=$DATA,$TOOLS');
+    if (!/BENCH_DISKS=vd[ab],vd[ab]/.test(disks)) throw new GuestError(`${label}: the guest does not see both disks`);
+    await shell.run(`dd if=/dev/$TOOLS of=/tmp/randread bs=4096 count=${tools.blocks} 2>/dev/null; chmod +x /tmp/randread`);
 
     const result: EngineResult = { seqwrite: [], seqread: [], randread: [] };
     for (let r = 1; r <= o.runs; r++) {
       for (const w of workloadList(o)) {
-        const start = from;
-        guest.type(w.command(r));
-        const m = await guest.waitFor(new RegExp(`BENCH_${w.id}_NS=(\\d+)\\s*\\n`), start, o.timeoutS, `result of ${w.id}`);
-        from = m.match.index;
-        await prompt();
-        const seconds = Number(m.match[1]) / 1e9;
+        const m = await shell.result(w.command(r), new RegExp(`BENCH_${w.id}_NS=(\\d+)\\s*\\n`), `result of ${w.id}`);
+        const seconds = Number(m[1]) / 1e9;
         result[w.id].push(seconds);
         const rate = w.amount / seconds;
         progress(`${label} run ${r}: ${w.id} ${seconds.toFixed(3)} s = ${w.unit === 'MB/s' ? (rate / 1e6).toFixed(1) : rate.toFixed(0)} ${w.unit}`);
       }
     }
-    guest.type('poweroff');
-    const timer = setTimeout(() => void guest.kill(), 120_000);
-    await guest.exitPromise;
-    clearTimeout(timer);
+    await shell.powerOff();
     return result;
-  } catch (e) {
-    await guest.kill();
-    if (e instanceof GuestError) throw new GuestError(`${e.message}\nlast console lines:\n${guest.tail()}`);
-    throw e;
-  }
+  });
 }
 
 /** Rate summaries (higher is better) from per-run seconds: min is the slowest run. */

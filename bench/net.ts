@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
+import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
 import { engineList, intArg, UsageError, type EngineName } from './lib/options.js';
 import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js';
@@ -26,7 +26,6 @@ import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js'
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const APPEND = 'console=ttyS0';
 const MEMORY_MIB = 256;
-const PROMPT = '~ # ';
 const RECORDED_RUNS = 3;
 
 const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG (slirp)', vessel: 'Vessel (--net user)' };
@@ -164,53 +163,33 @@ function startGuest(engine: EngineName, kernel: string, initrd: string, verbose:
 type EngineResult = Record<Workload['id'], number[]>;
 
 async function benchEngine(engine: EngineName, o: Options, kernel: string, initrd: string, servers: HostServers): Promise<EngineResult> {
-  const guest = startGuest(engine, kernel, initrd, o.verbose);
   const label = ENGINE_LABEL[engine];
   const bytes = o.mib << 20;
-  try {
-    const marker = await guest.waitFor(new RegExp(BOOT_MARKER), 0, o.timeoutS, BOOT_MARKER);
-    progress(`${label}: booted in ${marker.at.toFixed(1)} s`);
-    let from = marker.match.index;
-    const prompt = async (): Promise<void> => {
-      const p = await guest.waitFor(new RegExp(escapeRe(PROMPT)), from, o.timeoutS, 'shell prompt');
-      from = p.match.index + p.match[0].length;
-    };
-    const run = async (line: string): Promise<void> => { guest.type(line); await prompt(); };
-    await prompt();
-    for (const line of CLOCK_SETUP) await run(line);
+  return withGuest(startGuest(engine, kernel, initrd, o.verbose), async (guest) => {
+    const { shell, bootS } = await GuestShell.boot(guest, BOOT_MARKER, o.timeoutS);
+    progress(`${label}: booted in ${bootS.toFixed(1)} s`);
     // The same static configuration in both engines (DHCP is not what is measured).
-    await run('ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 && echo BENCH_NET=up');
-    if (!/BENCH_NET=up/.test(guest.output.slice(marker.match.index))) throw new GuestError(`${label}: eth0 could not be configured`);
+    const up = await shell.run('ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 && echo BENCH_NET=$((1))up');
+    if (!/BENCH_NET=1up/.test(up)) throw new GuestError(`${label}: eth0 could not be configured`);
 
     const result: EngineResult = { download: [], upload: [] };
     for (let r = 1; r <= o.runs; r++) {
       for (const w of workloadList(o)) {
         const uploadsBefore = servers.uploads.length;
-        const start = from;
-        guest.type(w.command(servers));
-        const m = await guest.waitFor(new RegExp(`BENCH_${w.id}_NS=(\\d+) rc=(\\d+)\\s*\\n`), start, o.timeoutS, `result of ${w.id}`);
-        from = m.match.index;
-        await prompt();
-        if (m.match[2] !== '0') throw new GuestError(`${label}: ${w.id} failed in the guest (exit ${m.match[2]})`);
+        const m = await shell.result(w.command(servers), new RegExp(`BENCH_${w.id}_NS=(\\d+) rc=(\\d+)\\s*\\n`), `result of ${w.id}`);
+        if (m[2] !== '0') throw new GuestError(`${label}: ${w.id} failed in the guest (exit ${m[2]})`);
         if (w.id === 'upload') {
           const got = servers.uploads[uploadsBefore];
           if (got !== bytes) throw new GuestError(`${label}: the host received ${got ?? 'no'} bytes of a ${bytes}-byte upload`);
         }
-        const seconds = Number(m.match[1]) / 1e9;
+        const seconds = Number(m[1]) / 1e9;
         result[w.id].push(seconds);
         progress(`${label} run ${r}: ${w.id} ${seconds.toFixed(2)} s = ${(bytes / seconds / 1e6).toFixed(2)} MB/s`);
       }
     }
-    guest.type('poweroff');
-    const timer = setTimeout(() => void guest.kill(), 120_000);
-    await guest.exitPromise;
-    clearTimeout(timer);
+    await shell.powerOff();
     return result;
-  } catch (e) {
-    await guest.kill();
-    if (e instanceof GuestError) throw new GuestError(`${e.message}\nlast console lines:\n${guest.tail()}`);
-    throw e;
-  }
+  });
 }
 
 async function main(): Promise<number> {

@@ -166,3 +166,68 @@ export const CLOCK_SETUP = [
   't(){ if [ -r /proc/timer_list ]; then while read -r a b c d; do if [ "$a" = now ]; then T=$c; return; fi; done </proc/timer_list; fi; read u r </proc/uptime; T=$(( (${u%.*}*100 + 1${u#*.} - 100) * 10000000 )); }',
   'if [ -r /proc/timer_list ]; then echo BENCH_CLOCK=timer_list; else echo BENCH_CLOCK=uptime; fi',
 ];
+
+/** The shell prompt of the default image's root shell. */
+export const SHELL_PROMPT = '~ # ';
+
+/**
+ * A booted guest's shell: types lines, waits for the prompt after each, and picks result lines
+ * out of the console. `from` is the console offset after the last prompt seen.
+ */
+export class GuestShell {
+  private constructor(readonly guest: Guest, private from: number, private readonly timeoutS: number) {}
+
+  /** Waits for `marker`, then the first prompt after it, and sets up the `t` clock helper. */
+  static async boot(guest: Guest, marker: string, timeoutS: number): Promise<{ shell: GuestShell; bootS: number }> {
+    const m = await guest.waitFor(new RegExp(escapeRe(marker)), 0, timeoutS, marker);
+    const shell = new GuestShell(guest, m.match.index, timeoutS);
+    await shell.prompt();
+    for (const line of CLOCK_SETUP) await shell.run(line);
+    return { shell, bootS: m.at };
+  }
+
+  private async prompt(): Promise<void> {
+    const p = await this.guest.waitFor(new RegExp(escapeRe(SHELL_PROMPT)), this.from, this.timeoutS, 'shell prompt');
+    this.from = p.match.index + p.match[0].length;
+  }
+
+  /** Types `line` and waits for the next prompt; returns what the command printed. */
+  async run(line: string): Promise<string> {
+    const start = this.from;
+    this.guest.type(line);
+    await this.prompt();
+    return this.guest.output.slice(start, this.from);
+  }
+
+  /**
+   * Types `line`, waits for a whole line matching `re` (which must not match the echoed
+   * command: use `$((...))` or similar in it), then the prompt.
+   */
+  async result(line: string, re: RegExp, what: string): Promise<RegExpExecArray> {
+    const start = this.from;
+    this.guest.type(line);
+    const m = await this.guest.waitFor(re, start, this.timeoutS, what);
+    this.from = m.match.index;
+    await this.prompt();
+    return m.match;
+  }
+
+  /** `poweroff`, then waits for the engine to exit (killing it after two minutes). */
+  async powerOff(): Promise<void> {
+    this.guest.type('poweroff');
+    const timer = setTimeout(() => void this.guest.kill(), 120_000);
+    await this.guest.exitPromise;
+    clearTimeout(timer);
+  }
+}
+
+/** Runs `body` on a guest; on failure kills it and adds its last console lines to a GuestError. */
+export async function withGuest<T>(guest: Guest, body: (guest: Guest) => Promise<T>): Promise<T> {
+  try {
+    return await body(guest);
+  } catch (e) {
+    await guest.kill();
+    if (e instanceof GuestError) throw new GuestError(`${e.message}\nlast console lines:\n${guest.tail()}`);
+    throw e;
+  }
+}
