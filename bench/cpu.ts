@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { escapeRe, Guest, GuestError } from './lib/guest.js';
+import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
 import { intArg, UsageError } from './lib/options.js';
 import { fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
@@ -29,7 +29,6 @@ const CROSS_GCC = 'riscv64-linux-gnu-gcc';
 const HOST_GCC = 'gcc';
 const APPEND = 'console=ttyS0';
 const MEMORY_MIB = 256;
-const PROMPT = '~ # ';
 const RECORDED_RUNS = 5;
 /** About 3 s per run under QEMU TCG on the development machine. */
 const DEFAULT_ITERATIONS = 100_000;
@@ -163,43 +162,24 @@ function startGuest(engine: GuestEngine, kernel: string, initrd: string, tools: 
 }
 
 async function benchGuest(engine: GuestEngine, o: Options, kernel: string, initrd: string, tools: { path: string; blocks: number }): Promise<RunResult[]> {
-  const guest = startGuest(engine, kernel, initrd, tools.path, o.verbose);
   const label = ENGINE_LABEL[engine];
-  try {
-    const marker = await guest.waitFor(new RegExp(BOOT_MARKER), 0, o.timeoutS, BOOT_MARKER);
-    progress(`${label}: booted in ${marker.at.toFixed(1)} s`);
-    let from = marker.match.index;
-    const prompt = async (): Promise<void> => {
-      const p = await guest.waitFor(new RegExp(escapeRe(PROMPT)), from, o.timeoutS, 'shell prompt');
-      from = p.match.index + p.match[0].length;
-    };
-    await prompt();
-    guest.type(`dd if=/dev/vda of=/tmp/cm bs=4096 count=${tools.blocks} 2>/dev/null; chmod +x /tmp/cm; echo BENCH_COPIED=$?`);
-    const copied = await guest.waitFor(/BENCH_COPIED=(\d+)\s*\n/, from, o.timeoutS, 'the copy of the program from the tools disk');
-    if (copied.match[1] !== '0') throw new GuestError(`${label}: copying the program from /dev/vda failed`);
-    from = copied.match.index;
-    await prompt();
+  return withGuest(startGuest(engine, kernel, initrd, tools.path, o.verbose), async (guest) => {
+    const { shell, bootS } = await GuestShell.boot(guest, BOOT_MARKER, o.timeoutS);
+    progress(`${label}: booted in ${bootS.toFixed(1)} s`);
+    const copied = await shell.result(`dd if=/dev/vda of=/tmp/cm bs=4096 count=${tools.blocks} 2>/dev/null; chmod +x /tmp/cm; echo BENCH_COPIED=$?`,
+      /BENCH_COPIED=(\d+)\s*\n/, 'the copy of the program from the tools disk');
+    if (copied[1] !== '0') throw new GuestError(`${label}: copying the program from /dev/vda failed`);
 
     const results: RunResult[] = [];
     for (let r = 1; r <= o.runs; r++) {
-      guest.type(`/tmp/cm ${o.iterations}`);
-      const m = await guest.waitFor(RESULT_RE, from, o.timeoutS, `result of run ${r}`);
-      from = m.match.index;
-      await prompt();
-      const res = parseResult(m.match, o.iterations, label);
+      const m = await shell.result(`/tmp/cm ${o.iterations}`, RESULT_RE, `result of run ${r}`);
+      const res = parseResult(m, o.iterations, label);
       results.push(res);
       progress(`${label} run ${r}: ${res.seconds.toFixed(3)} s, checksum ${res.checksum}`);
     }
-    guest.type('poweroff');
-    const timer = setTimeout(() => void guest.kill(), 120_000);
-    await guest.exitPromise;
-    clearTimeout(timer);
+    await shell.powerOff();
     return results;
-  } catch (e) {
-    await guest.kill();
-    if (e instanceof GuestError) throw new GuestError(`${e.message}\nlast console lines:\n${guest.tail()}`);
-    throw e;
-  }
+  });
 }
 
 /** All runs in all engines must agree: a wrong checksum means a miscompiled or misexecuted run. */
