@@ -22,6 +22,8 @@ import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
+import { runBench } from './lib/main.js';
+import { engineList, intArg } from './lib/options.js';
 import { ensureQemu, QEMU, QEMU_PACKAGE, qemuVersion } from './lib/qemu.js';
 import { fmtCount, fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
 
@@ -85,15 +87,6 @@ interface Options {
   ips: boolean;
 }
 
-class UsageError extends Error {}
-
-function intArg(name: string, value: string | undefined, def: number, min: number, max: number): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
-  return n;
-}
-
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
@@ -118,9 +111,7 @@ function parseOptions(argv: string[]): Options | null {
   });
   if (values.help) return null;
   const runs = intArg('runs', values.runs, 3, 1, 1000);
-  const engines = (values.engines ?? ENGINE_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const e of engines) if (!(ENGINE_NAMES as string[]).includes(e)) throw new UsageError(`--engines: unknown engine "${e}" (${ENGINE_NAMES.join(', ')})`);
-  if (engines.length === 0) throw new UsageError(`--engines: name at least one of ${ENGINE_NAMES.join(', ')}`);
+  const engines = engineList(values.engines, ENGINE_NAMES);
   return {
     kernel: values.kernel,
     initrd: values.initrd,
@@ -130,7 +121,7 @@ function parseOptions(argv: string[]): Options | null {
     loopIterations: intArg('loop-iterations', values['loop-iterations'], 50_000, 1, 1e9),
     shaMiB: intArg('sha-mib', values['sha-mib'], 64, 0, 4096),
     gzipCount: intArg('gzip-count', values['gzip-count'], 100_000, 0, 1e9),
-    engines: [...new Set(engines)] as EngineName[],
+    engines,
     bootTimeoutS: intArg('boot-timeout', values['boot-timeout'], 600, 1, 1e6),
     workloadTimeoutS: intArg('workload-timeout', values['workload-timeout'], 900, 1, 1e6),
     json: values.json ?? false,
@@ -480,7 +471,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  process.stderr.write(`bench: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

@@ -11,7 +11,7 @@
 //   node dist/bench/cpu.js --help
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +20,13 @@ import { parseArgs } from 'node:util';
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
-import { intArg, UsageError } from './lib/options.js';
+import { buildToolsDisk, compile } from './lib/guest-tools.js';
+import { runBench } from './lib/main.js';
+import { engineList, intArg } from './lib/options.js';
 import { fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
 
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const SOURCE = fileURLToPath(new URL('../../bench/guest/coremark-like.c', import.meta.url));
-const CROSS_GCC = 'riscv64-linux-gnu-gcc';
 const HOST_GCC = 'gcc';
 const APPEND = 'console=ttyS0';
 const MEMORY_MIB = 256;
@@ -66,15 +67,6 @@ interface Options {
   verbose: boolean;
 }
 
-function engineList(value: string | undefined): EngineName[] {
-  if (value === undefined) return ALL_ENGINES;
-  const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
-  for (const n of names) if (!(ALL_ENGINES as string[]).includes(n)) throw new UsageError(`--engines: unknown engine "${n}" (${ALL_ENGINES.join(', ')})`);
-  if (names.length === 0) throw new UsageError(`--engines: name at least one of ${ALL_ENGINES.join(', ')}`);
-  // Keep the documented order so tables line up between runs.
-  return ALL_ENGINES.filter((e) => names.includes(e));
-}
-
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
@@ -90,10 +82,12 @@ function parseOptions(argv: string[]): Options | null {
     },
   });
   if (values.help) return null;
+  const picked = engineList(values.engines, ALL_ENGINES);
   return {
     runs: intArg('runs', values.runs, 3, 1, 100),
     iterations: intArg('iterations', values.iterations, DEFAULT_ITERATIONS, 1, 2_000_000_000),
-    engines: engineList(values.engines),
+    // Keep the documented order so tables line up between runs.
+    engines: ALL_ENGINES.filter((e) => picked.includes(e)),
     timeoutS: intArg('timeout', values.timeout, 900, 1, 1e6),
     json: values.json ?? false,
     verbose: values.verbose ?? false,
@@ -102,26 +96,6 @@ function parseOptions(argv: string[]): Options | null {
 
 function progress(msg: string): void {
   process.stderr.write(`[bench cpu] ${msg}\n`);
-}
-
-function compile(compiler: string, args: string[], exe: string, installHint: string): void {
-  const r = spawnSync(compiler, [...args, '-O2', '-o', exe, SOURCE], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new UsageError(`${compiler} could not build ${SOURCE}: ${r.error?.message ?? r.stderr.trim()}\n${installHint}`);
-  }
-}
-
-/** Cross-compiles the program and returns it padded to whole 4 KiB blocks (a raw disk image). */
-function buildToolsDisk(dir: string): { path: string; blocks: number } {
-  const exe = path.join(dir, 'coremark-like.riscv64');
-  compile(CROSS_GCC, ['-static'], exe, 'Install the cross compiler with: apt-get install -y gcc-riscv64-linux-gnu (test/setup.sh does)');
-  const bin = readFileSync(exe);
-  const blocks = Math.ceil(bin.length / 4096);
-  const disk = Buffer.alloc(blocks * 4096);
-  bin.copy(disk);
-  const diskPath = path.join(dir, 'tools.img');
-  writeFileSync(diskPath, disk);
-  return { path: diskPath, blocks };
 }
 
 /** One run's report: the program's timed seconds and its checksum. */
@@ -136,7 +110,7 @@ function parseResult(m: RegExpExecArray, iterations: number, where: string): Run
 
 function benchNative(o: Options, dir: string): RunResult[] {
   const exe = path.join(dir, 'coremark-like.host');
-  compile(HOST_GCC, [], exe, 'Install the host compiler with: apt-get install -y gcc');
+  compile(HOST_GCC, [], SOURCE, exe, 'Install the host compiler with: apt-get install -y gcc');
   const results: RunResult[] = [];
   for (let r = 1; r <= o.runs; r++) {
     const p = spawnSync(exe, [String(o.iterations)], { encoding: 'utf8', timeout: o.timeoutS * 1000 });
@@ -206,7 +180,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-cpu-'));
   try {
     const guestEngines = o.engines.filter((e): e is GuestEngine => e !== 'native');
-    const tools = guestEngines.length ? buildToolsDisk(dir) : null;
+    const tools = guestEngines.length ? buildToolsDisk(SOURCE, dir) : null;
     const qemuVersion = o.engines.includes('qemu') ? ensureQemu() : null;
     const image = guestEngines.length ? await ensureDefaultImage({ quiet: true }) : null;
     progress(`${o.iterations} iterations, ${o.runs} run(s) per engine, engines ${o.engines.join(', ')}`);
@@ -254,18 +228,9 @@ async function main(): Promise<number> {
       ...(ratioRows.length > 1 ? ['', 'Vessel time / other engine time (above 1: Vessel is slower)', table(ratioRows, [false, true, true])] : []),
     ].join('\n') + '\n');
     return 0;
-  } catch (e) {
-    if (e instanceof GuestError || e instanceof UsageError) {
-      process.stderr.write(`bench: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  process.stderr.write(`bench: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

@@ -13,7 +13,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +22,13 @@ import { parseArgs } from 'node:util';
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
-import { engineList, intArg, UsageError, type EngineName } from './lib/options.js';
+import { buildToolsDisk } from './lib/guest-tools.js';
+import { runBench } from './lib/main.js';
+import { engineList, ENGINES, intArg, type EngineName } from './lib/options.js';
 import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js';
 
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const RANDREAD_SOURCE = fileURLToPath(new URL('../../bench/guest/randread.c', import.meta.url));
-const CROSS_GCC = 'riscv64-linux-gnu-gcc';
 const APPEND = 'console=ttyS0';
 const MEMORY_MIB = 256;
 const RECORDED_RUNS = 5;
@@ -85,7 +86,7 @@ function parseOptions(argv: string[]): Options | null {
     diskMiB,
     ioMiB: intArg('io-mib', values['io-mib'], Math.min(64, diskMiB), 1, diskMiB),
     ops: intArg('ops', values.ops, 2000, 1, 10_000_000),
-    engines: engineList(values.engines),
+    engines: engineList(values.engines, ENGINES),
     timeoutS: intArg('timeout', values.timeout, 900, 1, 1e6),
     json: values.json ?? false,
     verbose: values.verbose ?? false,
@@ -94,23 +95,6 @@ function parseOptions(argv: string[]): Options | null {
 
 function progress(msg: string): void {
   process.stderr.write(`[bench disk] ${msg}\n`);
-}
-
-/** Cross-compiles randread.c and returns it padded to whole 4 KiB blocks (a raw disk image). */
-function buildToolsDisk(dir: string): { path: string; blocks: number } {
-  const exe = path.join(dir, 'randread');
-  const r = spawnSync(CROSS_GCC, ['-static', '-O2', '-o', exe, RANDREAD_SOURCE], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new UsageError(`${CROSS_GCC} could not build ${RANDREAD_SOURCE}: ${r.error?.message ?? r.stderr.trim()}\n` +
-      'Install the cross compiler with: apt-get install -y gcc-riscv64-linux-gnu (test/setup.sh does)');
-  }
-  const bin = readFileSync(exe);
-  const blocks = Math.ceil(bin.length / 4096);
-  const disk = Buffer.alloc(blocks * 4096);
-  bin.copy(disk);
-  const diskPath = path.join(dir, 'tools.img');
-  writeFileSync(diskPath, disk);
-  return { path: diskPath, blocks };
 }
 
 /** A raw image of `mib` MiB of random bytes, written for real so no read hits a sparse hole. */
@@ -215,7 +199,7 @@ async function main(): Promise<number> {
   const image = await ensureDefaultImage({ quiet: true });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-disk-'));
   try {
-    const tools = buildToolsDisk(dir);
+    const tools = buildToolsDisk(RANDREAD_SOURCE, dir);
     const data = buildDataDisk(dir, o.diskMiB);
     progress(`data disk ${o.diskMiB} MiB, ${o.runs} run(s) of each workload per engine, engines ${o.engines.join(', ')}`);
     const results: Partial<Record<EngineName, EngineResult>> = {};
@@ -254,18 +238,9 @@ async function main(): Promise<number> {
       table(rows, rows[0].map((_, i) => i > 1)),
     ].join('\n') + '\n');
     return 0;
-  } catch (e) {
-    if (e instanceof GuestError || e instanceof UsageError) {
-      process.stderr.write(`bench: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  process.stderr.write(`bench: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

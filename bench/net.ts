@@ -20,7 +20,8 @@ import { parseArgs } from 'node:util';
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
-import { engineList, intArg, UsageError, type EngineName } from './lib/options.js';
+import { runBench } from './lib/main.js';
+import { engineList, ENGINES, intArg, type EngineName } from './lib/options.js';
 import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js';
 
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -72,7 +73,7 @@ function parseOptions(argv: string[]): Options | null {
   return {
     runs: intArg('runs', values.runs, 2, 1, 100),
     mib: intArg('mib', values.mib, 32, 1, 4096),
-    engines: engineList(values.engines),
+    engines: engineList(values.engines, ENGINES),
     timeoutS: intArg('timeout', values.timeout, 900, 1, 1e6),
     json: values.json ?? false,
     verbose: values.verbose ?? false,
@@ -241,18 +242,9 @@ async function main(): Promise<number> {
       table(rows, rows[0].map((_, i) => i > 0)),
     ].join('\n') + '\n');
     return 0;
-  } catch (e) {
-    if (e instanceof GuestError || e instanceof UsageError) {
-      process.stderr.write(`bench: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
   } finally {
     servers.close();
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  process.stderr.write(`bench: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

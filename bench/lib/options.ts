@@ -1,6 +1,7 @@
 // Command-line pieces every benchmark shares: integer options and the engine list.
 
 export type EngineName = 'qemu' | 'vessel';
+export const ENGINES: readonly EngineName[] = ['qemu', 'vessel'];
 
 export class UsageError extends Error {}
 
@@ -12,10 +13,10 @@ export function intArg(name: string, value: string | undefined, def: number, min
   return n;
 }
 
-/** `--engines qemu,vessel` (the default: both), without repeats. */
-export function engineList(value: string | undefined): EngineName[] {
-  const engines = (value ?? 'qemu,vessel').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const e of engines) if (e !== 'qemu' && e !== 'vessel') throw new UsageError(`--engines: unknown engine "${e}" (qemu, vessel)`);
-  if (engines.length === 0) throw new UsageError('--engines: name at least one of qemu, vessel');
-  return [...new Set(engines)] as EngineName[];
+/** `--engines a,b` out of `all` (the default: all of them), in the order given, without repeats. */
+export function engineList<E extends string>(value: string | undefined, all: readonly E[]): E[] {
+  const engines = (value ?? all.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of engines) if (!(all as readonly string[]).includes(e)) throw new UsageError(`--engines: unknown engine "${e}" (${all.join(', ')})`);
+  if (engines.length === 0) throw new UsageError(`--engines: name at least one of ${all.join(', ')}`);
+  return [...new Set(engines)] as E[];
 }
