@@ -3,18 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { GuestMemory } from '../src/machine/memory.js';
-import { VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
-import { INT_CONFIG_CHANGE, INT_USED_BUFFER, Reg, Status, VirtioMmio } from '../src/devices/virtio/mmio.js';
+import { VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
+import { INT_CONFIG_CHANGE, INT_USED_BUFFER, Reg, Status } from '../src/devices/virtio/mmio.js';
 import { ConsoleFeature, RECEIVEQ, TRANSMITQ, VirtioConsole } from '../src/devices/virtio/console.js';
+import { BASE, driveDevice, QSIZE, RINGS } from './virtio-driver.js';
 
-const BASE = 0x8000_0000;
-const QSIZE = 8;
-/** Ring addresses per queue: 0 = receiveq, 1 = transmitq. */
-const RINGS = [
-  { desc: BASE + 0x0000, avail: BASE + 0x1000, used: BASE + 0x2000 },
-  { desc: BASE + 0x3000, avail: BASE + 0x4000, used: BASE + 0x5000 },
-];
 const RX_BUF = BASE + 0x8000;
 const TX_BUF = BASE + 0xa000;
 
@@ -24,44 +17,8 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 function setup(opts: { bringUp?: boolean } = {}) {
   const out: string[] = [];
   const dev = new VirtioConsole({ output: (d) => out.push(dec(d)), cols: 132, rows: 43 });
-  const mem = new GuestMemory(BASE, 64 * 1024);
-  const irq: boolean[] = [];
-  const logs: string[] = [];
-  const t = new VirtioMmio(mem, dev, { set: (l) => irq.push(l) }, (l) => logs.push(l));
-  const r = (off: number) => t.read(off, 4);
-  const w = (off: number, v: number) => t.write(off, 4, v);
-  const bringUp = () => {
-    w(Reg.Status, 0);
-    w(Reg.Status, Status.Acknowledge | Status.Driver);
-    w(Reg.DriverFeaturesSel, 0); w(Reg.DriverFeatures, 1 << ConsoleFeature.SIZE);
-    w(Reg.DriverFeaturesSel, 1); w(Reg.DriverFeatures, 1);
-    w(Reg.Status, Status.Acknowledge | Status.Driver | Status.FeaturesOk);
-    RINGS.forEach((q, i) => {
-      w(Reg.QueueSel, i);
-      w(Reg.QueueNum, QSIZE);
-      w(Reg.QueueDescLow, q.desc); w(Reg.QueueDriverLow, q.avail); w(Reg.QueueDeviceLow, q.used);
-      w(Reg.QueueReady, 1);
-    });
-    w(Reg.Status, Status.Acknowledge | Status.Driver | Status.FeaturesOk | Status.DriverOk);
-  };
-  if (opts.bringUp ?? true) bringUp();
-  const availIdx = [0, 0];
-  /** Posts one chain of `bufs` ([addr, len, flags]) on queue `qi`, descriptors from `first`; notifies unless told not to. */
-  const post = (qi: number, first: number, bufs: [number, number, number][], notify = true) => {
-    const { desc, avail } = RINGS[qi];
-    bufs.forEach(([addr, len, flags], i) => {
-      const at = desc + 16 * (first + i);
-      mem.writeU64(at, BigInt(addr)); mem.writeU32(at + 8, len);
-      mem.writeU16(at + 12, flags | (i < bufs.length - 1 ? NEXT : 0)); mem.writeU16(at + 14, first + i + 1);
-    });
-    mem.writeU16(avail + 4 + 2 * (availIdx[qi] % QSIZE), first);
-    availIdx[qi] = (availIdx[qi] + 1) & 0xffff;
-    mem.writeU16(avail + 2, availIdx[qi]);
-    if (notify) w(Reg.QueueNotify, qi);
-  };
-  const usedIdx = (qi: number) => mem.readU16(RINGS[qi].used + 2);
-  const usedLen = (qi: number, n: number) => mem.readU32(RINGS[qi].used + 4 + 8 * (n % QSIZE) + 4);
-  return { dev, mem, t, r, w, irq, logs, out, post, usedIdx, usedLen, bringUp };
+  const rig = driveDevice(dev, { features: 1 << ConsoleFeature.SIZE, bringUp: opts.bringUp });
+  return { dev, out, ...rig };
 }
 
 test('virtio-console: device ID 3, F_SIZE with cols/rows in the configuration space, two queues', () => {

@@ -18,15 +18,9 @@ import { INT_USED_BUFFER, Reg, Status, VirtioMmio } from '../src/devices/virtio/
 import { ETHERNET_HEADER, NET_HDR_SIZE, NetConfig, NetFeature, RECEIVEQ, RX_QUEUE_FRAMES, TRANSMITQ, VIRTIO_NET_S_LINK_UP, VirtioNet } from '../src/devices/virtio/net.js';
 import { MAX_ETHERNET_FRAME, type NetBackend } from '../src/net/backend.js';
 import { defaultMac, formatMac, parseMac } from '../src/net/mac.js';
+import { BASE, driveDevice, QSIZE, RINGS } from './virtio-driver.js';
 
-const BASE = 0x8000_0000;
 const RAM = 64 * 1024;
-const QSIZE = 8;
-/** Ring addresses per queue: 0 = receiveq, 1 = transmitq. */
-const RINGS = [
-  { desc: BASE + 0x0000, avail: BASE + 0x1000, used: BASE + 0x2000 },
-  { desc: BASE + 0x3000, avail: BASE + 0x4000, used: BASE + 0x5000 },
-];
 const RX_BUF = BASE + 0x8000;
 const TX_BUF = BASE + 0xc000;
 const MAC = '52:54:00:ab:cd:ef';
@@ -63,50 +57,15 @@ function setup(opts: { bringUp?: boolean } = {}) {
   let activity = 0;
   const logs: string[] = [];
   const dev = new VirtioNet({ backend, mac: parseMac(MAC), onActivity: () => activity++, log: (l) => logs.push(l) });
-  const mem = new GuestMemory(BASE, RAM);
-  const irq: boolean[] = [];
-  const t = new VirtioMmio(mem, dev, { set: (l) => irq.push(l) }, (l) => logs.push(l));
-  const r = (off: number) => t.read(off, 4);
-  const w = (off: number, v: number) => t.write(off, 4, v);
-  const bringUp = () => {
-    w(Reg.Status, 0);
-    w(Reg.Status, Status.Acknowledge | Status.Driver);
-    w(Reg.DriverFeaturesSel, 0); w(Reg.DriverFeatures, (1 << NetFeature.MAC) | (1 << NetFeature.STATUS) | (1 << NetFeature.MTU));
-    w(Reg.DriverFeaturesSel, 1); w(Reg.DriverFeatures, 1);
-    w(Reg.Status, Status.Acknowledge | Status.Driver | Status.FeaturesOk);
-    RINGS.forEach((q, i) => {
-      w(Reg.QueueSel, i);
-      w(Reg.QueueNum, QSIZE);
-      w(Reg.QueueDescLow, q.desc); w(Reg.QueueDriverLow, q.avail); w(Reg.QueueDeviceLow, q.used);
-      w(Reg.QueueReady, 1);
-    });
-    w(Reg.Status, Status.Acknowledge | Status.Driver | Status.FeaturesOk | Status.DriverOk);
-  };
-  if (opts.bringUp ?? true) bringUp();
-  const availIdx = [0, 0];
-  /** Posts one chain of `bufs` ([addr, len, flags]) on queue `qi`, descriptors from `first`; notifies unless told not to. */
-  const post = (qi: number, first: number, bufs: [number, number, number][], notify = true) => {
-    const { desc, avail } = RINGS[qi];
-    bufs.forEach(([addr, len, flags], i) => {
-      const at = desc + 16 * (first + i);
-      mem.writeU64(at, BigInt(addr)); mem.writeU32(at + 8, len);
-      mem.writeU16(at + 12, flags | (i < bufs.length - 1 ? NEXT : 0)); mem.writeU16(at + 14, first + i + 1);
-    });
-    mem.writeU16(avail + 4 + 2 * (availIdx[qi] % QSIZE), first);
-    availIdx[qi] = (availIdx[qi] + 1) & 0xffff;
-    mem.writeU16(avail + 2, availIdx[qi]);
-    if (notify) w(Reg.QueueNotify, qi);
-  };
+  const rig = driveDevice(dev, { features: (1 << NetFeature.MAC) | (1 << NetFeature.STATUS) | (1 << NetFeature.MTU), ram: RAM, logs, bringUp: opts.bringUp });
+  const { mem } = rig;
   /** Writes a transmit request (12-byte header + frame) at TX_BUF + `at`. */
   const txRequest = (f: Uint8Array, at = 0, header = new Uint8Array(NET_HDR_SIZE)) => {
     mem.write(TX_BUF + at, header);
     mem.write(TX_BUF + at + NET_HDR_SIZE, f);
     return TX_BUF + at;
   };
-  const usedIdx = (qi: number) => mem.readU16(RINGS[qi].used + 2);
-  const usedLen = (qi: number, n: number) => mem.readU32(RINGS[qi].used + 4 + 8 * (n % QSIZE) + 4);
-  const usedId = (qi: number, n: number) => mem.readU32(RINGS[qi].used + 4 + 8 * (n % QSIZE));
-  return { dev, backend, mem, t, r, w, irq, logs, post, txRequest, usedIdx, usedLen, usedId, bringUp, activity: () => activity };
+  return { dev, backend, txRequest, activity: () => activity, ...rig };
 }
 
 test('MAC addresses: parse, format, defaults, and the errors for what a NIC cannot have', () => {
