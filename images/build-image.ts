@@ -268,7 +268,8 @@ function lastLines(text: string, n: number): string {
 // ---------------------------------------------------------------------------------------
 // Build lock (two test processes may ask for the image at once)
 
-function pidAlive(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it exists but is not ours to signal). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

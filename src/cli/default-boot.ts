@@ -13,6 +13,7 @@
 
 import * as fs from 'node:fs';
 
+import { pidAlive } from '../../images/build-image.js';
 import { UsageError, type DiskOption } from './run.js';
 
 export interface BootRequest {
@@ -45,15 +46,6 @@ export function withRootDisk(append: string, root: DiskOption): string {
   if (hasParam(append, 'root')) return append;
   const mode = hasParam(append, 'rw') || hasParam(append, 'ro') ? '' : root.readonly ? ' ro' : ' rw';
   return `${append} root=/dev/vda${mode}`;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
