@@ -10,28 +10,18 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { Machine } from '../src/machine/machine.js';
 import type { Hart } from '../src/cpu/hart.js';
+import { findIsaDir } from './isa-programs.js';
 
 const CC = 'riscv64-linux-gnu-gcc';
 const ADDR2LINE = 'riscv64-linux-gnu-addr2line';
 const MEMORY_BYTES = 32 << 20;
 /** Wall-clock limit per program; they all finish in well under a second when correct. */
 const TIMEOUT_MS = 20_000;
-
-function findIsaDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'test', 'isa');
-    if (existsSync(join(p, 'link.ld'))) return p;
-    dir = dirname(dir);
-  }
-  throw new Error('test/isa/link.ld not found');
-}
 
 const ISA_DIR = findIsaDir();
 const onlyList = process.env.VESSEL_ISA_ONLY?.split(',').filter((s) => s.length > 0) ?? [];

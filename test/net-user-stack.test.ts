@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import fc from 'fast-check';
 
+import { freePort } from './vessel-cli.js';
 import { createUserNetwork, HostForwardError, UserNetOptionsError, type UserNetwork } from '../src/net/user/index.js';
 import {
   BROADCAST, DNS_IP, F, GATEWAY_IP, GATEWAY_MAC, GUEST_IP, GUEST_MAC, arpReply, arpRequest, dhcpMessage, dhcpOptions, icmpEcho, ip, parse,
@@ -191,14 +192,6 @@ async function httpServer(body: Buffer): Promise<{ server: http.Server; port: nu
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as net.AddressInfo).port };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 function bodyOf(response: Buffer): Buffer {

@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
-import { BOOT_MS, COMMAND_MS, initramfsOnly, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
+import { BOOT_MS, COMMAND_MS, freePort, initramfsOnly, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 const running: VesselProcess[] = [];
 const servers: http.Server[] = [];
@@ -41,14 +41,6 @@ async function hostServer(token: string, big: Buffer): Promise<number> {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as net.AddressInfo).port;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {

@@ -1,6 +1,7 @@
 // Helpers for end-to-end tests that drive the real `vessel` CLI as a child process.
 // Not a test file itself (the test script runs only `*.test.js`).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +19,15 @@ export const TEST_MS = 480_000;
 
 /** The busybox shell's prompt in the default image (PS1='\w \$ ', HOME=/root). */
 export const PROMPT = '~ # ';
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a host forward to listen on). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
 
 /**
  * `vessel run` arguments that boot the default image's kernel and initramfs shell without its
