@@ -17,12 +17,13 @@
  * a busy TAP, a name taken by a device that is not a TAP, socat missing — are `TapError`s with
  * a message for the user.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { statSync } from 'node:fs';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { NetBackend } from './backend.js';
+import { RELAY_START_TIMEOUT_MS, socatErrorLine, startSocatRelay } from './socat-relay.js';
 
 export class TapError extends Error {
   override name = 'TapError';
@@ -31,9 +32,6 @@ export class TapError extends Error {
 export const TUN_DEVICE = '/dev/net/tun';
 /** Linux IFNAMSIZ is 16 with the NUL. */
 const MAX_IFNAME = 15;
-/** socat prints this notice (with -d -d) once the TAP and the UDP socket are both set up. */
-const RELAY_READY = 'starting data transfer loop';
-const START_TIMEOUT_MS = 10_000;
 /** Tries with a fresh port pair when another process took socat's port in between. */
 const PORT_TRIES = 3;
 const LOOPBACK = '127.0.0.1';
@@ -126,50 +124,25 @@ async function freeUdpPort(): Promise<number> {
 }
 
 /** Spawns socat between TAP `name` and UDP 127.0.0.1:relayPort → 127.0.0.1:vesselPort; resolves when it relays. */
-function startRelay(name: string, vesselPort: number, relayPort: number): Promise<ChildProcess> {
-  const args = [
-    '--pdeathsig', 'SIGTERM', '--', 'socat', '-d', '-d',
+async function startRelay(name: string, vesselPort: number, relayPort: number): Promise<ChildProcess> {
+  const { relay } = await startSocatRelay([
     '-b', '65536', // whole frames even from a TAP with a large MTU (a frame is one read)
     `TUN,tun-type=tap,tun-name=${name},iff-no-pi,iff-up`,
     `UDP:${LOOPBACK}:${vesselPort},bind=${LOOPBACK}:${relayPort}`,
-  ];
-  return new Promise((resolve, reject) => {
-    const relay = spawn('setpriv', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    let settled = false;
-    const settle = (error: Error | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (error) {
-        relay.kill('SIGKILL');
-        reject(error);
-      } else {
-        resolve(relay);
-      }
-    };
-    const timer = setTimeout(() => settle(new TapError(`TAP ${name}: socat did not start relaying within ${START_TIMEOUT_MS / 1000} s:\n${stderr.trim()}`)), START_TIMEOUT_MS);
-    relay.stderr?.setEncoding('utf8');
-    relay.stderr?.on('data', (chunk: string) => {
-      if (settled) return; // the listener stays, so socat's notices keep draining
-      stderr += chunk;
-      if (stderr.includes(RELAY_READY)) settle(null);
-    });
-    relay.on('error', (e: NodeJS.ErrnoException) => {
-      settle(e.code === 'ENOENT'
-        ? new TapError('TAP networking needs setpriv (util-linux) and socat: apt-get install socat')
-        : new TapError(`TAP ${name}: cannot start socat: ${e.message}`));
-    });
-    relay.on('exit', (code) => {
-      if (code === 127) settle(new TapError('TAP networking needs socat: apt-get install socat'));
-      else settle(relayError(name, stderr));
-    });
+  ], ['ignore', 'ignore', 'pipe'], {
+    cannotSpawn: (e) => (e.code === 'ENOENT'
+      ? new TapError('TAP networking needs setpriv (util-linux) and socat: apt-get install socat')
+      : new TapError(`TAP ${name}: cannot start socat: ${e.message}`)),
+    noSocat: () => new TapError('TAP networking needs socat: apt-get install socat'),
+    ended: (stderr) => relayError(name, stderr),
+    timedOut: (stderr) => new TapError(`TAP ${name}: socat did not start relaying within ${RELAY_START_TIMEOUT_MS / 1000} s:\n${stderr.trim()}`),
   });
+  return relay;
 }
 
 /** Turns socat's error line (`... E <call>: <strerror>`) into what the user should know. */
 function relayError(name: string, stderr: string): Error {
-  const line = stderr.split('\n').find((l) => / E /.test(l))?.replace(/^.* E /, '') ?? stderr.trim();
+  const line = socatErrorLine(stderr);
   if (/bind\(.*Address already in use/.test(line)) return new PortTakenError(line);
   if (line.includes(TUN_DEVICE) && /Permission denied|Operation not permitted/.test(line)) {
     return new TapError(`TAP ${name}: no permission to open ${TUN_DEVICE}; run as root (or with CAP_NET_ADMIN)`);

@@ -12,9 +12,11 @@
  * ending the relay. It ends when Vessel closes the pipe, and, because it runs under
  * `setpriv --pdeathsig SIGTERM`, also when Vessel is killed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+import { RELAY_START_TIMEOUT_MS, socatErrorLine, startSocatRelay } from '../net/socat-relay.js';
 
 export class PtyConsoleError extends Error {
   override name = 'PtyConsoleError';
@@ -22,10 +24,8 @@ export class PtyConsoleError extends Error {
 
 /** The programs the relay needs, with the Debian package that has each. */
 const RELAY_PROGRAMS = [['setpriv', 'util-linux'], ['socat', 'socat']] as const;
-/** socat prints these notices (with -d -d): the pty's path, then that it relays. */
+/** socat prints this notice (with -d -d) before it relays: the pty's path. */
 const PTY_NOTICE = /\bPTY is (\/\S+)/;
-const RELAY_READY = 'starting data transfer loop';
-const START_TIMEOUT_MS = 10_000;
 /**
  * Guest output waiting in the pipe to socat beyond this is dropped: socat stops reading while
  * nobody reads the pty and its buffer is full, and the guest must not fill Vessel's memory then.
@@ -113,42 +113,20 @@ export class PtyConsole {
 }
 
 /** Spawns socat between a new pty and its stdin/stdout; resolves with the pty's path when it relays. */
-function startRelay(link: string | undefined): Promise<{ relay: ChildProcess; ptyPath: string }> {
+async function startRelay(link: string | undefined): Promise<{ relay: ChildProcess; ptyPath: string }> {
   const pty = ['PTY', 'rawer', ...(link !== undefined ? [`link=${link}`] : [])].join(',');
-  const args = ['--pdeathsig', 'SIGTERM', '--', 'socat', '-d', '-d', pty, 'STDIO'];
-  return new Promise((resolve, reject) => {
-    const relay = spawn('setpriv', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    let settled = false;
-    const settle = (error: Error | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const ptyPath = PTY_NOTICE.exec(stderr)?.[1];
-      if (!error && ptyPath === undefined) error = new PtyConsoleError(`socat relays but did not say which pty it made:\n${stderr.trim()}`);
-      if (error) {
-        relay.kill('SIGKILL');
-        reject(error);
-      } else {
-        resolve({ relay, ptyPath: ptyPath as string });
-      }
-    };
-    const timer = setTimeout(() => settle(new PtyConsoleError(`socat did not start the pty console within ${START_TIMEOUT_MS / 1000} s:\n${stderr.trim()}`)), START_TIMEOUT_MS);
-    relay.stderr?.setEncoding('utf8');
-    relay.stderr?.on('data', (chunk: string) => {
-      if (settled) return; // the listener stays, so socat's notices keep draining
-      stderr += chunk;
-      if (stderr.includes(RELAY_READY)) settle(null);
-    });
-    relay.on('error', (e: NodeJS.ErrnoException) => {
-      settle(new PtyConsoleError(e.code === 'ENOENT'
-        ? 'a pty console needs setpriv and socat: apt-get install util-linux socat'
-        : `cannot start socat for the pty console: ${e.message}`));
-    });
-    relay.on('exit', (code) => {
-      if (code === 127) settle(new PtyConsoleError('a pty console needs socat: apt-get install socat'));
-      const line = stderr.split('\n').find((l) => / E /.test(l))?.replace(/^.* E /, '') ?? stderr.trim();
-      settle(new PtyConsoleError(`socat could not make the pty console: ${line}`));
-    });
+  const { relay, stderr } = await startSocatRelay([pty, 'STDIO'], ['pipe', 'pipe', 'pipe'], {
+    cannotSpawn: (e) => new PtyConsoleError(e.code === 'ENOENT'
+      ? 'a pty console needs setpriv and socat: apt-get install util-linux socat'
+      : `cannot start socat for the pty console: ${e.message}`),
+    noSocat: () => new PtyConsoleError('a pty console needs socat: apt-get install socat'),
+    ended: (err) => new PtyConsoleError(`socat could not make the pty console: ${socatErrorLine(err)}`),
+    timedOut: (err) => new PtyConsoleError(`socat did not start the pty console within ${RELAY_START_TIMEOUT_MS / 1000} s:\n${err.trim()}`),
   });
+  const ptyPath = PTY_NOTICE.exec(stderr)?.[1];
+  if (ptyPath === undefined) {
+    relay.kill('SIGKILL');
+    throw new PtyConsoleError(`socat relays but did not say which pty it made:\n${stderr.trim()}`);
+  }
+  return { relay, ptyPath };
 }
