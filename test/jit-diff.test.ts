@@ -90,7 +90,8 @@ async function lockstep(image: Uint8Array, name: string, budget: number, jit = {
   assert.deepEqual(reference.stopped, withJit.stopped, `${name}: the interpreter did not stop the same way`);
   assert.ok(Buffer.compare(withJit.memory.bytes, reference.memory.bytes) === 0, `${name}: RAM differs at the end`);
   const blocks = withJit.jit!.stats.blocks;
-  assert.ok(blocks > 0, `${name}: nothing was compiled`);
+  // With a threshold, a program too short to heat a batch of blocks compiles nothing (the caller checks the total).
+  if (jit.threshold === 0) assert.ok(blocks > 0, `${name}: nothing was compiled`);
   return { steps, blocks };
 }
 
@@ -290,10 +291,14 @@ test('jit-diff: random RV64IMC streams, state compared after every block', async
 });
 
 test('jit-diff: random streams with chained blocks (budget 64, batches of 4)', async () => {
+  let compiled = 0;
   for (let n = 0; n < PROGRAMS; n++) {
     const seed = (SEED_BASE + n) % 2 ** 31;
-    await lockstep(randomProgram(seed), `random program (VESSEL_JIT_DIFF_SEED=${seed})`, 64, { threshold: 1, batch: 4 });
+    const { blocks } = await lockstep(randomProgram(seed), `random program (VESSEL_JIT_DIFF_SEED=${seed})`, 64, { threshold: 1, batch: 4 });
+    if (blocks > 0) compiled++;
   }
+  // Most programs loop long enough to compile and chain blocks.
+  assert.ok(compiled >= Math.floor(PROGRAMS / 2), `only ${compiled} of ${PROGRAMS} programs compiled anything`);
 });
 
 // ---- ISA test programs ----

@@ -85,7 +85,7 @@ test('virtio-mmio: negotiated features, queue setup and ring indices survive; a 
 
 test('hart: registers and CSRs survive save/restore into another hart of the same id', () => {
   const mem = new GuestMemory(0x8000_0000, 16 << 20);
-  const env = { now: (): number => 0 };
+  const env = { now: (): number => 0, timebaseHz: 10_000_000 };
   const a = new Hart(0, new Bus(mem), env);
   a.setReg(5, 0x1234_5678_9abc_def0n);
   a.pc = 0x8020_0000n;

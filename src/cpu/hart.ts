@@ -17,6 +17,8 @@ import { Access, lastLeafUser, SatpMode, Tlb, TLB_BYTES, TLB_MASK, walkPageTable
 export interface HartEnvironment {
   /** The board's time counter (CSR `time`), in timebase ticks. */
   now(): number;
+  /** Timebase ticks per second of now(). */
+  readonly timebaseHz: number;
   /**
    * Firmware services: an `ecall` from S-mode is offered here first (Vessel serves SBI itself).
    * Returns true when handled; the hart then continues after the ecall.
@@ -35,13 +37,20 @@ const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired 
 const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
 /**
- * Instructions between interrupt checks (the timer is compared every TIMER_CHECK): 256 for the
- * interpreter (about 4 us of guest time at its speed), 1024 with the JIT, which gets there in
- * about the same time and leaves compiled code less often.
+ * Instructions the interpreter runs between interrupt checks. Between checks, the pending
+ * interrupts change only by the timer (see timerCheckInterval) or by an instruction, which then
+ * sets breakLoop (a CSR write, a device access), so compiled code runs up to the timer check.
  */
 const CHUNK = 256;
-const JIT_CHUNK = 1024;
-const TIMER_CHECK = 4096;
+/**
+ * A lower bound of the hart's speed, instructions per second (the interpreter on cold code runs
+ * at about 3x this): the timer is compared again before this many could have run until its
+ * deadline, so a timer interrupt is late by at most MIN_TIMER_CHECK instructions (~1 us).
+ */
+const SLOWEST_IPS = 10_000_000;
+const MIN_TIMER_CHECK = 256;
+/** Far from any deadline the timer is still compared this often (~0.2 ms), and host work (run()'s budget) done. */
+const MAX_TIMER_CHECK = 65_536;
 
 const MISA_LO = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20); // ACDFIMSU
 const MEDELEG_WRITABLE = 0xb3ff;
@@ -97,6 +106,14 @@ export class Hart implements FpuHart {
 
   /** LR reservation: physical address, or -1. */
   reservation = -1;
+  /**
+   * The value LR read (low and high halves). As in QEMU, SC succeeds only while memory still
+   * holds it, so a store of another value to the reserved address by this hart also makes it
+   * fail (the spec lets a hart's own stores go either way) without every store checking the
+   * reservation, which compiled code does not.
+   */
+  private reservedLo = 0;
+  private reservedHi = 0;
   /** Set by WFI until an interrupt becomes pending. */
   waiting = false;
   /** Asks the run loop to return at the next instruction boundary. */
@@ -224,6 +241,7 @@ export class Hart implements FpuHart {
     this.stimecmpLo = lo; this.stimecmpHi = hi;
     this.stimecmp = hi < 0 || hi >= 0x200000 ? Infinity : hi * 4294967296 + (lo >>> 0);
     this.updateTimer();
+    this.nextTimerCheck = this.instret;
   }
 
   /** The one private register a snapshot needs (see hart-snapshot.ts): minstret/mcycle minus instret. */
@@ -253,6 +271,18 @@ export class Hart implements FpuHart {
   }
 
   private pending(): number { return (this.mipSw | this.mipHw) & this.mie; }
+
+  /**
+   * Instructions to run before comparing the timer again (reading the host clock costs more than
+   * a few hundred instructions): as many as could not reach the timer's deadline even at
+   * SLOWEST_IPS, within [MIN_TIMER_CHECK, MAX_TIMER_CHECK]. A new deadline resets the count.
+   */
+  private timerCheckInterval(): number {
+    if ((this.mipHw & (1 << Irq.STI)) !== 0) return MAX_TIMER_CHECK; // pending already
+    const ticks = this.stimecmp - this.env.now(); // Infinity when no deadline is set
+    const insns = Math.floor(ticks * (SLOWEST_IPS / this.env.timebaseHz));
+    return Math.max(MIN_TIMER_CHECK, Math.min(MAX_TIMER_CHECK, insns));
+  }
 
   /** True when an enabled-in-mie interrupt is pending (ends WFI regardless of global enables). */
   hasPendingInterrupt(): boolean {
@@ -486,7 +516,6 @@ export class Hart implements FpuHart {
         case 4: this.view.setInt32(off, vlo, true); break;
         default: this.view.setInt32(off, vlo, true); this.view.setInt32(off + 4, vhi, true);
       }
-      if (pa === this.reservation) this.reservation = -1;
       if (this.codePages[off >>> 12] !== 0) this.storeToCode(off);
       return;
     }
@@ -632,7 +661,10 @@ export class Hart implements FpuHart {
     return this.mstatus & mask;
   }
 
-  /** Writes a CSR; returns false when the write is illegal. */
+  /**
+   * Writes a CSR; returns false when the write is illegal. Sets breakLoop when the write may make
+   * an interrupt deliverable or changes how addresses translate.
+   */
   private writeCsr(csr: number, lo: number, hi: number): boolean {
     switch (csr) {
       case Csr.fflags: if (this.fsOff()) return false; this.fflags = lo & 0x1f; this.mstatus |= FS_DIRTY; return true;
@@ -642,12 +674,16 @@ export class Hart implements FpuHart {
         this.fflags = lo & 0x1f; this.frm = (lo >>> 5) & 7; this.mstatus |= FS_DIRTY; return true;
       case Csr.sstatus: this.writeStatus((this.mstatus & ~SSTATUS_MASK) | (lo & SSTATUS_MASK)); return true;
       case Csr.mstatus: this.writeStatus((this.mstatus & ~MSTATUS_WRITABLE) | (lo & MSTATUS_WRITABLE)); return true;
-      case Csr.sie: this.mie = (this.mie & ~this.mideleg) | (lo & this.mideleg); return true;
-      case Csr.mie: this.mie = lo & ALL_INTERRUPTS; return true;
-      case Csr.sip: this.mipSw = (this.mipSw & ~(1 << Irq.SSI)) | (lo & this.mideleg & (1 << Irq.SSI)); return true;
+      case Csr.sie: this.mie = (this.mie & ~this.mideleg) | (lo & this.mideleg); this.breakLoop = true; return true;
+      case Csr.mie: this.mie = lo & ALL_INTERRUPTS; this.breakLoop = true; return true;
+      case Csr.sip:
+        this.mipSw = (this.mipSw & ~(1 << Irq.SSI)) | (lo & this.mideleg & (1 << Irq.SSI));
+        this.breakLoop = true;
+        return true;
       case Csr.mip: {
         const writable = (1 << Irq.SSI) | (1 << Irq.SEI) | ((this.menvcfgHi & 0x80000000) ? 0 : 1 << Irq.STI);
         this.mipSw = (this.mipSw & ~writable) | (lo & writable);
+        this.breakLoop = true;
         return true;
       }
       case Csr.stvec: this.stvecLo = (lo & 3) >= 2 ? lo & ~3 : lo; this.stvecHi = hi; return true;
@@ -655,7 +691,11 @@ export class Hart implements FpuHart {
       case Csr.scounteren: this.scounteren = lo; return true;
       case Csr.mcounteren: this.mcounteren = lo; return true;
       case Csr.senvcfg: this.senvcfgLo = lo & 1; return true;
-      case Csr.menvcfg: this.menvcfgLo = lo & 1; this.menvcfgHi = hi & (0x80000000 | 0); this.updateTimer(); return true;
+      case Csr.menvcfg:
+        this.menvcfgLo = lo & 1; this.menvcfgHi = hi & (0x80000000 | 0);
+        this.updateTimer();
+        this.breakLoop = true;
+        return true;
       case Csr.sscratch: this.sscratchLo = lo; this.sscratchHi = hi; return true;
       case Csr.mscratch: this.mscratchLo = lo; this.mscratchHi = hi; return true;
       case Csr.sepc: this.sepcLo = lo & ~1; this.sepcHi = hi; return true;
@@ -666,7 +706,7 @@ export class Hart implements FpuHart {
       case Csr.mtval: this.mtvalLo = lo; this.mtvalHi = hi; return true;
       case Csr.stimecmp:
         if (this.priv === Priv.Supervisor && ((this.menvcfgHi & 0x80000000) === 0 || (this.mcounteren & 2) === 0)) return false;
-        this.setTimerCompare(lo, hi); return true;
+        this.setTimerCompare(lo, hi); this.breakLoop = true; return true;
       case Csr.satp: {
         if (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM)) return false;
         const mode = hi >>> 28;
@@ -674,10 +714,11 @@ export class Hart implements FpuHart {
         this.satpLo = lo; this.satpHi = hi;
         this.flushTlb();
         this.updateTranslation();
+        this.breakLoop = true;
         return true;
       }
       case Csr.medeleg: this.medeleg = lo & MEDELEG_WRITABLE; return true;
-      case Csr.mideleg: this.mideleg = lo & SUPERVISOR_INTERRUPTS; return true;
+      case Csr.mideleg: this.mideleg = lo & SUPERVISOR_INTERRUPTS; this.breakLoop = true; return true;
       case Csr.mcycle: case Csr.minstret:
         // The write replaces this instruction's own increment: the next instruction reads the value.
         this.counterOffset = (hi >>> 0) * 4294967296 + (lo >>> 0) - this.instret - 1;
@@ -697,6 +738,11 @@ export class Hart implements FpuHart {
   private writeStatus(v: number): void {
     if (((v >>> Mstatus.MPP_SHIFT) & 3) === 2) v &= ~Mstatus.MPP; // reserved MPP value: WARL to U
     const changed = this.mstatus ^ v;
+    // Newly enabled interrupts are taken before the next instruction; a new translation mode
+    // must reach compiled code, which holds the TLB choice for a whole run.
+    if ((v & changed & (Mstatus.SIE | Mstatus.MIE)) !== 0 || (changed & (Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR)) !== 0) {
+      this.breakLoop = true;
+    }
     this.mstatus = v;
     if (changed & Mstatus.MXR) {
       for (const set of this.tlbs) set[Access.Read].flush();
@@ -719,17 +765,15 @@ export class Hart implements FpuHart {
     }
     const jit = this.jit;
     while (this.instret - start < budget && !this.waiting) {
-      // Reading the host clock costs more than 256 instructions; the timer is compared every
-      // 4096 (about 60 us of guest time), other interrupt sources at every chunk.
       if (this.instret >= this.nextTimerCheck) {
         this.updateTimer();
-        this.nextTimerCheck = this.instret + TIMER_CHECK;
+        this.nextTimerCheck = this.instret + this.timerCheckInterval();
       }
       this.takeInterrupt();
       this.breakLoop = false;
       try {
-        const chunk = Math.min(jit ? JIT_CHUNK : CHUNK, budget - (this.instret - start));
-        if (jit) this.dispatch(jit, this.instret + chunk); else this.execute(chunk);
+        const chunk = Math.min(this.nextTimerCheck - this.instret, budget - (this.instret - start));
+        if (jit) this.dispatch(jit, this.instret + chunk); else this.execute(Math.min(CHUNK, chunk));
       } catch (e) {
         if (e !== TRAP) throw e;
       }
@@ -750,8 +794,7 @@ export class Hart implements FpuHart {
       const pcLo = this.pcLo, pcHi = this.pcHi;
       if ((pcLo >>> 12) !== this.fetchVpn || pcHi !== this.fetchHi) this.fetch(pcLo, pcHi);
       const ramOff = this.fetchBase + (pcLo & 0xfff);
-      // While an LR reservation is held, the interpreter runs: compiled stores do not check it.
-      const block = this.reservation === -1 ? jit.lookup(ramOff, pcLo, pcHi) : -1;
+      const block = jit.lookup(ramOff, pcLo, pcHi);
       if (block < 0) {
         this.execute(end - this.instret);
         jit.interpreted(ramOff, pcLo, pcHi);
@@ -795,6 +838,29 @@ export class Hart implements FpuHart {
     this.syncFromCompiled();
     this.store(lo, hi, 1 << f3, this.state[VALUE_LO], this.state[VALUE_HI]);
     return this.breakLoop ? 1 : 0;
+  }
+
+  /**
+   * Runs the instruction at the state's pc (`length` bytes long) with the interpreter, for
+   * compiled code (CSRs, atomics, floating point, privileged instructions). Returns 1 when
+   * compiled code must stop after it, with the next pc in the state: the instruction jumped or
+   * trapped-and-returned (xRET, ECALL), waits (WFI), or asked for an interrupt check or a new
+   * translation (breakLoop). A trap propagates as from the other helpers.
+   */
+  compiledInterpret(length: number): number {
+    this.syncFromCompiled();
+    const pcLo = this.pcLo, pcHi = this.pcHi, base = this.instret;
+    // Counter CSRs read (and minstret writes set) the count of this very instruction.
+    this.instret = base + this.state[RETIRED];
+    try {
+      this.execute(1);
+    } finally {
+      this.instret = base;
+    }
+    this.state[PC_LO] = this.pcLo; this.state[PC_HI] = this.pcHi;
+    const nextLo = (pcLo + length) | 0;
+    const sequential = this.pcLo === nextLo && this.pcHi === ((nextLo >>> 0) < (pcLo >>> 0) ? (pcHi + 1) | 0 : pcHi);
+    return sequential && !this.breakLoop && !this.waiting ? 0 : 1;
   }
 
   /** A store reached RAM page `off >>> 12`, which holds translated code. */
@@ -923,7 +989,7 @@ export class Hart implements FpuHart {
           if (f3 > 3) this.illegal(insn);
           const off = this.ramOffset(lo, hi, 1 << f3, this.tlbWrite);
           // Untranslated stores bypass the write TLB, which keeps code pages out of the fast path.
-          if (off >= 0 && off + this.ramBase !== this.reservation && (this.dataTranslate || this.codePages[off >>> 12] === 0)) {
+          if (off >= 0 && (this.dataTranslate || this.codePages[off >>> 12] === 0)) {
             switch (f3) {
               case 0: view.setInt8(off, x[s2]); break;
               case 1: view.setInt16(off, x[s2], true); break;
@@ -1135,11 +1201,16 @@ export class Hart implements FpuHart {
       const v = this.loadPhys(pa, width, lo, hi);
       x[d] = v; x[d + 1] = width === 4 ? v >> 31 : this.tmpHi;
       this.reservation = pa;
+      this.reservedLo = v; this.reservedHi = width === 4 ? 0 : this.tmpHi;
       return;
     }
     const pa = this.translate(lo, hi, Access.Write);
     if (op === 3) { // SC
-      const ok = this.reservation === pa;
+      let ok = this.reservation === pa;
+      if (ok) {
+        const v = this.loadPhys(pa, width, lo, hi);
+        ok = v === this.reservedLo && (width === 4 || this.tmpHi === this.reservedHi);
+      }
       this.reservation = -1;
       if (ok) this.storePhys(pa, width, x[s2], x[s2 + 1], lo, hi);
       x[d] = ok ? 0 : 1; x[d + 1] = 0;
@@ -1217,6 +1288,7 @@ export class Hart implements FpuHart {
           if (this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM))) this.illegal(insn);
           const rs1 = (insn >>> 15) & 31;
           if (rs1 === 0) this.flushTlb(); else this.flushTlbPage(this.x[2 * rs1], this.x[2 * rs1 + 1]);
+          this.breakLoop = true; // compiled code chains within a page without looking at the TLB
           return false;
         }
         return this.illegal(insn);
@@ -1250,7 +1322,6 @@ export class Hart implements FpuHart {
       let lo = srcLo, hi = srcHi;
       if (kind === 2) { lo = oldLo | srcLo; hi = oldHi | srcHi; } else if (kind === 3) { lo = oldLo & ~srcLo; hi = oldHi & ~srcHi; }
       if (!this.writeCsr(csr, lo, hi)) this.illegal(insn);
-      this.breakLoop = true;
     }
     this.x[d] = oldLo; this.x[d + 1] = oldHi;
   }

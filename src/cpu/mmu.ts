@@ -7,14 +7,16 @@ export const enum Access { Read = 0, Write = 1, Execute = 2 }
 /** satp.MODE values this hart implements. */
 export const enum SatpMode { Bare = 0, Sv39 = 8, Sv48 = 9 }
 
-const TLB_BITS = 8;
+const TLB_BITS = 10;
 export const TLB_SIZE = 1 << TLB_BITS;
 export const TLB_MASK = TLB_SIZE - 1;
 
 /** Bytes one Tlb takes in a hart slot: tagLo, tagHi, ramOffset (int32 each), page (float64). */
 export const TLB_BYTES = TLB_SIZE * 20;
 /** Byte offsets of a Tlb's arrays from its start (compiled code reads tagLo, tagHi, ramOffset). */
-export const enum TlbField { TagLo = 0, TagHi = 1024, RamOffset = 2048, Page = 3072 } // TLB_SIZE * 4, 8, 12
+export const enum TlbField { TagLo = 0, TagHi = 4096, RamOffset = 8192, Page = 12288 } // TLB_SIZE * 4, 8, 12
+/** Mask that turns `address >>> 10` into the byte offset of its entry in one of a Tlb's int32 arrays. */
+export const TLB_INDEX_MASK = TLB_MASK << 2;
 
 /**
  * A direct-mapped translation cache for one (privilege, access kind) pair. An entry is only

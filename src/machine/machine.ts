@@ -167,6 +167,7 @@ export class Machine {
     });
     const env = {
       now: () => this.clock.now(),
+      timebaseHz: TIMEBASE_FREQUENCY,
       supervisorEcall: hostFirmware ? (h: Hart) => this.sbi.handle(h) : undefined,
       machineTrap: hostFirmware ? (h: Hart, cause: number, interrupt: boolean) => this.stop({
         kind: 'error',

@@ -12,7 +12,7 @@
  * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
  * own range check.
  */
-export const HART_SLOT_BYTES = 64 * 1024;
+export const HART_SLOT_BYTES = 256 * 1024;
 export const MAX_HART_SLOTS = 64;
 /** A region for the JIT's block lookup table, which compiled code reads (after the hart slots). */
 export const JIT_REGION_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;

@@ -4,13 +4,29 @@ import { Opcode } from '../opcode.js';
 /** Longest block the JIT translates, in instructions. */
 export const MAX_BLOCK_INSNS = 64;
 
+/** How compiled code runs an instruction. */
+export const enum InsnKind {
+  /** Translated to WebAssembly. */
+  Native,
+  /**
+   * Run by the interpreter through a call from compiled code (CSRs, atomics, floating point,
+   * privileged instructions): rare or complex enough that a call costs less than their code.
+   */
+  Helper,
+  /** Not in a block: compiled code stops before it and the interpreter takes over (illegal encodings). */
+  None,
+}
+
 /** One guest instruction of a block: the 32-bit form (compressed ones expanded) and its length. */
 export interface BlockInsn {
   insn: number;
+  kind: InsnKind.Native | InsnKind.Helper;
   /** 2 or 4 bytes. */
   length: number;
-  /** Byte offset of the instruction from the block's start. */
+  /** Byte offset of the instruction from the block's start (negative after a jump backwards). */
   offset: number;
+  /** A JAL the block follows: its target, on the same page, is translated next in the block. */
+  followed: boolean;
 }
 
 /** How a block ends. */
@@ -19,14 +35,19 @@ export const enum BlockEnd {
   Jump,
   /** Before an instruction the JIT does not translate: the interpreter runs that one. */
   Interpret,
-  /** At the block length limit or the end of the page: execution continues after the last instruction. */
+  /**
+   * At the block length limit, the end of the page, or after a privileged SYSTEM instruction
+   * (ECALL, xRET, WFI, SFENCE.VMA usually change the pc or the translation, so code after them
+   * is not worth compiling with them): execution continues after the last instruction.
+   */
   FallThrough,
 }
 
 /**
- * A straight-line run of guest code starting at virtual pc (pcLo, pcHi), RAM offset `ramOff`,
- * within one 4 KiB page. Conditional branches inside leave the block when taken; it ends at an
- * unconditional jump, an instruction the JIT leaves to the interpreter, or the page/size limit.
+ * A run of guest code starting at virtual pc (pcLo, pcHi), RAM offset `ramOff`, within one
+ * 4 KiB page. Conditional branches inside leave the block when taken; a JAL to the same page
+ * (a jump or a call) is followed, once per target; it ends at any other jump, a privileged SYSTEM
+ * instruction, an instruction the JIT leaves to the interpreter, or the page/size limit.
  */
 export interface BlockPlan {
   ramOff: number;
@@ -34,10 +55,24 @@ export interface BlockPlan {
   pcHi: number;
   insns: BlockInsn[];
   end: BlockEnd;
+  /** Unless the block ends with a jump: the offset from its start where execution continues after it. */
+  next: number;
 }
 
-/** Whether the JIT translates this (32-bit) instruction; anything else is left to the interpreter. */
-export function translatable(insn: number): boolean {
+/** How compiled code runs this (32-bit) instruction. */
+export function classify(insn: number): InsnKind {
+  if (translatable(insn)) return InsnKind.Native;
+  switch ((insn >>> 2) & 31) {
+    case Opcode.System: case Opcode.Amo: case Opcode.LoadFp: case Opcode.StoreFp: case Opcode.OpFp:
+    case Opcode.Madd: case Opcode.Msub: case Opcode.Nmsub: case Opcode.Nmadd: case Opcode.MiscMem:
+      return InsnKind.Helper;
+    default:
+      return InsnKind.None;
+  }
+}
+
+/** Whether the JIT translates this (32-bit) instruction to WebAssembly. */
+function translatable(insn: number): boolean {
   const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
   switch ((insn >>> 2) & 31) {
     case Opcode.Load: return f3 !== 7;
@@ -68,11 +103,12 @@ export function translatable(insn: number): boolean {
 
 /**
  * Reads the block at RAM offset `ramOff` (virtual pc (pcLo, pcHi)). Returns null when its first
- * instruction is not translated.
+ * instruction is left to the interpreter.
  */
 export function scanBlock(ram: DataView, ramOff: number, pcLo: number, pcHi: number): BlockPlan | null {
-  const pageEnd = (ramOff | 0xfff) + 1;
+  const pageStart = ramOff & ~0xfff, pageEnd = pageStart + 0x1000;
   const insns: BlockInsn[] = [];
+  const followedTargets = new Set<number>([ramOff]);
   let off = ramOff, end = BlockEnd.FallThrough;
   while (insns.length < MAX_BLOCK_INSNS && off + 2 <= pageEnd) {
     const half = ram.getUint16(off, true);
@@ -85,12 +121,25 @@ export function scanBlock(ram: DataView, ramOff: number, pcLo: number, pcHi: num
       insn = ram.getInt32(off, true);
       length = 4;
     }
-    if (insn === 0 || !translatable(insn)) { end = BlockEnd.Interpret; break; }
-    insns.push({ insn, length, offset: off - ramOff });
-    off += length;
+    const kind = insn === 0 ? InsnKind.None : classify(insn);
+    if (kind === InsnKind.None) { end = BlockEnd.Interpret; break; }
+    const ins: BlockInsn = { insn, kind, length, offset: off - ramOff, followed: false };
+    insns.push(ins);
     const major = (insn >>> 2) & 31;
-    if (major === Opcode.Jal || major === Opcode.Jalr) { end = BlockEnd.Jump; break; }
+    if (major === Opcode.Jal) {
+      const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+      const target = off + imm;
+      // A jump back to the block's start stays a jump: compiled code loops there.
+      if (target < pageStart || target >= pageEnd || followedTargets.has(target)) { end = BlockEnd.Jump; break; }
+      followedTargets.add(target);
+      ins.followed = true;
+      off = target;
+      continue;
+    }
+    off += length;
+    if (major === Opcode.Jalr) { end = BlockEnd.Jump; break; }
+    if (major === Opcode.System && ((insn >>> 12) & 7) === 0) break;
   }
   if (insns.length === 0) return null;
-  return { ramOff, pcLo, pcHi, insns, end };
+  return { ramOff, pcLo, pcHi, insns, end, next: off - ramOff };
 }

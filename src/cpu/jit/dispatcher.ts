@@ -1,7 +1,7 @@
 import { JIT_REGION_OFFSET } from '../../machine/memory.js';
 import { HartState } from '../hart-state.js';
-import { TlbField } from '../mmu.js';
-import { RUN_PARAMS } from './translate.js';
+import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
+import { BLOCK_PARAMS } from './translate.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
@@ -9,7 +9,7 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * to JavaScript: LOOKUP_ENTRIES entries of four int32s at JIT_REGION_OFFSET of the wasm memory,
  * direct-mapped by RAM offset of the block's first instruction.
  */
-export const LOOKUP_BITS = 14;
+export const LOOKUP_BITS = 16;
 export const LOOKUP_ENTRIES = 1 << LOOKUP_BITS;
 export const LOOKUP_MASK = LOOKUP_ENTRIES - 1;
 /** Fields of a lookup entry (int32 index within it). */
@@ -19,40 +19,41 @@ export const enum LookupField {
   /** The virtual pc the block was translated at. */
   PcLo = 1,
   PcHi = 2,
-  /** (index of the module's run in the function table << 8) | block number within the module. */
+  /** The index of the block's function in the function table. */
   Target = 3,
 }
 
 /**
- * Builds the dispatcher module. Its `enter(target, budget, base) -> i32` runs the block
- * `target` (a LookupField.Target value) on the hart with state slot `base`, then keeps going:
- * it translates the next pc through the hart's fetch TLB, finds its block in the lookup table
- * and calls it through the function table, until `budget` instructions have retired, a block
- * returns a RunExit flag, or the next pc has no compiled block (TLB miss, not RAM, not
- * compiled). It returns what the last block returned: (retired << 2) | RunExit flags.
+ * Builds the dispatcher module, which exports
+ * - `enter(target, budget, base) -> i32`: runs the block `target` (a LookupField.Target value: its
+ *   function's index in the table) on the hart with state slot `base`, with no instruction
+ *   retired yet; blocks go on by tail calls until one returns (retired << 2) | RunExit flags;
+ * - `chain(base, n, budget) -> i32`, which blocks tail-call to go on at the pc in the state
+ *   slot: it translates the pc through the hart's fetch TLB, finds its block in the lookup
+ *   table and tail-calls it through the function table; when the pc has no compiled block (TLB
+ *   miss, not RAM, not compiled) it returns n << 2 to JavaScript.
  */
 export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   const w = new ModuleWriter(memoryPages);
   w.importTable();
-  const runType = w.type(RUN_PARAMS, [ValType.I32]);
+  const blockType = w.type(BLOCK_PARAMS, [ValType.I32]);
   const enterType = w.type([ValType.I32, ValType.I32, ValType.I32], [ValType.I32]);
-  const TARGET = 0, BUDGET = 1, BASE = 2, R = 3, LO = 4, E = 5, H = 6, PC = 7;
+
+  const enter = new FunctionBody();
+  {
+    const TARGET = 0, BUDGET = 1, BASE = 2;
+    enter.get(BASE); enter.i32(0); enter.get(BUDGET); enter.get(TARGET);
+    enter.byte(Op.CallIndirect); enter.u32(blockType); enter.u32(0);
+  }
+  w.export('enter', w.addFunction({ type: enterType, locals: [], body: enter }));
+
   const f = new FunctionBody();
-  const loop = f.open(Op.Loop);
-  // r = run(entry, budget, base, retired so far) of the target's module.
-  f.get(TARGET); f.i32(255); f.op(Op.I32And);
-  f.get(BUDGET); f.get(BASE);
-  f.get(R); f.i32(2); f.op(Op.I32ShrU);
-  f.get(TARGET); f.i32(8); f.op(Op.I32ShrU);
-  f.byte(Op.CallIndirect); f.u32(runType); f.u32(0);
-  f.tee(R);
-  const leave = (): void => { f.open(Op.If); f.get(R); f.op(Op.Return); f.close(); };
-  f.i32(3); f.op(Op.I32And); leave();
-  f.get(R); f.i32(2); f.op(Op.I32ShrU); f.get(BUDGET); f.op(Op.I32GeU); leave();
-  // The next pc through the fetch TLB: a hit means the fetch is permitted.
+  const BASE = 0, N = 1, BUDGET = 2, LO = 3, E = 4, H = 5, PC = 6;
+  const leave = (): void => { f.open(Op.If); f.get(N); f.i32(2); f.op(Op.I32Shl); f.op(Op.Return); f.close(); };
+  // The pc through the fetch TLB: a hit means the fetch is permitted.
   f.get(BASE); f.mem(Op.I64Load, 3, HartState.Pc); f.tee(PC); f.op(Op.I32WrapI64); f.set(LO);
   f.get(BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb);
-  f.get(LO); f.i32(10); f.op(Op.I32ShrU); f.i32(0x3fc); f.op(Op.I32And); f.op(Op.I32Add); f.tee(E);
+  f.get(LO); f.i32(10); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.op(Op.I32Add); f.tee(E);
   f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(LO); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); leave();
   f.get(E); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
   f.op(Op.I32Ne); leave();
@@ -64,11 +65,9 @@ export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.PcLo); f.get(LO); f.op(Op.I32Ne); leave();
   f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.PcHi);
   f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64); f.op(Op.I32Ne); leave();
-  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.Target); f.set(TARGET);
-  f.br(loop);
-  f.close();
-  f.op(Op.Unreachable);
-  const enter = w.addFunction({ type: enterType, locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: f });
-  w.export('enter', enter);
+  f.get(BASE); f.get(N); f.get(BUDGET);
+  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.Target);
+  f.byte(Op.ReturnCallIndirect); f.u32(blockType); f.u32(0);
+  w.export('chain', w.addFunction({ type: blockType, locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: f }));
   return w.bytes();
 }

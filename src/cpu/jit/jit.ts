@@ -7,6 +7,7 @@ import { ModuleTranslator } from './translate.js';
 export interface JitHart {
   compiledLoad(f3: number, lo: number, hi: number): number;
   compiledStore(f3: number, lo: number, hi: number): number;
+  compiledInterpret(length: number): number;
   forgetWritablePage(ramOffset: number): void;
 }
 
@@ -16,11 +17,11 @@ export interface JitOptions {
    * it first runs (for tests: then compiled code runs even for code that runs once).
    */
   threshold?: number;
-  /** Hot blocks compiled together into one module (they can jump to each other directly); at most 255. */
+  /** Hot blocks compiled together into one module (they can jump to each other directly). */
   batch?: number;
 }
 
-/** A translated block: its module and its number there (together, its lookup Target). */
+/** A translated block: its function's index in the table (its lookup Target) and its module. */
 interface CompiledBlock {
   readonly target: number;
   readonly ramOff: number;
@@ -30,8 +31,6 @@ interface CompiledBlock {
 }
 
 interface CompiledModule {
-  /** Its run function's index in the function table. */
-  readonly tableIndex: number;
   readonly blocks: CompiledBlock[];
   /** Invalidated: its blocks are gone from every table. */
   dead: boolean;
@@ -85,7 +84,7 @@ export class Jit {
   private readonly pageModules = new Map<number, Set<CompiledModule>>();
   private readonly pageInvalidations: Uint8Array;
   private readonly table = new WebAssembly.Table({ element: 'anyfunc', initial: 64 });
-  /** Function table slots never used yet start here; those of invalidated modules are reused (a Target holds the index in 23 bits). */
+  /** Function table slots never used yet start here; those of invalidated blocks are reused. */
   private nextTableIndex = 0;
   private readonly freeTableIndices: number[] = [];
   private pending: PendingBlock[] = [];
@@ -95,22 +94,24 @@ export class Jit {
 
   constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
     this.threshold = Math.max(0, options.threshold ?? 200);
-    this.batch = Math.min(255, Math.max(1, options.batch ?? 32));
+    this.batch = Math.max(1, options.batch ?? 32);
     this.codePages = new Uint8Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
     this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
     for (let i = 0; i < LOOKUP_ENTRIES; i++) this.lookupTable[4 * i + LookupField.RamOff] = -1;
     this.memoryPages = memory.buffer.byteLength >>> 16;
+    const dispatcher = new WebAssembly.Instance(new WebAssembly.Module(buildDispatcher(this.memoryPages)),
+      { env: { memory: memory.wasmMemory, table: this.table } });
+    this.enter = dispatcher.exports.enter as (target: number, budget: number, stateBase: number) => number;
     this.imports = {
       env: {
         memory: memory.wasmMemory,
         load: (f3: number, lo: number, hi: number): number => this.current!.compiledLoad(f3, lo, hi),
         store: (f3: number, lo: number, hi: number): number => this.current!.compiledStore(f3, lo, hi),
+        interpret: (length: number): number => this.current!.compiledInterpret(length),
+        chain: dispatcher.exports.chain,
       },
     };
-    const dispatcher = new WebAssembly.Instance(new WebAssembly.Module(buildDispatcher(this.memoryPages)),
-      { env: { memory: memory.wasmMemory, table: this.table } });
-    this.enter = dispatcher.exports.enter as (target: number, budget: number, stateBase: number) => number;
     memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
   }
 
@@ -120,6 +121,9 @@ export class Jit {
   lookup(ramOff: number, pcLo: number, pcHi: number): number {
     const e = ((ramOff >>> 1) & LOOKUP_MASK) << 2, t = this.lookupTable;
     if (t[e] === ramOff && t[e + LookupField.PcLo] === pcLo && t[e + LookupField.PcHi] === pcHi) return t[e + LookupField.Target];
+    // Compiled earlier but evicted from the table by a block that maps to the same entry.
+    const evicted = this.byRamOff.get(ramOff)?.find((b) => b.pcLo === pcLo && b.pcHi === pcHi);
+    if (evicted) { this.install(evicted); return evicted.target; }
     return this.threshold === 0 ? this.compileNow(ramOff, pcLo, pcHi) : -1;
   }
 
@@ -135,15 +139,19 @@ export class Jit {
   /** The interpreter ran a block starting at (ramOff, pc): count it, compile when hot. */
   interpreted(ramOff: number, pcLo: number, pcHi: number): void {
     const i = (ramOff >>> 1) & LOOKUP_MASK;
-    if (++this.counters[i] === this.threshold) this.request(ramOff, pcLo, pcHi);
+    // Blocks that map to the same entry share its counter; a request that compiles nothing (a
+    // first instruction left to the interpreter) is simply repeated a threshold later.
+    if (++this.counters[i] >= this.threshold) {
+      this.counters[i] = 0;
+      this.request(ramOff, pcLo, pcHi);
+    }
     if (this.pending.length > 0 && ++this.pendingAge >= PENDING_PATIENCE) this.compilePending();
   }
 
   private request(ramOff: number, pcLo: number, pcHi: number): void {
-    const existing = this.byRamOff.get(ramOff)?.find((b) => b.pcLo === pcLo && b.pcHi === pcHi);
-    if (existing) { this.install(existing); return; } // compiled earlier, evicted from the table
     if (this.pageInvalidations[ramOff >>> 12] >= MAX_PAGE_INVALIDATIONS) return;
-    if (this.pending.some((p) => p.ramOff === ramOff && p.pcLo === pcLo && p.pcHi === pcHi)) return;
+    // Hot again while it waits for its batch: compile the batch now.
+    if (this.pending.some((p) => p.ramOff === ramOff && p.pcLo === pcLo && p.pcHi === pcHi)) { this.compilePending(); return; }
     this.pending.push({ ramOff, pcLo, pcHi });
     if (this.pending.length >= this.batch) this.compilePending();
   }
@@ -162,12 +170,12 @@ export class Jit {
     const started = performance.now();
     const bytes = new ModuleTranslator(this.memoryPages, plans).translate();
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
-    const tableIndex = this.freeTableIndices.pop() ?? this.nextTableIndex++;
-    if (tableIndex >= this.table.length) this.table.grow(this.table.length);
-    this.table.set(tableIndex, instance.exports.run as () => number);
-    const module: CompiledModule = { tableIndex, blocks: [], dead: false };
+    const module: CompiledModule = { blocks: [], dead: false };
     plans.forEach((plan, index) => {
-      const block: CompiledBlock = { target: (tableIndex << 8) | index, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
+      const target = this.freeTableIndices.pop() ?? this.nextTableIndex++;
+      if (target >= this.table.length) this.table.grow(this.table.length);
+      this.table.set(target, instance.exports[`b${index}`] as () => number);
+      const block: CompiledBlock = { target, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
       module.blocks.push(block);
       let list = this.byRamOff.get(plan.ramOff);
       if (!list) { list = []; this.byRamOff.set(plan.ramOff, list); }
@@ -239,9 +247,9 @@ export class Jit {
         set.delete(module);
         if (set.size === 0) { this.pageModules.delete(page); this.codePages[page] = 0; }
       }
+      this.table.set(b.target, null);
+      this.freeTableIndices.push(b.target);
     }
-    this.table.set(module.tableIndex, null);
-    this.freeTableIndices.push(module.tableIndex);
     this.stats.invalidatedModules++;
   }
 }

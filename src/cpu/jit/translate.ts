@@ -1,32 +1,37 @@
 import { RAM_OFFSET } from '../../machine/memory.js';
 import { HartState } from '../hart-state.js';
-import { TlbField } from '../mmu.js';
+import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { Opcode } from '../opcode.js';
-import { BlockEnd, type BlockPlan } from './block.js';
+import { BlockEnd, InsnKind, type BlockPlan } from './block.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
  * Translates blocks of RISC-V code to one WebAssembly module.
  *
- * The module exports `run(entry, budget, base, retired) -> i32`: it runs block number `entry` on
- * the hart whose state slot starts at byte `base` of the shared memory, with `retired`
- * instructions retired so far in this call from JavaScript, and returns (retired << 2) | RunExit
- * flags with the pc in the state slot. Blocks are cases of a loop over a br_table, so a block
- * whose constant exit target is another block of the same module jumps there directly (on the
- * same virtual page at once, on another page after checking the fetch TLB), until `budget`
- * instructions have retired (that bounds interrupt latency); other exits go back to the
- * dispatcher (dispatcher.ts).
+ * Each block becomes a function `(base, n, budget) -> i32` (exported as "b<index>"), run on the
+ * hart whose state slot starts at byte `base` of the shared memory, with `n` instructions
+ * retired so far in this call from JavaScript. Control passes from block to block by tail
+ * calls, so the wasm stack stays flat and registers live in a few locals of one small function
+ * (which V8 optimizes well): to a block of the same module directly (on the same virtual page
+ * at once, on another page after checking the fetch TLB), to a branch back to the block's own
+ * start by a loop, and otherwise through the dispatcher's `chain` (dispatcher.ts), which finds
+ * the block for the pc in the lookup table. Every exit first checks `budget` (that bounds
+ * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
+ * the pc in the state slot.
  *
- * Guest registers are cached in i64 locals, loaded by each block that reads them (unless it was
- * reached by chaining with them in locals already); every write also goes to the state slot at
- * once, so the slot is always current when a helper traps or the block leaves.
+ * Guest registers are cached in i64 locals, loaded at block entry (those it reads); every write
+ * also goes to the state slot at once, so the slot is always current when a helper traps or
+ * the block leaves.
  * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); a miss,
  * a page-crossing access, MMIO or a fault goes to the hart's `compiledLoad`/`compiledStore`
  * after the pc and retired count of the instruction are written to the slot, so a trap there is
- * precise.
+ * precise. Helper instructions (block.ts InsnKind.Helper) are run by the hart's interpreter
+ * through `interpret` the same way; it reads and writes registers in the state slot, so the
+ * block reloads its rd afterwards, and it says when the block must stop (the pc, privilege,
+ * translation or interrupt enables changed).
  */
 
-/** Flags in the low bits of run's result. */
+/** Flags in the low bits of a block's result. */
 export const enum RunExit {
   /** The instruction at pc is not translated: the interpreter must run it. */
   Interpret = 1,
@@ -34,24 +39,21 @@ export const enum RunExit {
   Stop = 2,
 }
 
-/** The type of every module's `run` (the dispatcher calls them through a table). */
-export const RUN_PARAMS = [ValType.I32, ValType.I32, ValType.I32, ValType.I32];
+/** The parameters of every block function (the dispatcher calls them through the table): base, n, budget. */
+export const BLOCK_PARAMS = [ValType.I32, ValType.I32, ValType.I32];
 
-// Function indexes: imports first, then the internal helpers, then run.
-const IMPORT_LOAD = 0, IMPORT_STORE = 1;
-const DIV = 2, DIVU = 3, REM = 4, REMU = 5, DIVW = 6, DIVUW = 7, REMW = 8, REMUW = 9;
+// Function indexes: imports first, then the internal helpers, then the blocks.
+const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3;
+const DIV = 4, DIVU = 5, REM = 6, REMU = 7, DIVW = 8, DIVUW = 9, REMW = 10, REMUW = 11;
+const FIRST_BLOCK = 12;
 
-// Locals of run: the four parameters, scratch, then x1..x31.
-const L_ENTRY = 0, L_BUDGET = 1, L_BASE = 2, L_N = 3, L_ADDR = 4, L_ENT = 5, L_STATUS = 6;
-const L_RTLB = 7, L_WTLB = 8, L_WARM = 9, L_T0 = 10;
-const regLocal = (r: number): number => 10 + r; // x1 -> 11 ... x31 -> 41
-/** i64 scratch for the inline high multiplies: operands a, b, then a0 a1 b0 b1 p01 p10. */
-const L_MA = 42, L_MB = 43, L_M0 = 44;
-const RUN_LOCALS: ValType[] = [
-  ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64,
-  ...new Array<ValType>(31).fill(ValType.I64),
-  ...new Array<ValType>(8).fill(ValType.I64),
-];
+// Locals of a block function: the parameters, scratch, then the registers it uses and the
+// scratch of the inline high multiplies (allocated per block).
+const L_BASE = 0, L_N = 1, L_BUDGET = 2, L_ADDR = 3, L_ENT = 4, L_STATUS = 5, L_RTLB = 6, L_WTLB = 7, L_T0 = 8;
+const FIXED_LOCALS: ValType[] = [ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64];
+const FIRST_FREE_LOCAL = 9;
+/** i64 scratch the high multiplies use: operands a, b, then a0 a1 b0 b1 p01 p10. */
+const MUL_SCRATCH = 8;
 
 const LOAD_OPS = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U];
 const STORE_OPS = [Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store];
@@ -62,95 +64,103 @@ function add64(alo: number, ahi: number, blo: number, bhi: number): [number, num
   return [lo, (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0];
 }
 
+/** Registers a block's native instructions read (loaded at entry) and all it uses (locals). */
+function registerUse(b: BlockPlan): { reads: number[]; used: number[] } {
+  const reads = new Set<number>(), used = new Set<number>();
+  for (const { insn, kind } of b.insns) {
+    const major = (insn >>> 2) & 31, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+    used.add(rd); // a helper's rd is reloaded after it
+    if (kind === InsnKind.Helper) continue; // it reads the state slot
+    if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add(rs1);
+    if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add(rs2);
+  }
+  for (const r of reads) used.add(r);
+  reads.delete(0); used.delete(0);
+  return { reads: [...reads], used: [...used] };
+}
+
 export class ModuleTranslator {
   private readonly w: ModuleWriter;
-  private readonly f = new FunctionBody();
-  /** Level of the dispatch loop, for chaining. */
-  private dispatchLevel = 0;
-  /** The block being emitted. */
+  private f = new FunctionBody();
+  /** The block being emitted, and its index. */
   private block!: BlockPlan;
-  /** Registers each block reads before writing them (its entry loads). */
-  private readonly reads: Set<number>[];
-  /** Registers whose locals are current at this point of the block being emitted. */
-  private available = new Set<number>();
+  private index = 0;
+  /** Local index of each register the block uses (0 where unused). */
+  private regLocals = new Int32Array(32);
+  /** First of the MUL_SCRATCH locals, or -1 when the block has no high multiply. */
+  private mulScratch = -1;
+  /** Level of the loop around the block's body: a branch back to its start continues it. */
+  private selfLevel = 0;
 
   constructor(memoryPages: number, private readonly blocks: BlockPlan[]) {
     this.w = new ModuleWriter(memoryPages);
-    this.reads = blocks.map((b) => {
-      const reads = new Set<number>();
-      for (const { insn } of b.insns) {
-        const major = (insn >>> 2) & 31;
-        if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add((insn >>> 15) & 31);
-        if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add((insn >>> 20) & 31);
-      }
-      reads.delete(0);
-      return reads;
-    });
   }
 
   /** The module's bytes. */
   translate(): Uint8Array<ArrayBuffer> {
     const w = this.w;
     const helper = w.type([ValType.I32, ValType.I32, ValType.I32], [ValType.I32]);
+    const blockType = w.type(BLOCK_PARAMS, [ValType.I32]);
     w.importFunction('load', helper);
     w.importFunction('store', helper);
+    w.importFunction('interpret', w.type([ValType.I32], [ValType.I32]));
+    w.importFunction('chain', blockType);
     this.addMathHelpers();
-    const runType = w.type(RUN_PARAMS, [ValType.I32]);
-    this.emitRun();
-    const run = w.addFunction({ type: runType, locals: RUN_LOCALS, body: this.f });
-    w.export('run', run);
+    this.blocks.forEach((b, i) => {
+      this.block = b;
+      this.index = i;
+      this.f = new FunctionBody();
+      const locals = this.allocateLocals(b);
+      this.emitBlock();
+      w.export(`b${i}`, w.addFunction({ type: blockType, locals, body: this.f }));
+    });
     return w.bytes();
   }
 
-  // ---- the run function ----
-
-  private emitRun(): void {
-    const f = this.f;
-    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB);
-    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB);
-    this.dispatchLevel = f.open(Op.Loop);
-    const n = this.blocks.length;
-    const levels: number[] = [];
-    for (let i = n - 1; i >= 0; i--) levels[i] = f.open(Op.Block);
-    f.get(L_ENTRY);
-    f.byte(Op.BrTable); f.u32(n);
-    for (let i = 0; i < n; i++) f.u32(f.rel(levels[i]));
-    f.u32(f.rel(levels[0]));
-    for (let i = 0; i < n; i++) {
-      f.close(); // the end of block i's label: its code follows
-      this.block = this.blocks[i];
-      this.emitBlock(i);
+  /** Assigns locals to the registers block `b` uses; returns the types of all locals after the parameters. */
+  private allocateLocals(b: BlockPlan): ValType[] {
+    const { used } = registerUse(b);
+    const locals = [...FIXED_LOCALS];
+    this.regLocals.fill(0);
+    for (const r of used) { this.regLocals[r] = FIRST_FREE_LOCAL + locals.length - FIXED_LOCALS.length; locals.push(ValType.I64); }
+    const mulHigh = b.insns.some(({ insn, kind }) => kind === InsnKind.Native && ((insn >>> 2) & 31) === Opcode.Op &&
+      (insn >>> 25) === 1 && ((insn >>> 12) & 7) >= 1 && ((insn >>> 12) & 7) <= 3);
+    this.mulScratch = -1;
+    if (mulHigh) {
+      this.mulScratch = FIRST_FREE_LOCAL + locals.length - FIXED_LOCALS.length;
+      for (let i = 0; i < MUL_SCRATCH; i++) locals.push(ValType.I64);
     }
-    f.close();
-    f.op(Op.Unreachable);
+    return locals;
   }
 
-  private emitBlock(index: number): void {
+  // ---- a block function ----
+
+  private emitBlock(): void {
     const b = this.block, f = this.f;
-    // The state slot is always current (writes go through), so a block entered from the
-    // dispatcher loads what it reads. A block reached by chaining skips that ("warm") when the
-    // block it came from had all of those registers in locals already.
-    const reads = this.reads[index];
-    f.get(L_WARM); f.op(Op.I32Eqz);
-    f.open(Op.If);
-    for (const r of reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(regLocal(r)); }
-    f.close();
-    f.i32(0); f.set(L_WARM);
-    this.available = new Set(reads);
+    const major = (insn: number): number => (insn >>> 2) & 31;
+    const native = b.insns.filter((i) => i.kind === InsnKind.Native);
+    if (native.some((i) => major(i.insn) === Opcode.Load)) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
+    if (native.some((i) => major(i.insn) === Opcode.Store)) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
+    // The state slot is always current (writes go through): load what the block reads.
+    for (const r of registerUse(b).reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]); }
+    this.selfLevel = f.open(Op.Loop);
     let k = 0;
     for (const ins of b.insns) {
-      const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, 0);
-      this.emitInsn(ins.insn, ins.length, pcLo, pcHi, k);
+      const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
+      if (ins.kind === InsnKind.Helper) this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
+      else this.emitInsn(ins.insn, ins.length, pcLo, pcHi, k, ins.followed);
       k++;
     }
-    const last = b.insns[b.insns.length - 1];
-    if (b.end === BlockEnd.Jump) return; // the jump left already
-    const [nextLo, nextHi] = add64(b.pcLo, b.pcHi, last.offset + last.length, 0);
-    if (b.end === BlockEnd.Interpret) this.exitConst(nextLo, nextHi, k, RunExit.Interpret);
-    else this.leaveTo(nextLo, nextHi, k);
+    if (b.end !== BlockEnd.Jump) { // (a jump has left already)
+      const [nextLo, nextHi] = add64(b.pcLo, b.pcHi, b.next, b.next >> 31);
+      if (b.end === BlockEnd.Interpret) this.exitConst(nextLo, nextHi, k, RunExit.Interpret);
+      else this.leaveTo(nextLo, nextHi, k);
+    }
+    f.close();
+    f.op(Op.Unreachable); // every path has returned
   }
 
-  /** Leaves with `retired` (k) more instructions and pc = (lo, hi). */
+  /** Leaves compiled code with `retired` (k) more instructions and pc = (lo, hi). */
   private exitConst(lo: number, hi: number, retired: number, flags = 0): void {
     const f = this.f;
     f.get(L_BASE); f.i64(lo, hi); f.mem(Op.I64Store, 3, HartState.Pc);
@@ -166,51 +176,75 @@ export class ModuleTranslator {
     f.op(Op.Return);
   }
 
+  /**
+   * Adds `retired` to n; returns from compiled code (pc = (lo, hi)) when the budget is spent.
+   * With `storePc`, the pc is written first in any case (the next hop reads it from the slot).
+   */
+  private countAndCheckBudget(lo: number, hi: number, retired: number, storePc: boolean): void {
+    const f = this.f;
+    if (storePc) { f.get(L_BASE); f.i64(lo, hi); f.mem(Op.I64Store, 3, HartState.Pc); }
+    f.get(L_N); f.i32(retired); f.op(Op.I32Add); f.tee(L_N);
+    f.get(L_BUDGET); f.op(Op.I32GeU);
+    f.open(Op.If);
+    if (storePc) this.returnRetired(0, 0); else this.exitConst(lo, hi, 0);
+    f.close();
+  }
+
   /** Continues at constant pc (lo, hi) after `retired` more instructions: chains when it can. */
   private leaveTo(lo: number, hi: number, retired: number): void {
     const f = this.f, b = this.block;
     const samePage = hi === b.pcHi && (lo >>> 12) === (b.pcLo >>> 12);
+    if (samePage && lo === b.pcLo) { // back to this block's start: a loop
+      this.countAndCheckBudget(lo, hi, retired, false);
+      f.br(this.selfLevel);
+      return;
+    }
     // On the same virtual page, the translation that led here holds for the target, so it must
     // be the block at the same physical page; elsewhere, any block of this module translated at
     // that pc, checked through the fetch TLB before jumping.
     const target = this.blocks.findIndex((t) => t.pcLo === lo && t.pcHi === hi &&
       (!samePage || t.ramOff === (b.ramOff & ~0xfff) + (lo & 0xfff)));
-    if (target < 0) { this.exitConst(lo, hi, retired); return; }
-    if (!samePage) {
+    if (target >= 0 && !samePage) {
       // A fetch TLB hit for the target's page, mapping it where the target was translated from.
       const ok = f.open(Op.Block);
       const fail = f.open(Op.Block);
-      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb); f.i32((lo >>> 10) & 0x3fc); f.op(Op.I32Add); f.tee(L_ENT);
+      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb); f.i32((lo >>> 10) & TLB_INDEX_MASK); f.op(Op.I32Add); f.tee(L_ENT);
       f.mem(Op.I32Load, 2, TlbField.TagLo); f.i32(lo >>> 12); f.op(Op.I32Ne); f.brIf(fail);
       f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.i32(hi); f.op(Op.I32Ne); f.brIf(fail);
       f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.i32(this.blocks[target].ramOff & ~0xfff); f.op(Op.I32Ne); f.brIf(fail);
       f.br(ok);
       f.close();
-      this.exitConst(lo, hi, retired);
+      this.chainTo(lo, hi, retired);
       f.close();
     }
-    f.get(L_N); f.i32(retired); f.op(Op.I32Add); f.tee(L_N);
-    f.get(L_BUDGET); f.op(Op.I32GeU);
-    f.open(Op.If);
-    this.exitConst(lo, hi, 0);
-    f.close();
-    f.i32(target); f.set(L_ENTRY);
-    if ([...this.reads[target]].every((r) => this.available.has(r))) { f.i32(1); f.set(L_WARM); }
-    f.br(this.dispatchLevel);
+    if (target < 0) { this.chainTo(lo, hi, retired); return; }
+    this.countAndCheckBudget(lo, hi, retired, false);
+    this.tailCall(FIRST_BLOCK + target);
   }
 
+  /** Goes on at constant pc (lo, hi) through the dispatcher's lookup. */
+  private chainTo(lo: number, hi: number, retired: number): void {
+    this.countAndCheckBudget(lo, hi, retired, true);
+    this.tailCall(IMPORT_CHAIN);
+  }
+
+  /** return_call fn(base, n, budget). */
+  private tailCall(fn: number): void {
+    const f = this.f;
+    f.get(L_BASE); f.get(L_N); f.get(L_BUDGET);
+    f.byte(Op.ReturnCall); f.u32(fn);
+  }
 
   // ---- registers ----
 
   private reg(r: number): void {
-    if (r === 0) this.f.i64(0, 0); else this.f.get(regLocal(r));
+    if (r === 0) this.f.i64(0, 0); else this.f.get(this.regLocals[r]);
   }
   /** Writes the value `value` pushes to x[rd] (local and state slot); for x0 only evaluates it. */
   private setReg(rd: number, value: () => void): void {
     const f = this.f;
     if (rd === 0) { value(); f.op(Op.Drop); return; }
-    f.get(L_BASE); value(); f.tee(regLocal(rd)); f.mem(Op.I64Store, 3, HartState.Regs + 8 * rd);
-    this.available.add(rd);
+    f.get(L_BASE); value(); f.tee(this.regLocals[rd]); f.mem(Op.I64Store, 3, HartState.Regs + 8 * rd);
   }
 
   /** Records the pc and retired count of instruction k before a helper that may trap. */
@@ -224,7 +258,21 @@ export class ModuleTranslator {
 
   // ---- instructions ----
 
-  private emitInsn(insn: number, length: number, pcLo: number, pcHi: number, k: number): void {
+  /** An instruction the hart's interpreter runs (see the class comment). */
+  private emitHelper(insn: number, length: number, pcLo: number, pcHi: number, k: number): void {
+    const f = this.f, rd = (insn >>> 7) & 31;
+    this.syncForHelper(pcLo, pcHi, k);
+    f.i32(length); f.call(IMPORT_INTERPRET);
+    f.open(Op.If);
+    this.returnRetired(k + 1, RunExit.Stop); // the helper wrote the pc
+    f.close();
+    // The state slot is current (writes go through), so reloading rd is right whatever the
+    // instruction wrote (an integer rd, or a floating-point register and x[rd] unchanged).
+    if (rd !== 0) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * rd); f.set(this.regLocals[rd]); }
+  }
+
+  /** Emits a native instruction; `followed`: a JAL whose target the block continues with. */
+  private emitInsn(insn: number, length: number, pcLo: number, pcHi: number, k: number, followed: boolean): void {
     const f = this.f;
     const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
@@ -333,7 +381,7 @@ export class ModuleTranslator {
         const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
         const [tLo, tHi] = add64(pcLo, pcHi, imm, imm >> 31);
         if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
-        this.leaveTo(tLo, tHi, k + 1);
+        if (!followed) this.leaveTo(tLo, tHi, k + 1);
         return;
       }
       case Opcode.Jalr: {
@@ -341,7 +389,12 @@ export class ModuleTranslator {
         this.reg(rs1); f.i64(immI, immI >> 31); f.op(Op.I64Add); f.i64(-2, -1); f.op(Op.I64And); f.set(L_T0);
         if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
         f.get(L_BASE); f.get(L_T0); f.mem(Op.I64Store, 3, HartState.Pc);
-        this.returnRetired(k + 1, 0);
+        f.get(L_N); f.i32(k + 1); f.op(Op.I32Add); f.tee(L_N);
+        f.get(L_BUDGET); f.op(Op.I32GeU);
+        f.open(Op.If);
+        this.returnRetired(0, 0);
+        f.close();
+        this.tailCall(IMPORT_CHAIN);
         return;
       }
       default:
@@ -361,7 +414,7 @@ export class ModuleTranslator {
       f.get(L_ADDR);
     }
     // Entry index * 4, plus the TLB's base.
-    f.i32(10); f.op(Op.I32ShrU); f.i32(0x3fc); f.op(Op.I32And); f.get(tlbLocal); f.op(Op.I32Add); f.tee(L_ENT);
+    f.i32(10); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.get(tlbLocal); f.op(Op.I32Add); f.tee(L_ENT);
     f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(L_ADDR); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); f.brIf(slow);
     f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
     f.op(Op.I32Ne); f.brIf(slow);
@@ -424,7 +477,8 @@ export class ModuleTranslator {
    */
   private emitMulHigh(f3: number): void {
     const f = this.f;
-    const A0 = L_M0, A1 = L_M0 + 1, B0 = L_M0 + 2, B1 = L_M0 + 3, P01 = L_M0 + 4, P10 = L_M0 + 5;
+    const L_MA = this.mulScratch, L_MB = L_MA + 1;
+    const A0 = L_MA + 2, A1 = L_MA + 3, B0 = L_MA + 4, B1 = L_MA + 5, P01 = L_MA + 6, P10 = L_MA + 7;
     const lo32 = (x: number): void => { f.get(x); f.i64(-1, 0); f.op(Op.I64And); };
     const hi32 = (x: number): void => { f.get(x); f.i64(32, 0); f.op(Op.I64ShrU); };
     f.set(L_MB); f.set(L_MA);

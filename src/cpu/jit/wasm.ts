@@ -1,6 +1,7 @@
 /**
  * A minimal WebAssembly binary writer: just what the JIT emits (one memory import, function
- * imports, functions with i32/i64 locals, structured control flow, integer ops, loads/stores).
+ * imports, functions with i32/i64 locals, structured control flow, tail calls (a post-MVP
+ * feature V8 ships on by default since 11.2, Node 20), integer ops, loads/stores).
  * Hand-written because compile latency matters: the JIT builds modules while the guest waits.
  */
 
@@ -9,7 +10,8 @@ export const enum ValType { I32 = 0x7f, I64 = 0x7e }
 /** Opcodes used by the JIT (WebAssembly core spec, section 5.4). */
 export const enum Op {
   Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b,
-  Br = 0x0c, BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f, Call = 0x10, CallIndirect = 0x11, Drop = 0x1a, Select = 0x1b,
+  Br = 0x0c, BrIf = 0x0d, Return = 0x0f, Call = 0x10, CallIndirect = 0x11,
+  ReturnCall = 0x12, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
   LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
   I32Load = 0x28, I64Load = 0x29,
   I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33, I64Load32S = 0x34, I64Load32U = 0x35,
