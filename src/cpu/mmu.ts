@@ -11,12 +11,16 @@ const TLB_BITS = 10;
 export const TLB_SIZE = 1 << TLB_BITS;
 export const TLB_MASK = TLB_SIZE - 1;
 
-/** Bytes one Tlb takes in a hart slot: tagLo, tagHi, ramOffset (int32 each), page (float64). */
-export const TLB_BYTES = TLB_SIZE * 20;
-/** Byte offsets of a Tlb's arrays from its start (compiled code reads tagLo, tagHi, ramOffset). */
-export const enum TlbField { TagLo = 0, TagHi = 4096, RamOffset = 8192, Page = 12288 } // TLB_SIZE * 4, 8, 12
-/** Mask that turns `address >>> 10` into the byte offset of its entry in one of a Tlb's int32 arrays. */
-export const TLB_INDEX_MASK = TLB_MASK << 2;
+/**
+ * A Tlb in a hart slot: TLB_SIZE entries of four int32s (TlbField; one cache line holds what a
+ * lookup reads), then the physical page addresses (float64, for the interpreter's slow path).
+ */
+const TLB_ENTRY_BYTES = 16;
+export const TLB_BYTES = TLB_SIZE * (TLB_ENTRY_BYTES + 8);
+/** Byte offsets of the fields within an entry (compiled code reads them). */
+export const enum TlbField { TagLo = 0, TagHi = 4, RamOffset = 8 }
+/** Mask that turns `address >>> 8` into the byte offset of its entry from the Tlb's start. */
+export const TLB_INDEX_MASK = TLB_MASK << 4;
 
 /**
  * A direct-mapped translation cache for one (privilege, access kind) pair. An entry is only
@@ -26,15 +30,14 @@ export const TLB_INDEX_MASK = TLB_MASK << 2;
  * lookup inline.
  */
 export class Tlb {
-  readonly tagLo: Int32Array;
-  readonly tagHi: Int32Array;
+  /**
+   * Entry i at [4i, 4i + 3]: tag lo, tag hi, and the page's offset into guest RAM (only RAM
+   * pages are cached; int32 so the interpreter's fast path stays in small-integer arithmetic,
+   * as physical addresses are >= 2^31).
+   */
+  readonly entries: Int32Array;
   /** Physical address of the 4 KiB page. */
   readonly page: Float64Array;
-  /**
-   * The page's offset into guest RAM (only RAM pages are cached). Kept as int32 so the
-   * interpreter's fast path stays in small-integer arithmetic (physical addresses are >= 2^31).
-   */
-  readonly ramOffset: Int32Array;
   /**
    * A second direct-mapped set for the translations the arrays above must not hold: pages that
    * are not RAM (devices) and, in write TLBs, pages of translated code. Only the full path
@@ -46,18 +49,17 @@ export class Tlb {
 
   /** `byteOffset` is where the TLB lives in `buffer`; it must be 8-byte aligned. */
   constructor(buffer: ArrayBufferLike, readonly byteOffset: number) {
-    this.tagLo = new Int32Array(buffer, byteOffset + TlbField.TagLo, TLB_SIZE).fill(-1);
-    this.tagHi = new Int32Array(buffer, byteOffset + TlbField.TagHi, TLB_SIZE);
-    this.ramOffset = new Int32Array(buffer, byteOffset + TlbField.RamOffset, TLB_SIZE);
-    this.page = new Float64Array(buffer, byteOffset + TlbField.Page, TLB_SIZE);
+    this.entries = new Int32Array(buffer, byteOffset, TLB_SIZE * 4);
+    this.page = new Float64Array(buffer, byteOffset + TLB_SIZE * TLB_ENTRY_BYTES, TLB_SIZE);
+    this.flush();
   }
 
   fill(lo: number, hi: number, pageAddr: number, ramOffset: number): void {
-    const vpn = lo >>> 12, i = vpn & TLB_MASK;
-    this.tagLo[i] = vpn;
-    this.tagHi[i] = hi;
+    const vpn = lo >>> 12, i = vpn & TLB_MASK, e = i << 2;
+    this.entries[e] = vpn;
+    this.entries[e + 1] = hi;
+    this.entries[e + 2] = ramOffset;
     this.page[i] = pageAddr;
-    this.ramOffset[i] = ramOffset;
   }
   /** Caches a page outside the fast path (see otherTagLo). */
   fillOther(lo: number, hi: number, pageAddr: number): void {
@@ -72,19 +74,19 @@ export class Tlb {
     return this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi ? this.otherPage[i] : -1;
   }
   flush(): void {
-    this.tagLo.fill(-1);
+    for (let e = 0; e < TLB_SIZE * 4; e += 4) this.entries[e] = -1;
     this.otherTagLo.fill(-1);
   }
   /** Drops the translation of the page holding virtual address (lo, hi) (SFENCE.VMA with an address). */
   flushPage(lo: number, hi: number): void {
-    const vpn = lo >>> 12, i = vpn & TLB_MASK;
-    if (this.tagLo[i] === vpn && this.tagHi[i] === hi) this.tagLo[i] = -1;
+    const vpn = lo >>> 12, i = vpn & TLB_MASK, e = i << 2;
+    if (this.entries[e] === vpn && this.entries[e + 1] === hi) this.entries[e] = -1;
     if (this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi) this.otherTagLo[i] = -1;
   }
   /** Makes every entry that maps RAM page `ramOffset` miss. */
   forget(ramOffset: number): void {
-    const r = this.ramOffset;
-    for (let i = 0; i < TLB_SIZE; i++) if (r[i] === ramOffset) this.tagLo[i] = -1;
+    const t = this.entries;
+    for (let e = 0; e < TLB_SIZE * 4; e += 4) if (t[e + 2] === ramOffset) t[e] = -1;
   }
 }
 

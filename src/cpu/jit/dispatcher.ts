@@ -28,6 +28,7 @@ export const enum LookupField {
  * - `enter(target, budget, base) -> i32`: runs the block `target` (a LookupField.Target value: its
  *   function's index in the table) on the hart with state slot `base`, with no instruction
  *   retired yet; blocks go on by tail calls until one returns (retired << 2) | RunExit flags;
+ * - `jump(base, n, budget, slot) -> i32`: tail-calls the function in table slot `slot`;
  * - `chain(base, n, budget) -> i32`, which blocks tail-call to go on at the pc in the state
  *   slot: it translates the pc through the hart's fetch TLB, finds its block in the lookup
  *   table and tail-calls it through the function table; when the pc has no compiled block (TLB
@@ -47,13 +48,18 @@ export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   }
   w.export('enter', w.addFunction({ type: enterType, locals: [], body: enter }));
 
+  const jump = new FunctionBody();
+  jump.get(0); jump.get(1); jump.get(2); jump.get(3);
+  jump.byte(Op.ReturnCallIndirect); jump.u32(blockType); jump.u32(0);
+  w.export('jump', w.addFunction({ type: w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]), locals: [], body: jump }));
+
   const f = new FunctionBody();
   const BASE = 0, N = 1, BUDGET = 2, LO = 3, E = 4, H = 5, PC = 6;
   const leave = (): void => { f.open(Op.If); f.get(N); f.i32(2); f.op(Op.I32Shl); f.op(Op.Return); f.close(); };
   // The pc through the fetch TLB: a hit means the fetch is permitted.
   f.get(BASE); f.mem(Op.I64Load, 3, HartState.Pc); f.tee(PC); f.op(Op.I32WrapI64); f.set(LO);
   f.get(BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb);
-  f.get(LO); f.i32(10); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.op(Op.I32Add); f.tee(E);
+  f.get(LO); f.i32(8); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.op(Op.I32Add); f.tee(E);
   f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(LO); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); leave();
   f.get(E); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
   f.op(Op.I32Ne); leave();

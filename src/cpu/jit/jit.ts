@@ -1,7 +1,7 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { scanBlock, type BlockPlan } from './block.js';
 import { buildDispatcher, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField } from './dispatcher.js';
-import { ModuleTranslator } from './translate.js';
+import { ModuleTranslator, type BlockLinker } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
 export interface JitHart {
@@ -9,6 +9,8 @@ export interface JitHart {
   compiledStore(f3: number, lo: number, hi: number): number;
   compiledInterpret(length: number): number;
   forgetWritablePage(ramOffset: number): void;
+  /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1 (not cached or not RAM). */
+  fetchRamOffset(lo: number, hi: number): number;
 }
 
 export interface JitOptions {
@@ -21,7 +23,20 @@ export interface JitOptions {
   batch?: number;
 }
 
-/** A translated block: its function's index in the table (its lookup Target) and its module. */
+/**
+ * A block start compiled code knows of, with its function table slot for life (until a full
+ * reset): the slot holds the block's function while it is compiled and the dispatcher's `chain`
+ * otherwise, so compiled code that jumps there through the slot needs no lookup.
+ */
+interface BlockKey {
+  readonly ramOff: number;
+  readonly pcLo: number;
+  readonly pcHi: number;
+  readonly slot: number;
+  block: CompiledBlock | null;
+}
+
+/** A translated block: its key's table slot (its lookup Target) and its module. */
 interface CompiledBlock {
   readonly target: number;
   readonly ramOff: number;
@@ -42,6 +57,8 @@ interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
 const PENDING_PATIENCE = 4096;
 /** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
 const MAX_PAGE_INVALIDATIONS = 32;
+/** Block keys (table slots) after which every translation is dropped and slots are handed out anew. */
+const MAX_KEYS = 1 << 18;
 
 /**
  * The JIT of one board, shared by its harts (they run on one thread): finds hot guest code by
@@ -52,7 +69,9 @@ const MAX_PAGE_INVALIDATIONS = 32;
  * they were translated at (pc-relative values are compiled in); every lookup first translates
  * the pc with the hart's fetch TLB, so satp changes and sfence.vma need nothing here. The
  * lookup table lives in the wasm memory, where the dispatcher (dispatcher.ts) reads it to go
- * from block to block without returning to JavaScript.
+ * from block to block without returning to JavaScript. A jump to a constant target goes
+ * through the target's table slot instead (see BlockKey), linked as soon as the target is
+ * compiled.
  *
  * Coherence: a page holding translated code is marked in `codePages`, and no write TLB entry
  * maps it, so every CPU store to it takes the slow path, which invalidates the page's modules
@@ -76,17 +95,18 @@ export class Jit {
   private readonly harts: JitHart[] = [];
   /** The lookup table in the wasm memory (LookupField entries), and the blocks it names. */
   private readonly lookupTable: Int32Array;
-  private readonly slots: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(LOOKUP_ENTRIES).fill(null);
-  /** Interpreter entries per lookup slot. */
+  private readonly entryBlocks: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(LOOKUP_ENTRIES).fill(null);
+  /** Interpreter entries per lookup entry. */
   private readonly counters = new Int32Array(LOOKUP_ENTRIES);
-  /** Every live compiled block by RAM offset (the lookup table may have evicted some). */
-  private readonly byRamOff = new Map<number, CompiledBlock[]>();
+  /** Every block key by RAM offset; key i has table slot i. */
+  private keys = new Map<number, BlockKey[]>();
+  private keyCount = 0;
   private readonly pageModules = new Map<number, Set<CompiledModule>>();
   private readonly pageInvalidations: Uint8Array;
-  private readonly table = new WebAssembly.Table({ element: 'anyfunc', initial: 64 });
-  /** Function table slots never used yet start here; those of invalidated blocks are reused. */
-  private nextTableIndex = 0;
-  private readonly freeTableIndices: number[] = [];
+  private readonly table = new WebAssembly.Table({ element: 'anyfunc', initial: 1024 });
+  /** The dispatcher's chain: what the table slot of a block that is not compiled holds. */
+  private readonly chain: WebAssembly.ExportValue;
+  private readonly linker: BlockLinker;
   private pending: PendingBlock[] = [];
   private pendingAge = 0;
   private readonly imports: WebAssembly.Imports;
@@ -110,7 +130,13 @@ export class Jit {
         store: (f3: number, lo: number, hi: number): number => this.current!.compiledStore(f3, lo, hi),
         interpret: (length: number): number => this.current!.compiledInterpret(length),
         chain: dispatcher.exports.chain,
+        jump: dispatcher.exports.jump,
       },
+    };
+    this.chain = dispatcher.exports.chain;
+    this.linker = {
+      slot: (ramOff, pcLo, pcHi) => this.key(ramOff, pcLo, pcHi).slot,
+      fetchRamOffset: (pcLo, pcHi) => this.current?.fetchRamOffset(pcLo, pcHi) ?? -1,
     };
     memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
   }
@@ -122,7 +148,7 @@ export class Jit {
     const e = ((ramOff >>> 1) & LOOKUP_MASK) << 2, t = this.lookupTable;
     if (t[e] === ramOff && t[e + LookupField.PcLo] === pcLo && t[e + LookupField.PcHi] === pcHi) return t[e + LookupField.Target];
     // Compiled earlier but evicted from the table by a block that maps to the same entry.
-    const evicted = this.byRamOff.get(ramOff)?.find((b) => b.pcLo === pcLo && b.pcHi === pcHi);
+    const evicted = this.findKey(ramOff, pcLo, pcHi)?.block;
     if (evicted) { this.install(evicted); return evicted.target; }
     return this.threshold === 0 ? this.compileNow(ramOff, pcLo, pcHi) : -1;
   }
@@ -167,19 +193,17 @@ export class Jit {
       if (plan) plans.push(plan);
     }
     if (plans.length === 0) return;
+    if (this.keyCount + 64 * plans.length > MAX_KEYS) this.reset();
     const started = performance.now();
-    const bytes = new ModuleTranslator(this.memoryPages, plans).translate();
+    const bytes = new ModuleTranslator(this.memoryPages, plans, this.linker).translate();
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     const module: CompiledModule = { blocks: [], dead: false };
     plans.forEach((plan, index) => {
-      const target = this.freeTableIndices.pop() ?? this.nextTableIndex++;
-      if (target >= this.table.length) this.table.grow(this.table.length);
-      this.table.set(target, instance.exports[`b${index}`] as () => number);
-      const block: CompiledBlock = { target, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
+      const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
+      this.table.set(key.slot, instance.exports[`b${index}`]);
+      const block: CompiledBlock = { target: key.slot, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
+      key.block = block;
       module.blocks.push(block);
-      let list = this.byRamOff.get(plan.ramOff);
-      if (!list) { list = []; this.byRamOff.set(plan.ramOff, list); }
-      list.push(block);
       this.install(block);
       this.markCode(plan.ramOff >>> 12, module);
     });
@@ -194,8 +218,34 @@ export class Jit {
     t[e + LookupField.PcLo] = block.pcLo;
     t[e + LookupField.PcHi] = block.pcHi;
     t[e + LookupField.Target] = block.target;
-    this.slots[i] = block;
+    this.entryBlocks[i] = block;
     this.counters[i] = 0;
+  }
+
+  private findKey(ramOff: number, pcLo: number, pcHi: number): BlockKey | undefined {
+    return this.keys.get(ramOff)?.find((k) => k.pcLo === pcLo && k.pcHi === pcHi);
+  }
+
+  /** The key of the block at (ramOff, pc), made (with a new table slot holding `chain`) if needed. */
+  private key(ramOff: number, pcLo: number, pcHi: number): BlockKey {
+    const found = this.findKey(ramOff, pcLo, pcHi);
+    if (found) return found;
+    const key: BlockKey = { ramOff, pcLo, pcHi, slot: this.keyCount++, block: null };
+    if (key.slot >= this.table.length) this.table.grow(this.table.length);
+    this.table.set(key.slot, this.chain);
+    const list = this.keys.get(ramOff);
+    if (list) list.push(key); else this.keys.set(ramOff, [key]);
+    return key;
+  }
+
+  /**
+   * Drops every translation and key, so table slots can be handed out from 0 again: no compiled
+   * code is running (this is called between blocks) and none that is left can be reached.
+   */
+  private reset(): void {
+    for (const set of [...this.pageModules.values()]) for (const m of [...set]) this.invalidate(m);
+    this.keys = new Map();
+    this.keyCount = 0;
   }
 
   private markCode(page: number, module: CompiledModule): void {
@@ -231,15 +281,15 @@ export class Jit {
     module.dead = true;
     for (const b of module.blocks) {
       const i = (b.ramOff >>> 1) & LOOKUP_MASK;
-      if (this.slots[i] === b) {
+      if (this.entryBlocks[i] === b) {
         this.lookupTable[(i << 2) + LookupField.RamOff] = -1;
-        this.slots[i] = null;
+        this.entryBlocks[i] = null;
         this.counters[i] = 0;
       }
-      const list = this.byRamOff.get(b.ramOff);
-      if (list) {
-        const rest = list.filter((x) => x !== b);
-        if (rest.length > 0) this.byRamOff.set(b.ramOff, rest); else this.byRamOff.delete(b.ramOff);
+      const key = this.findKey(b.ramOff, b.pcLo, b.pcHi);
+      if (key?.block === b) {
+        key.block = null;
+        this.table.set(key.slot, this.chain);
       }
       const page = b.ramOff >>> 12;
       const set = this.pageModules.get(page);
@@ -247,8 +297,6 @@ export class Jit {
         set.delete(module);
         if (set.size === 0) { this.pageModules.delete(page); this.codePages[page] = 0; }
       }
-      this.table.set(b.target, null);
-      this.freeTableIndices.push(b.target);
     }
     this.stats.invalidatedModules++;
   }

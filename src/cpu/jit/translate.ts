@@ -12,10 +12,14 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * hart whose state slot starts at byte `base` of the shared memory, with `n` instructions
  * retired so far in this call from JavaScript. Control passes from block to block by tail
  * calls, so the wasm stack stays flat and registers live in a few locals of one small function
- * (which V8 optimizes well): to a block of the same module directly (on the same virtual page
- * at once, on another page after checking the fetch TLB), to a branch back to the block's own
- * start by a loop, and otherwise through the dispatcher's `chain` (dispatcher.ts), which finds
- * the block for the pc in the lookup table. Every exit first checks `budget` (that bounds
+ * (which V8 optimizes well). A constant target (a branch or JAL) on the same virtual page is
+ * the block at the same physical page; on another page, the one at the RAM offset the fetch
+ * TLB mapped it to when translating, checked again before jumping. Such a target in the same
+ * module is called directly, a branch back to the block's own start is a loop, and any other
+ * goes through the target's table slot (BlockLinker), which holds the target's function once
+ * it is compiled (the dispatcher's `jump` calls it: only the dispatcher imports the table, as V8
+ * makes every table.set update each instance that imports the table). Computed targets (JALR) and the rest go through the dispatcher's `chain`
+ * (dispatcher.ts), which finds the block for the pc in the lookup table. Every exit first checks `budget` (that bounds
  * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
  * the pc in the state slot.
  *
@@ -42,10 +46,18 @@ export const enum RunExit {
 /** The parameters of every block function (the dispatcher calls them through the table): base, n, budget. */
 export const BLOCK_PARAMS = [ValType.I32, ValType.I32, ValType.I32];
 
+/** What the translator asks the JIT about blocks outside the module being translated. */
+export interface BlockLinker {
+  /** The function table slot of the block at (ramOff, pc): its function once compiled, the dispatcher's chain before. */
+  slot(ramOff: number, pcLo: number, pcHi: number): number;
+  /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1. */
+  fetchRamOffset(pcLo: number, pcHi: number): number;
+}
+
 // Function indexes: imports first, then the internal helpers, then the blocks.
-const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3;
-const DIV = 4, DIVU = 5, REM = 6, REMU = 7, DIVW = 8, DIVUW = 9, REMW = 10, REMUW = 11;
-const FIRST_BLOCK = 12;
+const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3, IMPORT_JUMP = 4;
+const DIV = 5, DIVU = 6, REM = 7, REMU = 8, DIVW = 9, DIVUW = 10, REMW = 11, REMUW = 12;
+const FIRST_BLOCK = 13;
 
 // Locals of a block function: the parameters, scratch, then the registers it uses and the
 // scratch of the inline high multiplies (allocated per block).
@@ -92,7 +104,7 @@ export class ModuleTranslator {
   /** Level of the loop around the block's body: a branch back to its start continues it. */
   private selfLevel = 0;
 
-  constructor(memoryPages: number, private readonly blocks: BlockPlan[]) {
+  constructor(memoryPages: number, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
     this.w = new ModuleWriter(memoryPages);
   }
 
@@ -105,6 +117,7 @@ export class ModuleTranslator {
     w.importFunction('store', helper);
     w.importFunction('interpret', w.type([ValType.I32], [ValType.I32]));
     w.importFunction('chain', blockType);
+    w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     this.addMathHelpers();
     this.blocks.forEach((b, i) => {
       this.block = b;
@@ -199,27 +212,33 @@ export class ModuleTranslator {
       f.br(this.selfLevel);
       return;
     }
-    // On the same virtual page, the translation that led here holds for the target, so it must
-    // be the block at the same physical page; elsewhere, any block of this module translated at
-    // that pc, checked through the fetch TLB before jumping.
-    const target = this.blocks.findIndex((t) => t.pcLo === lo && t.pcHi === hi &&
-      (!samePage || t.ramOff === (b.ramOff & ~0xfff) + (lo & 0xfff)));
-    if (target >= 0 && !samePage) {
-      // A fetch TLB hit for the target's page, mapping it where the target was translated from.
+    // On the same virtual page, the translation that led here holds for the target; elsewhere,
+    // assume the mapping the fetch TLB holds now, and check it before jumping.
+    const ramOff = samePage ? (b.ramOff & ~0xfff) + (lo & 0xfff) : this.linker.fetchRamOffset(lo, hi);
+    if (ramOff < 0) { this.chainTo(lo, hi, retired); return; }
+    if (!samePage) {
+      // A fetch TLB hit for the target's page, mapping it to the same RAM page.
       const ok = f.open(Op.Block);
       const fail = f.open(Op.Block);
-      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb); f.i32((lo >>> 10) & TLB_INDEX_MASK); f.op(Op.I32Add); f.tee(L_ENT);
+      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb); f.i32((lo >>> 8) & TLB_INDEX_MASK); f.op(Op.I32Add); f.tee(L_ENT);
       f.mem(Op.I32Load, 2, TlbField.TagLo); f.i32(lo >>> 12); f.op(Op.I32Ne); f.brIf(fail);
       f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.i32(hi); f.op(Op.I32Ne); f.brIf(fail);
-      f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.i32(this.blocks[target].ramOff & ~0xfff); f.op(Op.I32Ne); f.brIf(fail);
+      f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.i32(ramOff & ~0xfff); f.op(Op.I32Ne); f.brIf(fail);
       f.br(ok);
       f.close();
       this.chainTo(lo, hi, retired);
       f.close();
     }
-    if (target < 0) { this.chainTo(lo, hi, retired); return; }
-    this.countAndCheckBudget(lo, hi, retired, false);
-    this.tailCall(FIRST_BLOCK + target);
+    const target = this.blocks.findIndex((t) => t.ramOff === ramOff && t.pcLo === lo && t.pcHi === hi);
+    if (target >= 0) {
+      this.countAndCheckBudget(lo, hi, retired, false);
+      this.tailCall(FIRST_BLOCK + target);
+      return;
+    }
+    // Through the target's slot; the pc is stored for chain (the target is not compiled yet).
+    this.countAndCheckBudget(lo, hi, retired, true);
+    f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(this.linker.slot(ramOff, lo, hi));
+    f.byte(Op.ReturnCall); f.u32(IMPORT_JUMP);
   }
 
   /** Goes on at constant pc (lo, hi) through the dispatcher's lookup. */
@@ -414,7 +433,7 @@ export class ModuleTranslator {
       f.get(L_ADDR);
     }
     // Entry index * 4, plus the TLB's base.
-    f.i32(10); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.get(tlbLocal); f.op(Op.I32Add); f.tee(L_ENT);
+    f.i32(8); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.get(tlbLocal); f.op(Op.I32Add); f.tee(L_ENT);
     f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(L_ADDR); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); f.brIf(slow);
     f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
     f.op(Op.I32Ne); f.brIf(slow);
