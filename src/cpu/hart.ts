@@ -43,11 +43,12 @@ const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EX
  */
 const CHUNK = 256;
 /**
- * A lower bound of the hart's speed, instructions per second (the interpreter on cold code runs
- * at about 3x this): the timer is compared again before this many could have run until its
- * deadline, so a timer interrupt is late by at most MIN_TIMER_CHECK instructions (~1 us).
+ * A lower bound of the hart's speed, instructions per second (about the interpreter's on cold
+ * code; compiled code runs 10x faster): the timer is compared again before this many could have
+ * run until its deadline, so a timer interrupt is late by at most MIN_TIMER_CHECK instructions
+ * (~1 us) while the hart runs at least this fast.
  */
-const SLOWEST_IPS = 10_000_000;
+const SLOWEST_IPS = 30_000_000;
 const MIN_TIMER_CHECK = 256;
 /** Far from any deadline the timer is still compared this often (~0.2 ms), and host work (run()'s budget) done. */
 const MAX_TIMER_CHECK = 65_536;
