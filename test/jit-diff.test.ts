@@ -5,8 +5,8 @@
  * (registers, pc, privilege, CSRs, FP registers, instret), and at the end the same RAM.
  *
  * Programs: random RV64IMC instruction streams (loads and stores of every width, also misaligned
- * and page-crossing, forward branches and jumps, compressed forms, CSR/AMO/LR/SC/FENCE.I that
- * end blocks) looped so blocks get hot and chain, and the bare-metal ISA test programs.
+ * and page-crossing, forward branches and jumps, compressed forms, CSRs, FENCE.I and atomics of
+ * both widths) looped so blocks get hot and chain, and the bare-metal ISA test programs.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -176,14 +176,15 @@ function randomBody(rand: () => number, count: number): Item[] {
       } while (e === 0 || ![Opcode.OpImm, Opcode.OpImm32, Opcode.Op, Opcode.Op32, Opcode.Lui].includes((e >>> 2) & 31) ||
         [BASE, COUNTER].includes((e >>> 7) & 31));
       items.push({ word: c, size: 2 });
-    } else { // instructions the JIT leaves to the interpreter
+    } else { // CSRs, fences, atomics: run by the interpreter for compiled code, or by its fast paths
       const which = int(5);
       if (which === 0) items.push({ word: i(0x340, rs(), 1, rd(), 0x73), size: 4 }); // csrrw rd, mscratch, rs
       else if (which === 1) items.push({ word: i(0, 0, 1, 0, 0x0f), size: 4 }); // fence.i
-      else if (which === 2) items.push({ word: r(0, rs(), BASE, 3, rd(), 0x2f), size: 4 }); // amoadd.d
-      else if (which === 3) { // lr.d / sc.d on the base address
-        items.push({ word: (r(0, 0, BASE, 3, rd(), 0x2f) | (2 << 27)) >>> 0, size: 4 });
-        items.push({ word: (r(0, rs(), BASE, 3, rd(), 0x2f) | (3 << 27)) >>> 0, size: 4 });
+      else if (which === 2) { // an AMO on the base address: ADD SWAP XOR OR AND MIN MAXU, word or doubleword
+        items.push({ word: r(pick([0, 1, 4, 8, 12, 16, 28]) << 2, rs(), BASE, pick([2, 3]), rd(), 0x2f), size: 4 });
+      } else if (which === 3) { // lr / sc on the base address (sometimes of different widths)
+        items.push({ word: (r(0, 0, BASE, pick([2, 3]), rd(), 0x2f) | (2 << 27)) >>> 0, size: 4 });
+        items.push({ word: (r(0, rs(), BASE, pick([2, 3]), rd(), 0x2f) | (3 << 27)) >>> 0, size: 4 });
       } else items.push({ word: i(0, 0, 0, 0, 0x0f) | (0xff << 20), size: 4 }); // fence rw,rw
     }
   }

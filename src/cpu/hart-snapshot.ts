@@ -14,7 +14,7 @@ const CSR_FIELDS = [
   'mcauseLo', 'mcauseHi', 'scauseLo', 'scauseHi', 'mtvalLo', 'mtvalHi', 'stvalLo', 'stvalHi',
   'mscratchLo', 'mscratchHi', 'sscratchLo', 'sscratchHi', 'satpLo', 'satpHi',
   'mcounteren', 'scounteren', 'mcountinhibit', 'menvcfgLo', 'menvcfgHi', 'senvcfgLo',
-  'stimecmpLo', 'stimecmpHi', 'reservation',
+  'stimecmpLo', 'stimecmpHi', 'reservation', // (a RAM offset)
 ] as const satisfies readonly (keyof Hart)[];
 
 type CsrField = (typeof CSR_FIELDS)[number];

@@ -16,6 +16,10 @@ export const enum HartState {
   ReadTlb = 280,
   WriteTlb = 284,
   ExecTlb = 288,
+  /** The LR reservation: RAM offset of the reserved address, or -1 (int32). */
+  Reservation = 292,
+  /** The value the LR read (i64; a word zero-extended): an SC succeeds only while memory holds it. */
+  ReservedValue = 296,
   /** First TLB; each takes TLB_BYTES (see mmu.ts). */
   Tlbs = 512,
 }

@@ -34,6 +34,7 @@ const TRAP = new TrapSignal();
 
 /** int32 indexes into a hart's state slot (see hart-state.ts). */
 const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired >> 2;
+const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
 const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
 /**
@@ -105,16 +106,15 @@ export class Hart implements FpuHart {
   /** minstret/mcycle as the guest sees them minus `instret`, which stays monotonic for the run loop. */
   private counterOffset = 0;
 
-  /** LR reservation: physical address, or -1. */
-  reservation = -1;
   /**
-   * The value LR read (low and high halves). As in QEMU, SC succeeds only while memory still
-   * holds it, so a store of another value to the reserved address by this hart also makes it
-   * fail (the spec lets a hart's own stores go either way) without every store checking the
-   * reservation, which compiled code does not.
+   * The LR reservation: RAM offset of the reserved address, or -1 (LR of anything but RAM
+   * reserves nothing). It and the value the LR read live in the state slot, where compiled LR/SC
+   * use them too. As in QEMU, SC succeeds only while memory still holds that value, so a store of
+   * another value to the reserved address by this hart also makes it fail (the spec lets a
+   * hart's own stores go either way) without every store checking the reservation.
    */
-  private reservedLo = 0;
-  private reservedHi = 0;
+  get reservation(): number { return this.state[RESERVATION]; }
+  set reservation(ramOffset: number) { this.state[RESERVATION] = ramOffset; }
   /** Set by WFI until an interrupt becomes pending. */
   waiting = false;
   /** Asks the run loop to return at the next instruction boundary. */
@@ -186,6 +186,7 @@ export class Hart implements FpuHart {
     this.tlbRead = this.tlbs[1][Access.Read];
     this.tlbWrite = this.tlbs[1][Access.Write];
     this.tlbExec = this.tlbs[1][Access.Execute];
+    this.reservation = -1;
     this.updateTranslation();
   }
 
@@ -1207,16 +1208,17 @@ export class Hart implements FpuHart {
       const pa = this.translate(lo, hi, Access.Read);
       const v = this.loadPhys(pa, width, lo, hi);
       x[d] = v; x[d + 1] = width === 4 ? v >> 31 : this.tmpHi;
-      this.reservation = pa;
-      this.reservedLo = v; this.reservedHi = width === 4 ? 0 : this.tmpHi;
+      const off = pa - this.ramBase;
+      this.reservation = off >= 0 && off < this.ramSize ? off : -1;
+      this.state[RESERVED_LO] = v; this.state[RESERVED_HI] = width === 4 ? 0 : this.tmpHi;
       return;
     }
     const pa = this.translate(lo, hi, Access.Write);
     if (op === 3) { // SC
-      let ok = this.reservation === pa;
+      let ok = this.reservation >= 0 && this.reservation === pa - this.ramBase;
       if (ok) {
         const v = this.loadPhys(pa, width, lo, hi);
-        ok = v === this.reservedLo && (width === 4 || this.tmpHi === this.reservedHi);
+        ok = v === this.state[RESERVED_LO] && (width === 4 || this.tmpHi === this.state[RESERVED_HI]);
       }
       this.reservation = -1;
       if (ok) this.storePhys(pa, width, x[s2], x[s2 + 1], lo, hi);
@@ -1294,8 +1296,11 @@ export class Hart implements FpuHart {
         if ((insn >>> 25) === 0x09 && ((insn >>> 7) & 31) === 0) { // SFENCE.VMA
           if (this.priv === Priv.User || (this.priv === Priv.Supervisor && (this.mstatus & Mstatus.TVM))) this.illegal(insn);
           const rs1 = (insn >>> 15) & 31;
-          if (rs1 === 0) this.flushTlb(); else this.flushTlbPage(this.x[2 * rs1], this.x[2 * rs1 + 1]);
-          this.breakLoop = true; // compiled code chains within a page without looking at the TLB
+          const lo = this.x[2 * rs1], hi = this.x[2 * rs1 + 1];
+          if (rs1 === 0) this.flushTlb(); else this.flushTlbPage(lo, hi);
+          // Compiled code chains within its page without looking at the TLB: stop it when the
+          // mapping of that page may have changed.
+          if (rs1 === 0 || ((lo >>> 12) === (this.pcLo >>> 12) && hi === this.pcHi)) this.breakLoop = true;
           return false;
         }
         return this.illegal(insn);

@@ -96,7 +96,7 @@ function translatable(insn: number): boolean {
     case Opcode.Lui: case Opcode.Auipc: case Opcode.Jal: return true;
     case Opcode.Jalr: return f3 === 0;
     case Opcode.Branch: return f3 !== 2 && f3 !== 3;
-    case Opcode.MiscMem: return f3 === 0 && ((insn >>> 7) & 31) === 0 && ((insn >>> 15) & 31) === 0; // FENCE: a no-op here
+    case Opcode.MiscMem: return f3 <= 1; // FENCE, FENCE.I: no-ops here (see translate.ts)
     default: return false;
   }
 }

@@ -76,13 +76,24 @@ function add64(alo: number, ahi: number, blo: number, bhi: number): [number, num
   return [lo, (ahi + bhi + ((lo >>> 0) < (alo >>> 0) ? 1 : 0)) | 0];
 }
 
-/** Registers a block's native instructions read (loaded at entry) and all it uses (locals). */
+/**
+ * Whether compiled code does this helper instruction itself when its address hits the TLB:
+ * LR, SC and the AMOs that need no comparison (ADD, SWAP, XOR, OR, AND), word and doubleword.
+ */
+function hasFastPath(insn: number): boolean {
+  if (((insn >>> 2) & 31) !== Opcode.Amo) return false;
+  const f3 = (insn >>> 12) & 7, f5 = insn >>> 27;
+  return (f3 === 2 || f3 === 3) && (f5 <= 4 || f5 === 8 || f5 === 12) && (f5 !== 2 || ((insn >>> 20) & 31) === 0);
+}
+
+/** Registers a block's compiled instructions read (loaded at entry) and all it uses (locals). */
 function registerUse(b: BlockPlan): { reads: number[]; used: number[] } {
   const reads = new Set<number>(), used = new Set<number>();
   for (const { insn, kind } of b.insns) {
     const major = (insn >>> 2) & 31, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     used.add(rd); // a helper's rd is reloaded after it
-    if (kind === InsnKind.Helper) continue; // it reads the state slot
+    if (kind === InsnKind.Helper && !hasFastPath(insn)) continue; // it reads the state slot
+    if (major === Opcode.Amo) { reads.add(rs1); reads.add(rs2); continue; }
     if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add(rs1);
     if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add(rs2);
   }
@@ -152,15 +163,17 @@ export class ModuleTranslator {
     const b = this.block, f = this.f;
     const major = (insn: number): number => (insn >>> 2) & 31;
     const native = b.insns.filter((i) => i.kind === InsnKind.Native);
-    if (native.some((i) => major(i.insn) === Opcode.Load)) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
-    if (native.some((i) => major(i.insn) === Opcode.Store)) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
+    const amos = b.insns.filter((i) => hasFastPath(i.insn));
+    if (native.some((i) => major(i.insn) === Opcode.Load) || amos.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
+    if (native.some((i) => major(i.insn) === Opcode.Store) || amos.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
     // The state slot is always current (writes go through): load what the block reads.
     for (const r of registerUse(b).reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]); }
     this.selfLevel = f.open(Op.Loop);
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
-      if (ins.kind === InsnKind.Helper) this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
+      if (hasFastPath(ins.insn)) this.emitAtomic(ins.insn, ins.length, pcLo, pcHi, k);
+      else if (ins.kind === InsnKind.Helper) this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
       else this.emitInsn(ins.insn, ins.length, pcLo, pcHi, k, ins.followed);
       k++;
     }
@@ -290,6 +303,53 @@ export class ModuleTranslator {
     if (rd !== 0) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * rd); f.set(this.regLocals[rd]); }
   }
 
+  /**
+   * LR, SC or an AMO with a fast path (hasFastPath): done here when the aligned address hits the
+   * data TLB (the read TLB for LR, the write TLB otherwise, which holds no page of translated
+   * code), as the interpreter's Hart.atomic does it; anything else goes to the interpreter.
+   */
+  private emitAtomic(insn: number, length: number, pcLo: number, pcHi: number, k: number): void {
+    const f = this.f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+    const f5 = insn >>> 27, word = ((insn >>> 12) & 7) === 2, width = word ? 4 : 8;
+    const done = f.open(Op.Block);
+    const slow = f.open(Op.Block);
+    this.reg(rs1); f.set(L_T0);
+    f.get(L_T0); f.op(Op.I32WrapI64); f.i32(width - 1); f.op(Op.I32And); f.brIf(slow); // misaligned: the interpreter faults
+    this.emitLookup(f5 === 2 ? L_RTLB : L_WTLB, width, slow);
+    f.set(L_ENT); // the RAM offset of the data
+    const loadRaw = (): void => { f.get(L_ENT); f.mem(word ? Op.I64Load32U : Op.I64Load, word ? 2 : 3, RAM_OFFSET); };
+    if (f5 === 2) { // LR: reserve the address and the value read
+      loadRaw(); f.set(L_T0);
+      f.get(L_BASE); f.get(L_T0); f.mem(Op.I64Store, 3, HartState.ReservedValue);
+      f.get(L_BASE); f.get(L_ENT); f.mem(Op.I32Store, 2, HartState.Reservation);
+      this.setReg(rd, () => { f.get(L_T0); if (word) { f.op(Op.I32WrapI64); f.op(Op.I64ExtendI32S); } });
+    } else if (f5 === 3) { // SC: succeeds while the reservation holds and memory still has the value
+      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.Reservation); f.get(L_ENT); f.op(Op.I32Eq);
+      loadRaw(); f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.ReservedValue);
+      if (word) { f.op(Op.I32WrapI64); f.set(L_ADDR); f.op(Op.I32WrapI64); f.get(L_ADDR); f.op(Op.I32Eq); } else f.op(Op.I64Eq);
+      f.op(Op.I32And); f.set(L_STATUS);
+      f.get(L_BASE); f.i32(-1); f.mem(Op.I32Store, 2, HartState.Reservation);
+      f.get(L_STATUS);
+      f.open(Op.If);
+      f.get(L_ENT); this.reg(rs2); f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
+      f.close();
+      this.setReg(rd, () => { f.get(L_STATUS); f.op(Op.I32Eqz); f.op(Op.I64ExtendI32U); });
+    } else { // AMO: rd = old value (sign-extended for .W), memory = old op x[rs2]
+      f.get(L_ENT); f.mem(word ? Op.I64Load32S : Op.I64Load, word ? 2 : 3, RAM_OFFSET); f.set(L_T0);
+      f.get(L_ENT);
+      if (f5 === 1) { this.reg(rs2); } else {
+        f.get(L_T0); this.reg(rs2);
+        f.op(f5 === 0 ? Op.I64Add : f5 === 4 ? Op.I64Xor : f5 === 8 ? Op.I64Or : Op.I64And);
+      }
+      f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
+      this.setReg(rd, () => f.get(L_T0));
+    }
+    f.br(done);
+    f.close();
+    this.emitHelper(insn, length, pcLo, pcHi, k);
+    f.close();
+  }
+
   /** Emits a native instruction; `followed`: a JAL whose target the block continues with. */
   private emitInsn(insn: number, length: number, pcLo: number, pcHi: number, k: number, followed: boolean): void {
     const f = this.f;
@@ -379,7 +439,9 @@ export class ModuleTranslator {
         });
         return;
       }
-      case Opcode.MiscMem: return; // FENCE: harts share one thread, memory is already ordered
+      // FENCE: harts share one thread, memory is already ordered; FENCE.I: translations are kept
+      // coherent with every store (jit.ts).
+      case Opcode.MiscMem: return;
       case Opcode.Load: this.emitLoad(rd, rs1, immI, f3, pcLo, pcHi, k, nextLo, nextHi); return;
       case Opcode.Store: {
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);
