@@ -98,6 +98,8 @@ export class Jit {
   private readonly entryBlocks: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(LOOKUP_ENTRIES).fill(null);
   /** Interpreter entries per lookup entry. */
   private readonly counters = new Int32Array(LOOKUP_ENTRIES);
+  /** Nonzero for lookup entries from which a compiled block was evicted (so a miss there may find one). */
+  private readonly evictions = new Uint8Array(LOOKUP_ENTRIES);
   /** Every block key by RAM offset; key i has table slot i. */
   private keys = new Map<number, BlockKey[]>();
   private keyCount = 0;
@@ -148,8 +150,10 @@ export class Jit {
     const e = ((ramOff >>> 1) & LOOKUP_MASK) << 2, t = this.lookupTable;
     if (t[e] === ramOff && t[e + LookupField.PcLo] === pcLo && t[e + LookupField.PcHi] === pcHi) return t[e + LookupField.Target];
     // Compiled earlier but evicted from the table by a block that maps to the same entry.
-    const evicted = this.findKey(ramOff, pcLo, pcHi)?.block;
-    if (evicted) { this.install(evicted); return evicted.target; }
+    if (this.evictions[e >>> 2] !== 0) {
+      const evicted = this.findKey(ramOff, pcLo, pcHi)?.block;
+      if (evicted) { this.install(evicted); return evicted.target; }
+    }
     return this.threshold === 0 ? this.compileNow(ramOff, pcLo, pcHi) : -1;
   }
 
@@ -218,6 +222,7 @@ export class Jit {
     t[e + LookupField.PcLo] = block.pcLo;
     t[e + LookupField.PcHi] = block.pcHi;
     t[e + LookupField.Target] = block.target;
+    if (this.entryBlocks[i] !== null && this.entryBlocks[i] !== block) this.evictions[i] = 1;
     this.entryBlocks[i] = block;
     this.counters[i] = 0;
   }
