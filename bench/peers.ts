@@ -70,13 +70,14 @@ const USAGE = `Usage: node dist/bench/peers.js [options]
 
 Measures Vessel (riscv64, JIT) against v86 (npm v86: 32-bit x86 emulated in JavaScript and
 WebAssembly) and, given its source, TinyEMU compiled to WebAssembly (riscv64), with QEMU TCG for
-each ISA as the reference, in one run. Each engine boots a Debian
-kernel with the same busybox /init (riscv64: the default image; i386: bookworm's 686 kernel and
-busybox-static, fetched into ~/.cache/vessel/peers/ on first use, with SeaBIOS) and runs:
+each ISA as the reference, in one run. Each engine boots a Debian kernel with the same busybox
+/init (riscv64: the default image; i386: bookworm's 686 kernel and busybox-static, fetched into
+~/.cache/vessel/peers/ on first use, with SeaBIOS) and runs:
   boot       host seconds from spawn to the /init marker
   coremark   bench/guest/coremark-like.c (-O2 -static for the guest's ISA), timed by the program
   sha256     dd if=/dev/zero bs=1M count=M | sha256sum, timed by the guest's clock
-Missing Debian packages (cross compilers, SeaBIOS, QEMU) are installed with apt-get when root.
+Missing Debian packages (cross compilers, SeaBIOS, QEMU; emscripten and OpenSBI for TinyEMU) are
+installed with apt-get when run as root.
 
 Options:
   --runs <r>          boots per engine, one workload run each (default 3; ${RECORDED_RUNS} for recorded numbers)
@@ -86,7 +87,7 @@ Options:
                       only with its source tree)
   --tinyemu-src <dir> TinyEMU's source tree (not on npm or Debian; e.g. the 2019-02-10 release,
                       mirrored on GitHub as fernandotcl/TinyEMU); default $${TINYEMU_SRC_ENV}.
-                      It is patched and compiled with Debian's emscripten once, then cached
+                      It is patched and compiled with Debian's emscripten once, then cached.
   --timeout <s>       give up on a boot or one workload after this many seconds (default 900)
   --json              print one JSON document instead of the tables
   --verbose           copy the guests' console output to stderr
