@@ -327,8 +327,8 @@ export class Hart implements FpuHart {
 
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1 (not cached or not RAM). */
   fetchRamOffset(lo: number, hi: number): number {
-    const vpn = lo >>> 12, e = (vpn & TLB_MASK) << 2, t = this.tlbExec.entries;
-    return t[e] === vpn && t[e + 1] === hi ? t[e + 2] + (lo & 0xfff) : -1;
+    const e = ((lo >>> 12) & TLB_MASK) << 2, t = this.tlbExec.entries;
+    return t[e] === (lo & ~0xfff) && t[e + 1] === hi ? t[e + 2] + (lo & 0xfff) : -1;
   }
 
   /** Makes the write TLBs miss on RAM page `ramOffset` (it now holds translated code). */
@@ -429,8 +429,8 @@ export class Hart implements FpuHart {
       const off = (lo - this.ramBase32) | 0;
       return off >= 0 && off + width <= this.ramSize ? off : -1;
     }
-    const vpn = lo >>> 12, e = (vpn & TLB_MASK) << 2, t = tlb.entries;
-    if (t[e] !== vpn || t[e + 1] !== hi) return -1;
+    const e = ((lo >>> 12) & TLB_MASK) << 2, t = tlb.entries;
+    if (t[e] !== (lo & ~0xfff) || t[e + 1] !== hi) return -1;
     return t[e + 2] + (lo & 0xfff);
   }
 
@@ -443,8 +443,8 @@ export class Hart implements FpuHart {
       this.fillTlb(tlb, lo, hi, pa, access);
       return pa;
     }
-    const vpn = lo >>> 12, i = vpn & TLB_MASK, t = tlb.entries;
-    if (t[i << 2] === vpn && t[(i << 2) + 1] === hi) return tlb.page[i] + (lo & 0xfff);
+    const i = (lo >>> 12) & TLB_MASK, t = tlb.entries;
+    if (t[i << 2] === (lo & ~0xfff) && t[(i << 2) + 1] === hi) return tlb.page[i] + (lo & 0xfff);
     const other = tlb.other(lo, hi);
     if (other >= 0) return other + (lo & 0xfff);
     const priv = access === Access.Execute ? this.priv : this.dataPriv;

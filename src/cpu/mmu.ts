@@ -25,7 +25,8 @@ export const TLB_INDEX_MASK = TLB_MASK << 4;
 /**
  * A direct-mapped translation cache for one (privilege, access kind) pair. An entry is only
  * filled after the page walk granted that access, so a hit needs no permission check.
- * Tags are the virtual page number split as (lo >>> 12, hi); -1 never matches a tag.
+ * Tags are the page's virtual address as (lo & ~0xfff, hi), so compiled code compares them as
+ * one i64; -1 never matches a tag.
  * The arrays are views into the hart's slot of the wasm memory, so compiled code can do the
  * lookup inline.
  */
@@ -55,8 +56,8 @@ export class Tlb {
   }
 
   fill(lo: number, hi: number, pageAddr: number, ramOffset: number): void {
-    const vpn = lo >>> 12, i = vpn & TLB_MASK, e = i << 2;
-    this.entries[e] = vpn;
+    const i = (lo >>> 12) & TLB_MASK, e = i << 2;
+    this.entries[e] = lo & ~0xfff;
     this.entries[e + 1] = hi;
     this.entries[e + 2] = ramOffset;
     this.page[i] = pageAddr;
@@ -80,7 +81,7 @@ export class Tlb {
   /** Drops the translation of the page holding virtual address (lo, hi) (SFENCE.VMA with an address). */
   flushPage(lo: number, hi: number): void {
     const vpn = lo >>> 12, i = vpn & TLB_MASK, e = i << 2;
-    if (this.entries[e] === vpn && this.entries[e + 1] === hi) this.entries[e] = -1;
+    if (this.entries[e] === (lo & ~0xfff) && this.entries[e + 1] === hi) this.entries[e] = -1;
     if (this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi) this.otherTagLo[i] = -1;
   }
   /** Makes every entry that maps RAM page `ramOffset` miss. */

@@ -60,7 +60,7 @@ export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   f.get(BASE); f.mem(Op.I64Load, 3, HartState.Pc); f.tee(PC); f.op(Op.I32WrapI64); f.set(LO);
   f.get(BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb);
   f.get(LO); f.i32(8); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.op(Op.I32Add); f.tee(E);
-  f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(LO); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); leave();
+  f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(LO); f.i32(~0xfff); f.op(Op.I32And); f.op(Op.I32Ne); leave();
   f.get(E); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
   f.op(Op.I32Ne); leave();
   f.get(E); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.tee(H); f.i32(0); f.op(Op.I32LtS); leave();

@@ -234,7 +234,7 @@ export class ModuleTranslator {
       const ok = f.open(Op.Block);
       const fail = f.open(Op.Block);
       f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ExecTlb); f.i32((lo >>> 8) & TLB_INDEX_MASK); f.op(Op.I32Add); f.tee(L_ENT);
-      f.mem(Op.I32Load, 2, TlbField.TagLo); f.i32(lo >>> 12); f.op(Op.I32Ne); f.brIf(fail);
+      f.mem(Op.I32Load, 2, TlbField.TagLo); f.i32(lo & ~0xfff); f.op(Op.I32Ne); f.brIf(fail);
       f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.i32(hi); f.op(Op.I32Ne); f.brIf(fail);
       f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.i32(ramOff & ~0xfff); f.op(Op.I32Ne); f.brIf(fail);
       f.br(ok);
@@ -490,15 +490,12 @@ export class ModuleTranslator {
   private emitLookup(tlbLocal: number, width: number, slow: number): void {
     const f = this.f;
     f.get(L_T0); f.op(Op.I32WrapI64); f.tee(L_ADDR);
-    if (width > 1) {
-      f.i32(0xfff); f.op(Op.I32And); f.i32(0x1000 - width); f.op(Op.I32GtU); f.brIf(slow);
-      f.get(L_ADDR);
-    }
-    // Entry index * 4, plus the TLB's base.
     f.i32(8); f.op(Op.I32ShrU); f.i32(TLB_INDEX_MASK); f.op(Op.I32And); f.get(tlbLocal); f.op(Op.I32Add); f.tee(L_ENT);
-    f.mem(Op.I32Load, 2, TlbField.TagLo); f.get(L_ADDR); f.i32(12); f.op(Op.I32ShrU); f.op(Op.I32Ne); f.brIf(slow);
-    f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.TagHi); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
-    f.op(Op.I32Ne); f.brIf(slow);
+    // The tag (page address, lo and hi halves) against the page of the access's last byte: a
+    // page-crossing access cannot match, as the next page has the next entry.
+    f.mem(Op.I64Load, 3, TlbField.TagLo);
+    f.get(L_T0); if (width > 1) { f.i64(width - 1, 0); f.op(Op.I64Add); } f.i64(-4096, -1); f.op(Op.I64And);
+    f.op(Op.I64Ne); f.brIf(slow);
     // Only RAM pages are cached (Hart.fillTlb), and write TLBs hold no page of translated code.
     f.get(L_ENT); f.mem(Op.I32Load, 2, TlbField.RamOffset); f.get(L_ADDR); f.i32(0xfff); f.op(Op.I32And); f.op(Op.I32Add);
   }
