@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Machine } from '../src/machine/machine.js';
 import type { Hart } from '../src/cpu/hart.js';
+import type { JitOptions } from '../src/cpu/jit/jit.js';
 import { expandCompressed } from '../src/cpu/compressed.js';
 import { Opcode } from '../src/cpu/opcode.js';
 import { findIsaDir } from './isa-programs.js';
@@ -54,7 +55,8 @@ const fmt = (v: number | boolean): string => typeof v === 'number' ? '0x' + BigI
  * interpreter then single-steps to the same instret and, when the JIT took a trap after its
  * last retired instruction, through that trap too.
  */
-async function lockstep(image: Uint8Array, name: string, budget: number, jit = { threshold: 0, batch: 1 }): Promise<{ steps: number; blocks: number }> {
+async function lockstep(image: Uint8Array, name: string, budget: number,
+  jit: JitOptions & { threshold: number } = { threshold: 0, batch: 1 }): Promise<{ steps: number; blocks: number }> {
   const make = (j: false | typeof jit): Machine => new Machine({
     cpus: 1, memoryBytes: MEMORY_BYTES, boot: { kind: 'elf', image, name }, onConsoleOutput: () => {}, jit: j,
   });
@@ -295,7 +297,7 @@ test('jit-diff: random streams with chained blocks (budget 64, batches of 4)', a
   let compiled = 0;
   for (let n = 0; n < PROGRAMS; n++) {
     const seed = (SEED_BASE + n) % 2 ** 31;
-    const { blocks } = await lockstep(randomProgram(seed), `random program (VESSEL_JIT_DIFF_SEED=${seed})`, 64, { threshold: 1, batch: 4 });
+    const { blocks } = await lockstep(randomProgram(seed), `random program (VESSEL_JIT_DIFF_SEED=${seed})`, 64, { threshold: 1, batch: 4, patience: 8 });
     if (blocks > 0) compiled++;
   }
   // Most programs loop long enough to compile and chain blocks.
@@ -320,6 +322,6 @@ for (const name of LOCKSTEP_PROGRAMS) {
     assert.equal(cc.status, 0, cc.stderr);
     const image = readFileSync(out);
     await lockstep(image, name, 1, { threshold: 0, batch: 1 }); // every block compiled before it first runs
-    await lockstep(image, name, 64, { threshold: 1, batch: 8 });
+    await lockstep(image, name, 64, { threshold: 1, batch: 8, patience: 64 });
   });
 }

@@ -21,6 +21,11 @@ export interface JitOptions {
   threshold?: number;
   /** Hot blocks compiled together into one module (they can jump to each other directly). */
   batch?: number;
+  /**
+   * Interpreted block entries after which pending hot blocks are compiled even if the batch is
+   * not full. Every module costs V8 a fixed amount, so waiting for full batches pays.
+   */
+  patience?: number;
 }
 
 /**
@@ -53,8 +58,6 @@ interface CompiledModule {
 
 interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
 
-/** Interpreted block entries after which pending hot blocks are compiled even if the batch is not full. */
-const PENDING_PATIENCE = 4096;
 /** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
 const MAX_PAGE_INVALIDATIONS = 32;
 /** Block keys (table slots) after which every translation is dropped and slots are handed out anew. */
@@ -92,6 +95,7 @@ export class Jit {
 
   private readonly threshold: number;
   private readonly batch: number;
+  private readonly patience: number;
   private readonly harts: JitHart[] = [];
   /** The lookup table in the wasm memory (LookupField entries), and the blocks it names. */
   private readonly lookupTable: Int32Array;
@@ -117,6 +121,7 @@ export class Jit {
   constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
     this.threshold = Math.max(0, options.threshold ?? 200);
     this.batch = Math.max(1, options.batch ?? 32);
+    this.patience = Math.max(1, options.patience ?? 16_384);
     this.codePages = new Uint8Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
     this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
@@ -175,13 +180,12 @@ export class Jit {
       this.counters[i] = 0;
       this.request(ramOff, pcLo, pcHi);
     }
-    if (this.pending.length > 0 && ++this.pendingAge >= PENDING_PATIENCE) this.compilePending();
+    if (this.pending.length > 0 && ++this.pendingAge >= this.patience) this.compilePending();
   }
 
   private request(ramOff: number, pcLo: number, pcHi: number): void {
     if (this.pageInvalidations[ramOff >>> 12] >= MAX_PAGE_INVALIDATIONS) return;
-    // Hot again while it waits for its batch: compile the batch now.
-    if (this.pending.some((p) => p.ramOff === ramOff && p.pcLo === pcLo && p.pcHi === pcHi)) { this.compilePending(); return; }
+    if (this.pending.some((p) => p.ramOff === ramOff && p.pcLo === pcLo && p.pcHi === pcHi)) return;
     this.pending.push({ ramOff, pcLo, pcHi });
     if (this.pending.length >= this.batch) this.compilePending();
   }
