@@ -184,7 +184,13 @@ async function qemuRss(kernel: string, initrd: string): Promise<{ markerS: numbe
   }
 }
 
-const qemuVersion = ensureQemu();
+let qemuVersion: string;
+try {
+  qemuVersion = ensureQemu();
+} catch (e) {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+}
 const image = await ensureDefaultImage({ quiet: true });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-vmm-'));
 const vessel: VesselRun[] = [];
