@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
 import { runBench } from './lib/main.js';
+import { commandRuns, ensureHostPackages } from './lib/host-packages.js';
 import { engineList, intArg } from './lib/options.js';
 import { ensureQemu, QEMU, QEMU_PACKAGE, qemuVersion } from './lib/qemu.js';
 import { fmtCount, fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
@@ -38,6 +39,7 @@ const RECORDED_RUNS = 5;
 type EngineName = 'qemu' | 'vessel' | 'vessel-interp';
 const ENGINE_LABEL: Record<EngineName, string> = { qemu: 'QEMU TCG', vessel: 'Vessel (JIT)', 'vessel-interp': 'Vessel --no-jit' };
 const ENGINE_NAMES = Object.keys(ENGINE_LABEL) as EngineName[];
+const NATIVE_LABEL = 'native (host busybox)';
 /** The Vessel engines, each compared with QEMU. */
 const VESSEL_ENGINES: EngineName[] = ['vessel', 'vessel-interp'];
 
@@ -62,6 +64,9 @@ Options:
   --json                   print one JSON document instead of the table
   --verbose                copy the guests' console output to stderr
   --ips                    one more Vessel boot, in this process, to count instructions (MIPS)
+  --no-native              skip running the workloads natively on the host (busybox-static,
+                           amd64, timed by the host's clock the same way; installed with
+                           apt-get when missing and running as root)
   -h, --help               this text
 
 If ${QEMU} is missing it is installed with apt-get (${QEMU_PACKAGE}) when running as root.
@@ -85,6 +90,7 @@ interface Options {
   json: boolean;
   verbose: boolean;
   ips: boolean;
+  native: boolean;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -106,6 +112,7 @@ function parseOptions(argv: string[]): Options | null {
       json: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       ips: { type: 'boolean', default: false },
+      'no-native': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -127,6 +134,7 @@ function parseOptions(argv: string[]): Options | null {
     json: values.json ?? false,
     verbose: values.verbose ?? false,
     ips: values.ips ?? false,
+    native: !values['no-native'],
   };
 }
 
@@ -199,6 +207,27 @@ function sha256OfZeros(mib: number): string {
   const block = Buffer.alloc(1 << 20);
   for (let i = 0; i < mib; i++) h.update(block);
   return h.digest('hex');
+}
+
+/**
+ * Runs each workload once on the host with busybox's shell (the same program as the guest's,
+ * built for amd64), timed by the same shell clock function; returns seconds by workload id.
+ */
+function runNative(specs: WorkloadSpec[], timeoutS: number): Record<string, number> {
+  ensureHostPackages([{ what: 'busybox', present: () => commandRuns('busybox', ['true']), packages: ['busybox-static'] }],
+    (msg) => progress(msg));
+  const seconds: Record<string, number> = {};
+  for (const w of specs) {
+    progress(`native: ${w.label} ...`);
+    const r = spawnSync('busybox', ['sh', '-c', [...CLOCK_SETUP, w.command].join('\n')], { encoding: 'utf8', timeout: timeoutS * 1000 });
+    const m = new RegExp(`BENCH_${w.id}_NS=(-?\\d+)`).exec(r.stdout ?? '');
+    if (r.status !== 0 || !m) throw new GuestError(`native: "${w.label}" failed (${r.error?.message ?? `exit ${r.status}`}): ${(r.stderr ?? '').trim()}`);
+    const problem = w.check?.(r.stdout);
+    if (problem) throw new GuestError(`native: ${problem}`);
+    seconds[w.id] = Number(m[1]) / 1e9;
+    progress(`native: ${w.id}: ${seconds[w.id].toFixed(3)} s (host clock)`);
+  }
+  return seconds;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,11 +388,13 @@ async function main(): Promise<number> {
   progress(`cpus ${o.cpus}, memory ${MEMORY_MIB} MiB, engines ${o.engines.join(', ')}${o.ips ? ', plus one in-process Vessel boot for --ips' : ''}`);
 
   const results: RunResult[] = [];
+  let native: Record<string, number> | null = null;
   try {
     for (let run = 1; run <= o.runs; run++) {
       for (const engine of o.engines) results.push(await bootOnce(engine, run, o, kernel, initrd, run <= o.workloadRuns));
     }
     if (o.ips) results.push(await bootOnce('vessel-inprocess', 1, o, kernel, initrd, o.workloadRuns > 0));
+    if (o.native && o.workloadRuns > 0) native = runNative(workloads(o), o.workloadTimeoutS);
   } catch (e) {
     if (!(e instanceof GuestError)) throw e;
     process.stderr.write(`bench: ${e.message}\n`);
@@ -408,6 +439,8 @@ async function main(): Promise<number> {
       workloads: specs.map((w) => ({
         id: w.id, label: w.label, guestS: work[w.id], ratioVesselToQemu: ratio(work[w.id]?.vessel, work[w.id]?.qemu),
         ratioInterpreterToQemu: ratio(work[w.id]?.['vessel-interp'], work[w.id]?.qemu),
+        nativeS: native?.[w.id] ?? null,
+        ratioVesselToNative: native ? ratio(work[w.id]?.vessel, summarize([native[w.id]])) : null,
       })),
       vesselInstructionsPerSecond: ips,
       runs: results,
@@ -443,6 +476,9 @@ async function main(): Promise<number> {
     for (const e of o.engines) head.push(ENGINE_LABEL[e]);
     const compared = o.engines.includes('qemu') ? VESSEL_ENGINES.filter((v) => o.engines.includes(v)) : [];
     for (const v of compared) head.push(`${ENGINE_LABEL[v]}/QEMU`);
+    const againstNative = native ? VESSEL_ENGINES.filter((v) => o.engines.includes(v)) : [];
+    if (native) head.push(NATIVE_LABEL);
+    for (const v of againstNative) head.push(`${ENGINE_LABEL[v]}/native`);
     const rows: string[][] = [head];
     for (const w of specs) {
       const row = [w.label];
@@ -452,6 +488,11 @@ async function main(): Promise<number> {
       }
       for (const v of compared) {
         const r = ratio(work[w.id]?.[v], work[w.id]?.qemu);
+        row.push(!r ? '-' : o.workloadRuns > 1 ? `${fmtRatio(r.min)} / ${fmtRatio(r.median)}` : fmtRatio(r.median));
+      }
+      if (native) row.push(fmtS(native[w.id]));
+      for (const v of againstNative) {
+        const r = ratio(work[w.id]?.[v], summarize([native![w.id]]));
         row.push(!r ? '-' : o.workloadRuns > 1 ? `${fmtRatio(r.min)} / ${fmtRatio(r.median)}` : fmtRatio(r.median));
       }
       rows.push(row);
