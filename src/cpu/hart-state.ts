@@ -20,6 +20,10 @@ export const enum HartState {
   Reservation = 292,
   /** The value the LR read (i64; a word zero-extended): an SC succeeds only while memory holds it. */
   ReservedValue = 296,
+  /** mstatus (its low word; compiled FP loads and stores check FS in it). */
+  Mstatus = 304,
+  /** f0..f31, each an i64 (NaN-boxed singles). */
+  FRegs = 512,
   /** First TLB; each takes TLB_BYTES (see mmu.ts). */
-  Tlbs = 512,
+  Tlbs = 1024,
 }

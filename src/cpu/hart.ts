@@ -34,6 +34,7 @@ const TRAP = new TrapSignal();
 
 /** int32 indexes into a hart's state slot (see hart-state.ts). */
 const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired >> 2;
+const MSTATUS = HartState.Mstatus >> 2;
 const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
 const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
@@ -72,7 +73,8 @@ const INTERRUPT_PRIORITY = [Irq.MEI, Irq.MSI, Irq.MTI, Irq.SEI, Irq.SSI, Irq.STI
 export class Hart implements FpuHart {
   /** Integer registers: a view into this hart's slot of the wasm memory, shared with compiled code. */
   readonly x: Int32Array;
-  readonly f = new Int32Array(64);
+  /** Floating-point registers as (lo, hi) int32 halves: also a view into the slot. */
+  readonly f: Int32Array;
   pcLo = 0;
   pcHi = 0;
   priv: Priv = Priv.Machine;
@@ -80,7 +82,9 @@ export class Hart implements FpuHart {
   frm = 0;
 
   // CSR state. Wide (64-bit) CSRs keep lo/hi halves.
-  mstatus = 0;
+  /** mstatus's low word, kept in the state slot where compiled FP loads and stores read FS. */
+  get mstatus(): number { return this.state[MSTATUS]; }
+  set mstatus(v: number) { this.state[MSTATUS] = v; }
   medeleg = 0;
   mideleg = 0;
   mie = 0;
@@ -172,6 +176,9 @@ export class Hart implements FpuHart {
     this.state = new Int32Array(buffer, this.stateBase, HartState.Tlbs >> 2);
     this.x = this.state.subarray(0, 64);
     this.x.fill(0);
+    this.f = this.state.subarray(HartState.FRegs >> 2, (HartState.FRegs >> 2) + 64);
+    this.f.fill(0);
+    this.mstatus = 0;
     this.tlbs = [0, 1, 2].map((set) => [0, 1, 2].map((kind) =>
       new Tlb(buffer, this.stateBase + HartState.Tlbs + (set * 3 + kind) * TLB_BYTES)));
     this.jit = jit ?? null;

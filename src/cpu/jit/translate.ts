@@ -1,4 +1,5 @@
 import { RAM_OFFSET } from '../../machine/memory.js';
+import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { Opcode } from '../opcode.js';
@@ -78,11 +79,14 @@ function add64(alo: number, ahi: number, blo: number, bhi: number): [number, num
 
 /**
  * Whether compiled code does this helper instruction itself when its address hits the TLB:
- * LR, SC and the AMOs that need no comparison (ADD, SWAP, XOR, OR, AND), word and doubleword.
+ * LR, SC and the AMOs that need no comparison (ADD, SWAP, XOR, OR, AND), word and doubleword;
+ * FLW, FLD, FSW, FSD.
  */
 function hasFastPath(insn: number): boolean {
-  if (((insn >>> 2) & 31) !== Opcode.Amo) return false;
-  const f3 = (insn >>> 12) & 7, f5 = insn >>> 27;
+  const major = (insn >>> 2) & 31, f3 = (insn >>> 12) & 7;
+  if (major === Opcode.LoadFp || major === Opcode.StoreFp) return f3 === 2 || f3 === 3;
+  if (major !== Opcode.Amo) return false;
+  const f5 = insn >>> 27;
   return (f3 === 2 || f3 === 3) && (f5 <= 4 || f5 === 8 || f5 === 12) && (f5 !== 2 || ((insn >>> 20) & 31) === 0);
 }
 
@@ -94,6 +98,7 @@ function registerUse(b: BlockPlan): { reads: number[]; used: number[] } {
     used.add(rd); // a helper's rd is reloaded after it
     if (kind === InsnKind.Helper && !hasFastPath(insn)) continue; // it reads the state slot
     if (major === Opcode.Amo) { reads.add(rs1); reads.add(rs2); continue; }
+    if (major === Opcode.LoadFp || major === Opcode.StoreFp) { reads.add(rs1); continue; } // (rd, rs2: FP registers)
     if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add(rs1);
     if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add(rs2);
   }
@@ -163,16 +168,20 @@ export class ModuleTranslator {
     const b = this.block, f = this.f;
     const major = (insn: number): number => (insn >>> 2) & 31;
     const native = b.insns.filter((i) => i.kind === InsnKind.Native);
-    const amos = b.insns.filter((i) => hasFastPath(i.insn));
-    if (native.some((i) => major(i.insn) === Opcode.Load) || amos.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
-    if (native.some((i) => major(i.insn) === Opcode.Store) || amos.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
+    const fast = b.insns.filter((i) => hasFastPath(i.insn));
+    if (native.some((i) => major(i.insn) === Opcode.Load) || fast.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
+    if (native.some((i) => major(i.insn) === Opcode.Store) || fast.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
     // The state slot is always current (writes go through): load what the block reads.
     for (const r of registerUse(b).reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]); }
     this.selfLevel = f.open(Op.Loop);
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
-      if (hasFastPath(ins.insn)) this.emitAtomic(ins.insn, ins.length, pcLo, pcHi, k);
+      const m = major(ins.insn);
+      if (m === Opcode.LoadFp || m === Opcode.StoreFp) {
+        if (hasFastPath(ins.insn)) this.emitFpMemory(ins.insn, ins.length, pcLo, pcHi, k);
+        else this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
+      } else if (hasFastPath(ins.insn)) this.emitAtomic(ins.insn, ins.length, pcLo, pcHi, k);
       else if (ins.kind === InsnKind.Helper) this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
       else this.emitInsn(ins.insn, ins.length, pcLo, pcHi, k, ins.followed);
       k++;
@@ -343,6 +352,42 @@ export class ModuleTranslator {
       }
       f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
       this.setReg(rd, () => f.get(L_T0));
+    }
+    f.br(done);
+    f.close();
+    this.emitHelper(insn, length, pcLo, pcHi, k);
+    f.close();
+  }
+
+  /**
+   * FLW/FLD/FSW/FSD with a fast path: when the FP unit is on (Dirty already, for a load, which
+   * would otherwise dirty it) and the address hits the data TLB, the value moves between memory
+   * and the FP register in the state slot (singles NaN-boxed); anything else goes to the
+   * interpreter.
+   */
+  private emitFpMemory(insn: number, length: number, pcLo: number, pcHi: number, k: number): void {
+    const f = this.f, load = ((insn >>> 2) & 31) === Opcode.LoadFp, word = ((insn >>> 12) & 7) === 2, width = word ? 4 : 8;
+    const rs1 = (insn >>> 15) & 31;
+    const done = f.open(Op.Block);
+    const slow = f.open(Op.Block);
+    f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.Mstatus); f.i32(Mstatus.FS); f.op(Op.I32And);
+    if (load) { f.i32(Mstatus.FS); f.op(Op.I32Ne); } else f.op(Op.I32Eqz);
+    f.brIf(slow);
+    if (load) {
+      const rd = (insn >>> 7) & 31, imm = insn >> 20;
+      this.effectiveAddress(rs1, imm);
+      this.emitLookup(L_RTLB, width, slow);
+      f.set(L_ENT);
+      f.get(L_BASE);
+      f.get(L_ENT); f.mem(word ? Op.I64Load32U : Op.I64Load, word ? 2 : 3, RAM_OFFSET);
+      if (word) { f.i64(0, -1); f.op(Op.I64Or); }
+      f.mem(Op.I64Store, 3, HartState.FRegs + 8 * rd);
+    } else {
+      const rs2 = (insn >>> 20) & 31, imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);
+      this.effectiveAddress(rs1, imm);
+      this.emitLookup(L_WTLB, width, slow);
+      f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.FRegs + 8 * rs2);
+      f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
     }
     f.br(done);
     f.close();
