@@ -273,10 +273,11 @@ export class Hart implements FpuHart {
   /** Ticks at which this hart's timer fires next (Infinity when none), for the board's sleep. */
   get timerDeadline(): number { return this.stimecmp; }
 
-  private updateTimer(): void {
+  /** Sets or clears the comparator's STIP for the time `now` (ticks). */
+  private updateTimer(now = this.env.now()): void {
     // Without STCE, STIP is only the software-written bit (mipSw): drop the comparator's.
     if ((this.menvcfgHi & 0x80000000) === 0) { this.mipHw &= ~(1 << Irq.STI); return; }
-    if (this.env.now() >= this.stimecmp) this.mipHw |= 1 << Irq.STI; else this.mipHw &= ~(1 << Irq.STI);
+    if (now >= this.stimecmp) this.mipHw |= 1 << Irq.STI; else this.mipHw &= ~(1 << Irq.STI);
   }
 
   private pending(): number { return (this.mipSw | this.mipHw) & this.mie; }
@@ -284,11 +285,12 @@ export class Hart implements FpuHart {
   /**
    * Instructions to run before comparing the timer again (reading the host clock costs more than
    * a few hundred instructions): as many as could not reach the timer's deadline even at
-   * SLOWEST_IPS, within [MIN_TIMER_CHECK, MAX_TIMER_CHECK]. A new deadline resets the count.
+   * SLOWEST_IPS, within [MIN_TIMER_CHECK, MAX_TIMER_CHECK], from the time `now` (ticks). A new
+   * deadline resets the count.
    */
-  private timerCheckInterval(): number {
+  private timerCheckInterval(now: number): number {
     if ((this.mipHw & (1 << Irq.STI)) !== 0) return MAX_TIMER_CHECK; // pending already
-    const ticks = this.stimecmp - this.env.now(); // Infinity when no deadline is set
+    const ticks = this.stimecmp - now; // Infinity when no deadline is set
     const insns = Math.floor(ticks * (SLOWEST_IPS / this.env.timebaseHz));
     return Math.max(MIN_TIMER_CHECK, Math.min(MAX_TIMER_CHECK, insns));
   }
@@ -333,10 +335,7 @@ export class Hart implements FpuHart {
   }
 
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1 (not cached or not RAM). */
-  fetchRamOffset(lo: number, hi: number): number {
-    const e = ((lo >>> 12) & TLB_MASK) << 2, t = this.tlbExec.entries;
-    return t[e] === (lo & ~0xfff) && t[e + 1] === hi ? t[e + 2] + (lo & 0xfff) : -1;
-  }
+  fetchRamOffset(lo: number, hi: number): number { return this.tlbExec.ramOffsetOf(lo, hi); }
 
   /** Makes the write TLBs miss on RAM page `ramOffset` (it now holds translated code). */
   forgetWritablePage(ramOffset: number): void {
@@ -436,9 +435,7 @@ export class Hart implements FpuHart {
       const off = (lo - this.ramBase32) | 0;
       return off >= 0 && off + width <= this.ramSize ? off : -1;
     }
-    const e = ((lo >>> 12) & TLB_MASK) << 2, t = tlb.entries;
-    if (t[e] !== (lo & ~0xfff) || t[e + 1] !== hi) return -1;
-    return t[e + 2] + (lo & 0xfff);
+    return tlb.ramOffsetOf(lo, hi);
   }
 
   private translate(lo: number, hi: number, access: Access): number {
@@ -781,8 +778,9 @@ export class Hart implements FpuHart {
     const jit = this.jit;
     while (this.instret - start < budget && !this.waiting) {
       if (this.instret >= this.nextTimerCheck) {
-        this.updateTimer();
-        this.nextTimerCheck = this.instret + this.timerCheckInterval();
+        const now = this.env.now();
+        this.updateTimer(now);
+        this.nextTimerCheck = this.instret + this.timerCheckInterval(now);
       }
       this.takeInterrupt();
       this.breakLoop = false;

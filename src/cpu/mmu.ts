@@ -62,6 +62,11 @@ export class Tlb {
     this.entries[e + 2] = ramOffset;
     this.page[i] = pageAddr;
   }
+  /** The RAM offset of virtual address (lo, hi) when its page is cached here, or -1. */
+  ramOffsetOf(lo: number, hi: number): number {
+    const e = ((lo >>> 12) & TLB_MASK) << 2, t = this.entries;
+    return t[e] === (lo & ~0xfff) && t[e + 1] === hi ? t[e + 2] + (lo & 0xfff) : -1;
+  }
   /** Caches a page outside the fast path (see otherTagLo). */
   fillOther(lo: number, hi: number, pageAddr: number): void {
     const i = (lo >>> 12) & TLB_MASK;

@@ -41,12 +41,9 @@ interface BlockKey {
   block: CompiledBlock | null;
 }
 
-/** A translated block: its key's table slot (its lookup Target) and its module. */
+/** A translated block: its key (whose table slot is its lookup Target) and its module. */
 interface CompiledBlock {
-  readonly target: number;
-  readonly ramOff: number;
-  readonly pcLo: number;
-  readonly pcHi: number;
+  readonly key: BlockKey;
   readonly module: CompiledModule;
 }
 
@@ -157,7 +154,7 @@ export class Jit {
     // Compiled earlier but evicted from the table by a block that maps to the same entry.
     if (this.evictions[e >>> 2] !== 0) {
       const evicted = this.findKey(ramOff, pcLo, pcHi)?.block;
-      if (evicted) { this.install(evicted); return evicted.target; }
+      if (evicted) { this.install(evicted); return evicted.key.slot; }
     }
     return this.threshold === 0 ? this.compileNow(ramOff, pcLo, pcHi) : -1;
   }
@@ -209,7 +206,7 @@ export class Jit {
     plans.forEach((plan, index) => {
       const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
       this.table.set(key.slot, instance.exports[`b${index}`]);
-      const block: CompiledBlock = { target: key.slot, ramOff: plan.ramOff, pcLo: plan.pcLo, pcHi: plan.pcHi, module };
+      const block: CompiledBlock = { key, module };
       key.block = block;
       module.blocks.push(block);
       this.install(block);
@@ -221,11 +218,12 @@ export class Jit {
   }
 
   private install(block: CompiledBlock): void {
-    const i = (block.ramOff >>> 1) & LOOKUP_MASK, e = i << 2, t = this.lookupTable;
-    t[e + LookupField.RamOff] = block.ramOff;
-    t[e + LookupField.PcLo] = block.pcLo;
-    t[e + LookupField.PcHi] = block.pcHi;
-    t[e + LookupField.Target] = block.target;
+    const { ramOff, pcLo, pcHi, slot } = block.key;
+    const i = (ramOff >>> 1) & LOOKUP_MASK, e = i << 2, t = this.lookupTable;
+    t[e + LookupField.RamOff] = ramOff;
+    t[e + LookupField.PcLo] = pcLo;
+    t[e + LookupField.PcHi] = pcHi;
+    t[e + LookupField.Target] = slot;
     if (this.entryBlocks[i] !== null && this.entryBlocks[i] !== block) this.evictions[i] = 1;
     this.entryBlocks[i] = block;
     this.counters[i] = 0;
@@ -289,18 +287,18 @@ export class Jit {
     if (module.dead) return;
     module.dead = true;
     for (const b of module.blocks) {
-      const i = (b.ramOff >>> 1) & LOOKUP_MASK;
+      const { key } = b;
+      const i = (key.ramOff >>> 1) & LOOKUP_MASK;
       if (this.entryBlocks[i] === b) {
         this.lookupTable[(i << 2) + LookupField.RamOff] = -1;
         this.entryBlocks[i] = null;
         this.counters[i] = 0;
       }
-      const key = this.findKey(b.ramOff, b.pcLo, b.pcHi);
-      if (key?.block === b) {
+      if (key.block === b) {
         key.block = null;
         this.table.set(key.slot, this.chain);
       }
-      const page = b.ramOff >>> 12;
+      const page = key.ramOff >>> 12;
       const set = this.pageModules.get(page);
       if (set) {
         set.delete(module);

@@ -64,7 +64,6 @@ const FIRST_BLOCK = 13;
 // scratch of the inline high multiplies (allocated per block).
 const L_BASE = 0, L_N = 1, L_BUDGET = 2, L_ADDR = 3, L_ENT = 4, L_STATUS = 5, L_RTLB = 6, L_WTLB = 7, L_T0 = 8;
 const FIXED_LOCALS: ValType[] = [ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I32, ValType.I64];
-const FIRST_FREE_LOCAL = 9;
 /** i64 scratch the high multiplies use: operands a, b, then a0 a1 b0 b1 p01 p10. */
 const MUL_SCRATCH = 8;
 
@@ -112,7 +111,8 @@ export class ModuleTranslator {
   private f = new FunctionBody();
   /** The block being emitted, and its index. */
   private block!: BlockPlan;
-  private index = 0;
+  /** Registers the block's compiled instructions read, loaded at its entry. */
+  private reads: number[] = [];
   /** Local index of each register the block uses (0 where unused). */
   private regLocals = new Int32Array(32);
   /** First of the MUL_SCRATCH locals, or -1 when the block has no high multiply. */
@@ -137,7 +137,6 @@ export class ModuleTranslator {
     this.addMathHelpers();
     this.blocks.forEach((b, i) => {
       this.block = b;
-      this.index = i;
       this.f = new FunctionBody();
       const locals = this.allocateLocals(b);
       this.emitBlock();
@@ -146,17 +145,23 @@ export class ModuleTranslator {
     return w.bytes();
   }
 
-  /** Assigns locals to the registers block `b` uses; returns the types of all locals after the parameters. */
+  /**
+   * Assigns locals to the registers block `b` uses (and notes those it reads); returns the types
+   * of all locals after the parameters.
+   */
   private allocateLocals(b: BlockPlan): ValType[] {
-    const { used } = registerUse(b);
+    const { reads, used } = registerUse(b);
+    this.reads = reads;
     const locals = [...FIXED_LOCALS];
+    // A local's index counts the parameters before it.
+    const next = (): number => BLOCK_PARAMS.length + locals.length;
     this.regLocals.fill(0);
-    for (const r of used) { this.regLocals[r] = FIRST_FREE_LOCAL + locals.length - FIXED_LOCALS.length; locals.push(ValType.I64); }
+    for (const r of used) { this.regLocals[r] = next(); locals.push(ValType.I64); }
     const mulHigh = b.insns.some(({ insn, kind }) => kind === InsnKind.Native && ((insn >>> 2) & 31) === Opcode.Op &&
       (insn >>> 25) === 1 && ((insn >>> 12) & 7) >= 1 && ((insn >>> 12) & 7) <= 3);
     this.mulScratch = -1;
     if (mulHigh) {
-      this.mulScratch = FIRST_FREE_LOCAL + locals.length - FIXED_LOCALS.length;
+      this.mulScratch = next();
       for (let i = 0; i < MUL_SCRATCH; i++) locals.push(ValType.I64);
     }
     return locals;
@@ -172,7 +177,7 @@ export class ModuleTranslator {
     if (native.some((i) => major(i.insn) === Opcode.Load) || fast.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
     if (native.some((i) => major(i.insn) === Opcode.Store) || fast.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
     // The state slot is always current (writes go through): load what the block reads.
-    for (const r of registerUse(b).reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]); }
+    for (const r of this.reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]); }
     this.selfLevel = f.open(Op.Loop);
     let k = 0;
     for (const ins of b.insns) {
