@@ -7,7 +7,7 @@ import {
 } from './csr.js';
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
-import { Opcode } from './opcode.js';
+import { jalOffset, Opcode } from './opcode.js';
 import { HartState } from './hart-state.js';
 import type { Jit } from './jit/jit.js';
 import { RunExit } from './jit/translate.js';
@@ -1090,7 +1090,7 @@ export class Hart implements FpuHart {
           break;
         }
         case Opcode.Jal: { // JAL
-          const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+          const imm = jalOffset(insn);
           x[d] = nextLo; x[d + 1] = nextHi;
           nextLo = (pcLo + imm) | 0;
           nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;

@@ -8,3 +8,8 @@ export const enum Opcode {
   Madd = 0x10, Msub = 0x11, Nmsub = 0x12, Nmadd = 0x13, OpFp = 0x14,
   Branch = 0x18, Jalr = 0x19, Jal = 0x1b, System = 0x1c,
 }
+
+/** The byte offset a JAL jumps by (its J-type immediate, sign-extended). */
+export function jalOffset(insn: number): number {
+  return ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+}

@@ -1,5 +1,5 @@
 import { expandCached } from '../compressed.js';
-import { Opcode } from '../opcode.js';
+import { jalOffset, Opcode } from '../opcode.js';
 
 /** Longest block the JIT translates, in instructions. */
 export const MAX_BLOCK_INSNS = 64;
@@ -127,7 +127,7 @@ export function scanBlock(ram: DataView, ramOff: number, pcLo: number, pcHi: num
     insns.push(ins);
     const major = (insn >>> 2) & 31;
     if (major === Opcode.Jal) {
-      const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+      const imm = jalOffset(insn);
       const target = off + imm;
       // A jump back to the block's start stays a jump: compiled code loops there.
       if (target < pageStart || target >= pageEnd || followedTargets.has(target)) { end = BlockEnd.Jump; break; }

@@ -2,7 +2,7 @@ import { RAM_OFFSET } from '../../machine/memory.js';
 import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
-import { Opcode } from '../opcode.js';
+import { jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, InsnKind, type BlockPlan } from './block.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
@@ -509,7 +509,7 @@ export class ModuleTranslator {
         return;
       }
       case Opcode.Jal: {
-        const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+        const imm = jalOffset(insn);
         const [tLo, tHi] = add64(pcLo, pcHi, imm, imm >> 31);
         if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
         if (!followed) this.leaveTo(tLo, tHi, k + 1);
