@@ -7,7 +7,7 @@ import {
 } from './csr.js';
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
-import { jalOffset, Opcode } from './opcode.js';
+import { branchOffset, jalOffset, Opcode } from './opcode.js';
 import { HartState } from './hart-state.js';
 import type { Jit } from './jit/jit.js';
 import { RunExit } from './jit/translate.js';
@@ -1072,7 +1072,7 @@ export class Hart implements FpuHart {
             default: this.illegal(insn);
           }
           if (taken) {
-            const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+            const imm = branchOffset(insn);
             nextLo = (pcLo + imm) | 0;
             nextHi = (pcHi + (imm >> 31) + ((nextLo >>> 0) < (pcLo >>> 0) ? 1 : 0)) | 0;
             if (this.stopAtJump) n = 0;

@@ -13,3 +13,8 @@ export const enum Opcode {
 export function jalOffset(insn: number): number {
   return ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
 }
+
+/** The byte offset a conditional branch jumps by (its B-type immediate, sign-extended). */
+export function branchOffset(insn: number): number {
+  return ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+}

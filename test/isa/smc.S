@@ -68,7 +68,40 @@ smc_after:
   bnez a2, 5b
   CHECK_EQ(a1, 100)
 
+  // 5: code on another page that is compiled and then changed. The call site in smc_far_loop
+  //    first runs after smc_far is compiled (warmed up by the loop here), so the JIT calls
+  //    smc_far from it directly; after the patch the same call site must reach the new code.
+  li TESTNUM, 5
+  li a0, 0
+  li a1, 50
+6:
+  call smc_far
+  addi a1, a1, -1
+  bnez a1, 6b
+  CHECK_EQ(a0, 50)
+  li a0, 0
+  li a1, 50
+  call smc_far_loop
+  CHECK_EQ(a0, 50)
+  la t0, smc_far
+  li t1, 0x00350513          // addi a0, a0, 3
+  sw t1, 0(t0)
+  fence.i
+  li a0, 0
+  li a1, 50
+  call smc_far_loop
+  CHECK_EQ(a0, 150)
+
   TEST_PASS
+
+  // a1 times: call smc_far
+smc_far_loop:
+  mv t6, ra
+7:
+  call smc_far
+  addi a1, a1, -1
+  bnez a1, 7b
+  jr t6
 
   // a1 times: a0 += (the immediate at smc_patch)
 smc_loop:
@@ -77,5 +110,12 @@ smc_patch:
   addi a1, a1, -1
   bnez a1, smc_loop
   ret
+
+  // On a page of its own, so that patching it leaves its callers' translations in place.
+  .balign 4096
+smc_far:
+  addi a0, a0, 1
+  ret
+  .balign 4096
 
   TEST_DATA

@@ -12,6 +12,14 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 export const LOOKUP_BITS = 16;
 export const LOOKUP_ENTRIES = 1 << LOOKUP_BITS;
 export const LOOKUP_MASK = LOOKUP_ENTRIES - 1;
+/** Function table slots (one per block key) the JIT hands out before it starts afresh. */
+export const MAX_SLOTS = 1 << 18;
+/**
+ * Byte offset in the wasm memory of the slot generations, one int32 per table slot after the
+ * lookup table: a slot's generation changes whenever the function in it does, so code that
+ * calls a block's function directly (an import) can check that the slot still holds it.
+ */
+export const GENERATIONS_OFFSET = JIT_REGION_OFFSET + LOOKUP_ENTRIES * 16;
 /** Fields of a lookup entry (int32 index within it). */
 export const enum LookupField {
   /** RAM offset of the block's first instruction, -1 for an empty entry. */

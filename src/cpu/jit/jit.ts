@@ -1,6 +1,6 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { scanBlock, type BlockPlan } from './block.js';
-import { buildDispatcher, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField } from './dispatcher.js';
+import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
@@ -41,9 +41,10 @@ interface BlockKey {
   block: CompiledBlock | null;
 }
 
-/** A translated block: its key (whose table slot is its lookup Target) and its module. */
+/** A translated block: its key (whose table slot is its lookup Target), its function and its module. */
 interface CompiledBlock {
   readonly key: BlockKey;
+  readonly fn: WebAssembly.ExportValue;
   readonly module: CompiledModule;
 }
 
@@ -57,8 +58,6 @@ interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
 
 /** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
 const MAX_PAGE_INVALIDATIONS = 32;
-/** Block keys (table slots) after which every translation is dropped and slots are handed out anew. */
-const MAX_KEYS = 1 << 18;
 
 /**
  * The JIT of one board, shared by its harts (they run on one thread): finds hot guest code by
@@ -96,6 +95,8 @@ export class Jit {
   private readonly harts: JitHart[] = [];
   /** The lookup table in the wasm memory (LookupField entries), and the blocks it names. */
   private readonly lookupTable: Int32Array;
+  /** The generation of each table slot, in the wasm memory (see GENERATIONS_OFFSET). */
+  private readonly generations: Int32Array;
   private readonly entryBlocks: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(LOOKUP_ENTRIES).fill(null);
   /** Interpreter entries per lookup entry. */
   private readonly counters = new Int32Array(LOOKUP_ENTRIES);
@@ -112,7 +113,8 @@ export class Jit {
   private readonly linker: BlockLinker;
   private pending: PendingBlock[] = [];
   private pendingAge = 0;
-  private readonly imports: WebAssembly.Imports;
+  /** What every module imports (env.t<i>, the targets it calls directly, come on top). */
+  private readonly env: Record<string, WebAssembly.ImportValue>;
   private readonly memoryPages: number;
 
   constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
@@ -123,24 +125,27 @@ export class Jit {
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
     this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
     for (let i = 0; i < LOOKUP_ENTRIES; i++) this.lookupTable[4 * i + LookupField.RamOff] = -1;
+    this.generations = new Int32Array(memory.buffer, GENERATIONS_OFFSET, MAX_SLOTS);
     this.memoryPages = memory.buffer.byteLength >>> 16;
     const dispatcher = new WebAssembly.Instance(new WebAssembly.Module(buildDispatcher(this.memoryPages)),
       { env: { memory: memory.wasmMemory, table: this.table } });
     this.enter = dispatcher.exports.enter as (target: number, budget: number, stateBase: number) => number;
-    this.imports = {
-      env: {
-        memory: memory.wasmMemory,
-        load: (f3: number, lo: number, hi: number): number => this.current!.compiledLoad(f3, lo, hi),
-        store: (f3: number, lo: number, hi: number): number => this.current!.compiledStore(f3, lo, hi),
-        interpret: (length: number): number => this.current!.compiledInterpret(length),
-        chain: dispatcher.exports.chain,
-        jump: dispatcher.exports.jump,
-      },
+    this.env = {
+      memory: memory.wasmMemory,
+      load: (f3: number, lo: number, hi: number): number => this.current!.compiledLoad(f3, lo, hi),
+      store: (f3: number, lo: number, hi: number): number => this.current!.compiledStore(f3, lo, hi),
+      interpret: (length: number): number => this.current!.compiledInterpret(length),
+      chain: dispatcher.exports.chain,
+      jump: dispatcher.exports.jump,
     };
     this.chain = dispatcher.exports.chain;
     this.linker = {
       slot: (ramOff, pcLo, pcHi) => this.key(ramOff, pcLo, pcHi).slot,
       fetchRamOffset: (pcLo, pcHi) => this.current?.fetchRamOffset(pcLo, pcHi) ?? -1,
+      compiled: (ramOff, pcLo, pcHi) => {
+        const block = this.findKey(ramOff, pcLo, pcHi)?.block;
+        return block ? { fn: block.fn, slot: block.key.slot, generation: this.generations[block.key.slot] } : null;
+      },
     };
     memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
   }
@@ -198,15 +203,19 @@ export class Jit {
       if (plan) plans.push(plan);
     }
     if (plans.length === 0) return;
-    if (this.keyCount + 64 * plans.length > MAX_KEYS) this.reset();
+    if (this.keyCount + 64 * plans.length > MAX_SLOTS) this.reset();
     const started = performance.now();
-    const bytes = new ModuleTranslator(this.memoryPages, plans, this.linker).translate();
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
+    const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
+    const bytes = translator.translate();
+    const env = { ...this.env };
+    translator.importedTargets.forEach((fn, i) => { env[`t${i}`] = fn; });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env });
     const module: CompiledModule = { blocks: [], dead: false };
     plans.forEach((plan, index) => {
       const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
-      this.table.set(key.slot, instance.exports[`b${index}`]);
-      const block: CompiledBlock = { key, module };
+      const fn = instance.exports[`b${index}`];
+      this.setSlot(key.slot, fn);
+      const block: CompiledBlock = { key, fn, module };
       key.block = block;
       module.blocks.push(block);
       this.install(block);
@@ -239,10 +248,16 @@ export class Jit {
     if (found) return found;
     const key: BlockKey = { ramOff, pcLo, pcHi, slot: this.keyCount++, block: null };
     if (key.slot >= this.table.length) this.table.grow(this.table.length);
-    this.table.set(key.slot, this.chain);
+    this.setSlot(key.slot, this.chain);
     const list = this.keys.get(ramOff);
     if (list) list.push(key); else this.keys.set(ramOff, [key]);
     return key;
+  }
+
+  /** Puts `fn` in table slot `slot`, with a new generation (which stops direct calls to what it held). */
+  private setSlot(slot: number, fn: WebAssembly.ExportValue): void {
+    this.table.set(slot, fn);
+    this.generations[slot]++;
   }
 
   /**
@@ -296,7 +311,7 @@ export class Jit {
       }
       if (key.block === b) {
         key.block = null;
-        this.table.set(key.slot, this.chain);
+        this.setSlot(key.slot, this.chain);
       }
       const page = key.ramOff >>> 12;
       const set = this.pageModules.get(page);

@@ -2,8 +2,9 @@ import { RAM_OFFSET } from '../../machine/memory.js';
 import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
-import { jalOffset, Opcode } from '../opcode.js';
+import { branchOffset, jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, InsnKind, type BlockPlan } from './block.js';
+import { GENERATIONS_OFFSET } from './dispatcher.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
@@ -19,7 +20,9 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * module is called directly, a branch back to the block's own start is a loop, and any other
  * goes through the target's table slot (BlockLinker), which holds the target's function once
  * it is compiled (the dispatcher's `jump` calls it: only the dispatcher imports the table, as V8
- * makes every table.set update each instance that imports the table). Computed targets (JALR) and the rest go through the dispatcher's `chain`
+ * makes every table.set update each instance that imports the table). A target compiled before
+ * this module is imported and called directly, as long as its slot's generation shows that the
+ * slot still holds it (it was not invalidated since). Computed targets (JALR) and the rest go through the dispatcher's `chain`
  * (dispatcher.ts), which finds the block for the pc in the lookup table. Every exit first checks `budget` (that bounds
  * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
  * the pc in the state slot.
@@ -53,12 +56,30 @@ export interface BlockLinker {
   slot(ramOff: number, pcLo: number, pcHi: number): number;
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1. */
   fetchRamOffset(pcLo: number, pcHi: number): number;
+  /** The compiled function of the block at (ramOff, pc) and its slot's generation now, or null. */
+  compiled(ramOff: number, pcLo: number, pcHi: number): { fn: WebAssembly.ExportValue; slot: number; generation: number } | null;
 }
 
-// Function indexes: imports first, then the internal helpers, then the blocks.
+/** Where a jump to a constant pc goes. */
+interface ExitTarget {
+  /** RAM offset of the target (-1: unknown, go through chain). */
+  ramOff: number;
+  samePage: boolean;
+  /** Index of the target in this module, or -1. */
+  inModule: number;
+  /** Function index of the target's import, or -1 (not compiled before this module). */
+  imported: number;
+  slot: number;
+  generation: number;
+}
+
+// Function indexes: imports first (the fixed ones, then the directly called targets), then the
+// internal helpers, then the blocks.
 const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3, IMPORT_JUMP = 4;
-const DIV = 5, DIVU = 6, REM = 7, REMU = 8, DIVW = 9, DIVUW = 10, REMW = 11, REMUW = 12;
-const FIRST_BLOCK = 13;
+const FIXED_IMPORTS = 5;
+/** The M extension helpers, in the order addMathHelpers defines them. */
+const DIV = 0, DIVU = 1, REM = 2, REMU = 3, DIVW = 4, DIVUW = 5, REMW = 6, REMUW = 7;
+const MATH_HELPERS = 8;
 
 // Locals of a block function: the parameters, scratch, then the registers it uses and the
 // scratch of the inline high multiplies (allocated per block).
@@ -119,6 +140,11 @@ export class ModuleTranslator {
   private mulScratch = -1;
   /** Level of the loop around the block's body: a branch back to its start continues it. */
   private selfLevel = 0;
+  /** Targets compiled before this module, by "ramOff:pcLo:pcHi": their import's function index. */
+  private readonly imported = new Map<string, number>();
+  /** The functions the module imports as env.t<i>, in import order. */
+  readonly importedTargets: WebAssembly.ExportValue[] = [];
+  private firstHelper = FIXED_IMPORTS;
 
   constructor(memoryPages: number, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
     this.w = new ModuleWriter(memoryPages);
@@ -134,6 +160,8 @@ export class ModuleTranslator {
     w.importFunction('interpret', w.type([ValType.I32], [ValType.I32]));
     w.importFunction('chain', blockType);
     w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
+    this.importTargets(blockType);
+    this.firstHelper = FIXED_IMPORTS + this.importedTargets.length;
     this.addMathHelpers();
     this.blocks.forEach((b, i) => {
       this.block = b;
@@ -143,6 +171,48 @@ export class ModuleTranslator {
       w.export(`b${i}`, w.addFunction({ type: blockType, locals, body: this.f }));
     });
     return w.bytes();
+  }
+
+  /** Imports the compiled blocks outside this module that the blocks jump to with constant targets. */
+  private importTargets(blockType: number): void {
+    for (const b of this.blocks) {
+      this.block = b;
+      const targets: [number, number][] = [];
+      for (const ins of b.insns) {
+        const m = (ins.insn >>> 2) & 31;
+        if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed))) continue;
+        const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
+        const imm = m === Opcode.Jal ? jalOffset(ins.insn) : branchOffset(ins.insn);
+        targets.push(add64(pcLo, pcHi, imm, imm >> 31));
+      }
+      if (b.end !== BlockEnd.Jump && b.end !== BlockEnd.Interpret) targets.push(add64(b.pcLo, b.pcHi, b.next, b.next >> 31));
+      for (const [lo, hi] of targets) {
+        const t = this.exitTarget(lo, hi);
+        if (t.ramOff < 0 || t.inModule >= 0 || t.imported >= 0) continue;
+        const compiled = this.linker.compiled(t.ramOff, lo, hi);
+        if (!compiled) continue;
+        this.imported.set(`${t.ramOff}:${lo}:${hi}`, this.w.importFunction(`t${this.importedTargets.length}`, blockType));
+        this.importedTargets.push(compiled.fn);
+      }
+    }
+  }
+
+  /**
+   * Where the current block's jump to constant pc (lo, hi) goes. On the same virtual page, the
+   * translation that led here holds for the target; elsewhere, assume the mapping the fetch TLB
+   * holds now (leaveTo checks it again before jumping).
+   */
+  private exitTarget(lo: number, hi: number): ExitTarget {
+    const b = this.block;
+    const samePage = hi === b.pcHi && (lo >>> 12) === (b.pcLo >>> 12);
+    const ramOff = samePage ? (b.ramOff & ~0xfff) + (lo & 0xfff) : this.linker.fetchRamOffset(lo, hi);
+    const none: ExitTarget = { ramOff, samePage, inModule: -1, imported: -1, slot: -1, generation: 0 };
+    if (ramOff < 0) return none;
+    const inModule = this.blocks.findIndex((t) => t.ramOff === ramOff && t.pcLo === lo && t.pcHi === hi);
+    if (inModule >= 0) return { ...none, inModule };
+    const imported = this.imported.get(`${ramOff}:${lo}:${hi}`) ?? -1;
+    const compiled = imported >= 0 ? this.linker.compiled(ramOff, lo, hi) : null;
+    return { ...none, imported, slot: compiled ? compiled.slot : this.linker.slot(ramOff, lo, hi), generation: compiled?.generation ?? 0 };
   }
 
   /**
@@ -233,17 +303,14 @@ export class ModuleTranslator {
   /** Continues at constant pc (lo, hi) after `retired` more instructions: chains when it can. */
   private leaveTo(lo: number, hi: number, retired: number): void {
     const f = this.f, b = this.block;
-    const samePage = hi === b.pcHi && (lo >>> 12) === (b.pcLo >>> 12);
-    if (samePage && lo === b.pcLo) { // back to this block's start: a loop
+    if (hi === b.pcHi && lo === b.pcLo) { // back to this block's start: a loop
       this.countAndCheckBudget(lo, hi, retired, false);
       f.br(this.selfLevel);
       return;
     }
-    // On the same virtual page, the translation that led here holds for the target; elsewhere,
-    // assume the mapping the fetch TLB holds now, and check it before jumping.
-    const ramOff = samePage ? (b.ramOff & ~0xfff) + (lo & 0xfff) : this.linker.fetchRamOffset(lo, hi);
+    const { ramOff, samePage, inModule, imported, slot, generation } = this.exitTarget(lo, hi);
     if (ramOff < 0) { this.chainTo(lo, hi, retired); return; }
-    if (!samePage) {
+    if (!samePage) { // check the mapping
       // A fetch TLB hit for the target's page, mapping it to the same RAM page.
       const ok = f.open(Op.Block);
       const fail = f.open(Op.Block);
@@ -256,15 +323,21 @@ export class ModuleTranslator {
       this.chainTo(lo, hi, retired);
       f.close();
     }
-    const target = this.blocks.findIndex((t) => t.ramOff === ramOff && t.pcLo === lo && t.pcHi === hi);
-    if (target >= 0) {
+    if (inModule >= 0) {
       this.countAndCheckBudget(lo, hi, retired, false);
-      this.tailCall(FIRST_BLOCK + target);
+      this.tailCall(this.firstHelper + MATH_HELPERS + inModule);
       return;
     }
-    // Through the target's slot; the pc is stored for chain (the target is not compiled yet).
-    this.countAndCheckBudget(lo, hi, retired, true);
-    f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(this.linker.slot(ramOff, lo, hi));
+    this.countAndCheckBudget(lo, hi, retired, false);
+    if (imported >= 0) { // directly, while the slot still holds the function imported
+      const stale = f.open(Op.Block);
+      f.i32(0); f.mem(Op.I32Load, 2, GENERATIONS_OFFSET + 4 * slot); f.i32(generation); f.op(Op.I32Ne); f.brIf(stale);
+      this.tailCall(imported);
+      f.close();
+    }
+    // Through the target's slot; the pc is stored for chain (in case the target is not compiled).
+    f.get(L_BASE); f.i64(lo, hi); f.mem(Op.I64Store, 3, HartState.Pc);
+    f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(slot);
     f.byte(Op.ReturnCall); f.u32(IMPORT_JUMP);
   }
 
@@ -456,7 +529,7 @@ export class ModuleTranslator {
           if (f7 === 1) {
             if (f3 === 0) f.op(Op.I64Mul);
             else if (f3 <= 3) this.emitMulHigh(f3);
-            else f.call([0, 0, 0, 0, DIV, DIVU, REM, REMU][f3]);
+            else f.call(this.firstHelper + [0, 0, 0, 0, DIV, DIVU, REM, REMU][f3]);
             return;
           }
           switch (f3) {
@@ -477,7 +550,7 @@ export class ModuleTranslator {
         this.setReg(rd, () => {
           this.reg(rs1); f.op(Op.I32WrapI64); this.reg(rs2); f.op(Op.I32WrapI64);
           if (f7 === 1) {
-            if (f3 === 0) f.op(Op.I32Mul); else f.call([0, 0, 0, 0, DIVW, DIVUW, REMW, REMUW][f3]);
+            if (f3 === 0) f.op(Op.I32Mul); else f.call(this.firstHelper + [0, 0, 0, 0, DIVW, DIVUW, REMW, REMUW][f3]);
           } else if (f3 === 0) {
             f.op(f7 === 0x20 ? Op.I32Sub : Op.I32Add);
           } else if (f3 === 1) {
@@ -499,7 +572,7 @@ export class ModuleTranslator {
         return;
       }
       case Opcode.Branch: {
-        const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+        const imm = branchOffset(insn);
         const [tLo, tHi] = add64(pcLo, pcHi, imm, imm >> 31);
         this.reg(rs1); this.reg(rs2);
         f.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
