@@ -22,6 +22,12 @@ export const enum HartState {
   ReservedValue = 296,
   /** mstatus (its low word; compiled FP loads and stores check FS in it). */
   Mstatus = 304,
+  /**
+   * Changes whenever the fetch translation may have (a TLB flush, a satp write, another fetch
+   * TLB set); unique across the harts of this thread, so code that caches where a pc led can
+   * check the cached answer still holds (int32, never 0).
+   */
+  FetchEpoch = 308,
   /** f0..f31, each an i64 (NaN-boxed singles). */
   FRegs = 512,
   /** First TLB; each takes TLB_BYTES (see mmu.ts). */

@@ -34,7 +34,9 @@ const TRAP = new TrapSignal();
 
 /** int32 indexes into a hart's state slot (see hart-state.ts). */
 const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired >> 2;
-const MSTATUS = HartState.Mstatus >> 2;
+const MSTATUS = HartState.Mstatus >> 2, FETCH_EPOCH = HartState.FetchEpoch >> 2;
+/** The last fetch epoch handed out, to any hart of this thread (see HartState.FetchEpoch). */
+let lastFetchEpoch = 0;
 const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
 const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
@@ -194,6 +196,7 @@ export class Hart implements FpuHart {
     this.tlbWrite = this.tlbs[1][Access.Write];
     this.tlbExec = this.tlbs[1][Access.Execute];
     this.reservation = -1;
+    this.newFetchEpoch();
     this.updateTranslation();
   }
 
@@ -306,6 +309,7 @@ export class Hart implements FpuHart {
     for (const set of this.tlbs) for (const t of set) t.flush();
     for (const t of this.sumUserTlbs) t.flush();
     this.fetchVpn = -1;
+    this.newFetchEpoch();
   }
 
   /** Flushes the translations of one virtual page (SFENCE.VMA rs1 != x0; any ASID). */
@@ -313,6 +317,13 @@ export class Hart implements FpuHart {
     for (const set of this.tlbs) for (const t of set) t.flushPage(lo, hi);
     for (const t of this.sumUserTlbs) t.flushPage(lo, hi);
     this.fetchVpn = -1;
+    this.newFetchEpoch();
+  }
+
+  private newFetchEpoch(): void {
+    // (Wrapping takes 2^32 flushes; an epoch is compared for equality only.)
+    lastFetchEpoch = (lastFetchEpoch + 1) | 0 || 1;
+    this.state[FETCH_EPOCH] = lastFetchEpoch;
   }
 
   private updateTranslation(): void {
@@ -327,6 +338,7 @@ export class Hart implements FpuHart {
     const dataSet = this.tlbs[!this.dataTranslate ? 2 : this.dataPriv === Priv.User ? 0 : 1];
     this.tlbRead = dataSet[Access.Read];
     this.tlbWrite = dataSet[Access.Write];
+    if (this.tlbExec !== fetchSet[Access.Execute]) this.newFetchEpoch();
     this.tlbExec = fetchSet[Access.Execute];
     this.state[READ_TLB] = this.tlbRead.byteOffset;
     this.state[WRITE_TLB] = this.tlbWrite.byteOffset;

@@ -191,6 +191,16 @@
   la a2, xcode
   PTE l0_test, 5, a2, PTE_V | PTE_R | PTE_X | PTE_A
   sfence.vma
+  // the same, from one computed-jump site run often enough to be compiled (and to remember
+  // where it went): after the remap and SFENCE.VMA it must reach the new page
+  TEST_IN_MODE(109, MPP_S, -1, li a1, 300; call call_t5)
+  CHECK_EQ(a0, 42)
+  TEST_IN_MODE(110, MPP_S, -1, la a1, xcode2; srli a1, a1, 12; slli a1, a1, 10; ori a1, a1, PTE_V | PTE_R | PTE_X | PTE_A; \
+    la a2, l0_test; sd a1, 5 * 8(a2); sfence.vma; li a1, 300; call call_t5)
+  CHECK_EQ(a0, 43)
+  la a2, xcode
+  PTE l0_test, 5, a2, PTE_V | PTE_R | PTE_X | PTE_A
+  sfence.vma
 
   // ---- satp: unsupported modes are ignored ----
   TEST_CASE(63, a0, 0, li a1, 0x5000000000000000; or a1, a1, s1; csrw satp, a1; csrr a0, satp; sub a0, a0, s1)
@@ -421,6 +431,16 @@ build_tables:
   li a2, 0x80000000
   PTE l2_high, 0, a2, RWAD
   ret
+
+  // a1 times: jalr to test page 5 (code), from one site.
+call_t5:
+  mv t6, ra
+1:
+  li a2, T(5)
+  jalr a2
+  addi a1, a1, -1
+  bnez a1, 1b
+  jr t6
 
 // ---------------------------------------------------------------------------
 // Code reached through the test mappings.

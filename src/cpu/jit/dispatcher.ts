@@ -20,6 +20,23 @@ export const MAX_SLOTS = 1 << 18;
  * calls a block's function directly (an import) can check that the slot still holds it.
  */
 export const GENERATIONS_OFFSET = JIT_REGION_OFFSET + LOOKUP_ENTRIES * 16;
+/**
+ * Byte offset of the call caches, one CallCacheField entry per table slot after the
+ * generations: where the computed jump (JALR) that ends the slot's block last went. A hit
+ * (same target pc, same fetch epoch of the hart) skips chain's TLB and lookup-table probes; the
+ * target's slot always holds its function or chain, so an invalidated target needs nothing here.
+ */
+export const CALL_CACHE_OFFSET = GENERATIONS_OFFSET + MAX_SLOTS * 4;
+export const CALL_CACHE_BYTES = MAX_SLOTS * 16;
+/** Fields of a call cache entry (byte offsets within it). */
+export const enum CallCacheField {
+  /** The target pc (i64). */
+  Pc = 0,
+  /** The hart's HartState.FetchEpoch when the entry was filled; 0: empty. */
+  Epoch = 8,
+  /** The table slot of the target's block. */
+  Slot = 12,
+}
 /** Fields of a lookup entry (int32 index within it). */
 export const enum LookupField {
   /** RAM offset of the block's first instruction, -1 for an empty entry. */
@@ -40,7 +57,9 @@ export const enum LookupField {
  * - `chain(base, n, budget) -> i32`, which blocks tail-call to go on at the pc in the state
  *   slot: it translates the pc through the hart's fetch TLB, finds its block in the lookup
  *   table and tail-calls it through the function table; when the pc has no compiled block (TLB
- *   miss, not RAM, not compiled) it returns n << 2 to JavaScript.
+ *   miss, not RAM, not compiled) it returns n << 2 to JavaScript;
+ * - `chainCached(base, n, budget, entry) -> i32`: chain that also fills the call cache entry
+ *   at byte `entry` (CALL_CACHE_OFFSET) with where it went.
  */
 export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   const w = new ModuleWriter(memoryPages);
@@ -61,8 +80,17 @@ export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   jump.byte(Op.ReturnCallIndirect); jump.u32(blockType); jump.u32(0);
   w.export('jump', w.addFunction({ type: w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]), locals: [], body: jump }));
 
+  w.export('chain', w.addFunction({ type: blockType, locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: chainBody(blockType, false) }));
+  w.export('chainCached', w.addFunction({ type: w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]),
+    locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: chainBody(blockType, true) }));
+  return w.bytes();
+}
+
+/** The body of chain (see buildDispatcher), or with `fillCache` of chainCached. */
+function chainBody(blockType: number, fillCache: boolean): FunctionBody {
   const f = new FunctionBody();
-  const BASE = 0, N = 1, BUDGET = 2, LO = 3, E = 4, H = 5, PC = 6;
+  const BASE = 0, N = 1, BUDGET = 2, ENTRY = 3;
+  const first = fillCache ? 4 : 3, LO = first, E = first + 1, H = first + 2, PC = first + 3;
   const leave = (): void => { f.open(Op.If); f.get(N); f.i32(2); f.op(Op.I32Shl); f.op(Op.Return); f.close(); };
   // The pc through the fetch TLB: a hit means the fetch is permitted.
   f.get(BASE); f.mem(Op.I64Load, 3, HartState.Pc); f.tee(PC); f.op(Op.I32WrapI64); f.set(LO);
@@ -79,9 +107,13 @@ export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.PcLo); f.get(LO); f.op(Op.I32Ne); leave();
   f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.PcHi);
   f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64); f.op(Op.I32Ne); leave();
-  f.get(BASE); f.get(N); f.get(BUDGET);
-  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.Target);
+  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.Target); f.set(H);
+  if (fillCache) {
+    f.get(ENTRY); f.get(PC); f.mem(Op.I64Store, 3, CallCacheField.Pc);
+    f.get(ENTRY); f.get(BASE); f.mem(Op.I32Load, 2, HartState.FetchEpoch); f.mem(Op.I32Store, 2, CallCacheField.Epoch);
+    f.get(ENTRY); f.get(H); f.mem(Op.I32Store, 2, CallCacheField.Slot);
+  }
+  f.get(BASE); f.get(N); f.get(BUDGET); f.get(H);
   f.byte(Op.ReturnCallIndirect); f.u32(blockType); f.u32(0);
-  w.export('chain', w.addFunction({ type: blockType, locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: f }));
-  return w.bytes();
+  return f;
 }

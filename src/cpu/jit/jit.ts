@@ -1,6 +1,6 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { scanBlock, type BlockPlan } from './block.js';
-import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
+import { buildDispatcher, CALL_CACHE_BYTES, CALL_CACHE_OFFSET, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
@@ -137,6 +137,7 @@ export class Jit {
       interpret: (length: number): number => this.current!.compiledInterpret(length),
       chain: dispatcher.exports.chain,
       jump: dispatcher.exports.jump,
+      chainCached: dispatcher.exports.chainCached,
     };
     this.chain = dispatcher.exports.chain;
     this.linker = {
@@ -268,6 +269,8 @@ export class Jit {
     for (const set of [...this.pageModules.values()]) for (const m of [...set]) this.invalidate(m);
     this.keys = new Map();
     this.keyCount = 0;
+    // Call caches name slots: those are about to mean other blocks.
+    new Uint8Array(this.memory.buffer, CALL_CACHE_OFFSET, CALL_CACHE_BYTES).fill(0);
   }
 
   private markCode(page: number, module: CompiledModule): void {

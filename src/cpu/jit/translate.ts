@@ -4,7 +4,7 @@ import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { branchOffset, jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, InsnKind, type BlockPlan } from './block.js';
-import { GENERATIONS_OFFSET } from './dispatcher.js';
+import { CALL_CACHE_OFFSET, CallCacheField, GENERATIONS_OFFSET } from './dispatcher.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
@@ -17,13 +17,15 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * (which V8 optimizes well). A constant target (a branch or JAL) on the same virtual page is
  * the block at the same physical page; on another page, the one at the RAM offset the fetch
  * TLB mapped it to when translating, checked again before jumping. Such a target in the same
- * module is called directly, a branch back to the block's own start is a loop, and any other
- * goes through the target's table slot (BlockLinker), which holds the target's function once
- * it is compiled (the dispatcher's `jump` calls it: only the dispatcher imports the table, as V8
- * makes every table.set update each instance that imports the table). A target compiled before
- * this module is imported and called directly, as long as its slot's generation shows that the
- * slot still holds it (it was not invalidated since). Computed targets (JALR) and the rest go through the dispatcher's `chain`
- * (dispatcher.ts), which finds the block for the pc in the lookup table. Every exit first checks `budget` (that bounds
+ * module is called directly, a branch back to the block's own start is a loop, and a target
+ * compiled before this module is imported and called directly, as long as its slot's
+ * generation shows that the slot still holds it (it was not invalidated since). Any other goes
+ * through the target's table slot (BlockLinker), which holds the target's function once it is
+ * compiled (the dispatcher's `jump` calls it: only the dispatcher imports the table, as V8
+ * makes every table.set update each instance that imports the table). A computed target
+ * (JALR) first tries the block's call cache, which remembers where the jump went last; a miss,
+ * and anything else, goes through the dispatcher's `chain` (dispatcher.ts), which finds the
+ * block for the pc in the lookup table. Every exit first checks `budget` (that bounds
  * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
  * the pc in the state slot.
  *
@@ -75,8 +77,8 @@ interface ExitTarget {
 
 // Function indexes: imports first (the fixed ones, then the directly called targets), then the
 // internal helpers, then the blocks.
-const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3, IMPORT_JUMP = 4;
-const FIXED_IMPORTS = 5;
+const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3, IMPORT_JUMP = 4, IMPORT_CHAIN_CACHED = 5;
+const FIXED_IMPORTS = 6;
 /** The M extension helpers, in the order addMathHelpers defines them. */
 const DIV = 0, DIVU = 1, REM = 2, REMU = 3, DIVW = 4, DIVUW = 5, REMW = 6, REMUW = 7;
 const MATH_HELPERS = 8;
@@ -160,6 +162,7 @@ export class ModuleTranslator {
     w.importFunction('interpret', w.type([ValType.I32], [ValType.I32]));
     w.importFunction('chain', blockType);
     w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
+    w.importFunction('chainCached', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     this.importTargets(blockType);
     this.firstHelper = FIXED_IMPORTS + this.importedTargets.length;
     this.addMathHelpers();
@@ -598,7 +601,17 @@ export class ModuleTranslator {
         f.open(Op.If);
         this.returnRetired(0, 0);
         f.close();
-        this.tailCall(IMPORT_CHAIN);
+        // Where this block's JALR went last time, if the target and the fetch translation are the same.
+        const entry = CALL_CACHE_OFFSET + 16 * this.linker.slot(this.block.ramOff, this.block.pcLo, this.block.pcHi);
+        const miss = f.open(Op.Block);
+        f.i32(0); f.mem(Op.I64Load, 3, entry + CallCacheField.Pc); f.get(L_T0); f.op(Op.I64Ne); f.brIf(miss);
+        f.i32(0); f.mem(Op.I32Load, 2, entry + CallCacheField.Epoch);
+        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.FetchEpoch); f.op(Op.I32Ne); f.brIf(miss);
+        f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(0); f.mem(Op.I32Load, 2, entry + CallCacheField.Slot);
+        f.byte(Op.ReturnCall); f.u32(IMPORT_JUMP);
+        f.close();
+        f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(entry);
+        f.byte(Op.ReturnCall); f.u32(IMPORT_CHAIN_CACHED);
         return;
       }
       default:
