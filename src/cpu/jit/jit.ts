@@ -1,5 +1,5 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
-import { scanBlock, type BlockPlan } from './block.js';
+import { MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
 import { buildDispatcher, CALL_CACHE_BYTES, CALL_CACHE_OFFSET, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
 
@@ -204,7 +204,9 @@ export class Jit {
       if (plan) plans.push(plan);
     }
     if (plans.length === 0) return;
-    if (this.keyCount + 64 * plans.length > MAX_SLOTS) this.reset();
+    // A block makes at most a key per instruction (a branch or JAL target), one for where it
+    // falls through and its own: slots (generations, call caches) must not run out mid-module.
+    if (this.keyCount + (MAX_BLOCK_INSNS + 2) * plans.length > MAX_SLOTS) this.reset();
     const started = performance.now();
     const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
     const bytes = translator.translate();
