@@ -142,8 +142,8 @@ export class ModuleTranslator {
   private mulScratch = -1;
   /** Level of the loop around the block's body: a branch back to its start continues it. */
   private selfLevel = 0;
-  /** Targets compiled before this module, by "ramOff:pcLo:pcHi": their import's function index. */
-  private readonly imported = new Map<string, number>();
+  /** Targets compiled before this module, by "ramOff:pcLo:pcHi": their import's function index, slot and its generation. */
+  private readonly imported = new Map<string, { fn: number; slot: number; generation: number }>();
   /** The functions the module imports as env.t<i>, in import order. */
   readonly importedTargets: WebAssembly.ExportValue[] = [];
   private firstHelper = FIXED_IMPORTS;
@@ -194,7 +194,8 @@ export class ModuleTranslator {
         if (t.ramOff < 0 || t.inModule >= 0 || t.imported >= 0) continue;
         const compiled = this.linker.compiled(t.ramOff, lo, hi);
         if (!compiled) continue;
-        this.imported.set(`${t.ramOff}:${lo}:${hi}`, this.w.importFunction(`t${this.importedTargets.length}`, blockType));
+        const fn = this.w.importFunction(`t${this.importedTargets.length}`, blockType);
+        this.imported.set(`${t.ramOff}:${lo}:${hi}`, { fn, slot: compiled.slot, generation: compiled.generation });
         this.importedTargets.push(compiled.fn);
       }
     }
@@ -213,9 +214,9 @@ export class ModuleTranslator {
     if (ramOff < 0) return none;
     const inModule = this.blocks.findIndex((t) => t.ramOff === ramOff && t.pcLo === lo && t.pcHi === hi);
     if (inModule >= 0) return { ...none, inModule };
-    const imported = this.imported.get(`${ramOff}:${lo}:${hi}`) ?? -1;
-    const compiled = imported >= 0 ? this.linker.compiled(ramOff, lo, hi) : null;
-    return { ...none, imported, slot: compiled ? compiled.slot : this.linker.slot(ramOff, lo, hi), generation: compiled?.generation ?? 0 };
+    const imported = this.imported.get(`${ramOff}:${lo}:${hi}`);
+    if (imported) return { ...none, imported: imported.fn, slot: imported.slot, generation: imported.generation };
+    return { ...none, slot: this.linker.slot(ramOff, lo, hi) };
   }
 
   /**
