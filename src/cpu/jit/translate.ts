@@ -3,7 +3,7 @@ import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { branchOffset, jalOffset, Opcode } from '../opcode.js';
-import { BlockEnd, InsnKind, type BlockPlan } from './block.js';
+import { BlockEnd, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
 import { CALL_CACHE_OFFSET, CallCacheField, GENERATIONS_OFFSET } from './dispatcher.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
@@ -29,9 +29,9 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
  * the pc in the state slot.
  *
- * Guest registers are cached in i64 locals, loaded at block entry (those it reads); every write
- * also goes to the state slot at once, so the slot is always current when a helper traps or
- * the block leaves.
+ * Guest registers are cached in i64 locals, each loaded before the first instruction that reads
+ * it (at entry in a block that loops); every write also goes to the state slot at once, so the
+ * slot is always current when a helper traps or the block leaves.
  * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); a miss,
  * a page-crossing access, MMIO or a fault goes to the hart's `compiledLoad`/`compiledStore`
  * after the pc and retired count of the instruction are written to the slot, so a trap there is
@@ -112,21 +112,57 @@ function hasFastPath(insn: number): boolean {
   return (f3 === 2 || f3 === 3) && (f5 <= 4 || f5 === 8 || f5 === 12) && (f5 !== 2 || ((insn >>> 20) & 31) === 0);
 }
 
-/** Registers a block's compiled instructions read (loaded at entry) and all it uses (locals). */
-function registerUse(b: BlockPlan): { reads: number[]; used: number[] } {
-  const reads = new Set<number>(), used = new Set<number>();
-  for (const { insn, kind } of b.insns) {
-    const major = (insn >>> 2) & 31, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
-    used.add(rd); // a helper's rd is reloaded after it
-    if (kind === InsnKind.Helper && !hasFastPath(insn)) continue; // it reads the state slot
-    if (major === Opcode.Amo) { reads.add(rs1); reads.add(rs2); continue; }
-    if (major === Opcode.LoadFp || major === Opcode.StoreFp) { reads.add(rs1); continue; } // (rd, rs2: FP registers)
-    if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.add(rs1);
-    if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.add(rs2);
+/** The integer registers (not x0) whose locals the compiled form of `ins` reads. */
+function insnReads({ insn, kind }: BlockInsn): number[] {
+  const major = (insn >>> 2) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+  const reads: number[] = [];
+  if (kind === InsnKind.Helper && !hasFastPath(insn)) return reads; // it reads the state slot
+  if (major === Opcode.Amo) reads.push(rs1, rs2);
+  else if (major === Opcode.LoadFp || major === Opcode.StoreFp) reads.push(rs1); // (rd, rs2: FP registers)
+  else {
+    if (major !== Opcode.Lui && major !== Opcode.Auipc && major !== Opcode.Jal) reads.push(rs1);
+    if (major === Opcode.Op || major === Opcode.Op32 || major === Opcode.Store || major === Opcode.Branch) reads.push(rs2);
   }
-  for (const r of reads) used.add(r);
-  reads.delete(0); used.delete(0);
-  return { reads: [...reads], used: [...used] };
+  return reads.filter((r) => r !== 0);
+}
+
+/**
+ * Whether the local of x[rd] holds the register's value after `ins` on every path that goes on
+ * in the block: it wrote rd, or it is a helper (the block reloads a helper's rd after it).
+ * FLW/FLD write a floating-point register; stores and branches have no rd.
+ */
+function definesRd({ insn, kind }: BlockInsn): boolean {
+  const major = (insn >>> 2) & 31;
+  if (kind === InsnKind.Helper) return major !== Opcode.LoadFp && major !== Opcode.StoreFp || !hasFastPath(insn);
+  return major !== Opcode.Store && major !== Opcode.Branch && major !== Opcode.MiscMem;
+}
+
+/** The registers block `b` uses (each gets a local). */
+function registersUsed(b: BlockPlan): number[] {
+  const used = new Set<number>();
+  for (const ins of b.insns) {
+    used.add((ins.insn >>> 7) & 31); // a helper's rd is reloaded after it
+    for (const r of insnReads(ins)) used.add(r);
+  }
+  used.delete(0);
+  return [...used];
+}
+
+/**
+ * The constant pcs block `b` may continue at, as leaveTo sees them: taken branches, JALs it
+ * does not follow, and where it falls through.
+ */
+function constantExits(b: BlockPlan): [number, number][] {
+  const targets: [number, number][] = [];
+  for (const ins of b.insns) {
+    const m = (ins.insn >>> 2) & 31;
+    if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed))) continue;
+    const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
+    const imm = m === Opcode.Jal ? jalOffset(ins.insn) : branchOffset(ins.insn);
+    targets.push(add64(pcLo, pcHi, imm, imm >> 31));
+  }
+  if (b.end !== BlockEnd.Jump && b.end !== BlockEnd.Interpret) targets.push(add64(b.pcLo, b.pcHi, b.next, b.next >> 31));
+  return targets;
 }
 
 export class ModuleTranslator {
@@ -134,8 +170,6 @@ export class ModuleTranslator {
   private f = new FunctionBody();
   /** The block being emitted, and its index. */
   private block!: BlockPlan;
-  /** Registers the block's compiled instructions read, loaded at its entry. */
-  private reads: number[] = [];
   /** Local index of each register the block uses (0 where unused). */
   private regLocals = new Int32Array(32);
   /** First of the MUL_SCRATCH locals, or -1 when the block has no high multiply. */
@@ -180,16 +214,7 @@ export class ModuleTranslator {
   private importTargets(blockType: number): void {
     for (const b of this.blocks) {
       this.block = b;
-      const targets: [number, number][] = [];
-      for (const ins of b.insns) {
-        const m = (ins.insn >>> 2) & 31;
-        if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed))) continue;
-        const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
-        const imm = m === Opcode.Jal ? jalOffset(ins.insn) : branchOffset(ins.insn);
-        targets.push(add64(pcLo, pcHi, imm, imm >> 31));
-      }
-      if (b.end !== BlockEnd.Jump && b.end !== BlockEnd.Interpret) targets.push(add64(b.pcLo, b.pcHi, b.next, b.next >> 31));
-      for (const [lo, hi] of targets) {
+      for (const [lo, hi] of constantExits(b)) {
         const t = this.exitTarget(lo, hi);
         if (t.ramOff < 0 || t.inModule >= 0 || t.imported >= 0) continue;
         const compiled = this.linker.compiled(t.ramOff, lo, hi);
@@ -220,12 +245,11 @@ export class ModuleTranslator {
   }
 
   /**
-   * Assigns locals to the registers block `b` uses (and notes those it reads); returns the types
+   * Assigns locals to the registers block `b` uses; returns the types
    * of all locals after the parameters.
    */
   private allocateLocals(b: BlockPlan): ValType[] {
-    const { reads, used } = registerUse(b);
-    this.reads = reads;
+    const used = registersUsed(b);
     const locals = [...FIXED_LOCALS];
     // A local's index counts the parameters before it.
     const next = (): number => BLOCK_PARAMS.length + locals.length;
@@ -246,23 +270,43 @@ export class ModuleTranslator {
   private emitBlock(): void {
     const b = this.block, f = this.f;
     const major = (insn: number): number => (insn >>> 2) & 31;
-    const native = b.insns.filter((i) => i.kind === InsnKind.Native);
-    const fast = b.insns.filter((i) => hasFastPath(i.insn));
-    if (native.some((i) => major(i.insn) === Opcode.Load) || fast.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); }
-    if (native.some((i) => major(i.insn) === Opcode.Store) || fast.length > 0) { f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); }
-    // The state slot is always current (writes go through): load what the block reads.
-    for (const r of this.reads) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]); }
-    this.selfLevel = f.open(Op.Loop);
+    // The state slot is always current (writes go through), so a register's local is loaded
+    // from it before the first instruction that reads it, and a TLB pointer before the first
+    // access that needs it: a block that leaves early (most leave by a branch after a few
+    // instructions) loads only what that path uses. A block that loops to its start loads
+    // everything once, before the loop.
+    const loops = constantExits(b).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
+    const loaded = new Uint8Array(32);
+    let readTlb = false, writeTlb = false;
+    const prepare = (ins: BlockInsn): void => {
+      const m = major(ins.insn), fast = hasFastPath(ins.insn), lr = m === Opcode.Amo && (ins.insn >>> 27) === 2;
+      const native = ins.kind === InsnKind.Native;
+      if (!readTlb && ((native && m === Opcode.Load) || (fast && (m === Opcode.LoadFp || lr)))) {
+        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); readTlb = true;
+      }
+      if (!writeTlb && ((native && m === Opcode.Store) || (fast && (m === Opcode.StoreFp || (m === Opcode.Amo && !lr))))) {
+        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); writeTlb = true;
+      }
+      for (const r of insnReads(ins)) {
+        if (loaded[r]) continue;
+        f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]);
+        loaded[r] = 1;
+      }
+    };
+    if (loops) for (const ins of b.insns) prepare(ins);
+    this.selfLevel = f.open(loops ? Op.Loop : Op.Block);
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
       const m = major(ins.insn);
+      prepare(ins);
       if (m === Opcode.LoadFp || m === Opcode.StoreFp) {
         if (hasFastPath(ins.insn)) this.emitFpMemory(ins.insn, ins.length, pcLo, pcHi, k);
         else this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
       } else if (hasFastPath(ins.insn)) this.emitAtomic(ins.insn, ins.length, pcLo, pcHi, k);
       else if (ins.kind === InsnKind.Helper) this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
       else this.emitInsn(ins.insn, ins.length, pcLo, pcHi, k, ins.followed);
+      if (definesRd(ins)) loaded[(ins.insn >>> 7) & 31] = 1;
       k++;
     }
     if (b.end !== BlockEnd.Jump) { // (a jump has left already)
