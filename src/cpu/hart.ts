@@ -181,6 +181,7 @@ export class Hart implements FpuHart {
     this.f = this.state.subarray(HartState.FRegs >> 2, (HartState.FRegs >> 2) + 64);
     this.f.fill(0);
     this.mstatus = 0;
+    if (HartState.Tlbs + 9 * TLB_BYTES > HartState.JumpCache) throw new Error('the TLBs overlap the jump cache in the hart slot');
     this.tlbs = [0, 1, 2].map((set) => [0, 1, 2].map((kind) =>
       new Tlb(buffer, this.stateBase + HartState.Tlbs + (set * 3 + kind) * TLB_BYTES)));
     this.jit = jit ?? null;
@@ -320,7 +321,8 @@ export class Hart implements FpuHart {
     this.newFetchEpoch();
   }
 
-  private newFetchEpoch(): void {
+  /** A new HartState.FetchEpoch: whatever was cached about where pcs lead (the JIT's jump cache) no longer holds. */
+  newFetchEpoch(): void {
     // (Wrapping takes 2^32 flushes; an epoch is compared for equality only.)
     lastFetchEpoch = (lastFetchEpoch + 1) | 0 || 1;
     this.state[FETCH_EPOCH] = lastFetchEpoch;

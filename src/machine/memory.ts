@@ -14,9 +14,9 @@
  */
 export const HART_SLOT_BYTES = 256 * 1024;
 export const MAX_HART_SLOTS = 64;
-/** A region for the JIT's block lookup table, slot generations and call caches, which compiled code reads (after the hart slots). */
+/** A region for the JIT's block lookup table and slot generations, which compiled code reads (after the hart slots). */
 export const JIT_REGION_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;
-export const JIT_REGION_BYTES = 6 * 1024 * 1024;
+export const JIT_REGION_BYTES = 2 * 1024 * 1024;
 /** Byte offset of guest RAM inside the wasm memory. */
 export const RAM_OFFSET = JIT_REGION_OFFSET + JIT_REGION_BYTES;
 const WASM_PAGE = 64 * 1024;

@@ -1,4 +1,4 @@
-import { JIT_REGION_OFFSET } from '../../machine/memory.js';
+import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET } from '../../machine/memory.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { BLOCK_PARAMS } from './translate.js';
@@ -21,15 +21,16 @@ export const MAX_SLOTS = 1 << 18;
  */
 export const GENERATIONS_OFFSET = JIT_REGION_OFFSET + LOOKUP_ENTRIES * 16;
 /**
- * Byte offset of the call caches, one CallCacheField entry per table slot after the
- * generations: where the computed jump (JALR) that ends the slot's block last went. A hit
- * (same target pc, same fetch epoch of the hart) skips chain's TLB and lookup-table probes; the
- * target's slot always holds its function or chain, so an invalidated target needs nothing here.
+ * Entries of each hart's jump cache (at HartState.JumpCache in its slot), direct-mapped by the
+ * target pc: where computed jumps (JALR) to that pc went. A hit (same pc, same fetch epoch of
+ * the hart) skips chain's TLB and lookup-table probes; the target's slot always holds its
+ * function or chain, so an invalidated target needs nothing here. Keyed by target rather than
+ * by jump, it also serves a return from a function called from many places.
  */
-export const CALL_CACHE_OFFSET = GENERATIONS_OFFSET + MAX_SLOTS * 4;
-export const CALL_CACHE_BYTES = MAX_SLOTS * 16;
-/** Fields of a call cache entry (byte offsets within it). */
-export const enum CallCacheField {
+export const JUMP_CACHE_BITS = 11;
+export const JUMP_CACHE_MASK = (1 << JUMP_CACHE_BITS) - 1;
+/** Fields of a jump cache entry (byte offsets within its 16 bytes). */
+export const enum JumpCacheField {
   /** The target pc (i64). */
   Pc = 0,
   /** The hart's HartState.FetchEpoch when the entry was filled; 0: empty. */
@@ -37,6 +38,8 @@ export const enum CallCacheField {
   /** The table slot of the target's block. */
   Slot = 12,
 }
+if (HartState.JumpCache + (16 << JUMP_CACHE_BITS) > HART_SLOT_BYTES) throw new Error('the jump cache does not fit in a hart slot');
+if (GENERATIONS_OFFSET + MAX_SLOTS * 4 > JIT_REGION_OFFSET + JIT_REGION_BYTES) throw new Error('the slot generations do not fit in the JIT region');
 /** Fields of a lookup entry (int32 index within it). */
 export const enum LookupField {
   /** RAM offset of the block's first instruction, -1 for an empty entry. */
@@ -58,8 +61,8 @@ export const enum LookupField {
  *   slot: it translates the pc through the hart's fetch TLB, finds its block in the lookup
  *   table and tail-calls it through the function table; when the pc has no compiled block (TLB
  *   miss, not RAM, not compiled) it returns n << 2 to JavaScript;
- * - `chainCached(base, n, budget, entry) -> i32`: chain that also fills the call cache entry
- *   at byte `entry` (CALL_CACHE_OFFSET) with where it went.
+ * - `chainCached(base, n, budget, entry) -> i32`: chain that also fills the jump cache entry
+ *   at byte `entry` of the memory with where it went.
  */
 export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   const w = new ModuleWriter(memoryPages);
@@ -109,9 +112,9 @@ function chainBody(blockType: number, fillCache: boolean): FunctionBody {
   f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64); f.op(Op.I32Ne); leave();
   f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.Target); f.set(H);
   if (fillCache) {
-    f.get(ENTRY); f.get(PC); f.mem(Op.I64Store, 3, CallCacheField.Pc);
-    f.get(ENTRY); f.get(BASE); f.mem(Op.I32Load, 2, HartState.FetchEpoch); f.mem(Op.I32Store, 2, CallCacheField.Epoch);
-    f.get(ENTRY); f.get(H); f.mem(Op.I32Store, 2, CallCacheField.Slot);
+    f.get(ENTRY); f.get(PC); f.mem(Op.I64Store, 3, JumpCacheField.Pc);
+    f.get(ENTRY); f.get(BASE); f.mem(Op.I32Load, 2, HartState.FetchEpoch); f.mem(Op.I32Store, 2, JumpCacheField.Epoch);
+    f.get(ENTRY); f.get(H); f.mem(Op.I32Store, 2, JumpCacheField.Slot);
   }
   f.get(BASE); f.get(N); f.get(BUDGET); f.get(H);
   f.byte(Op.ReturnCallIndirect); f.u32(blockType); f.u32(0);

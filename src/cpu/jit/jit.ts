@@ -1,6 +1,6 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
-import { buildDispatcher, CALL_CACHE_BYTES, CALL_CACHE_OFFSET, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
+import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
@@ -11,6 +11,8 @@ export interface JitHart {
   forgetWritablePage(ramOffset: number): void;
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1 (not cached or not RAM). */
   fetchRamOffset(lo: number, hi: number): number;
+  /** Gives the hart a new HartState.FetchEpoch, which empties its jump cache. */
+  newFetchEpoch(): void;
 }
 
 export interface JitOptions {
@@ -205,7 +207,7 @@ export class Jit {
     }
     if (plans.length === 0) return;
     // A block makes at most a key per instruction (a branch or JAL target), one for where it
-    // falls through and its own: slots (generations, call caches) must not run out mid-module.
+    // falls through and its own: slots (and their generations) must not run out mid-module.
     if (this.keyCount + (MAX_BLOCK_INSNS + 2) * plans.length > MAX_SLOTS) this.reset();
     const started = performance.now();
     const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
@@ -271,8 +273,8 @@ export class Jit {
     for (const set of [...this.pageModules.values()]) for (const m of [...set]) this.invalidate(m);
     this.keys = new Map();
     this.keyCount = 0;
-    // Call caches name slots: those are about to mean other blocks.
-    new Uint8Array(this.memory.buffer, CALL_CACHE_OFFSET, CALL_CACHE_BYTES).fill(0);
+    // Jump caches name slots, which are about to mean other blocks: a new fetch epoch empties them.
+    for (const h of this.harts) h.newFetchEpoch();
   }
 
   private markCode(page: number, module: CompiledModule): void {

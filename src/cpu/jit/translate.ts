@@ -4,7 +4,7 @@ import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { branchOffset, jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
-import { CALL_CACHE_OFFSET, CallCacheField, GENERATIONS_OFFSET } from './dispatcher.js';
+import { GENERATIONS_OFFSET, JUMP_CACHE_MASK, JumpCacheField } from './dispatcher.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
@@ -23,7 +23,7 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * through the target's table slot (BlockLinker), which holds the target's function once it is
  * compiled (the dispatcher's `jump` calls it: only the dispatcher imports the table, as V8
  * makes every table.set update each instance that imports the table). A computed target
- * (JALR) first tries the block's call cache, which remembers where the jump went last; a miss,
+ * (JALR) first tries the hart's jump cache, which remembers where jumps to a pc went; a miss,
  * and anything else, goes through the dispatcher's `chain` (dispatcher.ts), which finds the
  * block for the pc in the lookup table. Every exit first checks `budget` (that bounds
  * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
@@ -149,14 +149,49 @@ function registersUsed(b: BlockPlan): number[] {
 }
 
 /**
- * The constant pcs block `b` may continue at, as leaveTo sees them: taken branches, JALs it
- * does not follow, and where it falls through.
+ * The forward branches of block `b` that stay in it: for each instruction, the index of the
+ * instruction its taken branch goes on with, or -1 (not a branch, or one that leaves the
+ * block). A block's instructions are one path in execution order, so a branch to an
+ * instruction further along that path can skip ahead to it. In wasm that is a block opened
+ * before the first branch to a target and closed just before the target, so the skips kept
+ * (first come, first kept) must nest.
+ */
+function internalBranches(b: BlockPlan): Int32Array {
+  const n = b.insns.length, to = new Int32Array(n).fill(-1);
+  /** Per target index, the first branch to it. */
+  const first = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const ins = b.insns[i];
+    if (ins.kind !== InsnKind.Native || ((ins.insn >>> 2) & 31) !== Opcode.Branch) continue;
+    const offset = ins.offset + branchOffset(ins.insn);
+    for (let j = i + 1; j < n; j++) {
+      if (b.insns[j].offset !== offset) continue;
+      to[i] = j;
+      if (first[j] < 0) first[j] = i;
+      break;
+    }
+  }
+  const kept: { from: number; to: number }[] = [];
+  const order = [...first.keys()].filter((j) => first[j] >= 0).sort((x, y) => first[x] - first[y]);
+  for (const j of order) {
+    const i = first[j];
+    const crosses = kept.some((r) => (r.from < i && i < r.to && r.to < j) || (i < r.from && r.from < j && j < r.to));
+    if (!crosses) kept.push({ from: i, to: j });
+  }
+  for (let i = 0; i < n; i++) if (to[i] >= 0 && !kept.some((r) => r.to === to[i])) to[i] = -1;
+  return to;
+}
+
+/**
+ * The constant pcs block `b` may continue at, as leaveTo sees them: taken branches that leave
+ * it, JALs it does not follow, and where it falls through.
  */
 function constantExits(b: BlockPlan): [number, number][] {
   const targets: [number, number][] = [];
-  for (const ins of b.insns) {
+  const internal = internalBranches(b);
+  for (const [i, ins] of b.insns.entries()) {
     const m = (ins.insn >>> 2) & 31;
-    if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed))) continue;
+    if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed)) || internal[i] >= 0) continue;
     const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
     const imm = m === Opcode.Jal ? jalOffset(ins.insn) : branchOffset(ins.insn);
     targets.push(add64(pcLo, pcHi, imm, imm >> 31));
@@ -276,16 +311,17 @@ export class ModuleTranslator {
     // instructions) loads only what that path uses. A block that loops to its start loads
     // everything once, before the loop.
     const loops = constantExits(b).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
-    const loaded = new Uint8Array(32);
-    let readTlb = false, writeTlb = false;
+    // loaded[r]: the local of x[r] holds its value; [READ_TLB], [WRITE_TLB]: those pointers.
+    const READ_TLB = 32, WRITE_TLB = 33;
+    const loaded = new Uint8Array(34);
     const prepare = (ins: BlockInsn): void => {
       const m = major(ins.insn), fast = hasFastPath(ins.insn), lr = m === Opcode.Amo && (ins.insn >>> 27) === 2;
       const native = ins.kind === InsnKind.Native;
-      if (!readTlb && ((native && m === Opcode.Load) || (fast && (m === Opcode.LoadFp || lr)))) {
-        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); readTlb = true;
+      if (!loaded[READ_TLB] && ((native && m === Opcode.Load) || (fast && (m === Opcode.LoadFp || lr)))) {
+        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.ReadTlb); f.set(L_RTLB); loaded[READ_TLB] = 1;
       }
-      if (!writeTlb && ((native && m === Opcode.Store) || (fast && (m === Opcode.StoreFp || (m === Opcode.Amo && !lr))))) {
-        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); writeTlb = true;
+      if (!loaded[WRITE_TLB] && ((native && m === Opcode.Store) || (fast && (m === Opcode.StoreFp || (m === Opcode.Amo && !lr))))) {
+        f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.WriteTlb); f.set(L_WTLB); loaded[WRITE_TLB] = 1;
       }
       for (const r of insnReads(ins)) {
         if (loaded[r]) continue;
@@ -295,12 +331,35 @@ export class ModuleTranslator {
     };
     if (loops) for (const ins of b.insns) prepare(ins);
     this.selfLevel = f.open(loops ? Op.Loop : Op.Block);
+    // Skips ahead (internalBranches): the wasm block each target closes, and what is loaded on
+    // every path that reaches the target (a path that skipped loads nothing of what it skipped).
+    const internal = internalBranches(b);
+    /** By instruction index: the targets of the skips whose first branch it is, furthest first. */
+    const opens = new Map<number, number[]>();
+    for (const j of new Set(internal)) {
+      if (j < 0) continue;
+      const first = internal.indexOf(j);
+      opens.set(first, [...(opens.get(first) ?? []), j].sort((x, y) => y - x));
+    }
+    const skips = new Map<number, { level: number; loaded: Uint8Array | null }>();
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
       const m = major(ins.insn);
+      const joined = skips.get(k);
+      if (joined) {
+        f.close();
+        for (let r = 0; r < loaded.length; r++) loaded[r] &= joined.loaded![r];
+        skips.delete(k);
+      }
+      for (const j of opens.get(k) ?? []) skips.set(j, { level: f.open(Op.Block), loaded: null });
       prepare(ins);
-      if (m === Opcode.LoadFp || m === Opcode.StoreFp) {
+      if (internal[k] >= 0) {
+        const skip = skips.get(internal[k])!;
+        this.emitSkip(ins.insn, k, internal[k], skip.level);
+        if (skip.loaded) for (let r = 0; r < loaded.length; r++) skip.loaded[r] &= loaded[r];
+        else skip.loaded = loaded.slice();
+      } else if (m === Opcode.LoadFp || m === Opcode.StoreFp) {
         if (hasFastPath(ins.insn)) this.emitFpMemory(ins.insn, ins.length, pcLo, pcHi, k);
         else this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
       } else if (hasFastPath(ins.insn)) this.emitAtomic(ins.insn, ins.length, pcLo, pcHi, k);
@@ -521,6 +580,26 @@ export class ModuleTranslator {
     f.close();
   }
 
+  /** Pushes whether branch `insn` is taken. */
+  private branchTaken(insn: number): void {
+    this.reg((insn >>> 15) & 31); this.reg((insn >>> 20) & 31);
+    this.f.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][(insn >>> 12) & 7] as Op);
+  }
+
+  /**
+   * Branch `insn`, instruction k, taken: on with instruction `to` of the block, by leaving the
+   * wasm block at `level`. The code from there counts its instructions as if all `to` before it
+   * had run, so n is adjusted by those the branch skipped.
+   */
+  private emitSkip(insn: number, k: number, to: number, level: number): void {
+    const f = this.f;
+    this.branchTaken(insn);
+    f.open(Op.If);
+    f.get(L_N); f.i32(k + 1 - to); f.op(Op.I32Add); f.set(L_N);
+    f.br(level);
+    f.close();
+  }
+
   /** Emits a native instruction; `followed`: a JAL whose target the block continues with. */
   private emitInsn(insn: number, length: number, pcLo: number, pcHi: number, k: number, followed: boolean): void {
     const f = this.f;
@@ -622,8 +701,7 @@ export class ModuleTranslator {
       case Opcode.Branch: {
         const imm = branchOffset(insn);
         const [tLo, tHi] = add64(pcLo, pcHi, imm, imm >> 31);
-        this.reg(rs1); this.reg(rs2);
-        f.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
+        this.branchTaken(insn);
         f.open(Op.If);
         this.leaveTo(tLo, tHi, k + 1);
         f.close();
@@ -646,16 +724,18 @@ export class ModuleTranslator {
         f.open(Op.If);
         this.returnRetired(0, 0);
         f.close();
-        // Where this block's JALR went last time, if the target and the fetch translation are the same.
-        const entry = CALL_CACHE_OFFSET + 16 * this.linker.slot(this.block.ramOff, this.block.pcLo, this.block.pcHi);
+        // Where a jump to this pc went last time, if the fetch translation is the same (the
+        // hart's jump cache entry for the pc; L_ENT: its address).
+        f.get(L_T0); f.op(Op.I32WrapI64); f.i32(1); f.op(Op.I32ShrU); f.i32(JUMP_CACHE_MASK); f.op(Op.I32And);
+        f.i32(4); f.op(Op.I32Shl); f.get(L_BASE); f.op(Op.I32Add); f.set(L_ENT);
         const miss = f.open(Op.Block);
-        f.i32(0); f.mem(Op.I64Load, 3, entry + CallCacheField.Pc); f.get(L_T0); f.op(Op.I64Ne); f.brIf(miss);
-        f.i32(0); f.mem(Op.I32Load, 2, entry + CallCacheField.Epoch);
+        f.get(L_ENT); f.mem(Op.I64Load, 3, HartState.JumpCache + JumpCacheField.Pc); f.get(L_T0); f.op(Op.I64Ne); f.brIf(miss);
+        f.get(L_ENT); f.mem(Op.I32Load, 2, HartState.JumpCache + JumpCacheField.Epoch);
         f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.FetchEpoch); f.op(Op.I32Ne); f.brIf(miss);
-        f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(0); f.mem(Op.I32Load, 2, entry + CallCacheField.Slot);
+        f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.get(L_ENT); f.mem(Op.I32Load, 2, HartState.JumpCache + JumpCacheField.Slot);
         f.byte(Op.ReturnCall); f.u32(IMPORT_JUMP);
         f.close();
-        f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(entry);
+        f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.get(L_ENT); f.i32(HartState.JumpCache); f.op(Op.I32Add);
         f.byte(Op.ReturnCall); f.u32(IMPORT_CHAIN_CACHED);
         return;
       }
