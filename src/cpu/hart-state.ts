@@ -10,8 +10,6 @@ export const enum HartState {
   Pc = 256,
   /** Instructions a compiled run had retired before the instruction whose slow path is running (int32). */
   Retired = 264,
-  /** A 64-bit value passed between compiled code and a slow-path helper. */
-  Value = 272,
   /** Byte offsets (in the wasm memory) of the TLBs for data reads, writes and fetches in the current mode (int32). */
   ReadTlb = 280,
   WriteTlb = 284,

@@ -38,7 +38,6 @@ const MSTATUS = HartState.Mstatus >> 2, FETCH_EPOCH = HartState.FetchEpoch >> 2;
 /** The last fetch epoch handed out, to any hart of this thread (see HartState.FetchEpoch). */
 let lastFetchEpoch = 0;
 const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
-const VALUE_LO = HartState.Value >> 2, VALUE_HI = VALUE_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
 /**
  * Instructions the interpreter runs between interrupt checks. Between checks, the pending
@@ -846,25 +845,6 @@ export class Hart implements FpuHart {
   /** The pc of the instruction whose slow path compiled code is calling, as the trap code expects. */
   private syncFromCompiled(): void {
     this.pcLo = this.state[PC_LO]; this.pcHi = this.state[PC_HI];
-  }
-
-  /**
-   * Slow path of a compiled load (LOAD funct3 `f3`) from (lo, hi): page walk, page-crossing,
-   * MMIO, faults. Leaves the extended value in the state's Value slot; returns 1 when compiled
-   * code must stop after this instruction (a device wants attention).
-   */
-  compiledLoad(f3: number, lo: number, hi: number): number {
-    this.syncFromCompiled();
-    const vlo = this.loadExtended(0x3 | (f3 << 12), f3, lo, hi);
-    this.state[VALUE_LO] = vlo; this.state[VALUE_HI] = this.tmpHi;
-    return this.breakLoop ? 1 : 0;
-  }
-
-  /** Slow path of a compiled store of the Value slot; returns 1 when compiled code must stop. */
-  compiledStore(f3: number, lo: number, hi: number): number {
-    this.syncFromCompiled();
-    this.store(lo, hi, 1 << f3, this.state[VALUE_LO], this.state[VALUE_HI]);
-    return this.breakLoop ? 1 : 0;
   }
 
   /**

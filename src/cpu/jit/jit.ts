@@ -5,8 +5,6 @@ import { ModuleTranslator, type BlockLinker } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
 export interface JitHart {
-  compiledLoad(f3: number, lo: number, hi: number): number;
-  compiledStore(f3: number, lo: number, hi: number): number;
   compiledInterpret(length: number): number;
   forgetWritablePage(ramOffset: number): void;
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1 (not cached or not RAM). */
@@ -134,8 +132,6 @@ export class Jit {
     this.enter = dispatcher.exports.enter as (target: number, budget: number, stateBase: number) => number;
     this.env = {
       memory: memory.wasmMemory,
-      load: (f3: number, lo: number, hi: number): number => this.current!.compiledLoad(f3, lo, hi),
-      store: (f3: number, lo: number, hi: number): number => this.current!.compiledStore(f3, lo, hi),
       interpret: (length: number): number => this.current!.compiledInterpret(length),
       chain: dispatcher.exports.chain,
       jump: dispatcher.exports.jump,

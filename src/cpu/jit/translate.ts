@@ -32,13 +32,17 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * Guest registers are cached in i64 locals, each loaded before the first instruction that reads
  * it (at entry in a block that loops); every write also goes to the state slot at once, so the
  * slot is always current when a helper traps or the block leaves.
- * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); a miss,
- * a page-crossing access, MMIO or a fault goes to the hart's `compiledLoad`/`compiledStore`
- * after the pc and retired count of the instruction are written to the slot, so a trap there is
- * precise. Helper instructions (block.ts InsnKind.Helper) are run by the hart's interpreter
- * through `interpret` the same way; it reads and writes registers in the state slot, so the
- * block reloads its rd afterwards, and it says when the block must stop (the pc, privilege,
- * translation or interrupt enables changed).
+ * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); on a
+ * miss, a page-crossing access, MMIO or a fault the block leaves compiled code before the
+ * access (RunExit.Interpret, with that instruction's pc), and the interpreter runs it: it fills
+ * the TLB, reaches the device or takes the trap exactly as it would anyway. (A call into the
+ * hart there instead would make V8 keep every value live across it in a stack slot, stored on
+ * the fast path too.) The fast paths of atomics and FP loads and stores leave the same way.
+ * Helper instructions (block.ts InsnKind.Helper) are run by the hart's interpreter through
+ * `interpret`, after the pc and retired count of the instruction are written to the slot, so a
+ * trap there is precise; it reads and writes registers in the state slot, so the block reloads
+ * its rd afterwards, and it says when the block must stop (the pc, privilege, translation or
+ * interrupt enables changed).
  */
 
 /** Flags in the low bits of a block's result. */
@@ -77,8 +81,8 @@ interface ExitTarget {
 
 // Function indexes: imports first (the fixed ones, then the directly called targets), then the
 // internal helpers, then the blocks.
-const IMPORT_LOAD = 0, IMPORT_STORE = 1, IMPORT_INTERPRET = 2, IMPORT_CHAIN = 3, IMPORT_JUMP = 4, IMPORT_CHAIN_CACHED = 5;
-const FIXED_IMPORTS = 6;
+const IMPORT_INTERPRET = 0, IMPORT_CHAIN = 1, IMPORT_JUMP = 2, IMPORT_CHAIN_CACHED = 3;
+const FIXED_IMPORTS = 4;
 /** The M extension helpers, in the order addMathHelpers defines them. */
 const DIV = 0, DIVU = 1, REM = 2, REMU = 3, DIVW = 4, DIVUW = 5, REMW = 6, REMUW = 7;
 const MATH_HELPERS = 8;
@@ -224,10 +228,7 @@ export class ModuleTranslator {
   /** The module's bytes. */
   translate(): Uint8Array<ArrayBuffer> {
     const w = this.w;
-    const helper = w.type([ValType.I32, ValType.I32, ValType.I32], [ValType.I32]);
     const blockType = w.type(BLOCK_PARAMS, [ValType.I32]);
-    w.importFunction('load', helper);
-    w.importFunction('store', helper);
     w.importFunction('interpret', w.type([ValType.I32], [ValType.I32]));
     w.importFunction('chain', blockType);
     w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
@@ -540,7 +541,7 @@ export class ModuleTranslator {
     }
     f.br(done);
     f.close();
-    this.emitHelper(insn, length, pcLo, pcHi, k);
+    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
     f.close();
   }
 
@@ -576,7 +577,7 @@ export class ModuleTranslator {
     }
     f.br(done);
     f.close();
-    this.emitHelper(insn, length, pcLo, pcHi, k);
+    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
     f.close();
   }
 
@@ -692,10 +693,10 @@ export class ModuleTranslator {
       // FENCE: harts share one thread, memory is already ordered; FENCE.I: translations are kept
       // coherent with every store (jit.ts).
       case Opcode.MiscMem: return;
-      case Opcode.Load: this.emitLoad(rd, rs1, immI, f3, pcLo, pcHi, k, nextLo, nextHi); return;
+      case Opcode.Load: this.emitLoad(rd, rs1, immI, f3, pcLo, pcHi, k); return;
       case Opcode.Store: {
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);
-        this.emitStore(rs1, rs2, imm, f3, pcLo, pcHi, k, nextLo, nextHi);
+        this.emitStore(rs1, rs2, imm, f3, pcLo, pcHi, k);
         return;
       }
       case Opcode.Branch: {
@@ -766,8 +767,7 @@ export class ModuleTranslator {
     this.reg(rs1); f.i64(imm, imm >> 31); f.op(Op.I64Add); f.set(L_T0);
   }
 
-  private emitLoad(rd: number, rs1: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number,
-    nextLo: number, nextHi: number): void {
+  private emitLoad(rd: number, rs1: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number): void {
     const f = this.f, width = 1 << (f3 & 3);
     this.effectiveAddress(rs1, imm);
     const done = f.open(Op.Block);
@@ -777,19 +777,11 @@ export class ModuleTranslator {
     if (rd === 0) f.op(Op.Drop); else { f.set(L_T0); this.setReg(rd, () => f.get(L_T0)); }
     f.br(done);
     f.close();
-    this.syncForHelper(pcLo, pcHi, k);
-    f.i32(f3); f.get(L_ADDR); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
-    f.call(IMPORT_LOAD); f.set(L_STATUS);
-    if (rd !== 0) this.setReg(rd, () => { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Value); });
-    f.get(L_STATUS);
-    f.open(Op.If);
-    this.exitConst(nextLo, nextHi, k + 1, RunExit.Stop);
-    f.close();
+    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
     f.close();
   }
 
-  private emitStore(rs1: number, rs2: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number,
-    nextLo: number, nextHi: number): void {
+  private emitStore(rs1: number, rs2: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number): void {
     const f = this.f, width = 1 << f3;
     this.effectiveAddress(rs1, imm);
     const done = f.open(Op.Block);
@@ -799,13 +791,7 @@ export class ModuleTranslator {
     f.mem(STORE_OPS[f3], 0, RAM_OFFSET);
     f.br(done);
     f.close();
-    f.get(L_BASE); this.reg(rs2); f.mem(Op.I64Store, 3, HartState.Value);
-    this.syncForHelper(pcLo, pcHi, k);
-    f.i32(f3); f.get(L_ADDR); f.get(L_T0); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64);
-    f.call(IMPORT_STORE);
-    f.open(Op.If);
-    this.exitConst(nextLo, nextHi, k + 1, RunExit.Stop);
-    f.close();
+    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
     f.close();
   }
 
