@@ -80,12 +80,9 @@ interface ExitTarget {
 }
 
 // Function indexes: imports first (the fixed ones, then the directly called targets), then the
-// internal helpers, then the blocks.
+// blocks.
 const IMPORT_INTERPRET = 0, IMPORT_CHAIN = 1, IMPORT_JUMP = 2, IMPORT_CHAIN_CACHED = 3;
 const FIXED_IMPORTS = 4;
-/** The M extension helpers, in the order addMathHelpers defines them. */
-const DIV = 0, DIVU = 1, REM = 2, REMU = 3, DIVW = 4, DIVUW = 5, REMW = 6, REMUW = 7;
-const MATH_HELPERS = 8;
 
 // Locals of a block function: the parameters, scratch, then the registers it uses and the
 // scratch of the inline high multiplies (allocated per block).
@@ -213,13 +210,16 @@ export class ModuleTranslator {
   private regLocals = new Int32Array(32);
   /** First of the MUL_SCRATCH locals, or -1 when the block has no high multiply. */
   private mulScratch = -1;
+  /** First of the division scratch locals (two i64 operands, two i32 ones), or -1 when the block divides nowhere. */
+  private divScratch = -1;
   /** Level of the loop around the block's body: a branch back to its start continues it. */
   private selfLevel = 0;
   /** Targets compiled before this module, by "ramOff:pcLo:pcHi": their import's function index, slot and its generation. */
   private readonly imported = new Map<string, { fn: number; slot: number; generation: number }>();
   /** The functions the module imports as env.t<i>, in import order. */
   readonly importedTargets: WebAssembly.ExportValue[] = [];
-  private firstHelper = FIXED_IMPORTS;
+  /** Function index of the module's first block. */
+  private firstBlock = FIXED_IMPORTS;
 
   constructor(memoryPages: number, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
     this.w = new ModuleWriter(memoryPages);
@@ -234,8 +234,7 @@ export class ModuleTranslator {
     w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     w.importFunction('chainCached', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     this.importTargets(blockType);
-    this.firstHelper = FIXED_IMPORTS + this.importedTargets.length;
-    this.addMathHelpers();
+    this.firstBlock = FIXED_IMPORTS + this.importedTargets.length;
     this.blocks.forEach((b, i) => {
       this.block = b;
       this.f = new FunctionBody();
@@ -297,6 +296,13 @@ export class ModuleTranslator {
     if (mulHigh) {
       this.mulScratch = next();
       for (let i = 0; i < MUL_SCRATCH; i++) locals.push(ValType.I64);
+    }
+    const divRem = b.insns.some(({ insn, kind }) => kind === InsnKind.Native && (insn >>> 25) === 1 &&
+      (((insn >>> 2) & 31) === Opcode.Op || ((insn >>> 2) & 31) === Opcode.Op32) && ((insn >>> 12) & 7) >= 4);
+    this.divScratch = -1;
+    if (divRem) {
+      this.divScratch = next();
+      locals.push(ValType.I64, ValType.I64, ValType.I32, ValType.I32);
     }
     return locals;
   }
@@ -433,7 +439,7 @@ export class ModuleTranslator {
     }
     if (inModule >= 0) {
       this.countAndCheckBudget(lo, hi, retired, false);
-      this.tailCall(this.firstHelper + MATH_HELPERS + inModule);
+      this.tailCall(this.firstBlock + inModule);
       return;
     }
     this.countAndCheckBudget(lo, hi, retired, false);
@@ -657,7 +663,7 @@ export class ModuleTranslator {
           if (f7 === 1) {
             if (f3 === 0) f.op(Op.I64Mul);
             else if (f3 <= 3) this.emitMulHigh(f3);
-            else f.call(this.firstHelper + [0, 0, 0, 0, DIV, DIVU, REM, REMU][f3]);
+            else this.emitDivRem(f3, true);
             return;
           }
           switch (f3) {
@@ -678,7 +684,7 @@ export class ModuleTranslator {
         this.setReg(rd, () => {
           this.reg(rs1); f.op(Op.I32WrapI64); this.reg(rs2); f.op(Op.I32WrapI64);
           if (f7 === 1) {
-            if (f3 === 0) f.op(Op.I32Mul); else f.call(this.firstHelper + [0, 0, 0, 0, DIVW, DIVUW, REMW, REMUW][f3]);
+            if (f3 === 0) f.op(Op.I32Mul); else this.emitDivRem(f3, false);
           } else if (f3 === 0) {
             f.op(f7 === 0x20 ? Op.I32Sub : Op.I32Add);
           } else if (f3 === 1) {
@@ -824,41 +830,29 @@ export class ModuleTranslator {
     }
   }
 
-  // ---- M extension helpers (internal functions) ----
-
-  private addMathHelpers(): void {
-    const w = this.w;
-    const t64 = w.type([ValType.I64, ValType.I64], [ValType.I64]);
-    const t32 = w.type([ValType.I32, ValType.I32], [ValType.I32]);
-    const def = (type: number, locals: ValType[], emit: (f: FunctionBody) => void): void => {
-      const f = new FunctionBody();
-      emit(f);
-      w.addFunction({ type, locals, body: f });
-    };
-    const A = 0, B = 1;
-    // Division by zero gives all ones (DIV*) or the dividend (REM*); signed overflow gives the
-    // dividend (DIV) or 0 (REM: wasm's rem_s already does that).
-    const divLike = (f: FunctionBody, is64: boolean, byZero: () => void, body: () => void): void => {
-      f.get(B); f.op(is64 ? Op.I64Eqz : Op.I32Eqz);
-      f.open(Op.If, is64 ? ValType.I64 : ValType.I32);
-      byZero();
-      f.else();
-      body();
-      f.close();
-    };
-    def(t64, [], (f) => divLike(f, true, () => f.i64(-1, -1), () => {
-      f.get(A); f.i64(0, 0x80000000 | 0); f.op(Op.I64Eq); f.get(B); f.i64(-1, -1); f.op(Op.I64Eq); f.op(Op.I32And);
-      f.open(Op.If, ValType.I64); f.get(A); f.else(); f.get(A); f.get(B); f.op(Op.I64DivS); f.close();
-    }));
-    def(t64, [], (f) => divLike(f, true, () => f.i64(-1, -1), () => { f.get(A); f.get(B); f.op(Op.I64DivU); }));
-    def(t64, [], (f) => divLike(f, true, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I64RemS); }));
-    def(t64, [], (f) => divLike(f, true, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I64RemU); }));
-    def(t32, [], (f) => divLike(f, false, () => f.i32(-1), () => {
-      f.get(A); f.i32(0x80000000 | 0); f.op(Op.I32Eq); f.get(B); f.i32(-1); f.op(Op.I32Eq); f.op(Op.I32And);
-      f.open(Op.If, ValType.I32); f.get(A); f.else(); f.get(A); f.get(B); f.op(Op.I32DivS); f.close();
-    }));
-    def(t32, [], (f) => divLike(f, false, () => f.i32(-1), () => { f.get(A); f.get(B); f.op(Op.I32DivU); }));
-    def(t32, [], (f) => divLike(f, false, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I32RemS); }));
-    def(t32, [], (f) => divLike(f, false, () => f.get(A), () => { f.get(A); f.get(B); f.op(Op.I32RemU); }));
+  /**
+   * DIV/DIVU/REM/REMU (f3 4-7) of the two values on the stack (i64, or i32 for the W forms),
+   * inline (a call would cost the block its registers, see the class comment): division by
+   * zero gives all ones (DIV*) or the dividend (REM*); signed overflow gives the dividend (DIV)
+   * or 0 (REM: wasm's rem_s already does that).
+   */
+  private emitDivRem(f3: number, is64: boolean): void {
+    const f = this.f, A = this.divScratch + (is64 ? 0 : 2), B = A + 1;
+    const type = is64 ? ValType.I64 : ValType.I32;
+    const konst = (v: number): void => { if (is64) f.i64(v, v >> 31); else f.i32(v); };
+    f.set(B); f.set(A);
+    f.get(B); f.op(is64 ? Op.I64Eqz : Op.I32Eqz);
+    f.open(Op.If, type);
+    if (f3 <= 5) konst(-1); else f.get(A);
+    f.else();
+    if (f3 === 4) { // DIV: the most negative value / -1 overflows
+      f.get(A); if (is64) f.i64(0, 0x80000000 | 0); else f.i32(0x80000000 | 0); f.op(is64 ? Op.I64Eq : Op.I32Eq);
+      f.get(B); konst(-1); f.op(is64 ? Op.I64Eq : Op.I32Eq); f.op(Op.I32And);
+      f.open(Op.If, type); f.get(A); f.else(); f.get(A); f.get(B); f.op(is64 ? Op.I64DivS : Op.I32DivS); f.close();
+    } else {
+      f.get(A); f.get(B);
+      f.op(is64 ? [Op.I64DivU, Op.I64RemS, Op.I64RemU][f3 - 5] : [Op.I32DivU, Op.I32RemS, Op.I32RemU][f3 - 5]);
+    }
+    f.close();
   }
 }
