@@ -35,6 +35,8 @@ const TRAP = new TrapSignal();
 /** int32 indexes into a hart's state slot (see hart-state.ts). */
 const PC_LO = HartState.Pc >> 2, PC_HI = PC_LO + 1, RETIRED = HartState.Retired >> 2;
 const MSTATUS = HartState.Mstatus >> 2, FETCH_EPOCH = HartState.FetchEpoch >> 2;
+/** User pages cached under SUM=1 that Hart.sumPages lists one by one. */
+const MAX_SUM_PAGES = 64;
 /** The last fetch epoch handed out, to any hart of this thread (see HartState.FetchEpoch). */
 let lastFetchEpoch = 0;
 const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
@@ -141,11 +143,12 @@ export class Hart implements FpuHart {
   private tlbWrite: Tlb;
   private tlbExec: Tlb;
   /**
-   * User pages reached from S-mode with SUM=1 (Linux's copy_to_user / copy_from_user), for read
-   * and write. They stay out of the S set so a SUM toggle needs no flush, and live here instead
-   * of being walked on every access. Only translate() looks here, and only while SUM=1.
+   * User pages (virtual lo, hi pairs) the data TLBs cached for S-mode accesses while SUM=1
+   * (Linux's copy_to_user / copy_from_user): clearing SUM drops just these, so the TLBs (and
+   * compiled code's inline lookups) serve user copies and Linux's SUM toggle around every copy
+   * costs no full flush. More than MAX_SUM_PAGES: clearing SUM flushes the data TLBs.
    */
-  private readonly sumUserTlbs = [0, 1].map(() => new Tlb(new ArrayBuffer(TLB_BYTES), 0));
+  private sumPages: number[] = [];
   /** The RAM page the last fetch came from: (vpnLo, hi) -> offset into RAM. */
   private fetchVpn = -1;
   private fetchHi = 0;
@@ -307,7 +310,7 @@ export class Hart implements FpuHart {
   /** Flushes every translation cache of this hart (satp write, sfence.vma, remote fence). */
   flushTlb(): void {
     for (const set of this.tlbs) for (const t of set) t.flush();
-    for (const t of this.sumUserTlbs) t.flush();
+    this.sumPages = [];
     this.fetchVpn = -1;
     this.newFetchEpoch();
   }
@@ -315,7 +318,6 @@ export class Hart implements FpuHart {
   /** Flushes the translations of one virtual page (SFENCE.VMA rs1 != x0; any ASID). */
   private flushTlbPage(lo: number, hi: number): void {
     for (const set of this.tlbs) for (const t of set) t.flushPage(lo, hi);
-    for (const t of this.sumUserTlbs) t.flushPage(lo, hi);
     this.fetchVpn = -1;
     this.newFetchEpoch();
   }
@@ -465,12 +467,6 @@ export class Hart implements FpuHart {
     const other = tlb.other(lo, hi);
     if (other >= 0) return other + (lo & 0xfff);
     const priv = access === Access.Execute ? this.priv : this.dataPriv;
-    const sumUser = priv === Priv.Supervisor && access !== Access.Execute && (this.mstatus & Mstatus.SUM) !== 0
-      ? this.sumUserTlbs[access] : null;
-    if (sumUser) {
-      const page = sumUser.other(lo, hi);
-      if (page >= 0) return page + (lo & 0xfff);
-    }
     const pa = walkPageTable(this.mem, this.satpMode, this.rootPpn, lo, hi, access, priv,
       (this.mstatus & Mstatus.SUM) !== 0, (this.mstatus & Mstatus.MXR) !== 0);
     if (pa < 0) {
@@ -479,12 +475,9 @@ export class Hart implements FpuHart {
         : [Exception.LoadPageFault, Exception.StorePageFault, Exception.InstructionPageFault][access];
       this.raise(cause, lo, hi);
     }
-    // A user page reached from S-mode (SUM=1) goes to sumUserTlbs, not the S set: the S-mode
-    // TLBs then hold only pages whose permission does not depend on SUM, so Linux's SUM toggle
-    // around every user copy needs no flush.
-    if (priv === Priv.Supervisor && access !== Access.Execute && lastLeafUser) {
-      sumUser?.fillOther(lo, hi, pa - (lo & 0xfff));
-      return pa;
+    // A user page reached from S-mode (the walk allowed it: SUM=1) is cached until SUM is cleared.
+    if (priv === Priv.Supervisor && access !== Access.Execute && lastLeafUser && this.sumPages.length < 2 * MAX_SUM_PAGES) {
+      this.sumPages.push(lo, hi);
     }
     this.fillTlb(tlb, lo, hi, pa, access);
     return pa;
@@ -760,6 +753,18 @@ export class Hart implements FpuHart {
     }
   }
 
+  /** SUM was cleared: S-mode may no longer reach the user pages cached while it was set. */
+  private dropSumPages(): void {
+    const pages = this.sumPages;
+    for (const set of this.tlbs) {
+      for (const t of [set[Access.Read], set[Access.Write]]) {
+        if (pages.length >= 2 * MAX_SUM_PAGES) t.flush(); // (the list stopped at its limit)
+        else for (let i = 0; i < pages.length; i += 2) t.flushPage(pages[i], pages[i + 1]);
+      }
+    }
+    this.sumPages = [];
+  }
+
   private writeStatus(v: number): void {
     if (((v >>> Mstatus.MPP_SHIFT) & 3) === 2) v &= ~Mstatus.MPP; // reserved MPP value: WARL to U
     const changed = this.mstatus ^ v;
@@ -769,10 +774,8 @@ export class Hart implements FpuHart {
       this.breakLoop = true;
     }
     this.mstatus = v;
-    if (changed & Mstatus.MXR) {
-      for (const set of this.tlbs) set[Access.Read].flush();
-      this.sumUserTlbs[Access.Read].flush();
-    }
+    if (changed & Mstatus.MXR) for (const set of this.tlbs) set[Access.Read].flush();
+    if ((changed & Mstatus.SUM) !== 0 && (v & Mstatus.SUM) === 0) this.dropSumPages();
     if (changed & (Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR)) this.updateTranslation();
   }
 
