@@ -151,7 +151,10 @@ function ensurePrerequisites(engines: EngineName[]): { qemu: string | null; qemu
   const needs: HostNeed[] = [];
   const riscv = engines.some((e) => ENGINE_GUEST[e] !== 'i386');
   const x86 = engines.some((e) => ENGINE_GUEST[e] === 'i386');
-  if (riscv) needs.push({ what: CROSS_GCC, present: () => commandRuns(CROSS_GCC, ['--version']), packages: ['gcc-riscv64-linux-gnu'] });
+  if (riscv) {
+    needs.push({ what: CROSS_GCC, present: () => commandRuns(CROSS_GCC, ['--version']), packages: ['gcc-riscv64-linux-gnu'] });
+    needs.push(fileNeed('the riscv64 C library for static linking', '/usr/riscv64-linux-gnu/lib/libc.a', ['libc6-dev-riscv64-cross']));
+  }
   if (x86) {
     needs.push({ what: I386_GCC, present: () => commandRuns(I386_GCC, ['--version']), packages: ['gcc-i686-linux-gnu'] });
     needs.push(fileNeed('the i386 C library for static linking', '/usr/i686-linux-gnu/lib/libc.a', ['libc6-dev-i386-cross']));
@@ -179,7 +182,7 @@ async function buildGuests(engines: EngineName[], dir: string): Promise<Partial<
   const kinds = new Set(engines.map((e) => ENGINE_GUEST[e]));
   if (kinds.has('riscv64') || kinds.has('riscv64-hvc0')) {
     const exe = path.join(dir, 'coremark-like.riscv64');
-    compile(CROSS_GCC, ['-static'], SOURCE, exe, 'Install the cross compiler with: apt-get install -y gcc-riscv64-linux-gnu');
+    compile(CROSS_GCC, ['-static'], SOURCE, exe, 'Install the cross compiler with: apt-get install -y gcc-riscv64-linux-gnu libc6-dev-riscv64-cross');
     const image = await ensureDefaultImage({ quiet: true });
     for (const kind of (['riscv64', 'riscv64-hvc0'] as const).filter((k) => kinds.has(k))) {
       const initrd = path.join(dir, `peers-${kind}.cpio.gz`);

@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(
   gcc-riscv64-linux-gnu      # guest test programs
+  libc6-dev-riscv64-cross    # static guest programs of bench/ (a Recommends of the compiler only)
   binutils-riscv64-linux-gnu
   device-tree-compiler       # dtc, checks the board's device tree
   cpio                       # lists the initramfs in test/image.test.ts

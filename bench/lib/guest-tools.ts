@@ -22,7 +22,7 @@ export function compile(compiler: string, args: string[], source: string, exe: s
  */
 export function buildToolsDisk(source: string, dir: string): { path: string; blocks: number } {
   const exe = path.join(dir, `${path.basename(source, '.c')}.riscv64`);
-  compile(CROSS_GCC, ['-static'], source, exe, 'Install the cross compiler with: apt-get install -y gcc-riscv64-linux-gnu (test/setup.sh does)');
+  compile(CROSS_GCC, ['-static'], source, exe, 'Install the cross compiler and its C library with: apt-get install -y gcc-riscv64-linux-gnu libc6-dev-riscv64-cross (test/setup.sh does)');
   const bin = readFileSync(exe);
   const blocks = Math.ceil(bin.length / 4096);
   const disk = Buffer.alloc(blocks * 4096);
