@@ -187,9 +187,8 @@ function internalBranches(b: BlockPlan): Int32Array {
  * The constant pcs block `b` may continue at, as leaveTo sees them: taken branches that leave
  * it, JALs it does not follow, and where it falls through.
  */
-function constantExits(b: BlockPlan): [number, number][] {
+function constantExits(b: BlockPlan, internal = internalBranches(b)): [number, number][] {
   const targets: [number, number][] = [];
-  const internal = internalBranches(b);
   for (const [i, ins] of b.insns.entries()) {
     const m = (ins.insn >>> 2) & 31;
     if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed)) || internal[i] >= 0) continue;
@@ -317,7 +316,9 @@ export class ModuleTranslator {
     // access that needs it: a block that leaves early (most leave by a branch after a few
     // instructions) loads only what that path uses. A block that loops to its start loads
     // everything once, before the loop.
-    const loops = constantExits(b).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
+    // Skips ahead (internalBranches) stay in the block; the other constant exits leave it.
+    const internal = internalBranches(b);
+    const loops = constantExits(b, internal).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
     // loaded[r]: the local of x[r] holds its value; [READ_TLB], [WRITE_TLB]: those pointers.
     const READ_TLB = 32, WRITE_TLB = 33;
     const loaded = new Uint8Array(34);
@@ -340,7 +341,6 @@ export class ModuleTranslator {
     this.selfLevel = f.open(loops ? Op.Loop : Op.Block);
     // Skips ahead (internalBranches): the wasm block each target closes, and what is loaded on
     // every path that reaches the target (a path that skipped loads nothing of what it skipped).
-    const internal = internalBranches(b);
     /** By instruction index: the targets of the skips whose first branch it is, furthest first. */
     const opens = new Map<number, number[]>();
     for (const j of new Set(internal)) {
