@@ -129,12 +129,13 @@ function insnReads({ insn, kind }: BlockInsn): number[] {
 
 /**
  * Whether the local of x[rd] holds the register's value after `ins` on every path that goes on
- * in the block: it wrote rd, or it is a helper (the block reloads a helper's rd after it).
- * FLW/FLD write a floating-point register; stores and branches have no rd.
+ * in the block: it wrote rd (an atomic's fast path too), or it is a helper call (the block
+ * reloads its rd after it). The fast paths of FLW/FLD write a floating-point register; stores
+ * and branches have no rd.
  */
 function definesRd({ insn, kind }: BlockInsn): boolean {
   const major = (insn >>> 2) & 31;
-  if (kind === InsnKind.Helper) return major !== Opcode.LoadFp && major !== Opcode.StoreFp || !hasFastPath(insn);
+  if (kind === InsnKind.Helper) return !hasFastPath(insn) || (major !== Opcode.LoadFp && major !== Opcode.StoreFp);
   return major !== Opcode.Store && major !== Opcode.Branch && major !== Opcode.MiscMem;
 }
 
@@ -316,7 +317,6 @@ export class ModuleTranslator {
     // access that needs it: a block that leaves early (most leave by a branch after a few
     // instructions) loads only what that path uses. A block that loops to its start loads
     // everything once, before the loop.
-    // Skips ahead (internalBranches) stay in the block; the other constant exits leave it.
     const internal = internalBranches(b);
     const loops = constantExits(b, internal).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
     // loaded[r]: the local of x[r] holds its value; [READ_TLB], [WRITE_TLB]: those pointers.
