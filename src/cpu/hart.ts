@@ -11,7 +11,7 @@ import { branchOffset, jalOffset, Opcode } from './opcode.js';
 import { HartState } from './hart-state.js';
 import type { Jit } from './jit/jit.js';
 import { RunExit } from './jit/translate.js';
-import { Access, lastLeafUser, SatpMode, Tlb, TLB_BYTES, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
+import { Access, lastLeafLevel, lastLeafUser, SatpMode, Tlb, TLB_BYTES, TLB_MASK, walkPageTable, WalkFault } from './mmu.js';
 
 /** What a hart needs from the board it sits on, besides the bus. */
 export interface HartEnvironment {
@@ -480,6 +480,7 @@ export class Hart implements FpuHart {
       this.sumPages.push(lo, hi);
     }
     this.fillTlb(tlb, lo, hi, pa, access);
+    if (lastLeafLevel > 0) tlb.holdsSuperpage(lo, hi, lastLeafLevel);
     return pa;
   }
 

@@ -47,6 +47,15 @@ export class Tlb {
   private readonly otherTagLo = new Int32Array(TLB_SIZE).fill(-1);
   private readonly otherTagHi = new Int32Array(TLB_SIZE);
   private readonly otherPage = new Float64Array(TLB_SIZE);
+  /**
+   * The superpages whose 4 KiB pieces are cached here, as keys of superpageKey: SFENCE.VMA with
+   * any address inside a superpage must drop all of it (privileged spec 4.2.1), not just the
+   * piece holding that address. [superMin, superMax] bounds their virtual page numbers, so
+   * the many fences of 4 KiB pages elsewhere (user pages, the fixmap) need no key lookups.
+   */
+  private readonly superpages = new Set<number>();
+  private superMin = Infinity;
+  private superMax = -Infinity;
 
   /** `byteOffset` is where the TLB lives in `buffer`; it must be 8-byte aligned. */
   constructor(buffer: ArrayBufferLike, readonly byteOffset: number) {
@@ -79,15 +88,42 @@ export class Tlb {
     const vpn = lo >>> 12, i = vpn & TLB_MASK;
     return this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi ? this.otherPage[i] : -1;
   }
+  /** Notes that pages of the superpage of `level` (1 or more) holding (lo, hi) are cached here. */
+  holdsSuperpage(lo: number, hi: number, level: number): void {
+    const span = 2 ** (9 * level), first = Math.floor(virtualPage(lo, hi) / span) * span;
+    this.superpages.add(superpageKey(lo, hi, level));
+    if (first < this.superMin) this.superMin = first;
+    if (first + span - 1 > this.superMax) this.superMax = first + span - 1;
+  }
   flush(): void {
     for (let e = 0; e < TLB_SIZE * 4; e += 4) this.entries[e] = -1;
     this.otherTagLo.fill(-1);
+    this.superpages.clear();
+    this.superMin = Infinity;
+    this.superMax = -Infinity;
   }
-  /** Drops the translation of the page holding virtual address (lo, hi) (SFENCE.VMA with an address). */
+  /**
+   * Drops the translation of the page holding virtual address (lo, hi) (SFENCE.VMA with an
+   * address), and every cached piece of a superpage that holds it.
+   */
   flushPage(lo: number, hi: number): void {
     const vpn = lo >>> 12, i = vpn & TLB_MASK, e = i << 2;
     if (this.entries[e] === (lo & ~0xfff) && this.entries[e + 1] === hi) this.entries[e] = -1;
     if (this.otherTagLo[i] === vpn && this.otherTagHi[i] === hi) this.otherTagLo[i] = -1;
+    const page = virtualPage(lo, hi);
+    if (page < this.superMin || page > this.superMax) return;
+    for (let level = 1; level <= 3; level++) {
+      const key = superpageKey(lo, hi, level);
+      if (this.superpages.delete(key)) this.dropSuperpage(key, level);
+    }
+  }
+  /** Drops every entry inside the superpage `key` of `level`. */
+  private dropSuperpage(key: number, level: number): void {
+    const t = this.entries;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      if (t[i << 2] !== -1 && superpageKey(t[i << 2], t[(i << 2) + 1], level) === key) t[i << 2] = -1;
+      if (this.otherTagLo[i] !== -1 && superpageKey(this.otherTagLo[i] << 12, this.otherTagHi[i], level) === key) this.otherTagLo[i] = -1;
+    }
   }
   /** Makes every entry that maps RAM page `ramOffset` miss. */
   forget(ramOffset: number): void {
@@ -96,8 +132,23 @@ export class Tlb {
   }
 }
 
+/**
+ * A number naming the superpage of `level` that holds virtual address (lo, hi): its virtual page
+ * number shifted right by 9 bits per level, plus the level in the low bits so that levels differ.
+ */
+function superpageKey(lo: number, hi: number, level: number): number {
+  return Math.floor(virtualPage(lo, hi) / 2 ** (9 * level)) * 4 + level;
+}
+
+/** The virtual page number of (lo, hi): its bits 12-47 (the rest only sign-extend bit 47 or 38). */
+function virtualPage(lo: number, hi: number): number {
+  return (hi & 0xffff) * 0x100000 + (lo >>> 12);
+}
+
 /** Whether the leaf PTE of the last successful walk had its U bit set. */
 export let lastLeafUser = false;
+/** The level of that leaf: 0 for a 4 KiB page, 1 for a 2 MiB megapage, 2 for a 1 GiB gigapage, 3 (Sv48) 512 GiB. */
+export let lastLeafLevel = 0;
 
 /** Outcome of a walk that did not produce an address. */
 export const enum WalkFault { Page = -1, Access = -2 }
@@ -159,6 +210,7 @@ export function walkPageTable(mem: GuestMemory, mode: SatpMode, rootPpn: number,
     }
     const vpn = (hi & 0xffff) * 0x100000 + (lo >>> 12);
     lastLeafUser = (pteLo & PTE_U) !== 0;
+    lastLeafLevel = level;
     return (ppn + (vpn % span)) * 4096 + (lo & 0xfff);
   }
   return WalkFault.Page;

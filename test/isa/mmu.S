@@ -202,6 +202,22 @@
   PTE l0_test, 5, a2, PTE_V | PTE_R | PTE_X | PTE_A
   sfence.vma
 
+  // remapping a megapage: SFENCE.VMA with any address inside it drops all of it, also the
+  // 4 KiB piece just read through another address
+  li a1, 0x80205000
+  li a2, 0x6f6c64
+  sd a2, 0(a1)                                         // at MEGA + 0x5000 now
+  li a1, 0x80405000
+  li a2, 0x6e6577
+  sd a2, 0(a1)                                         // there once MEGA maps PA 0x80400000
+  TEST_IN_MODE(111, MPP_S, -1, li a1, MEGA + 0x5000; ld a0, 0(a1); li a1, 0x80400000; srli a1, a1, 12; slli a1, a1, 10; \
+    ori a1, a1, RWAD; la a2, l1_test; sd a1, 8(a2); li a1, MEGA; sfence.vma a1, zero; li a1, MEGA + 0x5000; ld a3, 0(a1))
+  CHECK_EQ(a0, 0x6f6c64)
+  CHECK_EQ(a3, 0x6e6577)
+  li a2, 0x80200000
+  PTE l1_test, 1, a2, RWAD
+  sfence.vma
+
   // ---- satp: unsupported modes are ignored ----
   TEST_CASE(63, a0, 0, li a1, 0x5000000000000000; or a1, a1, s1; csrw satp, a1; csrr a0, satp; sub a0, a0, s1)
   TEST_CASE(64, a0, 0, li a1, 0xf000000000000000; csrw satp, a1; csrr a0, satp; sub a0, a0, s1)
