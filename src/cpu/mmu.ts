@@ -208,7 +208,7 @@ export function walkPageTable(mem: GuestMemory, mode: SatpMode, rootPpn: number,
       pteLo |= wantFlags;
       mem.view.setInt32(off, pteLo, true);
     }
-    const vpn = (hi & 0xffff) * 0x100000 + (lo >>> 12);
+    const vpn = virtualPage(lo, hi);
     lastLeafUser = (pteLo & PTE_U) !== 0;
     lastLeafLevel = level;
     return (ppn + (vpn % span)) * 4096 + (lo & 0xfff);
