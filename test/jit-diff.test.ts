@@ -58,7 +58,9 @@ const fmt = (v: number | boolean): string => typeof v === 'number' ? '0x' + BigI
 async function lockstep(image: Uint8Array, name: string, budget: number,
   jit: JitOptions & { threshold: number } = { threshold: 0, batch: 1 }): Promise<{ steps: number; blocks: number }> {
   const make = (j: false | typeof jit): Machine => new Machine({
-    cpus: 1, memoryBytes: MEMORY_BYTES, boot: { kind: 'elf', image, name }, onConsoleOutput: () => {}, jit: j,
+    cpus: 1, memoryBytes: MEMORY_BYTES, boot: { kind: 'elf', image, name }, onConsoleOutput: () => {},
+    // On this thread: a lockstep run is synchronous, and compiled code must appear while it runs.
+    jit: j === false ? false : { background: false, ...j },
   });
   const withJit = make(jit), reference = make(false);
   const jh = withJit.harts[0], rh = reference.harts[0];

@@ -259,8 +259,9 @@ export class Machine {
     });
   }
 
-  /** Releases host resources (disk image file descriptors, network backends). */
+  /** Releases host resources (disk image file descriptors, network backends, the JIT's compile worker line). */
   close(): void {
+    this.jit?.close();
     for (const d of this.disks) d.close();
     for (const n of this.nets) n.close();
   }

@@ -1,6 +1,8 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
 import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
+import { CompileLine, type CompileResult } from './background.js';
+import { RecordingLinker } from './links.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
@@ -26,6 +28,12 @@ export interface JitOptions {
    * not full. Every module costs V8 a fixed amount, so waiting for full batches pays.
    */
   patience?: number;
+  /**
+   * Translate and compile on the process's compile worker (background.ts) while the harts go
+   * on interpreting, instead of on the harts' thread at once. Default true; threshold 0 (which
+   * must have the code at once) always compiles here.
+   */
+  background?: boolean;
 }
 
 /**
@@ -56,6 +64,17 @@ interface CompiledModule {
 
 interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
 
+/** A batch on the compile worker: its blocks, and what must not have changed for its module to be used. */
+interface InFlightJob {
+  readonly plans: BlockPlan[];
+  /** Each RAM page the blocks are on, with its pageVersions entry when the blocks were read. */
+  readonly pages: Map<number, number>;
+  /** The reset count when its table slots were handed out. */
+  readonly resets: number;
+}
+
+const blockId = (ramOff: number, pcLo: number, pcHi: number): string => `${ramOff}:${pcLo}:${pcHi}`;
+
 /** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
 const MAX_PAGE_INVALIDATIONS = 32;
 
@@ -82,7 +101,12 @@ export class Jit {
   readonly codePages: Uint8Array;
   /** The hart running compiled code now (helpers called by compiled code act on it). */
   current: JitHart | null = null;
-  readonly stats = { blocks: 0, modules: 0, compileMs: 0, invalidatedModules: 0 };
+  /**
+   * compileMs: time the harts' thread spent compiling (with the compile worker, only linking
+   * and instantiating); discardedModules: modules from the worker thrown away because their
+   * code changed meanwhile; workerErrors: batches the worker failed, compiled here instead.
+   */
+  readonly stats = { blocks: 0, modules: 0, compileMs: 0, invalidatedModules: 0, discardedModules: 0, workerErrors: 0 };
   /**
    * Runs compiled code from a lookup() target until it leaves compiled code; see
    * buildDispatcher. Returns (retired << 2) | RunExit flags.
@@ -116,6 +140,18 @@ export class Jit {
   /** What every module imports (env.t<i>, the targets it calls directly, come on top). */
   private readonly env: Record<string, WebAssembly.ImportValue>;
   private readonly memoryPages: number;
+  /** The compile worker, or null to compile on this thread. */
+  private line: CompileLine | null = null;
+  private readonly inFlight = new Map<number, InFlightJob>();
+  /** blockId of every block in an in-flight job (so it is not requested twice). */
+  private readonly inFlightBlocks = new Set<string>();
+  /** Per RAM page, the in-flight jobs with blocks on it (their pages stay in codePages). */
+  private readonly inFlightPages: Uint16Array;
+  /** Per RAM page, bumped whenever its translations are dropped (its code may have changed). */
+  private readonly pageVersions: Uint32Array;
+  private resets = 0;
+  private nextJobId = 1;
+  private polls = 0;
 
   constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
     this.threshold = Math.max(0, options.threshold ?? 200);
@@ -123,6 +159,8 @@ export class Jit {
     this.patience = Math.max(1, options.patience ?? 16_384);
     this.codePages = new Uint8Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
+    this.inFlightPages = new Uint16Array(memory.size >>> 12);
+    this.pageVersions = new Uint32Array(memory.size >>> 12);
     this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
     for (let i = 0; i < LOOKUP_ENTRIES; i++) this.lookupTable[4 * i + LookupField.RamOff] = -1;
     this.generations = new Int32Array(memory.buffer, GENERATIONS_OFFSET, MAX_SLOTS);
@@ -143,10 +181,19 @@ export class Jit {
       fetchRamOffset: (pcLo, pcHi) => this.current?.fetchRamOffset(pcLo, pcHi) ?? -1,
       compiled: (ramOff, pcLo, pcHi) => {
         const block = this.findKey(ramOff, pcLo, pcHi)?.block;
-        return block ? { fn: block.fn, slot: block.key.slot, generation: this.generations[block.key.slot] } : null;
+        return block ? { slot: block.key.slot, generation: this.generations[block.key.slot] } : null;
       },
     };
     memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
+    if ((options.background ?? true) && this.threshold > 0) {
+      this.line = CompileLine.connect((result) => this.finish(result), () => this.lostWorker());
+    }
+  }
+
+  /** Lets go of the compile worker (the machine is done). */
+  close(): void {
+    this.line?.close();
+    this.lostWorker();
   }
 
   attach(hart: JitHart): void { this.harts.push(hart); }
@@ -182,16 +229,18 @@ export class Jit {
       this.request(ramOff, pcLo, pcHi);
     }
     if (this.pending.length > 0 && ++this.pendingAge >= this.patience) this.compilePending();
+    if (this.inFlight.size > 0 && (++this.polls & 31) === 0) this.line?.poll();
   }
 
   private request(ramOff: number, pcLo: number, pcHi: number): void {
     if (this.pageInvalidations[ramOff >>> 12] >= MAX_PAGE_INVALIDATIONS) return;
     if (this.pending.some((p) => p.ramOff === ramOff && p.pcLo === pcLo && p.pcHi === pcHi)) return;
+    if (this.inFlightBlocks.size > 0 && this.inFlightBlocks.has(blockId(ramOff, pcLo, pcHi))) return;
     this.pending.push({ ramOff, pcLo, pcHi });
     if (this.pending.length >= this.batch) this.compilePending();
   }
 
-  /** Compiles the pending hot blocks into one module. */
+  /** Compiles the pending hot blocks into one module (or has the compile worker do it). */
   compilePending(): void {
     const pending = this.pending;
     this.pending = [];
@@ -206,11 +255,75 @@ export class Jit {
     // falls through and its own: slots (and their generations) must not run out mid-module.
     if (this.keyCount + (MAX_BLOCK_INSNS + 2) * plans.length > MAX_SLOTS) this.reset();
     const started = performance.now();
-    const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
-    const bytes = translator.translate();
+    if (this.line) this.send(this.line, plans);
+    else {
+      const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
+      this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
+    }
+    this.stats.compileMs += performance.now() - started;
+  }
+
+  /**
+   * Hands the blocks to the compile worker. Their table slots are handed out and the link
+   * questions answered now (RecordingLinker); their pages count as code from now on, so a store
+   * to one bumps its version and the module that comes back is not used.
+   */
+  private send(line: CompileLine, plans: BlockPlan[]): void {
+    const recorder = new RecordingLinker(this.linker);
+    new ModuleTranslator(this.memoryPages, plans, recorder).link();
+    const pages = new Map<number, number>();
+    for (const plan of plans) {
+      const page = plan.ramOff >>> 12;
+      if (!pages.has(page)) {
+        pages.set(page, this.pageVersions[page]);
+        this.inFlightPages[page]++;
+        this.watchPage(page);
+      }
+      this.inFlightBlocks.add(blockId(plan.ramOff, plan.pcLo, plan.pcHi));
+    }
+    const id = this.nextJobId++;
+    this.inFlight.set(id, { plans, pages, resets: this.resets });
+    line.send({ id, memoryPages: this.memoryPages, plans, links: recorder.answers });
+  }
+
+  /** A module came back from the compile worker: installs it unless its code changed meanwhile. */
+  private finish(result: CompileResult): void {
+    const job = this.inFlight.get(result.id);
+    if (!job) return;
+    this.settle(result.id, job);
+    const started = performance.now();
+    const current = job.resets === this.resets && [...job.pages].every(([page, version]) => this.pageVersions[page] === version);
+    if (!current) this.stats.discardedModules++;
+    else if (result.error === undefined) this.instantiate(job.plans, result.module, result.importedSlots);
+    else {
+      this.stats.workerErrors++;
+      const translator = new ModuleTranslator(this.memoryPages, job.plans, this.linker);
+      this.instantiate(job.plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
+    }
+    this.stats.compileMs += performance.now() - started;
+  }
+
+  /** Job `id` is over: its blocks may be requested again, its pages stop counting it. */
+  private settle(id: number, job: InFlightJob): void {
+    this.inFlight.delete(id);
+    for (const plan of job.plans) this.inFlightBlocks.delete(blockId(plan.ramOff, plan.pcLo, plan.pcHi));
+    for (const page of job.pages.keys()) {
+      this.inFlightPages[page]--;
+      if (this.inFlightPages[page] === 0 && !this.pageModules.has(page)) this.codePages[page] = 0;
+    }
+  }
+
+  /** The compile worker is gone (or let go): compile here from now on; what it had is dropped. */
+  private lostWorker(): void {
+    this.line = null;
+    for (const [id, job] of [...this.inFlight]) this.settle(id, job);
+  }
+
+  /** Instantiates a module of `plans` (importing what `importedSlots` hold as env.t<i>) and installs its blocks. */
+  private instantiate(plans: BlockPlan[], compiled: WebAssembly.Module, importedSlots: number[]): void {
     const env = { ...this.env };
-    translator.importedTargets.forEach((fn, i) => { env[`t${i}`] = fn; });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env });
+    importedSlots.forEach((slot, i) => { env[`t${i}`] = this.table.get(slot) as WebAssembly.ExportValue; });
+    const instance = new WebAssembly.Instance(compiled, { env });
     const module: CompiledModule = { blocks: [], dead: false };
     plans.forEach((plan, index) => {
       const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
@@ -224,7 +337,6 @@ export class Jit {
     });
     this.stats.blocks += plans.length;
     this.stats.modules++;
-    this.stats.compileMs += performance.now() - started;
   }
 
   private install(block: CompiledBlock): void {
@@ -266,6 +378,7 @@ export class Jit {
    * code is running (this is called between blocks) and none that is left can be reached.
    */
   private reset(): void {
+    this.resets++; // modules on the compile worker name slots of the old numbering
     for (const set of [...this.pageModules.values()]) for (const m of [...set]) this.invalidate(m);
     this.keys = new Map();
     this.keyCount = 0;
@@ -277,6 +390,11 @@ export class Jit {
     let set = this.pageModules.get(page);
     if (!set) { set = new Set(); this.pageModules.set(page, set); }
     set.add(module);
+    this.watchPage(page);
+  }
+
+  /** Makes every CPU store to RAM page `page` take the slow path (which calls invalidatePage). */
+  private watchPage(page: number): void {
     if (this.codePages[page] === 0) {
       this.codePages[page] = 1;
       for (const h of this.harts) h.forgetWritablePage(page << 12);
@@ -299,6 +417,7 @@ export class Jit {
     const set = this.pageModules.get(page);
     if (set) for (const m of [...set]) this.invalidate(m);
     this.codePages[page] = 0;
+    this.pageVersions[page]++;
   }
 
   private invalidate(module: CompiledModule): void {
@@ -320,7 +439,8 @@ export class Jit {
       const set = this.pageModules.get(page);
       if (set) {
         set.delete(module);
-        if (set.size === 0) { this.pageModules.delete(page); this.codePages[page] = 0; }
+        // (A page with blocks on the compile worker stays watched: a store must bump its version.)
+        if (set.size === 0) { this.pageModules.delete(page); if (this.inFlightPages[page] === 0) this.codePages[page] = 0; }
       }
     }
     this.stats.invalidatedModules++;

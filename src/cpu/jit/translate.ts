@@ -62,8 +62,8 @@ export interface BlockLinker {
   slot(ramOff: number, pcLo: number, pcHi: number): number;
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1. */
   fetchRamOffset(pcLo: number, pcHi: number): number;
-  /** The compiled function of the block at (ramOff, pc) and its slot's generation now, or null. */
-  compiled(ramOff: number, pcLo: number, pcHi: number): { fn: WebAssembly.ExportValue; slot: number; generation: number } | null;
+  /** The slot of the compiled block at (ramOff, pc) and the slot's generation now, or null when it is not compiled. */
+  compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null;
 }
 
 /** Where a jump to a constant pc goes. */
@@ -216,25 +216,44 @@ export class ModuleTranslator {
   private selfLevel = 0;
   /** Targets compiled before this module, by "ramOff:pcLo:pcHi": their import's function index, slot and its generation. */
   private readonly imported = new Map<string, { fn: number; slot: number; generation: number }>();
-  /** The functions the module imports as env.t<i>, in import order. */
-  readonly importedTargets: WebAssembly.ExportValue[] = [];
+  /**
+   * The table slots whose functions the module imports as env.t<i>, in import order (the
+   * instantiator passes what each slot holds; code calls it only while the slot's generation is
+   * the one compiled in).
+   */
+  readonly importedSlots: number[] = [];
   /** Function index of the module's first block. */
   private firstBlock = FIXED_IMPORTS;
+  private linked = false;
+  /** Type index of the block functions' signature. */
+  private blockType = 0;
 
   constructor(memoryPages: number, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
     this.w = new ModuleWriter(memoryPages);
   }
 
-  /** The module's bytes. */
-  translate(): Uint8Array<ArrayBuffer> {
+  /**
+   * Declares the imports, asking the linker about every block the module's blocks jump to with
+   * constant targets. After this, emitting the blocks asks the linker nothing new (see
+   * links.ts: that lets the answers be recorded here and the code be emitted elsewhere).
+   */
+  link(): void {
+    if (this.linked) return;
+    this.linked = true;
     const w = this.w;
-    const blockType = w.type(BLOCK_PARAMS, [ValType.I32]);
+    this.blockType = w.type(BLOCK_PARAMS, [ValType.I32]);
     w.importFunction('interpret', w.type([ValType.I32], [ValType.I32]));
-    w.importFunction('chain', blockType);
+    w.importFunction('chain', this.blockType);
     w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     w.importFunction('chainCached', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
-    this.importTargets(blockType);
-    this.firstBlock = FIXED_IMPORTS + this.importedTargets.length;
+    this.importTargets(this.blockType);
+    this.firstBlock = FIXED_IMPORTS + this.importedSlots.length;
+  }
+
+  /** The module's bytes. */
+  translate(): Uint8Array<ArrayBuffer> {
+    this.link();
+    const w = this.w, blockType = this.blockType;
     this.blocks.forEach((b, i) => {
       this.block = b;
       this.f = new FunctionBody();
@@ -254,9 +273,9 @@ export class ModuleTranslator {
         if (t.ramOff < 0 || t.inModule >= 0 || t.imported >= 0) continue;
         const compiled = this.linker.compiled(t.ramOff, lo, hi);
         if (!compiled) continue;
-        const fn = this.w.importFunction(`t${this.importedTargets.length}`, blockType);
+        const fn = this.w.importFunction(`t${this.importedSlots.length}`, blockType);
         this.imported.set(`${t.ramOff}:${lo}:${hi}`, { fn, slot: compiled.slot, generation: compiled.generation });
-        this.importedTargets.push(compiled.fn);
+        this.importedSlots.push(compiled.slot);
       }
     }
   }
