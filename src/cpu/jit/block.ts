@@ -29,6 +29,9 @@ export interface BlockInsn {
   followed: boolean;
 }
 
+/** A block's identity as a string: the RAM offset and virtual pc it was translated at. */
+export const blockKey = (ramOff: number, pcLo: number, pcHi: number): string => `${ramOff}:${pcLo}:${pcHi}`;
+
 /** How a block ends. */
 export const enum BlockEnd {
   /** With a JAL or JALR (the last instruction). */

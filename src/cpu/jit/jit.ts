@@ -1,5 +1,5 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
-import { MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
+import { blockKey, MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
 import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
 import { CompileLine, type CompileResult } from './background.js';
 import { RecordingLinker } from './links.js';
@@ -49,10 +49,9 @@ interface BlockKey {
   block: CompiledBlock | null;
 }
 
-/** A translated block: its key (whose table slot is its lookup Target), its function and its module. */
+/** A translated block: its key (whose table slot, holding its function, is its lookup Target) and its module. */
 interface CompiledBlock {
   readonly key: BlockKey;
-  readonly fn: WebAssembly.ExportValue;
   readonly module: CompiledModule;
 }
 
@@ -72,8 +71,6 @@ interface InFlightJob {
   /** The reset count when its table slots were handed out. */
   readonly resets: number;
 }
-
-const blockId = (ramOff: number, pcLo: number, pcHi: number): string => `${ramOff}:${pcLo}:${pcHi}`;
 
 /** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
 const MAX_PAGE_INVALIDATIONS = 32;
@@ -143,7 +140,7 @@ export class Jit {
   /** The compile worker, or null to compile on this thread. */
   private line: CompileLine | null = null;
   private readonly inFlight = new Map<number, InFlightJob>();
-  /** blockId of every block in an in-flight job (so it is not requested twice). */
+  /** blockKey of every block in an in-flight job (so it is not requested twice). */
   private readonly inFlightBlocks = new Set<string>();
   /** Per RAM page, the in-flight jobs with blocks on it (their pages stay in codePages). */
   private readonly inFlightPages: Uint16Array;
@@ -235,7 +232,7 @@ export class Jit {
   private request(ramOff: number, pcLo: number, pcHi: number): void {
     if (this.pageInvalidations[ramOff >>> 12] >= MAX_PAGE_INVALIDATIONS) return;
     if (this.pending.some((p) => p.ramOff === ramOff && p.pcLo === pcLo && p.pcHi === pcHi)) return;
-    if (this.inFlightBlocks.size > 0 && this.inFlightBlocks.has(blockId(ramOff, pcLo, pcHi))) return;
+    if (this.inFlightBlocks.size > 0 && this.inFlightBlocks.has(blockKey(ramOff, pcLo, pcHi))) return;
     this.pending.push({ ramOff, pcLo, pcHi });
     if (this.pending.length >= this.batch) this.compilePending();
   }
@@ -255,12 +252,14 @@ export class Jit {
     // falls through and its own: slots (and their generations) must not run out mid-module.
     if (this.keyCount + (MAX_BLOCK_INSNS + 2) * plans.length > MAX_SLOTS) this.reset();
     const started = performance.now();
-    if (this.line) this.send(this.line, plans);
-    else {
-      const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
-      this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
-    }
+    if (this.line) this.send(this.line, plans); else this.compileHere(plans);
     this.stats.compileMs += performance.now() - started;
+  }
+
+  /** Translates, compiles and installs `plans` on this thread. */
+  private compileHere(plans: BlockPlan[]): void {
+    const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
+    this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
   }
 
   /**
@@ -279,7 +278,7 @@ export class Jit {
         this.inFlightPages[page]++;
         this.watchPage(page);
       }
-      this.inFlightBlocks.add(blockId(plan.ramOff, plan.pcLo, plan.pcHi));
+      this.inFlightBlocks.add(blockKey(plan.ramOff, plan.pcLo, plan.pcHi));
     }
     const id = this.nextJobId++;
     this.inFlight.set(id, { plans, pages, resets: this.resets });
@@ -297,8 +296,7 @@ export class Jit {
     else if (result.error === undefined) this.instantiate(job.plans, result.module, result.importedSlots);
     else {
       this.stats.workerErrors++;
-      const translator = new ModuleTranslator(this.memoryPages, job.plans, this.linker);
-      this.instantiate(job.plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
+      this.compileHere(job.plans);
     }
     this.stats.compileMs += performance.now() - started;
   }
@@ -306,7 +304,7 @@ export class Jit {
   /** Job `id` is over: its blocks may be requested again, its pages stop counting it. */
   private settle(id: number, job: InFlightJob): void {
     this.inFlight.delete(id);
-    for (const plan of job.plans) this.inFlightBlocks.delete(blockId(plan.ramOff, plan.pcLo, plan.pcHi));
+    for (const plan of job.plans) this.inFlightBlocks.delete(blockKey(plan.ramOff, plan.pcLo, plan.pcHi));
     for (const page of job.pages.keys()) {
       this.inFlightPages[page]--;
       if (this.inFlightPages[page] === 0 && !this.pageModules.has(page)) this.codePages[page] = 0;
@@ -327,9 +325,8 @@ export class Jit {
     const module: CompiledModule = { blocks: [], dead: false };
     plans.forEach((plan, index) => {
       const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
-      const fn = instance.exports[`b${index}`];
-      this.setSlot(key.slot, fn);
-      const block: CompiledBlock = { key, fn, module };
+      this.setSlot(key.slot, instance.exports[`b${index}`]);
+      const block: CompiledBlock = { key, module };
       key.block = block;
       module.blocks.push(block);
       this.install(block);

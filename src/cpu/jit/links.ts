@@ -1,8 +1,9 @@
+import { blockKey } from './block.js';
 import type { BlockLinker } from './translate.js';
 
 /**
  * What a translation asked the JIT about blocks outside its module, with the answers, keyed by
- * "ramOff:pcLo:pcHi" (fetch: by "pcLo:pcHi"). Plain maps, so a job can carry them to the
+ * blockKey (fetch: by "pcLo:pcHi"). Plain maps, so a job can carry them to the
  * compile worker (structured clone) and the translation there gets the answers the hart's
  * thread gave when the job was made.
  */
@@ -20,7 +21,7 @@ export class RecordingLinker implements BlockLinker {
 
   slot(ramOff: number, pcLo: number, pcHi: number): number {
     const slot = this.inner.slot(ramOff, pcLo, pcHi);
-    this.answers.slots.set(`${ramOff}:${pcLo}:${pcHi}`, slot);
+    this.answers.slots.set(blockKey(ramOff, pcLo, pcHi), slot);
     return slot;
   }
   fetchRamOffset(pcLo: number, pcHi: number): number {
@@ -30,7 +31,7 @@ export class RecordingLinker implements BlockLinker {
   }
   compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null {
     const compiled = this.inner.compiled(ramOff, pcLo, pcHi);
-    this.answers.compiled.set(`${ramOff}:${pcLo}:${pcHi}`, compiled && { slot: compiled.slot, generation: compiled.generation });
+    this.answers.compiled.set(blockKey(ramOff, pcLo, pcHi), compiled);
     return compiled;
   }
 }
@@ -43,13 +44,13 @@ export class ReplayLinker implements BlockLinker {
   constructor(private readonly answers: LinkAnswers) {}
 
   slot(ramOff: number, pcLo: number, pcHi: number): number {
-    return this.answer(this.answers.slots, `${ramOff}:${pcLo}:${pcHi}`, 'slot');
+    return this.answer(this.answers.slots, blockKey(ramOff, pcLo, pcHi), 'slot');
   }
   fetchRamOffset(pcLo: number, pcHi: number): number {
     return this.answer(this.answers.fetch, `${pcLo}:${pcHi}`, 'fetch mapping');
   }
   compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null {
-    return this.answer(this.answers.compiled, `${ramOff}:${pcLo}:${pcHi}`, 'compiled block');
+    return this.answer(this.answers.compiled, blockKey(ramOff, pcLo, pcHi), 'compiled block');
   }
 
   private answer<T>(map: Map<string, T>, key: string, what: string): T {

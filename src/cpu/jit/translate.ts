@@ -3,7 +3,7 @@ import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { branchOffset, jalOffset, Opcode } from '../opcode.js';
-import { BlockEnd, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
+import { BlockEnd, blockKey, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
 import { GENERATIONS_OFFSET, JUMP_CACHE_MASK, JumpCacheField } from './dispatcher.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
@@ -214,7 +214,7 @@ export class ModuleTranslator {
   private divScratch = -1;
   /** Level of the loop around the block's body: a branch back to its start continues it. */
   private selfLevel = 0;
-  /** Targets compiled before this module, by "ramOff:pcLo:pcHi": their import's function index, slot and its generation. */
+  /** Targets compiled before this module, by blockKey: their import's function index, slot and its generation. */
   private readonly imported = new Map<string, { fn: number; slot: number; generation: number }>();
   /**
    * The table slots whose functions the module imports as env.t<i>, in import order (the
@@ -274,7 +274,7 @@ export class ModuleTranslator {
         const compiled = this.linker.compiled(t.ramOff, lo, hi);
         if (!compiled) continue;
         const fn = this.w.importFunction(`t${this.importedSlots.length}`, blockType);
-        this.imported.set(`${t.ramOff}:${lo}:${hi}`, { fn, slot: compiled.slot, generation: compiled.generation });
+        this.imported.set(blockKey(t.ramOff, lo, hi), { fn, slot: compiled.slot, generation: compiled.generation });
         this.importedSlots.push(compiled.slot);
       }
     }
@@ -293,7 +293,7 @@ export class ModuleTranslator {
     if (ramOff < 0) return none;
     const inModule = this.blocks.findIndex((t) => t.ramOff === ramOff && t.pcLo === lo && t.pcHi === hi);
     if (inModule >= 0) return { ...none, inModule };
-    const imported = this.imported.get(`${ramOff}:${lo}:${hi}`);
+    const imported = this.imported.get(blockKey(ramOff, lo, hi));
     if (imported) return { ...none, imported: imported.fn, slot: imported.slot, generation: imported.generation };
     return { ...none, slot: this.linker.slot(ramOff, lo, hi) };
   }
