@@ -14,9 +14,14 @@
  */
 export const HART_SLOT_BYTES = 256 * 1024;
 export const MAX_HART_SLOTS = 64;
-/** A region for the JIT's block lookup table and slot generations, which compiled code reads (after the hart slots). */
+/** The most RAM a machine can have. */
+export const MAX_RAM_BYTES = 2 * 1024 ** 3;
+/**
+ * A region for the JIT's block lookup table, slot generations and RAM page versions, which
+ * compiled code reads (after the hart slots).
+ */
 export const JIT_REGION_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;
-export const JIT_REGION_BYTES = 2 * 1024 * 1024;
+export const JIT_REGION_BYTES = 4 * 1024 * 1024;
 /** Byte offset of guest RAM inside the wasm memory. */
 export const RAM_OFFSET = JIT_REGION_OFFSET + JIT_REGION_BYTES;
 const WASM_PAGE = 64 * 1024;
@@ -39,7 +44,7 @@ export class GuestMemory {
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) {
       throw new RangeError(`guest memory size must be a positive multiple of 4096, got ${size}`);
     }
-    if (size > 2 * 1024 ** 3) throw new RangeError(`guest memory is at most 2 GiB, got ${size} bytes`);
+    if (size > MAX_RAM_BYTES) throw new RangeError(`guest memory is at most 2 GiB, got ${size} bytes`);
     const pages = Math.ceil((RAM_OFFSET + size) / WASM_PAGE);
     this.wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     const buffer: unknown = this.wasmMemory.buffer; // typed as ArrayBuffer, shared at run time

@@ -92,7 +92,33 @@ smc_after:
   call smc_far_loop
   CHECK_EQ(a0, 150)
 
+  // 6: a caller and a callee on another page that get hot together (so the JIT compiles them
+  //    into one module, where the call is direct). Patching the callee's page drops the blocks
+  //    there but not the caller's, whose direct call must then see that and reach the new code.
+  li TESTNUM, 6
+  li a0, 0
+  li a1, 300
+  call smc_near_loop
+  CHECK_EQ(a0, 300)
+  la t0, smc_far2
+  li t1, 0x00350513          // addi a0, a0, 3
+  sw t1, 0(t0)
+  fence.i
+  li a0, 0
+  li a1, 300
+  call smc_near_loop
+  CHECK_EQ(a0, 900)
+
   TEST_PASS
+
+  // a1 times: jal smc_far2 (a constant target the JIT can call directly)
+smc_near_loop:
+  mv t6, ra
+8:
+  jal smc_far2
+  addi a1, a1, -1
+  bnez a1, 8b
+  jr t6
 
   // a1 times: call smc_far
 smc_far_loop:
@@ -114,6 +140,10 @@ smc_patch:
   // On a page of its own, so that patching it leaves its callers' translations in place.
   .balign 4096
 smc_far:
+  addi a0, a0, 1
+  ret
+  .balign 4096
+smc_far2:
   addi a0, a0, 1
   ret
   .balign 4096

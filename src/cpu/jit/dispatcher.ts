@@ -1,4 +1,4 @@
-import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET } from '../../machine/memory.js';
+import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET, MAX_RAM_BYTES } from '../../machine/memory.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { BLOCK_PARAMS } from './translate.js';
@@ -21,6 +21,13 @@ export const MAX_SLOTS = 1 << 18;
  */
 export const GENERATIONS_OFFSET = JIT_REGION_OFFSET + LOOKUP_ENTRIES * 16;
 /**
+ * Byte offset in the wasm memory of the RAM page versions, one uint32 per 4 KiB page of RAM
+ * after the slot generations: a page's version changes whenever its translations are dropped,
+ * so code that calls a block of its own module on another page directly can check that the
+ * block is still there (a page's blocks go without the rest of their module).
+ */
+export const PAGE_VERSIONS_OFFSET = GENERATIONS_OFFSET + MAX_SLOTS * 4;
+/**
  * Entries of each hart's jump cache (at HartState.JumpCache in its slot), direct-mapped by the
  * target pc: where computed jumps (JALR) to that pc went. A hit (same pc, same fetch epoch of
  * the hart) skips chain's TLB and lookup-table probes; the target's slot always holds its
@@ -39,7 +46,7 @@ export const enum JumpCacheField {
   Slot = 12,
 }
 if (HartState.JumpCache + (16 << JUMP_CACHE_BITS) > HART_SLOT_BYTES) throw new Error('the jump cache does not fit in a hart slot');
-if (GENERATIONS_OFFSET + MAX_SLOTS * 4 > JIT_REGION_OFFSET + JIT_REGION_BYTES) throw new Error('the slot generations do not fit in the JIT region');
+if (PAGE_VERSIONS_OFFSET + (MAX_RAM_BYTES >>> 12) * 4 > JIT_REGION_OFFSET + JIT_REGION_BYTES) throw new Error('the slot generations and page versions do not fit in the JIT region');
 /** Fields of a lookup entry (int32 index within it). */
 export const enum LookupField {
   /** RAM offset of the block's first instruction, -1 for an empty entry. */

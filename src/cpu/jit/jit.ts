@@ -1,6 +1,6 @@
 import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
 import { blockKey, MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
-import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS } from './dispatcher.js';
+import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS, PAGE_VERSIONS_OFFSET } from './dispatcher.js';
 import { CompileLine, type CompileResult } from './background.js';
 import { RecordingLinker } from './links.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
@@ -49,16 +49,20 @@ interface BlockKey {
   block: CompiledBlock | null;
 }
 
-/** A translated block: its key (whose table slot, holding its function, is its lookup Target) and its module. */
+/**
+ * A translated block: its key (whose table slot, holding its function, is its lookup Target)
+ * and its module. It is live while its key names it.
+ */
 interface CompiledBlock {
   readonly key: BlockKey;
   readonly module: CompiledModule;
 }
 
+/** A module's blocks; those on a page go when the page is written, the others stay. */
 interface CompiledModule {
   readonly blocks: CompiledBlock[];
-  /** Invalidated: its blocks are gone from every table. */
-  dead: boolean;
+  /** Blocks not dropped yet. */
+  live: number;
 }
 
 interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
@@ -89,9 +93,9 @@ const MAX_PAGE_INVALIDATIONS = 32;
  * compiled.
  *
  * Coherence: a page holding translated code is marked in `codePages`, and no write TLB entry
- * maps it, so every CPU store to it takes the slow path, which invalidates the page's modules
- * before the next instruction is fetched; device writes (DMA) invalidate through
- * GuestMemory.onDeviceWrite. So FENCE.I has nothing left to do.
+ * maps it, so every CPU store to it takes the slow path, which drops the blocks on the page
+ * before the next instruction is fetched (the rest of their modules stays); device writes (DMA)
+ * drop them through GuestMemory.onDeviceWrite. So FENCE.I has nothing left to do.
  */
 export class Jit {
   /** Nonzero for RAM pages that hold translated code. */
@@ -100,10 +104,13 @@ export class Jit {
   current: JitHart | null = null;
   /**
    * compileMs: time the harts' thread spent compiling (with the compile worker, only linking
-   * and instantiating); discardedModules: modules from the worker thrown away because their
+   * and instantiating); invalidatedBlocks, invalidatedModules: blocks dropped because their
+   * code may have changed, and modules left with none; discardedModules: modules from the worker thrown away because their
    * code changed meanwhile; workerErrors: batches the worker failed, compiled here instead.
    */
-  readonly stats = { blocks: 0, modules: 0, compileMs: 0, invalidatedModules: 0, discardedModules: 0, workerErrors: 0 };
+  readonly stats = {
+    blocks: 0, modules: 0, compileMs: 0, invalidatedBlocks: 0, invalidatedModules: 0, discardedModules: 0, workerErrors: 0,
+  };
   /**
    * Runs compiled code from a lookup() target until it leaves compiled code; see
    * buildDispatcher. Returns (retired << 2) | RunExit flags.
@@ -144,7 +151,10 @@ export class Jit {
   private readonly inFlightBlocks = new Set<string>();
   /** Per RAM page, the in-flight jobs with blocks on it (their pages stay in codePages). */
   private readonly inFlightPages: Uint16Array;
-  /** Per RAM page, bumped whenever its translations are dropped (its code may have changed). */
+  /**
+   * Per RAM page, bumped whenever its translations are dropped (its code may have changed); in
+   * the wasm memory, where compiled code checks it (see PAGE_VERSIONS_OFFSET).
+   */
   private readonly pageVersions: Uint32Array;
   private resets = 0;
   private nextJobId = 1;
@@ -157,7 +167,7 @@ export class Jit {
     this.codePages = new Uint8Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
     this.inFlightPages = new Uint16Array(memory.size >>> 12);
-    this.pageVersions = new Uint32Array(memory.size >>> 12);
+    this.pageVersions = new Uint32Array(memory.buffer, PAGE_VERSIONS_OFFSET, memory.size >>> 12);
     this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
     for (let i = 0; i < LOOKUP_ENTRIES; i++) this.lookupTable[4 * i + LookupField.RamOff] = -1;
     this.generations = new Int32Array(memory.buffer, GENERATIONS_OFFSET, MAX_SLOTS);
@@ -180,6 +190,7 @@ export class Jit {
         const block = this.findKey(ramOff, pcLo, pcHi)?.block;
         return block ? { slot: block.key.slot, generation: this.generations[block.key.slot] } : null;
       },
+      pageVersion: (page) => this.pageVersions[page],
     };
     memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
     if ((options.background ?? true) && this.threshold > 0) {
@@ -322,7 +333,7 @@ export class Jit {
     const env = { ...this.env };
     importedSlots.forEach((slot, i) => { env[`t${i}`] = this.table.get(slot) as WebAssembly.ExportValue; });
     const instance = new WebAssembly.Instance(compiled, { env });
-    const module: CompiledModule = { blocks: [], dead: false };
+    const module: CompiledModule = { blocks: [], live: plans.length };
     plans.forEach((plan, index) => {
       const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
       this.setSlot(key.slot, instance.exports[`b${index}`]);
@@ -376,7 +387,7 @@ export class Jit {
    */
   private reset(): void {
     this.resets++; // modules on the compile worker name slots of the old numbering
-    for (const set of [...this.pageModules.values()]) for (const m of [...set]) this.invalidate(m);
+    for (const page of [...this.pageModules.keys()]) this.dropBlocks(page);
     this.keys = new Map();
     this.keyCount = 0;
     // Jump caches name slots, which are about to mean other blocks: a new fetch epoch empties them.
@@ -411,35 +422,36 @@ export class Jit {
   }
 
   private dropPage(page: number): void {
-    const set = this.pageModules.get(page);
-    if (set) for (const m of [...set]) this.invalidate(m);
+    this.dropBlocks(page);
     this.codePages[page] = 0;
     this.pageVersions[page]++;
   }
 
-  private invalidate(module: CompiledModule): void {
-    if (module.dead) return;
-    module.dead = true;
-    for (const b of module.blocks) {
-      const { key } = b;
-      const i = (key.ramOff >>> 1) & LOOKUP_MASK;
-      if (this.entryBlocks[i] === b) {
-        this.lookupTable[(i << 2) + LookupField.RamOff] = -1;
-        this.entryBlocks[i] = null;
-        this.counters[i] = 0;
-      }
-      if (key.block === b) {
+  /**
+   * Drops the blocks on RAM page `page` from every table; the other blocks of their modules
+   * stay (where those call them directly, they check the page's version first).
+   */
+  private dropBlocks(page: number): void {
+    const set = this.pageModules.get(page);
+    if (!set) return;
+    this.pageModules.delete(page);
+    // (A page with blocks on the compile worker stays watched: a store must bump its version.)
+    if (this.inFlightPages[page] === 0) this.codePages[page] = 0;
+    for (const module of set) {
+      for (const b of module.blocks) {
+        const { key } = b;
+        if (key.block !== b || (key.ramOff >>> 12) !== page) continue;
+        const i = (key.ramOff >>> 1) & LOOKUP_MASK;
+        if (this.entryBlocks[i] === b) {
+          this.lookupTable[(i << 2) + LookupField.RamOff] = -1;
+          this.entryBlocks[i] = null;
+          this.counters[i] = 0;
+        }
         key.block = null;
         this.setSlot(key.slot, this.chain);
-      }
-      const page = key.ramOff >>> 12;
-      const set = this.pageModules.get(page);
-      if (set) {
-        set.delete(module);
-        // (A page with blocks on the compile worker stays watched: a store must bump its version.)
-        if (set.size === 0) { this.pageModules.delete(page); if (this.inFlightPages[page] === 0) this.codePages[page] = 0; }
+        this.stats.invalidatedBlocks++;
+        if (--module.live === 0) this.stats.invalidatedModules++;
       }
     }
-    this.stats.invalidatedModules++;
   }
 }

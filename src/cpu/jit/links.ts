@@ -11,11 +11,12 @@ export interface LinkAnswers {
   readonly fetch: Map<string, number>;
   readonly slots: Map<string, number>;
   readonly compiled: Map<string, { slot: number; generation: number } | null>;
+  readonly pageVersions: Map<number, number>;
 }
 
 /** A linker that asks `inner` and writes down every answer. */
 export class RecordingLinker implements BlockLinker {
-  readonly answers: LinkAnswers = { fetch: new Map(), slots: new Map(), compiled: new Map() };
+  readonly answers: LinkAnswers = { fetch: new Map(), slots: new Map(), compiled: new Map(), pageVersions: new Map() };
 
   constructor(private readonly inner: BlockLinker) {}
 
@@ -33,6 +34,11 @@ export class RecordingLinker implements BlockLinker {
     const compiled = this.inner.compiled(ramOff, pcLo, pcHi);
     this.answers.compiled.set(blockKey(ramOff, pcLo, pcHi), compiled);
     return compiled;
+  }
+  pageVersion(page: number): number {
+    const version = this.inner.pageVersion(page);
+    this.answers.pageVersions.set(page, version);
+    return version;
   }
 }
 
@@ -52,8 +58,11 @@ export class ReplayLinker implements BlockLinker {
   compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null {
     return this.answer(this.answers.compiled, blockKey(ramOff, pcLo, pcHi), 'compiled block');
   }
+  pageVersion(page: number): number {
+    return this.answer(this.answers.pageVersions, page, 'version of RAM page');
+  }
 
-  private answer<T>(map: Map<string, T>, key: string, what: string): T {
+  private answer<K, T>(map: Map<K, T>, key: K, what: string): T {
     if (!map.has(key)) throw new Error(`the translation asked for the ${what} of ${key}, which linking did not record`);
     return map.get(key) as T;
   }

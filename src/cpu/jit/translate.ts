@@ -4,7 +4,7 @@ import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { branchOffset, jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, blockKey, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
-import { GENERATIONS_OFFSET, JUMP_CACHE_MASK, JumpCacheField } from './dispatcher.js';
+import { GENERATIONS_OFFSET, JUMP_CACHE_MASK, JumpCacheField, PAGE_VERSIONS_OFFSET } from './dispatcher.js';
 import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
@@ -17,9 +17,10 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * (which V8 optimizes well). A constant target (a branch or JAL) on the same virtual page is
  * the block at the same physical page; on another page, the one at the RAM offset the fetch
  * TLB mapped it to when translating, checked again before jumping. Such a target in the same
- * module is called directly, a branch back to the block's own start is a loop, and a target
- * compiled before this module is imported and called directly, as long as its slot's
- * generation shows that the slot still holds it (it was not invalidated since). Any other goes
+ * module is called directly (on another page, as long as that page's version shows its blocks
+ * were not dropped: see PAGE_VERSIONS_OFFSET), a branch back to the block's own start is a
+ * loop, and a target compiled before this module is imported and called directly, as long as
+ * its slot's generation shows that the slot still holds it (it was not invalidated since). Any other goes
  * through the target's table slot (BlockLinker), which holds the target's function once it is
  * compiled (the dispatcher's `jump` calls it: only the dispatcher imports the table, as V8
  * makes every table.set update each instance that imports the table). A computed target
@@ -64,6 +65,8 @@ export interface BlockLinker {
   fetchRamOffset(pcLo: number, pcHi: number): number;
   /** The slot of the compiled block at (ramOff, pc) and the slot's generation now, or null when it is not compiled. */
   compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null;
+  /** The version of RAM page `page` now (see PAGE_VERSIONS_OFFSET). */
+  pageVersion(page: number): number;
 }
 
 /** Where a jump to a constant pc goes. */
@@ -75,8 +78,15 @@ interface ExitTarget {
   inModule: number;
   /** Function index of the target's import, or -1 (not compiled before this module). */
   imported: number;
+  /** The target's table slot, or -1 for a target in this module on the caller's page (always called directly). */
   slot: number;
-  generation: number;
+  /**
+   * For a direct call that may go stale (an import, or a block of this module on another page):
+   * the int32 in the wasm memory at `guardAddress` must still be `guardValue` (a slot's
+   * generation, a page's version); otherwise the call goes through the slot.
+   */
+  guardAddress: number;
+  guardValue: number;
 }
 
 // Function indexes: imports first (the fixed ones, then the directly called targets), then the
@@ -289,12 +299,21 @@ export class ModuleTranslator {
     const b = this.block;
     const samePage = hi === b.pcHi && (lo >>> 12) === (b.pcLo >>> 12);
     const ramOff = samePage ? (b.ramOff & ~0xfff) + (lo & 0xfff) : this.linker.fetchRamOffset(lo, hi);
-    const none: ExitTarget = { ramOff, samePage, inModule: -1, imported: -1, slot: -1, generation: 0 };
+    const none: ExitTarget = { ramOff, samePage, inModule: -1, imported: -1, slot: -1, guardAddress: 0, guardValue: 0 };
     if (ramOff < 0) return none;
     const inModule = this.blocks.findIndex((t) => t.ramOff === ramOff && t.pcLo === lo && t.pcHi === hi);
-    if (inModule >= 0) return { ...none, inModule };
+    if (inModule >= 0) {
+      // A store to the caller's page drops the caller too; one to another page drops only the blocks there.
+      const page = ramOff >>> 12;
+      if (page === b.ramOff >>> 12) return { ...none, inModule };
+      return { ...none, inModule, slot: this.linker.slot(ramOff, lo, hi),
+        guardAddress: PAGE_VERSIONS_OFFSET + 4 * page, guardValue: this.linker.pageVersion(page) };
+    }
     const imported = this.imported.get(blockKey(ramOff, lo, hi));
-    if (imported) return { ...none, imported: imported.fn, slot: imported.slot, generation: imported.generation };
+    if (imported) {
+      return { ...none, imported: imported.fn, slot: imported.slot,
+        guardAddress: GENERATIONS_OFFSET + 4 * imported.slot, guardValue: imported.generation };
+    }
     return { ...none, slot: this.linker.slot(ramOff, lo, hi) };
   }
 
@@ -441,7 +460,7 @@ export class ModuleTranslator {
       f.br(this.selfLevel);
       return;
     }
-    const { ramOff, samePage, inModule, imported, slot, generation } = this.exitTarget(lo, hi);
+    const { ramOff, samePage, inModule, imported, slot, guardAddress, guardValue } = this.exitTarget(lo, hi);
     if (ramOff < 0) { this.chainTo(lo, hi, retired); return; }
     if (!samePage) { // check the mapping
       // A fetch TLB hit for the target's page, mapping it to the same RAM page.
@@ -456,16 +475,16 @@ export class ModuleTranslator {
       this.chainTo(lo, hi, retired);
       f.close();
     }
-    if (inModule >= 0) {
-      this.countAndCheckBudget(lo, hi, retired, false);
-      this.tailCall(this.firstBlock + inModule);
+    this.countAndCheckBudget(lo, hi, retired, false);
+    const direct = inModule >= 0 ? this.firstBlock + inModule : imported;
+    if (direct >= 0 && slot < 0) { // in this module, on the same page
+      this.tailCall(direct);
       return;
     }
-    this.countAndCheckBudget(lo, hi, retired, false);
-    if (imported >= 0) { // directly, while the slot still holds the function imported
+    if (direct >= 0) { // directly, while the guard shows the target is still there
       const stale = f.open(Op.Block);
-      f.i32(0); f.mem(Op.I32Load, 2, GENERATIONS_OFFSET + 4 * slot); f.i32(generation); f.op(Op.I32Ne); f.brIf(stale);
-      this.tailCall(imported);
+      f.i32(0); f.mem(Op.I32Load, 2, guardAddress); f.i32(guardValue); f.op(Op.I32Ne); f.brIf(stale);
+      this.tailCall(direct);
       f.close();
     }
     // Through the target's slot; the pc is stored for chain (in case the target is not compiled).
