@@ -105,8 +105,9 @@ export class Jit {
   /**
    * compileMs: time the harts' thread spent compiling (with the compile worker, only linking
    * and instantiating); invalidatedBlocks, invalidatedModules: blocks dropped because their
-   * code may have changed, and modules left with none; discardedModules: modules from the worker thrown away because their
-   * code changed meanwhile; workerErrors: batches the worker failed, compiled here instead.
+   * code may have changed, and modules left with none; discardedModules: modules from the
+   * worker thrown away because their code changed meanwhile; workerErrors: batches the worker
+   * failed, compiled here instead.
    */
   readonly stats = {
     blocks: 0, modules: 0, compileMs: 0, invalidatedBlocks: 0, invalidatedModules: 0, discardedModules: 0, workerErrors: 0,
