@@ -31,5 +31,5 @@ export const enum HartState {
   /** First TLB; each takes TLB_BYTES (see mmu.ts). */
   Tlbs = 1024,
   /** After the nine TLBs: the JIT's jump cache for this hart (see JUMP_CACHE_ENTRIES in jit/dispatcher.ts). */
-  JumpCache = 1024 + 9 * 24576,
+  JumpCache = 1024 + 9 * 98304,
 }

@@ -7,7 +7,9 @@ export const enum Access { Read = 0, Write = 1, Execute = 2 }
 /** satp.MODE values this hart implements. */
 export const enum SatpMode { Bare = 0, Sv39 = 8, Sv48 = 9 }
 
-const TLB_BITS = 10;
+// 4,096 entries: with 1,024, pages evicted each other often enough that a boot walked the page
+// tables 18% more often (docs/PERFORMANCE.md).
+const TLB_BITS = 12;
 export const TLB_SIZE = 1 << TLB_BITS;
 export const TLB_MASK = TLB_SIZE - 1;
 
@@ -56,6 +58,11 @@ export class Tlb {
   private readonly superpages = new Set<number>();
   private superMin = Infinity;
   private superMax = -Infinity;
+  /**
+   * False while nothing was filled since the last flush, so flush and forget skip their scans
+   * (the TLBs of the modes that are not running stay empty).
+   */
+  private used = true;
 
   /** `byteOffset` is where the TLB lives in `buffer`; it must be 8-byte aligned. */
   constructor(buffer: ArrayBufferLike, readonly byteOffset: number) {
@@ -66,6 +73,7 @@ export class Tlb {
 
   fill(lo: number, hi: number, pageAddr: number, ramOffset: number): void {
     const i = (lo >>> 12) & TLB_MASK, e = i << 2;
+    this.used = true;
     this.entries[e] = lo & ~0xfff;
     this.entries[e + 1] = hi;
     this.entries[e + 2] = ramOffset;
@@ -79,6 +87,7 @@ export class Tlb {
   /** Caches a page outside the fast path (see otherTagLo). */
   fillOther(lo: number, hi: number, pageAddr: number): void {
     const i = (lo >>> 12) & TLB_MASK;
+    this.used = true;
     this.otherTagLo[i] = lo >>> 12;
     this.otherTagHi[i] = hi;
     this.otherPage[i] = pageAddr;
@@ -96,6 +105,8 @@ export class Tlb {
     if (first + span - 1 > this.superMax) this.superMax = first + span - 1;
   }
   flush(): void {
+    if (!this.used) return;
+    this.used = false;
     for (let e = 0; e < TLB_SIZE * 4; e += 4) this.entries[e] = -1;
     this.otherTagLo.fill(-1);
     this.superpages.clear();
@@ -127,6 +138,7 @@ export class Tlb {
   }
   /** Makes every entry that maps RAM page `ramOffset` miss. */
   forget(ramOffset: number): void {
+    if (!this.used) return;
     const t = this.entries;
     for (let e = 0; e < TLB_SIZE * 4; e += 4) if (t[e + 2] === ramOffset) t[e] = -1;
   }

@@ -12,7 +12,7 @@
  * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
  * own range check.
  */
-export const HART_SLOT_BYTES = 256 * 1024;
+export const HART_SLOT_BYTES = 1024 * 1024;
 export const MAX_HART_SLOTS = 64;
 /** The most RAM a machine can have. */
 export const MAX_RAM_BYTES = 2 * 1024 ** 3;
