@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,4 +13,15 @@ export function findIsaDir(): string {
     dir = dirname(dir);
   }
   throw new Error('test/isa/link.ld not found');
+}
+
+/** Assembles and links test/isa/<name>.S into <outDir>/<name>.elf with Debian's cross gcc; returns its path. */
+export function buildIsaProgram(name: string, outDir: string): string {
+  const isa = findIsaDir();
+  const out = join(outDir, `${name}.elf`);
+  const cc = spawnSync('riscv64-linux-gnu-gcc', ['-march=rv64gc', '-mabi=lp64d', '-nostdlib', '-nostartfiles', '-static',
+    '-Wl,--build-id=none', '-T', join(isa, 'link.ld'), '-I', isa, '-o', out, join(isa, `${name}.S`)], { encoding: 'utf8' });
+  if (cc.error) assert.fail(`riscv64-linux-gnu-gcc could not be run (${cc.error.message}): run \`bash test/setup.sh\``);
+  assert.equal(cc.status, 0, cc.stderr);
+  return out;
 }

@@ -10,7 +10,6 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,7 @@ import type { Hart } from '../src/cpu/hart.js';
 import type { JitOptions } from '../src/cpu/jit/jit.js';
 import { expandCompressed } from '../src/cpu/compressed.js';
 import { Opcode } from '../src/cpu/opcode.js';
-import { findIsaDir } from './isa-programs.js';
+import { buildIsaProgram } from './isa-programs.js';
 
 const MEMORY_BYTES = 16 << 20;
 const CODE = 0x80000000, DATA = 0x80100000, DATA_BYTES = 8192;
@@ -316,13 +315,7 @@ const LOCKSTEP_PROGRAMS = ['rv64i', 'rv64m', 'rvc', 'rv64a', 'mmu', 'traps', 'fp
 
 for (const name of LOCKSTEP_PROGRAMS) {
   test(`jit-diff: isa program ${name}`, async () => {
-    const isa = findIsaDir();
-    const out = join(tmp, `${name}.elf`);
-    const cc = spawnSync('riscv64-linux-gnu-gcc', ['-march=rv64gc', '-mabi=lp64d', '-nostdlib', '-nostartfiles', '-static',
-      '-Wl,--build-id=none', '-T', join(isa, 'link.ld'), '-I', isa, '-o', out, join(isa, `${name}.S`)], { encoding: 'utf8' });
-    if (cc.error) assert.fail(`riscv64-linux-gnu-gcc could not be run (${cc.error.message}): run \`bash test/setup.sh\``);
-    assert.equal(cc.status, 0, cc.stderr);
-    const image = readFileSync(out);
+    const image = readFileSync(buildIsaProgram(name, tmp));
     await lockstep(image, name, 1, { threshold: 0, batch: 1 }); // every block compiled before it first runs
     await lockstep(image, name, 64, { threshold: 1, batch: 8, patience: 64 });
   });
