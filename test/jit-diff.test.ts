@@ -311,7 +311,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'vessel-jit-diff-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Programs that depend on the host clock (timer interrupts, `time`) or run several harts cannot run in lockstep. */
-const LOCKSTEP_PROGRAMS = ['rv64i', 'rv64m', 'rvc', 'rv64a', 'mmu', 'traps', 'fp', 'smc'];
+const LOCKSTEP_PROGRAMS = ['rv64i', 'rv64m', 'rvc', 'rv64a', 'mmu', 'traps', 'fp', 'smc', 'writeback'];
 
 for (const name of LOCKSTEP_PROGRAMS) {
   test(`jit-diff: isa program ${name}`, async () => {

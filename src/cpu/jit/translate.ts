@@ -31,8 +31,10 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * the pc in the state slot.
  *
  * Guest registers are cached in i64 locals, each loaded before the first instruction that reads
- * it (at entry in a block that loops); every write also goes to the state slot at once, so the
- * slot is always current when a helper traps or the block leaves.
+ * it (at entry in a block that loops). A write goes to the local only; the registers written so
+ * far on the path (`dirty`) are stored to the state slot before anything that reads the slot:
+ * leaving the block (a return, a tail call to another block or the dispatcher) and a helper
+ * call. So a loop keeps its registers in locals between iterations.
  * Loads and stores look up the data TLB inline (the same arrays the interpreter fills); on a
  * miss, a page-crossing access, MMIO or a fault the block leaves compiled code before the
  * access (RunExit.Interpret, with that instruction's pc), and the interpreter runs it: it fills
@@ -149,6 +151,13 @@ function definesRd({ insn, kind }: BlockInsn): boolean {
   return major !== Opcode.Store && major !== Opcode.Branch && major !== Opcode.MiscMem;
 }
 
+/** Whether compiled code writes x[rd] of `ins` to its local (a helper's rd is reloaded instead, clean). */
+function writesRd({ insn, kind }: BlockInsn): boolean {
+  const major = (insn >>> 2) & 31;
+  if (kind === InsnKind.Helper) return hasFastPath(insn) && major === Opcode.Amo;
+  return major !== Opcode.Store && major !== Opcode.Branch && major !== Opcode.MiscMem;
+}
+
 /** The registers block `b` uses (each gets a local). */
 function registersUsed(b: BlockPlan): number[] {
   const used = new Set<number>();
@@ -224,6 +233,12 @@ export class ModuleTranslator {
   private divScratch = -1;
   /** Level of the loop around the block's body: a branch back to its start continues it. */
   private selfLevel = 0;
+  /**
+   * Per register, nonzero when its local may be newer than the state slot on the path being
+   * emitted: it must be stored before the block leaves or calls a helper (writeBack). Only a
+   * register whose local holds its value is ever dirty.
+   */
+  private readonly dirty = new Uint8Array(32);
   /** Targets compiled before this module, by blockKey: their import's function index, slot and its generation. */
   private readonly imported = new Map<string, { fn: number; slot: number; generation: number }>();
   /**
@@ -350,11 +365,12 @@ export class ModuleTranslator {
   private emitBlock(): void {
     const b = this.block, f = this.f;
     const major = (insn: number): number => (insn >>> 2) & 31;
-    // The state slot is always current (writes go through), so a register's local is loaded
-    // from it before the first instruction that reads it, and a TLB pointer before the first
-    // access that needs it: a block that leaves early (most leave by a branch after a few
-    // instructions) loads only what that path uses. A block that loops to its start loads
-    // everything once, before the loop.
+    // A register's local is loaded from the state slot before the first instruction that reads
+    // it, and a TLB pointer before the first access that needs it: a block that leaves early
+    // (most leave by a branch after a few instructions) loads only what that path uses. A block
+    // that loops to its start loads everything once, before the loop, the registers it only
+    // writes too: from the second time round they are dirty from the first, so they count as
+    // dirty from the start.
     const internal = internalBranches(b);
     const loops = constantExits(b, internal).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
     // loaded[r]: the local of x[r] holds its value; [READ_TLB], [WRITE_TLB]: those pointers.
@@ -375,10 +391,20 @@ export class ModuleTranslator {
         loaded[r] = 1;
       }
     };
-    if (loops) for (const ins of b.insns) prepare(ins);
+    this.dirty.fill(0);
+    if (loops) {
+      for (const ins of b.insns) prepare(ins);
+      for (const ins of b.insns) {
+        const rd = (ins.insn >>> 7) & 31;
+        if (rd === 0 || !writesRd(ins)) continue;
+        if (!loaded[rd]) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * rd); f.set(this.regLocals[rd]); loaded[rd] = 1; }
+        this.dirty[rd] = 1;
+      }
+    }
     this.selfLevel = f.open(loops ? Op.Loop : Op.Block);
-    // Skips ahead (internalBranches): the wasm block each target closes, and what is loaded on
-    // every path that reaches the target (a path that skipped loads nothing of what it skipped).
+    // Skips ahead (internalBranches): the wasm block each target closes, what is loaded on
+    // every path that reaches the target (a path that skipped loads nothing of what it skipped)
+    // and what is dirty on any of the skipping paths.
     /** By instruction index: the targets of the skips whose first branch it is, furthest first. */
     const opens = new Map<number, number[]>();
     for (const j of new Set(internal)) {
@@ -386,24 +412,38 @@ export class ModuleTranslator {
       const first = internal.indexOf(j);
       opens.set(first, [...(opens.get(first) ?? []), j].sort((x, y) => y - x));
     }
-    const skips = new Map<number, { level: number; loaded: Uint8Array | null }>();
+    const skips = new Map<number, { level: number; loaded: Uint8Array | null; dirty: Uint8Array }>();
     let k = 0;
     for (const ins of b.insns) {
       const [pcLo, pcHi] = add64(b.pcLo, b.pcHi, ins.offset, ins.offset >> 31);
       const m = major(ins.insn);
       const joined = skips.get(k);
       if (joined) {
+        // A register dirty here whose local a skipping path did not load must reach the slot
+        // on this path: after the join its local may not hold its value.
+        for (let r = 1; r < 32; r++) {
+          if (this.dirty[r] && !joined.loaded![r]) {
+            this.storeReg(r);
+            this.dirty[r] = 0;
+          }
+        }
         f.close();
         for (let r = 0; r < loaded.length; r++) loaded[r] &= joined.loaded![r];
+        for (let r = 0; r < 32; r++) this.dirty[r] |= joined.dirty[r];
         skips.delete(k);
       }
-      for (const j of opens.get(k) ?? []) skips.set(j, { level: f.open(Op.Block), loaded: null });
+      for (const j of opens.get(k) ?? []) skips.set(j, { level: f.open(Op.Block), loaded: null, dirty: new Uint8Array(32) });
       prepare(ins);
       if (internal[k] >= 0) {
         const skip = skips.get(internal[k])!;
-        this.emitSkip(ins.insn, k, internal[k], skip.level);
+        // A later skip to the same target stores what is dirty here but not loaded on an
+        // earlier one (whose paths then meet this one's with that local not holding its value).
+        const flush: number[] = [];
+        if (skip.loaded) for (let r = 1; r < 32; r++) if (this.dirty[r] && !skip.loaded[r]) flush.push(r);
+        this.emitSkip(ins.insn, k, internal[k], skip.level, flush);
         if (skip.loaded) for (let r = 0; r < loaded.length; r++) skip.loaded[r] &= loaded[r];
         else skip.loaded = loaded.slice();
+        for (let r = 0; r < 32; r++) if (!flush.includes(r)) skip.dirty[r] |= this.dirty[r];
       } else if (m === Opcode.LoadFp || m === Opcode.StoreFp) {
         if (hasFastPath(ins.insn)) this.emitFpMemory(ins.insn, ins.length, pcLo, pcHi, k);
         else this.emitHelper(ins.insn, ins.length, pcLo, pcHi, k);
@@ -431,6 +471,7 @@ export class ModuleTranslator {
 
   private returnRetired(retired: number, flags: number): void {
     const f = this.f;
+    this.writeBack();
     f.get(L_N);
     if (retired !== 0) { f.i32(retired); f.op(Op.I32Add); }
     f.i32(2); f.op(Op.I32Shl);
@@ -460,6 +501,12 @@ export class ModuleTranslator {
       f.br(this.selfLevel);
       return;
     }
+    this.leaving(() => this.leaveToBlock(lo, hi, retired));
+  }
+
+  /** leaveTo another block, the registers written back already. */
+  private leaveToBlock(lo: number, hi: number, retired: number): void {
+    const f = this.f;
     const { ramOff, samePage, inModule, imported, slot, guardAddress, guardValue } = this.exitTarget(lo, hi);
     if (ramOff < 0) { this.chainTo(lo, hi, retired); return; }
     if (!samePage) { // check the mapping
@@ -499,7 +546,7 @@ export class ModuleTranslator {
     this.tailCall(IMPORT_CHAIN);
   }
 
-  /** return_call fn(base, n, budget). */
+  /** return_call fn(base, n, budget), the registers written back already. */
   private tailCall(fn: number): void {
     const f = this.f;
     f.get(L_BASE); f.get(L_N); f.get(L_BUDGET);
@@ -511,16 +558,58 @@ export class ModuleTranslator {
   private reg(r: number): void {
     if (r === 0) this.f.i64(0, 0); else this.f.get(this.regLocals[r]);
   }
-  /** Writes the value `value` pushes to x[rd] (local and state slot); for x0 only evaluates it. */
+  /** Writes the value `value` pushes to x[rd] (its local; the state slot at the next writeBack); for x0 only evaluates it. */
   private setReg(rd: number, value: () => void): void {
     const f = this.f;
-    if (rd === 0) { value(); f.op(Op.Drop); return; }
-    f.get(L_BASE); value(); f.tee(this.regLocals[rd]); f.mem(Op.I64Store, 3, HartState.Regs + 8 * rd);
+    value();
+    if (rd === 0) { f.op(Op.Drop); return; }
+    f.set(this.regLocals[rd]);
+    this.dirty[rd] = 1;
   }
 
-  /** Records the pc and retired count of instruction k before a helper that may trap. */
+  /** Stores the dirty registers to the state slot (they stay marked: the caller knows whether the path goes on). */
+  private writeBack(): void {
+    for (let r = 1; r < 32; r++) if (this.dirty[r]) this.storeReg(r);
+  }
+
+  /** Stores the local of x[r] to the state slot. */
+  private storeReg(r: number): void {
+    const f = this.f;
+    f.get(L_BASE); f.get(this.regLocals[r]); f.mem(Op.I64Store, 3, HartState.Regs + 8 * r);
+  }
+
+  /**
+   * Emits `exit`, code on which the path ends, after storing the dirty registers; the registers
+   * stay dirty for the code after it (another path).
+   */
+  private leaving(exit: () => void): void {
+    this.writeBack();
+    const dirty = this.dirty.slice();
+    this.dirty.fill(0);
+    exit();
+    this.dirty.set(dirty);
+  }
+
+  /**
+   * The slow path of a memory access, emitted after its fast path: leaves the block before the
+   * access (the interpreter runs it), writing back the registers dirty before the fast path
+   * (`dirtyBefore`), not the rd the fast path wrote.
+   */
+  private slowExit(dirtyBefore: Uint8Array, pcLo: number, pcHi: number, k: number): void {
+    const after = this.dirty.slice();
+    this.dirty.set(dirtyBefore);
+    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
+    this.dirty.set(after);
+  }
+
+  /**
+   * Records the pc and retired count of instruction k, and the registers, before a helper that
+   * may trap (it runs on the state slot).
+   */
   private syncForHelper(pcLo: number, pcHi: number, k: number): void {
     const f = this.f;
+    this.writeBack();
+    this.dirty.fill(0);
     f.get(L_BASE); f.i64(pcLo, pcHi); f.mem(Op.I64Store, 3, HartState.Pc);
     f.get(L_BASE); f.get(L_N);
     if (k !== 0) { f.i32(k); f.op(Op.I32Add); }
@@ -537,8 +626,8 @@ export class ModuleTranslator {
     f.open(Op.If);
     this.returnRetired(k + 1, RunExit.Stop); // the helper wrote the pc
     f.close();
-    // The state slot is current (writes go through), so reloading rd is right whatever the
-    // instruction wrote (an integer rd, or a floating-point register and x[rd] unchanged).
+    // The state slot is current (written back before the call), so reloading rd is right
+    // whatever the instruction wrote (an integer rd, or a floating-point register and x[rd] unchanged).
     if (rd !== 0) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * rd); f.set(this.regLocals[rd]); }
   }
 
@@ -548,6 +637,7 @@ export class ModuleTranslator {
    * code), as the interpreter's Hart.atomic does it; anything else goes to the interpreter.
    */
   private emitAtomic(insn: number, length: number, pcLo: number, pcHi: number, k: number): void {
+    const dirtyBefore = this.dirty.slice();
     const f = this.f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     const f5 = insn >>> 27, word = ((insn >>> 12) & 7) === 2, width = word ? 4 : 8;
     const done = f.open(Op.Block);
@@ -585,7 +675,7 @@ export class ModuleTranslator {
     }
     f.br(done);
     f.close();
-    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
+    this.slowExit(dirtyBefore, pcLo, pcHi, k);
     f.close();
   }
 
@@ -634,12 +724,14 @@ export class ModuleTranslator {
   /**
    * Branch `insn`, instruction k, taken: on with instruction `to` of the block, by leaving the
    * wasm block at `level`. The code from there counts its instructions as if all `to` before it
-   * had run, so n is adjusted by those the branch skipped.
+   * had run, so n is adjusted by those the branch skipped. The registers in `flush` are stored
+   * on the way.
    */
-  private emitSkip(insn: number, k: number, to: number, level: number): void {
+  private emitSkip(insn: number, k: number, to: number, level: number, flush: number[]): void {
     const f = this.f;
     this.branchTaken(insn);
     f.open(Op.If);
+    for (const r of flush) this.storeReg(r);
     f.get(L_N); f.i32(k + 1 - to); f.op(Op.I32Add); f.set(L_N);
     f.br(level);
     f.close();
@@ -763,6 +855,8 @@ export class ModuleTranslator {
         // The target first: rd may be rs1.
         this.reg(rs1); f.i64(immI, immI >> 31); f.op(Op.I64Add); f.i64(-2, -1); f.op(Op.I64And); f.set(L_T0);
         if (rd !== 0) this.setReg(rd, () => f.i64(nextLo, nextHi));
+        this.writeBack(); // once for every way out below (the block ends here)
+        this.dirty.fill(0);
         f.get(L_BASE); f.get(L_T0); f.mem(Op.I64Store, 3, HartState.Pc);
         f.get(L_N); f.i32(k + 1); f.op(Op.I32Add); f.tee(L_N);
         f.get(L_BUDGET); f.op(Op.I32GeU);
@@ -812,6 +906,7 @@ export class ModuleTranslator {
   }
 
   private emitLoad(rd: number, rs1: number, imm: number, f3: number, pcLo: number, pcHi: number, k: number): void {
+    const dirtyBefore = this.dirty.slice();
     const f = this.f, width = 1 << (f3 & 3);
     this.effectiveAddress(rs1, imm);
     const done = f.open(Op.Block);
@@ -821,7 +916,7 @@ export class ModuleTranslator {
     if (rd === 0) f.op(Op.Drop); else { f.set(L_T0); this.setReg(rd, () => f.get(L_T0)); }
     f.br(done);
     f.close();
-    this.exitConst(pcLo, pcHi, k, RunExit.Interpret);
+    this.slowExit(dirtyBefore, pcLo, pcHi, k);
     f.close();
   }
 
