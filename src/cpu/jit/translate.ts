@@ -387,7 +387,7 @@ export class ModuleTranslator {
       }
       for (const r of insnReads(ins)) {
         if (loaded[r]) continue;
-        f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]);
+        this.loadReg(r);
         loaded[r] = 1;
       }
     };
@@ -397,7 +397,7 @@ export class ModuleTranslator {
       for (const ins of b.insns) {
         const rd = (ins.insn >>> 7) & 31;
         if (rd === 0 || !writesRd(ins)) continue;
-        if (!loaded[rd]) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * rd); f.set(this.regLocals[rd]); loaded[rd] = 1; }
+        if (!loaded[rd]) { this.loadReg(rd); loaded[rd] = 1; }
         this.dirty[rd] = 1;
       }
     }
@@ -572,6 +572,12 @@ export class ModuleTranslator {
     for (let r = 1; r < 32; r++) if (this.dirty[r]) this.storeReg(r);
   }
 
+  /** Loads x[r] from the state slot into its local. */
+  private loadReg(r: number): void {
+    const f = this.f;
+    f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * r); f.set(this.regLocals[r]);
+  }
+
   /** Stores the local of x[r] to the state slot. */
   private storeReg(r: number): void {
     const f = this.f;
@@ -628,7 +634,7 @@ export class ModuleTranslator {
     f.close();
     // The state slot is current (written back before the call), so reloading rd is right
     // whatever the instruction wrote (an integer rd, or a floating-point register and x[rd] unchanged).
-    if (rd !== 0) { f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.Regs + 8 * rd); f.set(this.regLocals[rd]); }
+    if (rd !== 0) this.loadReg(rd);
   }
 
   /**
