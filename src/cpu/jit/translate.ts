@@ -151,11 +151,12 @@ function definesRd({ insn, kind }: BlockInsn): boolean {
   return major !== Opcode.Store && major !== Opcode.Branch && major !== Opcode.MiscMem;
 }
 
-/** Whether compiled code writes x[rd] of `ins` to its local (a helper's rd is reloaded instead, clean). */
-function writesRd({ insn, kind }: BlockInsn): boolean {
-  const major = (insn >>> 2) & 31;
-  if (kind === InsnKind.Helper) return hasFastPath(insn) && major === Opcode.Amo;
-  return major !== Opcode.Store && major !== Opcode.Branch && major !== Opcode.MiscMem;
+/**
+ * Whether compiled code writes x[rd] of `ins` to its local (dirty): as definesRd, but for a
+ * helper only an atomic's fast path does (a helper call's rd is reloaded, clean).
+ */
+function writesRd(ins: BlockInsn): boolean {
+  return definesRd(ins) && (ins.kind !== InsnKind.Helper || hasFastPath(ins.insn));
 }
 
 /** The registers block `b` uses (each gets a local). */
