@@ -12,6 +12,8 @@
  * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
  * own range check.
  */
+import { adviseHugePages } from './huge-pages.js';
+
 export const HART_SLOT_BYTES = 1024 * 1024;
 export const MAX_HART_SLOTS = 64;
 /** The most RAM a machine can have. */
@@ -33,6 +35,8 @@ export class GuestMemory {
   readonly view: DataView;
   readonly bytes: Uint8Array;
   readonly end: number;
+  /** Whether the host backs this memory with transparent huge pages where it can (huge-pages.ts). */
+  readonly hugePages: boolean;
   /**
    * Called with (offset into RAM, length) before a device or the firmware may write RAM through
    * `slice`, `write` or `writeU*` (the CPU's own stores do not come here). The JIT uses it to
@@ -50,6 +54,7 @@ export class GuestMemory {
     const buffer: unknown = this.wasmMemory.buffer; // typed as ArrayBuffer, shared at run time
     if (!(buffer instanceof SharedArrayBuffer)) throw new Error('this JavaScript engine has no shared WebAssembly memory');
     this.buffer = buffer;
+    this.hugePages = adviseHugePages(buffer);
     this.view = new DataView(this.buffer, RAM_OFFSET, size);
     this.bytes = new Uint8Array(this.buffer, RAM_OFFSET, size);
     this.end = base + size;

@@ -4,6 +4,7 @@
  * WebAssembly.Modules back, so translation and V8's compile do not stop the harts.
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { lowerOtherThreads } from '../../machine/host-threads.js';
 import type { BlockPlan } from './block.js';
 import type { LinkAnswers } from './links.js';
 
@@ -24,6 +25,8 @@ const lines = new Set<CompileLine>();
 
 function compileWorker(): Worker | null {
   if (worker !== undefined) return worker;
+  // V8's background threads exist by now, the worker's does not: only they go below the harts.
+  lowerOtherThreads();
   try {
     worker = new Worker(new URL('./compile-worker.js', import.meta.url));
   } catch {
