@@ -3,6 +3,7 @@
  * recorded (links.ts), to one compile worker per process (compile-worker.ts) and gets
  * WebAssembly.Modules back, so translation and V8's compile do not stop the harts.
  */
+import { setFlagsFromString } from 'node:v8';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { lowerOtherThreads } from '../../machine/host-threads.js';
 import type { BlockPlan } from './block.js';
@@ -27,6 +28,10 @@ function compileWorker(): Worker | null {
   if (worker !== undefined) return worker;
   // V8's background threads exist by now, the worker's does not: only they go below the harts.
   lowerOtherThreads();
+  // Compile every function of a module when the worker builds it, not each one lazily on the
+  // harts' thread at its first call (V8's default; ~0.4 s of a boot there). The flag is the
+  // process's, so it takes effect with the worker.
+  setFlagsFromString('--no-wasm-lazy-compilation');
   try {
     worker = new Worker(new URL('./compile-worker.js', import.meta.url));
   } catch {
