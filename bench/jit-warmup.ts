@@ -14,16 +14,28 @@ import { ensureDefaultImage } from '../images/build-image.js';
 import { Machine } from '../src/machine/machine.js';
 import { fmtRatio, fmtS, ratio, summarize, table } from './lib/stats.js';
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '5' },
-    first: { type: 'string', default: '70' },
-    later: { type: 'string', default: '700' },
-  },
-});
+const USAGE = 'usage: node dist/bench/jit-warmup.js [--runs R] [--first MILLIONS] [--later MILLIONS > first]\n';
+let values: { runs: string; first: string; later: string; help?: boolean };
+try {
+  values = parseArgs({
+    options: {
+      runs: { type: 'string', default: '5' },
+      first: { type: 'string', default: '70' },
+      later: { type: 'string', default: '700' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+} catch (e) {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const runs = Number(values.runs), first = Number(values.first) * 1e6, later = Number(values.later) * 1e6;
 if (![runs, first, later].every((n) => Number.isInteger(n) && n > 0) || later <= first) {
-  process.stderr.write('usage: node dist/bench/jit-warmup.js [--runs R] [--first MILLIONS] [--later MILLIONS > first]\n');
+  process.stderr.write(USAGE);
   process.exit(2);
 }
 
