@@ -11,9 +11,12 @@ import { dirname, join } from 'node:path';
 
 /** MADV_HUGEPAGE from <sys/mman.h> (Linux). */
 const MADV_HUGEPAGE = 14;
+/** MADV_DONTNEED from <sys/mman.h> (Linux): the pages go back to the host; private anonymous memory reads back as zeros. */
+const MADV_DONTNEED = 4;
 
 interface MmapIo {
   advise(buffer: Buffer, offset: number, length: number, advice: number): void;
+  advise(buffer: Buffer, advice: number): void;
 }
 
 let mmapIo: MmapIo | null | undefined;
@@ -50,6 +53,29 @@ export function adviseHugePages(memory: SharedArrayBuffer): boolean {
   try {
     const bytes = Buffer.from(memory);
     lib.advise(bytes, 0, bytes.length, MADV_HUGEPAGE);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether releasePages() can give memory back to the host here (Linux with the addon). */
+export function canReleasePages(): boolean {
+  return process.platform === 'linux' && loadMmapIo() !== null;
+}
+
+/**
+ * madvise(MADV_DONTNEED) on `length` bytes at `offset` of `memory` (both multiples of 4 KiB; V8
+ * maps a wasm memory page-aligned and private, so the range then reads as zeros and its host
+ * pages are freed). A whole 2 MiB huge page inside the range is dropped at once; a part of one
+ * splits it. Returns false, leaving the memory as it was, where that is not possible.
+ */
+export function releasePages(memory: SharedArrayBuffer, offset: number, length: number): boolean {
+  if (offset % 4096 !== 0 || length % 4096 !== 0 || offset < 0 || length <= 0 || offset + length > memory.byteLength) return false;
+  if (!canReleasePages()) return false;
+  try {
+    // The addon takes offsets as int32: a view of just the range (its 2-argument form uses the length as size_t).
+    (loadMmapIo() as MmapIo).advise(Buffer.from(memory, offset, length), MADV_DONTNEED);
     return true;
   } catch {
     return false;

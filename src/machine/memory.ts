@@ -12,7 +12,7 @@
  * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
  * own range check.
  */
-import { adviseHugePages } from './huge-pages.js';
+import { adviseHugePages, releasePages } from './huge-pages.js';
 
 export const HART_SLOT_BYTES = 1024 * 1024;
 export const MAX_HART_SLOTS = 64;
@@ -96,6 +96,18 @@ export class GuestMemory {
   }
   write(addr: number, data: Uint8Array): void {
     this.bytes.set(data, this.writableOffset(addr, data.length));
+  }
+  /**
+   * Gives the 4 KiB-aligned RAM range [addr, addr+len) back to the host (madvise DONTNEED): it
+   * reads as zeros afterwards. Counts as a device write (onDeviceWrite). Returns false, changing
+   * nothing, where the host cannot do it (no addon); throws GuestMemoryError outside RAM.
+   */
+  discard(addr: number, len: number): boolean {
+    if (len % 4096 !== 0 || (addr - this.base) % 4096 !== 0) throw new RangeError(`discard of 0x${addr.toString(16)}+${len}: not whole 4 KiB pages`);
+    const off = this.offset(addr, len);
+    if (len === 0) return true;
+    this.onDeviceWrite?.(off, len);
+    return releasePages(this.buffer, RAM_OFFSET + off, len);
   }
   readU8(addr: number): number { return this.view.getUint8(this.offset(addr, 1)); }
   readU16(addr: number): number { return this.view.getUint16(this.offset(addr, 2), true); }

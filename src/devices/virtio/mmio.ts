@@ -48,6 +48,8 @@ export interface VirtioTransport {
    * checks and error handling, when the queue is live. Optional, so test transports need not have it.
    */
   kick?(queueIndex: number): void;
+  /** The features the driver acknowledged (a device whose queues depend on them reads it). Optional, as kick. */
+  readonly negotiatedFeatures?: bigint;
 }
 
 export const VIRTIO_MMIO_MAGIC = 0x74726976; // "virt"
