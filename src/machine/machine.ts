@@ -5,6 +5,7 @@ import { Irq } from '../cpu/csr.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { SifiveTest } from '../devices/sifive-test.js';
 import { Uart16550 } from '../devices/uart16550.js';
+import { VirtioBalloon } from '../devices/virtio/balloon.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
@@ -53,7 +54,7 @@ export interface MachineOptions {
    * Default: on, unless the environment variable VESSEL_JIT is 0.
    */
   jit?: boolean | JitOptions;
-  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the network devices, then the console, then the RNG. */
+  /** virtio-mmio devices, in slot order: the disks (vda, vdb, ...) first, then the network devices, then the console, then the RNG, then the balloon. */
   virtio?: VirtioOptions;
 }
 
@@ -70,6 +71,12 @@ export interface VirtioOptions {
   rng?: boolean;
   /** A virtio-console (the guest's /dev/hvc0); `output` receives what the guest writes to it. */
   console?: { output: (data: Uint8Array) => void };
+  /**
+   * A virtio-balloon (src/devices/virtio/balloon.ts). `targetPages` is the initial target in 4 KiB
+   * pages; statistics are requested every `statsIntervalS` seconds (STATS_VQ is offered when
+   * `stats`, default true); `freePageReporting` offers PAGE_REPORTING (default true).
+   */
+  balloon?: { targetPages?: number; deflateOnOom?: boolean; stats?: boolean; statsIntervalS?: number; freePageReporting?: boolean };
 }
 
 /** What Machine.saveState() returns: plain JSON. */
@@ -129,6 +136,8 @@ export class Machine {
   /** The virtio-net devices, in slot order (the guest's eth0, eth1, ...). */
   readonly nets: VirtioNet[] = [];
   private hvcDevice: VirtioConsole | null = null;
+  /** The virtio-balloon, when the board has one. */
+  balloon: VirtioBalloon | null = null;
   private readonly hartStates: HartState[] = [];
   private readonly sbi: Sbi;
   private readonly quantum: number;
@@ -246,6 +255,15 @@ export class Machine {
       devices.push(this.hvcDevice);
     }
     if (opts.rng) devices.push(new VirtioRng());
+    if (opts.balloon) {
+      const b = opts.balloon;
+      this.balloon = new VirtioBalloon({
+        memory: this.memory, targetPages: b.targetPages, deflateOnOom: b.deflateOnOom, stats: b.stats,
+        statsIntervalS: b.statsIntervalS, freePageReporting: b.freePageReporting,
+        onActivity: () => this.wake?.(), isRunning: () => !this.pauseRequested && !this.stopReason,
+      });
+      devices.push(this.balloon);
+    }
     if (devices.length > VIRT_IRQ.virtioCount) {
       this.close();
       throw new RangeError(`at most ${VIRT_IRQ.virtioCount} virtio devices fit the board, got ${devices.length}`);
@@ -262,6 +280,7 @@ export class Machine {
   /** Releases host resources (disk image file descriptors, network backends, the JIT's compile worker line). */
   close(): void {
     this.jit?.close();
+    this.balloon?.close();
     for (const d of this.disks) d.close();
     for (const n of this.nets) n.close();
   }
