@@ -62,6 +62,53 @@ export interface SerialDevice {
 
 export type EntropyDevice = Record<string, never>;
 
+/** PUT /balloon (Firecracker's names). */
+export interface Balloon {
+  amount_mib: number;
+  deflate_on_oom: boolean;
+  /** 0 (the default) disables statistics for the VM's life. */
+  stats_polling_interval_s?: number;
+  free_page_reporting?: boolean;
+}
+
+/** PATCH /balloon */
+export interface BalloonUpdate { amount_mib: number }
+
+/** PATCH /balloon/statistics */
+export interface BalloonStatsUpdate { stats_polling_interval_s: number }
+
+/** GET /balloon: the configuration, and after InstanceStart the device's target and actual size. */
+export interface BalloonInfo extends Required<Balloon> {
+  target_pages?: number;
+  actual_pages?: number;
+  target_mib?: number;
+  actual_mib?: number;
+}
+
+/** GET /balloon/statistics: a statistic the guest did not send is absent. */
+export interface BalloonStats {
+  target_pages: number;
+  actual_pages: number;
+  target_mib: number;
+  actual_mib: number;
+  swap_in?: number;
+  swap_out?: number;
+  major_faults?: number;
+  minor_faults?: number;
+  free_memory?: number;
+  total_memory?: number;
+  available_memory?: number;
+  disk_caches?: number;
+  hugetlb_allocations?: number;
+  hugetlb_failures?: number;
+  oom_kill?: number;
+  alloc_stall?: number;
+  async_scan?: number;
+  direct_scan?: number;
+  async_reclaim?: number;
+  direct_reclaim?: number;
+}
+
 export interface VmStateUpdate {
   state: 'Paused' | 'Resumed';
   vessel_advance_clock?: boolean;
@@ -98,6 +145,7 @@ export interface FullVmConfiguration {
   metrics?: Metrics;
   serial?: SerialDevice;
   entropy?: EntropyDevice;
+  balloon?: Balloon;
 }
 
 /** GET / */

@@ -8,6 +8,14 @@ import { RequestError } from './errors.js';
 
 export interface BlockMetrics { read_bytes: number; write_bytes: number; read_ops: number; write_ops: number; flush_ops: number }
 export interface NetMetrics { rx_bytes: number; tx_bytes: number; rx_packets: number; tx_packets: number }
+export interface BalloonMetrics {
+  target_pages: number; actual_pages: number;
+  inflate_count: number; deflate_count: number; report_count: number;
+  inflated_pages: number; deflated_pages: number;
+  /** Bytes given back to the host (MADV_DONTNEED) by inflation and free page reporting. */
+  released_bytes: number;
+  bad_pfns: number; malformed_requests: number; stats_updates: number;
+}
 
 export interface VmMetrics {
   utc_timestamp_ms: number;
@@ -21,6 +29,8 @@ export interface VmMetrics {
   mmio_exits: number;
   block: Record<string, BlockMetrics>;
   net: Record<string, NetMetrics>;
+  /** Only with a balloon. */
+  balloon?: BalloonMetrics;
 }
 
 /** Firecracker's metrics period. */

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { GuestMemory } from '../machine/memory.js';
 import type { MachineState } from '../machine/machine.js';
-import type { BootSource, Drive, MachineConfiguration, NetworkInterface } from './config.js';
+import type { Balloon, BootSource, Drive, MachineConfiguration, NetworkInterface } from './config.js';
 
 export const SNAPSHOT_MAGIC = 'VSSLSNAP';
 export const SNAPSHOT_FORMAT_VERSION = 1;
@@ -36,6 +36,8 @@ export interface SnapshotConfig {
   drives: Drive[];
   'network-interfaces': NetworkInterface[];
   entropy: boolean;
+  /** Absent in snapshots of VMs without a balloon (and of Vessel before it had one). */
+  balloon?: Balloon;
 }
 
 /** The state file's body. */

@@ -19,6 +19,7 @@ import type { NetBackend } from '../net/backend.js';
 import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
 import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
 import { RequestError } from './errors.js';
+import { VmBalloon } from './balloon.js';
 import type { VmMetrics } from './metrics.js';
 import { checkSerialSpec, formatSerialSpec, openSerial, parseSerialSpec, SerialSpecError, type SerialConsole, type SerialSpec } from './serial.js';
 
@@ -57,6 +58,18 @@ export class Vm {
   private readonly drives = new Map<string, Drive>();
   private readonly nets = new Map<string, NetworkInterface>();
   private entropy = false;
+  /** PUT/PATCH/GET /balloon and /balloon/statistics (balloon.ts). */
+  readonly balloon: VmBalloon = new VmBalloon({
+    device: () => this.machine?.balloon ?? null,
+    started: () => this.stateValue !== 'Not started' || this.starting,
+    preBoot: (what) => this.preBoot(what),
+    postBoot: (what) => this.postBoot(what),
+    memoryMib: () => this.machineConfig.mem_size_mib,
+    claimSlot: (what) => {
+      if (this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`${what}: no free virtio slot for the balloon: the board has ${VIRTIO_SLOTS}`);
+    },
+    error: (message) => new VmError(message),
+  });
   private serialConfig: SerialDevice | null = null;
   private serialSpec: SerialSpec;
   private machine: Machine | null = null;
@@ -118,8 +131,8 @@ export class Vm {
         if (other.is_root_device && other.drive_id !== id) throw new VmError(`drive "${other.drive_id}" is already the root device; only one drive can be`);
       }
     }
-    if (!this.drives.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) {
-      throw new VmError(`no free virtio slot for drive "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces and the entropy device)`);
+    if (!this.drives.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) {
+      throw new VmError(`no free virtio slot for drive "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces, the entropy device and the balloon)`);
     }
     asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
     this.drives.set(id, { ...d });
@@ -162,8 +175,8 @@ export class Vm {
         if (other.iface_id !== id && other.guest_mac?.toLowerCase() === mac) throw new VmError(`guest_mac ${n.guest_mac} is already used by interface "${other.iface_id}"`);
       }
     }
-    if (!this.nets.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) {
-      throw new VmError(`no free virtio slot for interface "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces and the entropy device)`);
+    if (!this.nets.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) {
+      throw new VmError(`no free virtio slot for interface "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces, the entropy device and the balloon)`);
     }
     netOption(n);
     this.nets.set(id, { ...n });
@@ -181,7 +194,7 @@ export class Vm {
 
   setEntropy(): void {
     this.preBoot('PUT /entropy');
-    if (!this.entropy && this.drives.size + this.nets.size >= VIRTIO_SLOTS) throw new VmError(`no free virtio slot for the entropy device: the board has ${VIRTIO_SLOTS}`);
+    if (!this.entropy && this.drives.size + this.nets.size + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`no free virtio slot for the entropy device: the board has ${VIRTIO_SLOTS}`);
     this.entropy = true;
   }
 
@@ -251,6 +264,7 @@ export class Vm {
           disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
           nets: backends.map((backend, i) => ({ backend, mac: nets[i].guest_mac })),
           rng: this.entropy,
+          balloon: this.balloon.machineOption(),
         },
       });
     } catch (e) {
@@ -306,6 +320,7 @@ export class Vm {
           drives: this.orderedDrives().map((d) => ({ ...d })),
           'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
           entropy: this.entropy,
+          balloon: this.balloon.config(),
         },
         memory: { size: machine.memory.size, sha256: memory.sha256 },
         machine: state,
@@ -327,8 +342,8 @@ export class Vm {
     const what = 'PUT /snapshot/load';
     if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`${what}: a snapshot can only be loaded into a fresh VMM; the VM is ${this.starting ? 'starting' : this.stateValue === 'Stopped' ? 'stopped' : 'already started'}`);
     const defaultMachine = Object.entries(DEFAULT_MACHINE).every(([k, v]) => this.machineConfig[k as keyof MachineConfiguration] === v);
-    if (this.bootSource || this.drives.size > 0 || this.nets.size > 0 || this.entropy || !defaultMachine) {
-      throw new VmError(`${what}: loading a snapshot is not allowed after boot configuration (boot source, machine config, drives, network interfaces or entropy); the snapshot brings its own: start a fresh VMM`);
+    if (this.bootSource || this.drives.size > 0 || this.nets.size > 0 || this.entropy || this.balloon.configured || !defaultMachine) {
+      throw new VmError(`${what}: loading a snapshot is not allowed after boot configuration (boot source, machine config, drives, network interfaces, entropy or balloon); the snapshot brings its own: start a fresh VMM`);
     }
     if (p.mem_file_path !== undefined && p.mem_backend !== undefined) throw new VmError(`${what}: give mem_backend or mem_file_path, not both`);
     if (p.mem_backend !== undefined && p.mem_backend.backend_type !== 'File') throw new VmError(`${what}: mem_backend of type "${p.mem_backend.backend_type}" is not supported; Vessel reads memory files ("backend_type": "File")`);
@@ -361,6 +376,7 @@ export class Vm {
       this.drives.clear();
       this.nets.clear();
       this.entropy = false;
+      this.balloon.clear();
       throw e;
     } finally {
       this.starting = false;
@@ -380,6 +396,7 @@ export class Vm {
       for (const d of cfg.drives) this.putDrive(d.drive_id, d);
       for (const n of cfg['network-interfaces']) this.putNetworkInterface(n.iface_id, n);
       if (cfg.entropy === true) this.setEntropy();
+      if (cfg.balloon) this.balloon.put(cfg.balloon);
     } catch (e) {
       if (e instanceof VmError) throw new VmError(`${what}: the snapshot's configuration cannot be applied here: ${e.message}`);
       throw e;
@@ -436,6 +453,7 @@ export class Vm {
         const c = (m as Machine).nets[i].stats;
         return [id, { rx_bytes: c.rxBytes, tx_bytes: c.txBytes, rx_packets: c.rxPackets, tx_packets: c.txPackets }];
       })),
+      balloon: this.balloon.metrics(),
     };
   }
 
@@ -450,6 +468,8 @@ export class Vm {
     if (this.serialConfig) cfg.serial = { ...this.serialConfig };
     else if (this.serialSpec.kind !== 'stdio') cfg.serial = { vessel_console: formatSerialSpec(this.serialSpec) };
     if (this.entropy) cfg.entropy = {};
+    const balloon = this.balloon.config();
+    if (balloon) cfg.balloon = balloon;
     return cfg;
   }
 }

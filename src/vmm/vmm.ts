@@ -87,6 +87,7 @@ export class Vmm {
     for (const n of cfg['network-interfaces'] ?? []) this.vm.putNetworkInterface(n.iface_id, n);
     if (cfg.serial) this.vm.setSerial(cfg.serial);
     if (cfg.entropy) this.vm.setEntropy();
+    if (cfg.balloon) this.vm.balloon.put(cfg.balloon);
   }
 
   /** Last metrics line and closed files, before the process exits on a signal. */
