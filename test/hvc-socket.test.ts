@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { HVC_BACKLOG_BYTES, HvcSocketError, HvcSocketServer } from '../src/cli/hvc-socket.js';
+import { HVC_BACKLOG_BYTES, HvcSocketError, HvcSocketServer } from '../src/vmm/hvc-socket.js';
 import { CLI, REPO_ROOT } from './vessel-cli.js';
 
 function tmpdir(t: { after: (f: () => void) => void }): string {

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { NetOptionError, parseNetOption } from '../src/cli/net-option.js';
+import { NetOptionError, parseNetOption } from '../src/vmm/net-option.js';
 import { TapBackend, TUN_DEVICE } from '../src/net/tap.js';
 import { CLI, REPO_ROOT } from './vessel-cli.js';
 

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 
 import { BOOT_MARKER, ensureDefaultImage, GUEST_MODULES, ROOTFS_MARKER } from '../images/build-image.js';
 import { ROOTFS_SIZE_MIB } from '../images/rootfs.js';
-import { chooseBoot, lockRootDisk, withRootDisk } from '../src/cli/default-boot.js';
+import { chooseBoot, explainDefaultRootDisk, withRootDisk } from '../src/vmm/default-boot.js';
+import { lockDisk, releaseDisks } from '../src/vmm/disks.js';
 import { BOOT_MS, COMMAND_MS, POWEROFF_MS, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 const running: VesselProcess[] = [];
@@ -88,39 +89,44 @@ test('rootfs.ext4 is an ext4 file system with busybox, an autologin getty in ini
 test('vessel run picks the default root disk only when no kernel, initrd or disk is given', async () => {
   const image = async () => ({ kernel: '/img/Image', initrd: '/img/initramfs.cpio.gz', rootfs: '/img/rootfs.ext4' });
   const base = 'console=ttyS0 earlycon=sbi';
-  const locked: string[] = [];
-  const lock = (disk: string) => { locked.push(disk); };
-  assert.deepEqual(await chooseBoot({ disks: [], append: base }, image, lock), {
+  assert.deepEqual(await chooseBoot({ disks: [], append: base }, image), {
     kernel: '/img/Image', initrd: '/img/initramfs.cpio.gz', disks: [{ path: '/img/rootfs.ext4', readonly: false }], append: `${base} root=/dev/vda rw`,
+    defaultRootDisk: '/img/rootfs.ext4',
   });
-  assert.deepEqual(locked, ['/img/rootfs.ext4'], 'the default root disk is locked while it is used');
-  assert.deepEqual(await chooseBoot({ disks: [{ path: 'a.img', readonly: true }, { path: 'b.img', readonly: false }], append: base }, image, lock), {
+  assert.deepEqual(await chooseBoot({ disks: [{ path: 'a.img', readonly: true }, { path: 'b.img', readonly: false }], append: base }, image), {
     kernel: '/img/Image', initrd: '/img/initramfs.cpio.gz', disks: [{ path: 'a.img', readonly: true }, { path: 'b.img', readonly: false }], append: `${base} root=/dev/vda ro`,
   });
-  assert.deepEqual(await chooseBoot({ initrd: 'my.cpio', disks: [], append: base }, image, lock), {
+  assert.deepEqual(await chooseBoot({ initrd: 'my.cpio', disks: [], append: base }, image), {
     kernel: '/img/Image', initrd: 'my.cpio', disks: [], append: base,
   });
   let asked = false;
-  assert.deepEqual(await chooseBoot({ kernel: 'K', disks: [], append: base }, async () => { asked = true; return image(); }, lock), {
+  assert.deepEqual(await chooseBoot({ kernel: 'K', disks: [], append: base }, async () => { asked = true; return image(); }), {
     kernel: 'K', initrd: undefined, disks: [], append: base,
   });
   assert.equal(asked, false, 'with --kernel the default image is not even looked up');
-  assert.equal(locked.length, 1, 'only the default root disk is locked');
   assert.equal(withRootDisk('console=ttyS0 root=/dev/vdb', { path: 'x', readonly: false }), 'console=ttyS0 root=/dev/vdb', 'a root= of the user wins');
   assert.equal(withRootDisk('console=ttyS0 ro', { path: 'x', readonly: false }), 'console=ttyS0 ro root=/dev/vda', 'so does a ro/rw of the user');
   assert.equal(withRootDisk('console=ttyS0 rootdelay=3', { path: 'x', readonly: false }), 'console=ttyS0 rootdelay=3 root=/dev/vda rw', 'rootdelay= is not root=');
 });
 
-test('the default root disk lock: a live holder is a usage error, a dead one is taken over', (t) => {
+test('the default root disk in use by another process: what to boot instead; a lock dies with its holder', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vessel-lock-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const disk = path.join(dir, 'rootfs.ext4');
-  fs.writeFileSync(`${disk}.lock`, `${process.ppid}\n`); // our parent: alive
-  assert.throws(() => lockRootDisk(disk), new RegExp(`in use by another vessel \\(pid ${process.ppid}\\)`));
-  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-  fs.writeFileSync(`${disk}.lock`, `${dead}\n`);
-  lockRootDisk(disk);
-  assert.equal(fs.readFileSync(`${disk}.lock`, 'utf8'), `${process.pid}\n`, 'a stale lock is replaced by ours');
+  fs.writeFileSync(disk, Buffer.alloc(4096));
+  // A python process holds a POSIX write lock on it (fcntl.lockf), then exits: the lock goes with it.
+  const holder = spawnSync('python3', ['-c', `import fcntl, time; f = open(${JSON.stringify(disk)}, "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(0.1)`], { encoding: 'utf8' });
+  assert.equal(holder.status, 0, holder.stderr);
+  const free = await lockDisk({ path: disk, readonly: false });
+  releaseDisks([free]);
+  const { spawn } = await import('node:child_process');
+  const py = spawn('python3', ['-c', `import fcntl, sys; f = open(${JSON.stringify(disk)}, "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => py.kill());
+  await new Promise<void>((resolve) => py.stdout.once('data', () => resolve()));
+  const refused = await lockDisk({ path: disk, readonly: false }).then(() => null, (e: unknown) => e);
+  const explained = explainDefaultRootDisk(refused, disk) as Error;
+  assert.match(explained.message, new RegExp(`^the default root disk "${disk}" is in use by another process \\(a running VM or QEMU\\): it is locked read-write by pid ${py.pid}; boot a copy with --disk <copy>, or the initramfs alone with --kernel/--initrd$`));
+  py.stdin.end();
 });
 
 test('booting a copy of the root disk: its init and shell come up, / is /dev/vda ext4 rw, a synced file reaches the image; a readonly disk mounts read-only', { timeout: TEST_MS }, async (t) => {

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { lendBackend } from '../src/cli/net-option.js';
+import { lendBackend } from '../src/vmm/net-option.js';
 import { Machine } from '../src/machine/machine.js';
 
 import { GuestMemory } from '../src/machine/memory.js';

@@ -5,8 +5,8 @@
  * connection, 2 when there is nothing to connect to.
  */
 import * as net from 'node:net';
-import { UsageError } from './run.js';
-import { attachConsole } from './terminal.js';
+import { ConfigError } from '../vmm/errors.js';
+import { attachConsole } from '../vmm/terminal.js';
 
 export async function attachSocketConsole(path: string): Promise<number> {
   const socket = net.connect(path);
@@ -14,7 +14,7 @@ export async function attachSocketConsole(path: string): Promise<number> {
     socket.once('connect', () => resolve());
     socket.once('error', (e: NodeJS.ErrnoException) => {
       const why = e.code === 'ENOENT' ? 'no such socket' : e.code === 'ECONNREFUSED' ? 'no server is listening there' : e.message;
-      reject(new UsageError(`console "${path}": ${why}`));
+      reject(new ConfigError(`console "${path}": ${why}`));
     });
   });
   let stdoutClosed = false;

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ensureDefaultImage, ImageBuildError } from '../../images/build-image.js';
-import { chooseBoot } from './default-boot.js';
-import { DEFAULT_APPEND, ExitCode, parseDiskOption, runVm, UsageError, type DiskOption } from './run.js';
+import { DEFAULT_APPEND } from '../vmm/boot-files.js';
+import { chooseBoot, explainDefaultRootDisk } from '../vmm/default-boot.js';
+import { parseDiskOption, type DiskOption } from '../vmm/disks.js';
+import { ConfigError } from '../vmm/errors.js';
+import { ExitCode } from '../vmm/exit.js';
+import { parseNetOption, type NetOption } from '../vmm/net-option.js';
+import { runVm } from './run.js';
 import { parseMemorySize } from './size.js';
 import { attachSocketConsole } from './console-client.js';
-import { parseNetOption, type NetOption } from './net-option.js';
 
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
@@ -24,8 +28,19 @@ function memoryOption(v: string): number {
 function collectDisk(v: string, previous: DiskOption[]): DiskOption[] {
   try { return [...previous, parseDiskOption(v)]; } catch (e) { throw new InvalidArgumentError((e as Error).message); }
 }
-function collectNet(v: string, previous: NetOption[]): NetOption[] {
+/** `--net none`: no network device at all (only alone); without any --net the VM gets `--net user`, as in QEMU. */
+type NetChoice = NetOption | 'none';
+function collectNet(v: string, previous: NetChoice[]): NetChoice[] {
+  if (v === 'none') return [...previous, 'none'];
   try { return [...previous, parseNetOption(v)]; } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+}
+function chosenNets(choices: NetChoice[]): NetOption[] {
+  if (choices.length === 0) return [{ kind: 'user', settings: '' }];
+  if (choices.includes('none')) {
+    if (choices.length > 1) throw new ConfigError('--net none means no network device; it cannot be combined with other --net options');
+    return [];
+  }
+  return choices as NetOption[];
 }
 
 const program = new Command('vessel')
@@ -47,14 +62,19 @@ program.command('run')
   .option('--no-rng', 'no virtio-rng entropy device')
   .option('--no-jit', 'interpret guest code only (no compilation to WebAssembly)')
   .option('--hvc <path>', "serve the guest's virtio-console /dev/hvc0 on a Unix domain socket at <path>")
-  .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,mac=...] or tap=NAME[,mac=...]; repeatable', collectNet, [] as NetOption[])
-  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetOption[]; jit: boolean }) => {
+  .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,mac=...] or tap=NAME[,mac=...]; repeatable; default user; none: no network device', collectNet, [] as NetChoice[])
+  .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetChoice[]; jit: boolean }) => {
+    const nets = chosenNets(o.net);
     // Without --kernel/--initrd/--disk this is the default image with its root disk (default-boot.ts).
-    const { kernel, initrd, disks, append } = await chooseBoot(
+    const { kernel, initrd, disks, append, defaultRootDisk } = await chooseBoot(
       { kernel: o.kernel, initrd: o.initrd, disks: o.disk, append: o.append },
       () => ensureDefaultImage({ quiet: true }),
     );
-    process.exitCode = await runVm({ kernel, initrd, append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks, rng: o.rng, hvc: o.hvc, nets: o.net, jit: o.jit ? undefined : false });
+    try {
+      process.exitCode = await runVm({ kernel, initrd, append, cpus: o.cpus, memoryBytes: o.memory, timeout: o.timeout, disks, rng: o.rng, hvc: o.hvc, nets, jit: o.jit ? undefined : false });
+    } catch (e) {
+      throw defaultRootDisk !== undefined ? explainDefaultRootDisk(e, defaultRootDisk) : e;
+    }
   });
 
 program.command('vmm')
@@ -62,11 +82,13 @@ program.command('vmm')
   .option('--api-sock <path>', 'serve the REST API on a Unix domain socket at <path> (see docs/API.md)')
   .option('--config-file <path>', 'configure the VM from this JSON file (the shape of GET /vm/config) and start it at once')
   .option('--console <where>', 'serial console: stdio (default: this process\'s stdin/stdout), file:PATH, unix:PATH (attach with `vessel console PATH`), pty or pty:LINK (a new pseudo-terminal, LINK a symlink to it)')
+  .option('--console-log <path>', 'also append every byte of the guest\'s serial output to <path> (created with mode 0644), whatever --console is')
+  .option('--exit-file <path>', 'when the VMM exits (guest poweroff, reboot or panic, an error, SIGTERM/SIGINT/SIGHUP, a failed --config-file start), write one JSON line {"exit_code", "reason", "at"} to <path>')
   .option('--id <id>', 'instance id reported by GET / (default "anonymous-instance")')
-  .action(async (o: { apiSock?: string; configFile?: string; console?: string; id?: string }) => {
+  .action(async (o: { apiSock?: string; configFile?: string; console?: string; consoleLog?: string; exitFile?: string; id?: string }) => {
     // Imported on use: the API server's libraries would slow every other command's start.
     const { runVmm } = await import('../vmm/vmm.js');
-    process.exitCode = await runVmm({ id: o.id, apiSock: o.apiSock, configFile: o.configFile, console: o.console });
+    process.exitCode = await runVmm({ id: o.id, apiSock: o.apiSock, configFile: o.configFile, console: o.console, consoleLog: o.consoleLog, exitFile: o.exitFile });
   });
 
 program.command('console')
@@ -88,7 +110,7 @@ program.parseAsync().catch((e: unknown) => {
   if (e instanceof CommanderError) {
     // commander has printed the message (and usage); --help and --version end with code 0.
     process.exitCode = e.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
-  } else if (e instanceof UsageError || e instanceof ImageBuildError) {
+  } else if (e instanceof ConfigError || e instanceof ImageBuildError) {
     process.stderr.write(`vessel: ${e.message}\n`);
     process.exitCode = ExitCode.badInput;
   } else {

@@ -6,3 +6,13 @@
 export class RequestError extends Error {
   override name = 'RequestError';
 }
+
+/**
+ * A VM description that cannot be used: a missing, empty or wrong kernel or initrd, a disk that
+ * does not exist or is in use, a bad network or console setting, too little memory. `vessel run`
+ * reports it as a usage error (exit code 2), the API as 400, `--config-file` as a usage error
+ * naming the file. The message is one sentence naming the file or setting.
+ */
+export class ConfigError extends RequestError {
+  override name = 'ConfigError';
+}

@@ -7,8 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HvcSocketError, HvcSocketServer } from '../cli/hvc-socket.js';
-import { attachConsole } from '../cli/terminal.js';
+import { HvcSocketError, HvcSocketServer } from './hvc-socket.js';
+import { attachConsole } from './terminal.js';
 import { checkPtyConsole, PtyConsole, PtyConsoleError } from './serial-pty.js';
 
 export type SerialSpec =

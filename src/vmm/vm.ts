@@ -8,14 +8,19 @@
  * Every method that a client calls checks the state first and throws VmError (answered with
  * 400) when the request cannot be carried out, leaving the VM as it was.
  */
+import { statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
-import { BootImageError } from '../machine/loader.js';
-import { Machine, type BootSource as MachineBoot, type StopReason } from '../machine/machine.js';
+import type { Machine, StopReason } from '../machine/machine.js';
 import { SnapshotStateError } from '../machine/snapshot-state.js';
+import { DiskLockError } from '../devices/virtio/disk-lock.js';
 import { readMemoryFile, readStateFile, SnapshotFileError, writeMemoryFile, writeStateFile, type SnapshotBody } from './snapshot.js';
-import { checkBootFile, checkDisk, DEFAULT_APPEND, readBootFile, report, UsageError } from '../cli/run.js';
-import { NetOptionError, openNetBackend, parseNetOption, type NetOption } from '../cli/net-option.js';
-import type { NetBackend } from '../net/backend.js';
+import { VmAssembly, type VmBoot } from './assemble.js';
+import { checkBootFile, DEFAULT_APPEND } from './boot-files.js';
+import { checkDisk, lockDisk, releaseDisks } from './disks.js';
+import { ConfigError } from './errors.js';
+import { report } from './exit.js';
+import { NetOptionError, parseNetOption, type NetOption } from './net-option.js';
 import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
 import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
 import { RequestError } from './errors.js';
@@ -37,6 +42,8 @@ export interface VmOptions {
   log: PinoLogger;
   /** Called once when the guest stopped (and the VM released its resources), with the exit code for the VMM. */
   onStopped: (reason: StopReason, exitCode: number) => void;
+  /** Every byte of the guest's serial output, besides the console (vessel vmm --console-log). */
+  consoleLog?: (data: Uint8Array) => void;
 }
 
 /** Turns the errors of the helpers shared with `vessel run` into VmError. */
@@ -44,7 +51,7 @@ function asVmError<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof UsageError || e instanceof SerialSpecError) throw new VmError(e.message);
+    if (e instanceof ConfigError || e instanceof SerialSpecError) throw new VmError(e.message);
     throw e;
   }
 }
@@ -73,6 +80,9 @@ export class Vm {
   private serialConfig: SerialDevice | null = null;
   private serialSpec: SerialSpec;
   private machine: Machine | null = null;
+  private assembly: VmAssembly | null = null;
+  /** Each hart's instret when this process started or restored the VM: the metrics count from there. */
+  private instretBase: number[] = [];
   private serial: SerialConsole | null = null;
   /** drive_id of each of the machine's disks, in slot order (vda first). */
   private diskIds: string[] = [];
@@ -138,8 +148,12 @@ export class Vm {
     this.drives.set(id, { ...d });
   }
 
-  /** Swaps the drive's image file (path_on_host) or re-reads its size, on a started VM. */
-  patchDrive(id: string, p: PartialDrive): void {
+  /**
+   * Swaps the drive's image file (path_on_host) or re-reads its size, on a started VM. The new
+   * image is locked first (refused when another process or another drive of this VM uses it);
+   * the old one's lock is released once the disk serves the new file.
+   */
+  async patchDrive(id: string, p: PartialDrive): Promise<void> {
     this.postBoot(`PATCH /drives/${id}`);
     if (p.drive_id !== id) throw new VmError(`drive_id "${p.drive_id}" in the body does not match "${id}" in the path`);
     const slot = this.diskIds.indexOf(id);
@@ -153,11 +167,36 @@ export class Vm {
     }
     const path = p.path_on_host;
     asVmError(() => checkDisk({ path, readonly: disk.readonly }));
+    const machine = this.machine;
+    const assembly = this.assembly as VmAssembly;
+    const current = assembly.disks[slot];
+    const st = statSync(path);
+    if (current && st.dev === current.dev && st.ino === current.ino) {
+      // The file the drive already serves (under this or another name): its locked descriptor stays.
+      disk.resize();
+      drive.path_on_host = path;
+      this.opts.log.info({ drive: id, path, sectors: Number(disk.capacitySectors) }, 'drive image replaced');
+      return;
+    }
+    let next;
+    try {
+      next = await lockDisk({ path, readonly: disk.readonly });
+    } catch (e) {
+      if (e instanceof ConfigError && e.cause instanceof DiskLockError) throw new VmError(`drive "${id}": ${e.message}`);
+      if (e instanceof ConfigError) throw new VmError(`drive "${id}": "${path}" cannot be opened: ${((e.cause as Error | undefined) ?? e).message}`);
+      throw e;
+    }
+    if (this.machine !== machine || this.assembly !== assembly || this.stateValue === 'Stopped') {
+      releaseDisks([next]);
+      throw new VmError(`PATCH /drives/${id} is not possible: the VM has stopped`);
+    }
     try {
       disk.replaceImage(path);
     } catch (e) {
+      releaseDisks([next]);
       throw new VmError(`drive "${id}": "${path}" cannot be opened: ${(e as Error).message}`);
     }
+    assembly.swapDisk(slot, next);
     drive.path_on_host = path;
     this.opts.log.info({ drive: id, path, sectors: Number(disk.capacitySectors) }, 'drive image replaced');
   }
@@ -218,12 +257,14 @@ export class Vm {
     if (!boot) throw new VmError('InstanceStart: no boot source: PUT /boot-source first');
     this.starting = true;
     try {
-      const kernel = asVmError(() => readBootFile(boot.kernel_image_path, 'kernel'));
-      const initrd = boot.initrd_path !== undefined ? asVmError(() => readBootFile(boot.initrd_path as string, 'initrd')) : undefined;
+      asVmError(() => {
+        checkBootFile(boot.kernel_image_path, 'kernel');
+        if (boot.initrd_path !== undefined) checkBootFile(boot.initrd_path, 'initrd');
+      });
       const drives = this.orderedDrives();
       for (const d of drives) asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
       const cmdline = this.cmdline(drives);
-      await this.launch({ kind: 'linux', kernel, kernelName: boot.kernel_image_path, initrd, cmdline }, 'InstanceStart', () => {}, false);
+      await this.launch({ kind: 'linux', kernel: boot.kernel_image_path, initrd: boot.initrd_path, cmdline }, 'InstanceStart', () => {}, false);
       this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
     } finally {
       this.starting = false;
@@ -231,48 +272,42 @@ export class Vm {
   }
 
   /**
-   * Opens the network backends and the serial console, builds the board from the configuration
-   * and starts the run loop (held at once when `paused`). `prepare` runs on the new board before
-   * that (a snapshot load fills RAM and restores the state there); when it or the board's
-   * construction throws, everything opened is closed again and the VM stays Not started.
+   * Assembles the VM (assemble.ts: boot files, disk locks, network backends), opens the serial
+   * console, builds the board and starts the run loop (held at once when `paused`). `prepare`
+   * runs on the new board before that (a snapshot load fills RAM and restores the state there);
+   * when anything throws, everything opened is closed again and the VM stays Not started.
    */
-  private async launch(boot: MachineBoot, what: string, prepare: (machine: Machine) => void, paused: boolean): Promise<void> {
+  private async launch(boot: VmBoot, what: string, prepare: (machine: Machine) => void, paused: boolean): Promise<void> {
     const drives = this.orderedDrives();
     const nets = [...this.nets.values()];
-    const backends: NetBackend[] = [];
-    const closeNets = (): void => { for (const b of backends) b.close(); };
+    let assembly: VmAssembly;
     try {
-      for (const n of nets) backends.push(await openNetBackend(netOption(n)));
+      assembly = await VmAssembly.open({
+        boot,
+        cpus: this.machineConfig.vcpu_count,
+        memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
+        disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
+        nets: nets.map((n) => netOption(n)),
+        rng: this.entropy,
+        balloon: this.balloon.machineOption(),
+      });
     } catch (e) {
-      closeNets();
-      if (e instanceof NetOptionError || e instanceof VmError) throw new VmError(`${what}: ${e.message}`);
+      if (e instanceof ConfigError || e instanceof VmError) throw new VmError(`${what}: ${e.message}`);
       throw e;
     }
+    const consoleLog = this.opts.consoleLog;
     const serial = await asVmErrorAsync(() => openSerial(this.serialSpec, {
       onInput: (bytes) => this.machine?.sendInput(bytes),
       onQuit: () => this.machine?.stop({ kind: 'poweroff', code: 0 }),
       onOutputClosed: (why) => this.machine?.stop({ kind: 'error', message: `${why}: VM stopped` }),
-    })).catch((e: unknown) => { closeNets(); throw e; });
+    })).catch((e: unknown) => { assembly.close(); throw e; });
     let machine: Machine;
     try {
-      machine = new Machine({
-        cpus: this.machineConfig.vcpu_count,
-        memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
-        boot,
-        onConsoleOutput: (data) => serial.write(data),
-        virtio: {
-          disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
-          nets: backends.map((backend, i) => ({ backend, mac: nets[i].guest_mac })),
-          rng: this.entropy,
-          balloon: this.balloon.machineOption(),
-        },
-      });
+      machine = assembly.build({ serial: consoleLog ? (data) => { consoleLog(data); serial.write(data); } : (data) => serial.write(data) });
     } catch (e) {
       serial.close();
-      closeNets();
-      if (e instanceof BootImageError || e instanceof RangeError) throw new VmError(`${what}: ${e.message}`);
-      const err = e as NodeJS.ErrnoException;
-      if (typeof err.code === 'string' && err.syscall === 'open') throw new VmError(`${what}: disk "${err.path}" cannot be opened: ${err.message}`);
+      assembly.close();
+      if (e instanceof ConfigError) throw new VmError(`${what}: ${e.message}`);
       throw e;
     }
     try {
@@ -280,10 +315,13 @@ export class Vm {
     } catch (e) {
       serial.close();
       machine.close();
+      assembly.close();
       if (e instanceof SnapshotFileError || e instanceof SnapshotStateError) throw new VmError(`${what}: ${e.message}`);
       throw e;
     }
     this.machine = machine;
+    this.assembly = assembly;
+    this.instretBase = machine.harts.map((h) => h.instret);
     this.serial = serial;
     this.diskIds = drives.map((d) => d.drive_id);
     this.netIds = nets.map((n) => n.iface_id);
@@ -314,10 +352,11 @@ export class Vm {
       const t1 = performance.now();
       writeStateFile(p.snapshot_path, {
         vessel_version: vesselVersion,
+        // Paths are stored absolute, so that a VMM in another working directory can load the snapshot.
         config: {
-          'boot-source': { ...this.bootSource },
+          'boot-source': absoluteBootSource(this.bootSource),
           'machine-config': { ...this.machineConfig },
-          drives: this.orderedDrives().map((d) => ({ ...d })),
+          drives: this.orderedDrives().map((d) => ({ ...d, path_on_host: resolvePath(d.path_on_host) })),
           'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
           entropy: this.entropy,
           balloon: this.balloon.config(),
@@ -409,6 +448,7 @@ export class Vm {
     this.stateValue = 'Stopped';
     this.serial?.close();
     machine.close();
+    this.assembly?.close();
     this.opts.log.info({ reason }, 'VM stopped');
     this.opts.onStopped(reason, report(reason, machine, 0));
   }
@@ -446,7 +486,7 @@ export class Vm {
       state: this.stateValue,
       uptime_ms: m ? Math.round(now - this.startedAtMs) : 0,
       paused_ms: Math.round(this.pausedTotalMs + (this.stateValue === 'Paused' ? now - this.pausedSinceMs : 0)),
-      vcpu: m ? m.harts.map((h) => ({ hart: h.id, instructions_retired: h.instret })) : [],
+      vcpu: m ? m.harts.map((h, i) => ({ hart: h.id, instructions_retired: h.instret - (this.instretBase[i] ?? 0) })) : [],
       mmio_exits: m ? m.bus.mmioAccesses : 0,
       block,
       net: Object.fromEntries(this.netIds.map((id, i) => {
@@ -478,9 +518,15 @@ async function asVmErrorAsync<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
-    if (e instanceof UsageError || e instanceof SerialSpecError) throw new VmError(e.message);
+    if (e instanceof ConfigError || e instanceof SerialSpecError) throw new VmError(e.message);
     throw e;
   }
+}
+
+function absoluteBootSource(b: BootSource): BootSource {
+  const out: BootSource = { ...b, kernel_image_path: resolvePath(b.kernel_image_path) };
+  if (b.initrd_path !== undefined) out.initrd_path = resolvePath(b.initrd_path);
+  return out;
 }
 
 /**

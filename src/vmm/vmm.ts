@@ -4,12 +4,18 @@
  * as GET /vm/config (--config-file, which starts the VM at once). The process exits when the
  * guest stops (with `vessel run`'s exit codes; a guest reboot ends it too, as in Firecracker),
  * or on SIGINT/SIGTERM/SIGHUP (128 + the signal's number), removing its socket files.
+ * --console-log appends the guest's serial output to a file whatever the console is;
+ * --exit-file records why the process ended (exit-file.ts).
  */
+import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { UsageError } from '../cli/run.js';
+import * as path from 'node:path';
+import type { StopReason } from '../machine/machine.js';
 import type { ActionType, FullVmConfiguration, InstanceInfo, Logger, Metrics } from './config.js';
-import { RequestError } from './errors.js';
+import { ConfigError, RequestError } from './errors.js';
+import { describeStop, ExitCode } from './exit.js';
+import { ExitFile } from './exit-file.js';
 import { VmmLogger } from './logger.js';
 import { MetricsSink } from './metrics.js';
 import { checkSerialSpec, parseSerialSpec, SerialSpecError, type SerialSpec } from './serial.js';
@@ -29,15 +35,16 @@ export class Vmm {
   private metricsSink: MetricsSink | null = null;
   private metricsConfig: Metrics | null = null;
 
-  constructor(readonly id: string, serial: SerialSpec, onStopped: (exitCode: number) => void) {
+  constructor(readonly id: string, serial: SerialSpec, onStopped: (exitCode: number, reason: StopReason) => void, consoleLog?: (data: Uint8Array) => void) {
     this.logger = new VmmLogger(id);
     this.vm = new Vm({
       log: this.logger.component('vm'),
-      onStopped: (_reason, exitCode) => {
+      onStopped: (reason, exitCode) => {
         this.metricsSink?.flush();
         this.metricsSink?.close();
-        onStopped(exitCode);
+        onStopped(exitCode, reason);
       },
+      consoleLog,
     }, serial);
   }
 
@@ -105,55 +112,127 @@ export interface VmmOptions {
   configFile?: string;
   /** --console: stdio (default), file:PATH, unix:PATH, pty or pty:LINK. */
   console?: string;
+  /** --console-log: every byte of the guest's serial output is also appended to this file. */
+  consoleLog?: string;
+  /** --exit-file: why the process ended, as one JSON line (exit-file.ts). */
+  exitFile?: string;
 }
 
-function readConfigFile(path: string, spec: ApiSpec): FullVmConfiguration {
+function readConfigFile(file: string, spec: ApiSpec): FullVmConfiguration {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UsageError(`--config-file "${path}" cannot be read: ${(e as Error).message}`);
+    throw new ConfigError(`--config-file "${file}" cannot be read: ${(e as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`--config-file "${path}" is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(`--config-file "${file}" is not valid JSON: ${(e as Error).message}`);
   }
   const validate = spec.validator('FullVmConfiguration');
-  if (!validate(json)) throw new UsageError(`--config-file "${path}": ${describeValidationError(validate.errors, 'the configuration')}`);
-  return json as FullVmConfiguration;
+  if (!validate(json)) throw new ConfigError(`--config-file "${file}": ${describeValidationError(validate.errors, 'the configuration')}`);
+  return resolveConfigPaths(json as FullVmConfiguration, path.dirname(path.resolve(file)));
+}
+
+/** The file's relative paths (boot files, drives, console, log and metrics files) taken from `dir`, the file's folder. */
+export function resolveConfigPaths(cfg: FullVmConfiguration, dir: string): FullVmConfiguration {
+  const at = (p: string): string => path.resolve(dir, p);
+  const out: FullVmConfiguration = { ...cfg };
+  if (cfg['boot-source']) {
+    const b = { ...cfg['boot-source'], kernel_image_path: at(cfg['boot-source'].kernel_image_path) };
+    if (b.initrd_path !== undefined) b.initrd_path = at(b.initrd_path);
+    out['boot-source'] = b;
+  }
+  if (cfg.drives) out.drives = cfg.drives.map((d) => ({ ...d, path_on_host: at(d.path_on_host) }));
+  if (cfg.serial) {
+    const s = { ...cfg.serial };
+    if (s.serial_out_path !== undefined) s.serial_out_path = at(s.serial_out_path);
+    if (s.vessel_console !== undefined) {
+      const m = /^(file|unix|pty):(.+)$/.exec(s.vessel_console);
+      if (m) s.vessel_console = `${m[1]}:${at(m[2])}`;
+    }
+    out.serial = s;
+  }
+  if (cfg.logger?.log_path !== undefined) out.logger = { ...cfg.logger, log_path: at(cfg.logger.log_path) };
+  if (cfg.metrics) out.metrics = { ...cfg.metrics, metrics_path: at(cfg.metrics.metrics_path) };
+  return out;
+}
+
+/** Opens --console-log for appending (created with mode 0644); the writer stops at the first error. */
+function openConsoleLog(file: string): { write: (data: Uint8Array) => void; close: () => void } {
+  let fd: number;
+  try {
+    const existed = fs.existsSync(file);
+    fd = fs.openSync(file, 'a', 0o644);
+    if (!existed) fs.fchmodSync(fd, 0o644); // whatever the umask
+  } catch (e) {
+    throw new ConfigError(`--console-log "${file}" cannot be opened: ${(e as Error).message}`);
+  }
+  return {
+    write: (data) => {
+      if (fd < 0) return;
+      try {
+        fs.writeSync(fd, data);
+      } catch (e) {
+        process.stderr.write(`vessel vmm: --console-log "${file}" cannot be written, no more output goes there: ${(e as Error).message}\n`);
+        fs.closeSync(fd);
+        fd = -1;
+      }
+    },
+    close: () => { if (fd >= 0) fs.closeSync(fd); fd = -1; },
+  };
 }
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
 
-/** Runs the VMM until the guest stops or a signal arrives; resolves with the exit code. */
+/**
+ * Runs the VMM until the guest stops or a signal arrives; resolves with the exit code. With
+ * --exit-file, every way out that can be caught records its code and reason there.
+ */
 export async function runVmm(opts: VmmOptions): Promise<number> {
-  if (opts.apiSock === undefined && opts.configFile === undefined) throw new UsageError('vessel vmm needs --api-sock PATH, --config-file FILE, or both');
-  if (opts.apiSock === '') throw new UsageError('--api-sock names no socket path');
+  const exitFile = opts.exitFile !== undefined ? new ExitFile(opts.exitFile) : undefined;
+  try {
+    return await runVmmInner(opts, exitFile);
+  } catch (e) {
+    if (e instanceof ConfigError) exitFile?.record(ExitCode.badInput, e.message);
+    else exitFile?.record(ExitCode.error, `internal error: ${e instanceof Error ? e.message : String(e)}`);
+    throw e;
+  }
+}
+
+async function runVmmInner(opts: VmmOptions, exitFile: ExitFile | undefined): Promise<number> {
+  if (opts.apiSock === undefined && opts.configFile === undefined) throw new ConfigError('vessel vmm needs --api-sock PATH, --config-file FILE, or both');
+  if (opts.apiSock === '') throw new ConfigError('--api-sock names no socket path');
   let serial: SerialSpec = { kind: 'stdio' };
   if (opts.console !== undefined) {
     try {
       serial = parseSerialSpec(opts.console);
       checkSerialSpec(serial);
     } catch (e) {
-      if (e instanceof SerialSpecError) throw new UsageError(`--console: ${e.message}`);
+      if (e instanceof SerialSpecError) throw new ConfigError(`--console: ${e.message}`);
       throw e;
     }
   }
   const spec = new ApiSpec();
   const config = opts.configFile !== undefined ? readConfigFile(opts.configFile, spec) : undefined;
-  if (config?.serial && opts.console !== undefined) throw new UsageError(`give the console either with --console or in the "serial" section of --config-file "${opts.configFile}", not both`);
+  if (config?.serial && opts.console !== undefined) throw new ConfigError(`give the console either with --console or in the "serial" section of --config-file "${opts.configFile}", not both`);
+  const consoleLog = opts.consoleLog !== undefined ? openConsoleLog(opts.consoleLog) : undefined;
 
   let stopped: (code: number) => void = () => {};
   const exitCode = new Promise<number>((resolve) => { stopped = resolve; });
-  const vmm = new Vmm(opts.id ?? DEFAULT_INSTANCE_ID, serial, (code) => stopped(code));
+  const vmm = new Vmm(opts.id ?? DEFAULT_INSTANCE_ID, serial, (code, reason) => {
+    exitFile?.record(code, describeStop(reason));
+    stopped(code);
+  }, consoleLog?.write);
+  const close = (): void => { vmm.close(); consoleLog?.close(); };
   const configError = (e: unknown): never => {
-    if (e instanceof RequestError) throw new UsageError(`--config-file "${opts.configFile}": ${e.message}`);
+    if (e instanceof RequestError) throw new ConfigError(`--config-file "${opts.configFile}": ${e.message}`);
     throw e;
   };
   if (config) {
-    try { vmm.applyConfig(config); } catch (e) { vmm.close(); configError(e); }
+    try { vmm.applyConfig(config); } catch (e) { close(); configError(e); }
   }
 
   let server: ApiServer | null = null;
@@ -161,14 +240,15 @@ export async function runVmm(opts: VmmOptions): Promise<number> {
     try {
       server = await ApiServer.listen(opts.apiSock, spec, apiOperations(vmm), vmm.logger.component('api'));
     } catch (e) {
-      vmm.close();
-      if (e instanceof RequestError) throw new UsageError(e.message);
+      close();
+      if (e instanceof RequestError) throw new ConfigError(e.message);
       throw e;
     }
   }
   const onSignal = (signal: keyof typeof SIGNALS): void => {
     vmm.logger.component('vmm').warn({ signal }, 'exiting on signal');
-    vmm.close();
+    exitFile?.record(128 + SIGNALS[signal], `the VMM was stopped by ${signal}`);
+    close();
     server?.removeSocketFile();
     // 'exit' handlers restore the terminal and remove the console socket.
     process.exit(128 + SIGNALS[signal]);
@@ -179,14 +259,15 @@ export async function runVmm(opts: VmmOptions): Promise<number> {
     try {
       await vmm.action('InstanceStart');
     } catch (e) {
+      for (const s of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) process.off(s, onSignal);
       await server?.close();
-      vmm.close();
+      close();
       configError(e);
     }
   }
   const code = await exitCode;
   for (const s of Object.keys(SIGNALS) as (keyof typeof SIGNALS)[]) process.off(s, onSignal);
   await server?.close();
-  vmm.close();
+  close();
   return code;
 }

@@ -12,6 +12,7 @@ import type { AccessWidth } from '../mmio.js';
 import { savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, GuestBuffer, VirtQueue } from './queue.js';
+import { lockedDescriptor } from './disk-lock.js';
 
 export const VIRTIO_ID_BLOCK = 2;
 
@@ -74,6 +75,8 @@ export class VirtioBlk implements VirtioDevice {
   readonly queueMaxSize = QUEUE_SIZE;
   readonly readonly: boolean;
   private fd: number;
+  /** The descriptor belongs to the disk lock table (disk-lock.ts), which closes it, not this device. */
+  private adopted: boolean;
   private sectors: bigint;
   private readonly serial: Uint8Array;
   private transport: VirtioTransport | null = null;
@@ -82,7 +85,7 @@ export class VirtioBlk implements VirtioDevice {
   constructor(opts: BlkOptions) {
     this.readonly = opts.readonly ?? false;
     this.name = opts.name ?? 'virtio-blk';
-    this.fd = fs.openSync(opts.path, this.readonly ? 'r' : 'r+');
+    ({ fd: this.fd, adopted: this.adopted } = VirtioBlk.open(opts.path, this.readonly));
     this.sectors = BigInt(Math.floor(fs.fstatSync(this.fd).size / SECTOR));
     this.serial = new Uint8Array(ID_BYTES);
     this.serial.set(new TextEncoder().encode(opts.serial ?? 'vessel').subarray(0, ID_BYTES));
@@ -94,6 +97,16 @@ export class VirtioBlk implements VirtioDevice {
 
   get capacitySectors(): bigint { return this.sectors; }
 
+  /**
+   * The image's descriptor: the locked one when this process holds the file's disk lock (a
+   * second descriptor of a locked file, once closed, would drop the lock), else a new one.
+   */
+  private static open(path: string, readonly: boolean): { fd: number; adopted: boolean } {
+    const locked = lockedDescriptor(path, readonly);
+    if (locked !== undefined) return { fd: locked, adopted: true };
+    return { fd: fs.openSync(path, readonly ? 'r' : 'r+'), adopted: false };
+  }
+
   /** Re-reads the image size (after the host grew or shrank it) and tells the driver. */
   resize(): void {
     this.sectors = BigInt(Math.floor(fs.fstatSync(this.fd).size / SECTOR));
@@ -104,12 +117,14 @@ export class VirtioBlk implements VirtioDevice {
    * Serves the disk from another image file from now on (same read-only mode) and tells the
    * driver its capacity. Safe between requests: they are served synchronously inside the
    * driver's notify, so none is in flight. The new file is opened first, so a failure (thrown
-   * as the fs error) leaves the old one in place.
+   * as the fs error) leaves the old one in place. A file this process holds the disk lock of is
+   * served through the locked descriptor; the old image's lock is its owner's to release.
    */
   replaceImage(path: string): void {
-    const fd = fs.openSync(path, this.readonly ? 'r' : 'r+');
-    if (this.fd >= 0) fs.closeSync(this.fd);
+    const { fd, adopted } = VirtioBlk.open(path, this.readonly);
+    if (this.fd >= 0 && !this.adopted && this.fd !== fd) fs.closeSync(this.fd);
     this.fd = fd;
+    this.adopted = adopted;
     this.resize();
   }
 
@@ -131,7 +146,7 @@ export class VirtioBlk implements VirtioDevice {
   attach(transport: VirtioTransport): void { this.transport = transport; }
 
   close(): void {
-    if (this.fd >= 0) fs.closeSync(this.fd);
+    if (this.fd >= 0 && !this.adopted) fs.closeSync(this.fd);
     this.fd = -1;
   }
 

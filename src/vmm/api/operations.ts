@@ -18,7 +18,7 @@ export function apiOperations(vmm: Vmm): Record<string, ApiHandler> {
     putMachineConfiguration: ({ body }) => { vmm.vm.setMachineConfig(body as MachineConfiguration); return done; },
     patchMachineConfiguration: ({ body }) => { vmm.vm.patchMachineConfig(body as MachineConfigurationUpdate); return done; },
     putGuestDriveByID: ({ params, body }) => { vmm.vm.putDrive(params.drive_id, body as Drive); return done; },
-    patchGuestDriveByID: ({ params, body }) => { vmm.vm.patchDrive(params.drive_id, body as PartialDrive); return done; },
+    patchGuestDriveByID: async ({ params, body }) => { await vmm.vm.patchDrive(params.drive_id, body as PartialDrive); return done; },
     putGuestNetworkInterfaceByID: ({ params, body }) => { vmm.vm.putNetworkInterface(params.iface_id, body as NetworkInterface); return done; },
     putLogger: ({ body }) => { vmm.configureLogger(body as Logger); return done; },
     getMetrics: () => ok(vmm.vm.metrics()),

@@ -8,7 +8,7 @@
 import { unlinkSync } from 'node:fs';
 import { fastify, type FastifyError } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
-import { claimSocketPath, HvcSocketError } from '../../cli/hvc-socket.js';
+import { claimSocketPath, HvcSocketError } from '../hvc-socket.js';
 import { RequestError } from '../errors.js';
 import { describeValidationError, type ApiOperation, type ApiSpec } from './spec.js';
 
