@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 
-export type HttpMethod = 'get' | 'put' | 'patch';
-const METHODS: HttpMethod[] = ['get', 'put', 'patch'];
+export type HttpMethod = 'get' | 'put' | 'patch' | 'post' | 'delete';
+const METHODS: HttpMethod[] = ['get', 'put', 'patch', 'post', 'delete'];
 
 /** A JSON Schema object as written in the document (only what this module reads is typed). */
 export interface JsonSchema {

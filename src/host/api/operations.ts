@@ -1,0 +1,257 @@
+/**
+ * The host API's operations (by operationId in openapi.yaml) mapped onto the supervisor. Bodies
+ * arrive validated against the document; the supervisor and vm-spec check what a schema
+ * cannot (files exist, names are free, the VM's state allows it).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ensureDefaultImage, ImageBuildError } from '../../../images/build-image.js';
+import { DEFAULT_APPEND } from '../../vmm/boot-files.js';
+import { chooseBoot } from '../../vmm/default-boot.js';
+import type { Cgroups, CgroupProbe } from '../cgroups.js';
+import { UnavailableError } from '../errors.js';
+import type { StateStore } from '../store.js';
+import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
+import type { UsageSampler } from '../usage.js';
+import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec } from '../vm-spec.js';
+import type { Registry } from 'prom-client';
+import { BadRequestError, type HostHandler, type HostRequest } from './server.js';
+
+export interface HostContext {
+  supervisor: Supervisor;
+  store: StateStore;
+  usage: UsageSampler;
+  registry: Registry;
+  cgroups: Cgroups | null;
+  cgroupProbe: CgroupProbe;
+  stateDir: string;
+  version: string;
+  hostCpus: number;
+}
+
+interface VmCreateBody {
+  name: string;
+  vcpus?: number;
+  memory_mib?: number;
+  memory_min_mib?: number;
+  cpu_weight?: number;
+  cpu_cap?: number;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  disks?: { path: string; readonly?: boolean }[];
+  nets?: string[];
+  rng?: boolean;
+  restart?: RestartPolicy;
+  start?: boolean;
+}
+
+/** What the API shows of a VM. */
+export function vmView(vm: VmHandle): Record<string, unknown> {
+  const s = vm.record.spec;
+  const startedAt = vm.proc?.startedAt ?? null;
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state,
+    desired_state: vm.record.desired,
+    vcpus: s.vcpus,
+    memory_mib: s.memory_mib,
+    memory_min_mib: s.memory_min_mib,
+    cpu_weight: s.cpu_weight,
+    cpu_cap: s.cpu_cap,
+    kernel: s.kernel,
+    ...(s.initrd !== undefined ? { initrd: s.initrd } : {}),
+    append: s.append,
+    disks: s.disks.map((d) => ({ path: d.path, readonly: d.readonly })),
+    nets: s.nets,
+    rng: s.rng,
+    restart: s.restart,
+    pid: vm.proc?.pid ?? null,
+    created_at: vm.record.createdAt,
+    started_at: startedAt,
+    uptime_s: startedAt ? Math.round((Date.now() - Date.parse(startedAt)) / 100) / 10 : 0,
+    last_exit: null as unknown,
+    error: vm.error,
+    console_socket: vm.files.consoleSock,
+    api_socket: vm.files.apiSock,
+  };
+}
+
+function flag(q: string | undefined, name: string): boolean {
+  if (q === undefined || q === 'false' || q === '0') return false;
+  if (q === '' || q === 'true' || q === '1') return true;
+  throw new BadRequestError(`query parameter ${name} must be true or false, not "${q}"`);
+}
+
+/** Resolves a create request's boot choices the way `vessel run` does, the default image included. */
+async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Promise<VmSpec> {
+  const nets = body.nets ?? ['user'];
+  if (nets.includes('none') && nets.length > 1) throw new SpecError('net "none" cannot be combined with other networks');
+  for (const k of ['kernel', 'initrd'] as const) {
+    if (body[k] !== undefined && !fs.existsSync(body[k] as string)) throw new SpecError(`${k} "${body[k]}" does not exist`);
+  }
+  let choice;
+  try {
+    choice = await chooseBoot(
+      { kernel: body.kernel, initrd: body.initrd, disks: (body.disks ?? []).map((d) => ({ path: d.path, readonly: d.readonly ?? false })), append: body.append ?? DEFAULT_APPEND },
+      () => ensureDefaultImage({ quiet: true }),
+    );
+  } catch (e) {
+    if (e instanceof ImageBuildError) throw new UnavailableError(`the default guest image is not available: ${e.message}`);
+    throw e;
+  }
+  const disks: DiskSpec[] = choice.disks.map((d) => ({ path: d.path, readonly: d.readonly }));
+  if (choice.defaultRootDisk !== undefined) {
+    // Each VM boots its own copy of the default root disk: never two VMs writing one file system.
+    const copy = path.join(vmDir, 'rootfs.ext4');
+    copyRootDisk(choice.defaultRootDisk, copy);
+    disks[0] = { path: copy, readonly: false, owned: true };
+  }
+  const memory = body.memory_mib ?? DEFAULT_SPEC.memory_mib;
+  return {
+    vcpus: body.vcpus ?? DEFAULT_SPEC.vcpus,
+    memory_mib: memory,
+    memory_min_mib: body.memory_min_mib ?? memory,
+    cpu_weight: body.cpu_weight ?? DEFAULT_SPEC.cpu_weight,
+    cpu_cap: body.cpu_cap ?? DEFAULT_SPEC.cpu_cap,
+    kernel: choice.kernel,
+    ...(choice.initrd !== undefined ? { initrd: choice.initrd } : {}),
+    append: choice.append,
+    disks,
+    nets: nets.filter((n) => n !== 'none'),
+    rng: body.rng ?? DEFAULT_SPEC.rng,
+    restart: body.restart ?? DEFAULT_SPEC.restart,
+  };
+}
+
+export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
+  const { supervisor: sup, store } = ctx;
+  const view = (vm: VmHandle): Record<string, unknown> => ({ ...vmView(vm), last_exit: store.lastExit(vm.id) });
+  const find = (req: HostRequest): VmHandle => sup.find(req.params.vm);
+  const ok = (body: unknown) => ({ status: 200 as const, body });
+  return {
+    getHost: () => ok({
+      vessel_version: ctx.version,
+      state_dir: ctx.stateDir,
+      cgroups: { mode: ctx.cgroupProbe.mode, enforced: ctx.cgroups !== null, ...(ctx.cgroupProbe.reason ? { reason: ctx.cgroupProbe.reason } : {}) },
+      ...ctx.usage.hostUsage(),
+      vms: sup.list().length,
+    }),
+    listVms: () => ok(sup.list().map(view)),
+    createVm: async ({ body }) => {
+      const b = body as VmCreateBody;
+      const { id, dir } = sup.reserveVmDir();
+      let spec: VmSpec;
+      try {
+        spec = await specFor(ctx, b, dir);
+      } catch (e) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
+      const vm = await sup.create({ id, name: b.name, spec, start: b.start ?? true });
+      return { status: 201, body: view(vm) };
+    },
+    getVm: (req) => ok(view(find(req))),
+    updateVm: async (req) => {
+      const vm = find(req);
+      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy };
+      await sup.update(vm, b);
+      return ok(view(vm));
+    },
+    deleteVm: async (req) => {
+      await sup.delete(find(req), flag(req.query.force, 'force'));
+      return { status: 204 };
+    },
+    startVm: async (req) => { const vm = find(req); await sup.start(vm); return ok(view(vm)); },
+    stopVm: async (req) => { const vm = find(req); await sup.stop(vm, flag(req.query.force, 'force')); return ok(view(vm)); },
+    pauseVm: async (req) => { const vm = find(req); await sup.pause(vm); return ok(view(vm)); },
+    resumeVm: async (req) => { const vm = find(req); await sup.resume(vm); return ok(view(vm)); },
+    getVmStats: async (req) => {
+      const vm = find(req);
+      const u = ctx.usage.vm(vm.id) ?? await ctx.usage.vmNow(vm);
+      return ok({ id: vm.id, name: vm.name, state: vm.state, cpu_weight: vm.record.spec.cpu_weight, cpu_cap: vm.record.spec.cpu_cap, vcpus: vm.record.spec.vcpus, ...(u ?? { cpu: null, memory: { guest_mib: vm.record.spec.memory_mib, rss_bytes: null }, disk: {}, net: {} }) });
+    },
+    getVmLogs: (req) => streamLogs(req, find(req)),
+    getVmEvents: (req) => ok(store.events({ vmId: find(req).id, limit: limitOf(req.query.limit) })),
+    listEvents: (req) => ok(store.events({ limit: limitOf(req.query.limit) })),
+    getMetrics: async ({ reply }) => {
+      const text = await ctx.registry.metrics();
+      await reply.code(200).header('Content-Type', ctx.registry.contentType).send(text);
+      return { status: 'sent' };
+    },
+  };
+}
+
+function limitOf(q: string | undefined): number {
+  if (q === undefined) return 100;
+  const n = Number(q);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new BadRequestError(`query parameter limit must be an integer from 1 to 10000, not "${q}"`);
+  return n;
+}
+
+/** The last `n` lines of `text`. */
+function tailLines(text: Buffer, n: number): Buffer {
+  let end = text.length;
+  if (end > 0 && text[end - 1] === 0x0a) end--;
+  let i = end;
+  for (let seen = 0; i > 0; i--) {
+    if (text[i - 1] === 0x0a && ++seen === n) break;
+  }
+  return text.subarray(i);
+}
+
+/**
+ * GET /vms/{vm}/logs: the console log so far; with follow, what the guest prints next, until
+ * the VM's process ends or the client goes away (as `docker logs -f`).
+ */
+async function streamLogs(req: HostRequest, vm: VmHandle) {
+  const follow = flag(req.query.follow, 'follow');
+  let tail: number | undefined;
+  if (req.query.tail !== undefined) {
+    tail = Number(req.query.tail);
+    if (!Number.isInteger(tail) || tail < 0) throw new BadRequestError(`query parameter tail must be a whole number of lines, not "${req.query.tail}"`);
+  }
+  const file = vm.files.consoleLog;
+  const readFrom = (offset: number): Buffer => {
+    try {
+      const fd = fs.openSync(file, 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        if (size <= offset) return Buffer.alloc(0);
+        const buf = Buffer.alloc(size - offset);
+        fs.readSync(fd, buf, 0, buf.length, offset);
+        return buf;
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return Buffer.alloc(0);
+    }
+  };
+  const first = readFrom(0);
+  const initial = tail !== undefined ? tailLines(first, tail) : first;
+  if (!follow) {
+    await req.reply.code(200).header('Content-Type', 'text/plain; charset=utf-8').send(initial);
+    return { status: 'sent' as const };
+  }
+  req.reply.hijack();
+  const res = req.reply.raw;
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
+  res.write(initial);
+  let offset = first.length;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const more = readFrom(offset);
+      if (more.length > 0) {
+        offset += more.length;
+        res.write(more);
+      } else if (!vm.proc && vm.state !== 'starting') {
+        finish();
+      }
+    }, 200);
+    const finish = (): void => { clearInterval(timer); res.end(); resolve(); };
+    req.raw.raw.on('close', finish);
+  });
+  return { status: 'sent' as const };
+}
