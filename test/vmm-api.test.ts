@@ -40,6 +40,7 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   fs.writeFileSync(kernel, 'not a kernel, but a non-empty file');
   fs.writeFileSync(path.join(dir, 'empty'), '');
   fs.writeFileSync(path.join(dir, 'disk.img'), Buffer.alloc(1 << 20));
+  fs.writeFileSync(path.join(dir, 'data.img'), Buffer.alloc(1 << 20));
   fs.writeFileSync(path.join(dir, 'tiny.img'), Buffer.alloc(100));
   fs.mkdirSync(path.join(dir, 'subdir'));
   const fault = async (method: string, url: string, body: unknown, expected: RegExp | string): Promise<void> => {
@@ -102,8 +103,8 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await fault('PUT', '/drives/rootfs', { drive_id: 'rootfs', path_on_host: 'disk.img', is_root_device: true, cache_type: 'Unsafe' }, /^unknown field "cache_type"/);
   await ok('PUT', '/drives/rootfs', { drive_id: 'rootfs', path_on_host: 'disk.img', is_root_device: true });
   await fault('PUT', '/drives/data', { drive_id: 'data', path_on_host: 'disk.img', is_root_device: true }, 'drive "rootfs" is already the root device; only one drive can be');
-  await ok('PUT', '/drives/data', { drive_id: 'data', path_on_host: 'disk.img', is_root_device: false, is_read_only: true });
-  await fault('PATCH', '/drives/data', { drive_id: 'data', path_on_host: 'disk.img' }, 'PATCH /drives/data is only possible after InstanceStart; the VM is not started');
+  await ok('PUT', '/drives/data', { drive_id: 'data', path_on_host: 'data.img', is_root_device: false, is_read_only: true });
+  await fault('PATCH', '/drives/data', { drive_id: 'data', path_on_host: 'data.img' }, 'PATCH /drives/data is only possible after InstanceStart; the VM is not started');
 
   // /network-interfaces
   await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth0' }, 'a network interface needs exactly one of host_dev_name (a TAP device) or vessel_user_network');
@@ -161,7 +162,7 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
     'machine-config': { vcpu_count: 2, mem_size_mib: 64, smt: false },
     drives: [
       { drive_id: 'rootfs', path_on_host: 'disk.img', is_root_device: true },
-      { drive_id: 'data', path_on_host: 'disk.img', is_root_device: false, is_read_only: true },
+      { drive_id: 'data', path_on_host: 'data.img', is_root_device: false, is_read_only: true },
     ],
     'network-interfaces': [],
     logger: { log_path: 'vmm.log', level: 'debug', show_level: true, show_log_origin: true },
@@ -221,9 +222,9 @@ test('vessel vmm: bad options, config files and sockets are usage errors (exit 2
     [['vmm'], /vessel vmm needs --api-sock PATH, --config-file FILE, or both/],
     [['vmm', '--config-file', path.join(dir, 'missing.json')], /--config-file ".*missing.json" cannot be read: ENOENT/],
     [['vmm', '--config-file', write('bad.json', '{"boot-source": ')], /--config-file ".*bad.json" is not valid JSON/],
-    [['vmm', '--config-file', write('unknown.json', { 'boot-source': { kernel_image_path: 'k' }, balloon: {} })], /--config-file ".*unknown.json": unknown field "balloon" \(known fields: boot-source, machine-config, drives/],
+    [['vmm', '--config-file', write('unknown.json', { 'boot-source': { kernel_image_path: 'k' }, vsock: {} })], /--config-file ".*unknown.json": unknown field "vsock" \(known fields: boot-source, machine-config, drives/],
     [['vmm', '--config-file', write('type.json', { 'machine-config': { vcpu_count: 1, mem_size_mib: '128' } })], /--config-file ".*type.json": field "machine-config.mem_size_mib" must be an integer, got a string/],
-    [['vmm', '--config-file', write('drive.json', { drives: [{ drive_id: 'rootfs', path_on_host: 'nope.img', is_root_device: true }] })], /--config-file ".*drive.json": disk "nope.img" does not exist/],
+    [['vmm', '--config-file', write('drive.json', { drives: [{ drive_id: 'rootfs', path_on_host: 'nope.img', is_root_device: true }] })], /--config-file ".*drive.json": disk ".*\/nope.img" does not exist/], // relative to the file's folder
     [['vmm', '--config-file', write('nokernel.json', { 'machine-config': { vcpu_count: 1, mem_size_mib: 128 } })], /--config-file ".*nokernel.json": InstanceStart: no boot source: PUT \/boot-source first/],
     [['vmm', '--api-sock', path.join(dir, 'api.sock'), '--console', 'serial0'], /--console: console "serial0" is not one of stdio, file:PATH, unix:PATH, pty, pty:LINK/],
     [['vmm', '--api-sock', path.join(dir, 'no', 'api.sock')], /--api-sock ".*no\/api.sock": directory ".*no" does not exist/],
