@@ -198,9 +198,15 @@ export class VirtioBalloon implements VirtioDevice {
    */
   requestStats(onUpdate?: () => void): boolean {
     if (onUpdate) this.statsWaiters.push(onUpdate);
-    if (this.statsHead === null || this.opts.isRunning?.() === false) return false;
+    if (this.opts.isRunning?.() === false) return false;
     const index = this.queueIndex('stats');
     if (index === null || !this.transport?.kick) return false;
+    if (this.statsHead === null) {
+      // Linux posts its first buffer (with the numbers at probe) and kicks before DRIVER_OK,
+      // when the transport ignores notifications: look for it now.
+      this.transport.kick(index);
+      return false;
+    }
     this.statsDue = true;
     this.transport.kick(index);
     this.opts.onActivity?.();

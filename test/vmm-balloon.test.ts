@@ -1,0 +1,118 @@
+// The balloon against a real guest under `vessel vmm`: Debian's virtio_balloon binds to the
+// device; PATCH /balloon inflates it (actual follows, MemTotal drops, the host gets the memory
+// back: the VMM's RSS falls after the guest had touched and freed that memory) and deflates it;
+// GET /balloon/statistics carries the guest's real numbers; the API refuses what Firecracker does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+
+import { ensureDefaultImage } from '../images/build-image.js';
+import { api, faultOf, startVmm, tempDir } from './vmm-client.js';
+import { BOOT_MS, POWEROFF_MS, ShellSession, TEST_MS } from './vessel-cli.js';
+
+const MARKER = 'VESSEL-INIT-OK';
+const MEM_MIB = 256;
+const MIB = 1024 * 1024;
+
+interface BalloonInfo { amount_mib: number; deflate_on_oom: boolean; stats_polling_interval_s: number; free_page_reporting: boolean; target_pages?: number; actual_pages?: number; target_mib?: number; actual_mib?: number }
+interface BalloonStats { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number; free_memory?: number; total_memory?: number; available_memory?: number; minor_faults?: number; swap_in?: number }
+interface BalloonMetrics { target_pages: number; actual_pages: number; inflate_count: number; deflate_count: number; released_bytes: number; bad_pfns: number }
+
+const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal and the VMM\'s RSS; statistics are the guest\'s; deflating gives the memory back', { timeout: TEST_MS }, async (t) => {
+  const image = await ensureDefaultImage({ quiet: true });
+  const dir = tempDir(t, 'vessel-vmm-balloon-');
+  const { vmm, sock } = await startVmm(dir);
+  t.after(() => vmm.kill());
+  const call = async (method: string, url: string, body?: unknown) => api(sock, method, url, body);
+  const ok = async (method: string, url: string, body?: unknown) => {
+    const r = await call(method, url, body);
+    assert.ok(r.status === 204 || r.status === 200, `${method} ${url}: ${r.status} ${r.text}`);
+    return r.body;
+  };
+
+  await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: MEM_MIB });
+  await ok('PUT', '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd, boot_args: 'console=ttyS0 earlycon=sbi' });
+  // Before the start: no balloon yet, then one; too large and wrong-state requests are refused.
+  assert.match(faultOf(await call('GET', '/balloon')), /no balloon device is configured/);
+  assert.match(faultOf(await call('PUT', '/balloon', { amount_mib: MEM_MIB + 1, deflate_on_oom: false })), /amount_mib 257 is larger than the guest memory \(256 MiB\)/);
+  assert.match(faultOf(await call('PUT', '/balloon', { amount_mib: 1 })), /deflate_on_oom/, 'deflate_on_oom is required, as in Firecracker');
+  await ok('PUT', '/balloon', { amount_mib: 0, deflate_on_oom: false, stats_polling_interval_s: 1 });
+  assert.deepEqual(await ok('GET', '/balloon'), { amount_mib: 0, deflate_on_oom: false, stats_polling_interval_s: 1, free_page_reporting: false });
+  assert.match(faultOf(await call('GET', '/balloon/statistics')), /the VM is not started/);
+  await ok('PUT', '/actions', { action_type: 'InstanceStart' });
+  assert.match(faultOf(await call('PUT', '/balloon', { amount_mib: 0, deflate_on_oom: false })), /only possible before InstanceStart/);
+
+  const shell = new ShellSession(vmm, MARKER);
+  await shell.waitForShell(BOOT_MS);
+  await shell.run('dmesg -n 1');
+  const bound = (await shell.run('ls /sys/bus/virtio/drivers/virtio_balloon')).trim();
+  assert.match(bound, /virtio\d+/, `a device is bound to virtio_balloon: ${bound}`);
+  const memTotalKb = async () => Number(/MemTotal:\s+(\d+)/.exec(await shell.run('grep MemTotal /proc/meminfo'))![1]);
+  const total0 = await memTotalKb();
+
+  // Statistics from the guest: its driver sends them at probe and then every second.
+  let stats = (await ok('GET', '/balloon/statistics')) as BalloonStats;
+  for (let i = 0; i < 50 && stats.total_memory === undefined; i++) { await sleep(200); stats = (await ok('GET', '/balloon/statistics')) as BalloonStats; }
+  t.diagnostic(`statistics at boot: ${JSON.stringify(stats)}`);
+  assert.equal(stats.total_memory, total0 * 1024, 'total_memory is the guest\'s MemTotal, in bytes');
+  assert.ok(stats.free_memory !== undefined && stats.free_memory > 32 * MIB && stats.free_memory < total0 * 1024, `free_memory ${stats.free_memory}`);
+  assert.ok(stats.available_memory !== undefined && stats.available_memory > 0);
+  assert.equal(stats.actual_pages, 0);
+
+  // The guest touches memory (a tmpfs file), then frees it: guest-free, still resident on the host.
+  const freeKb = Number(/MemFree:\s+(\d+)/.exec(await shell.run('grep MemFree /proc/meminfo'))![1]);
+  const fillMib = Math.min(160, Math.floor(freeKb / 1024) - 48);
+  assert.ok(fillMib >= 64, `the guest has ${freeKb} kB free`);
+  await shell.run('mkdir -p /balloon-t && mount -t tmpfs -o size=200m tmpfs /balloon-t');
+  await shell.run(`dd if=/dev/zero of=/balloon-t/fill bs=1M count=${fillMib} 2>/dev/null; sync`, 120_000);
+  const rssFilled = rssOf(vmm.child.pid as number);
+  await shell.run('rm /balloon-t/fill');
+  await sleep(500);
+  const rssFreed = rssOf(vmm.child.pid as number);
+
+  // Inflate to 64 MiB: actual follows, MemTotal drops by it (no deflate_on_oom), the host RSS falls.
+  await ok('PATCH', '/balloon', { amount_mib: 64 });
+  let info = (await ok('GET', '/balloon')) as BalloonInfo;
+  const t0 = performance.now();
+  while (info.actual_mib !== 64 && performance.now() - t0 < 90_000) { await sleep(250); info = (await ok('GET', '/balloon')) as BalloonInfo; }
+  t.diagnostic(`inflated to ${info.actual_mib} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  assert.deepEqual(info, { amount_mib: 64, deflate_on_oom: false, stats_polling_interval_s: 1, free_page_reporting: false, target_pages: 16384, actual_pages: 16384, target_mib: 64, actual_mib: 64 });
+  await sleep(500);
+  const rssInflated = rssOf(vmm.child.pid as number);
+  const total1 = await memTotalKb();
+  const m = ((await ok('GET', '/metrics')) as { balloon: BalloonMetrics }).balloon;
+  t.diagnostic(`guest filled ${fillMib} MiB; VMM RSS: filled ${(rssFilled / MIB).toFixed(1)} MiB, freed in the guest ${(rssFreed / MIB).toFixed(1)} MiB, inflated ${(rssInflated / MIB).toFixed(1)} MiB; MemTotal ${total0} -> ${total1} kB; metrics ${JSON.stringify(m)}`);
+  assert.equal(total0 - total1, 64 * 1024, 'MemTotal drops by the balloon');
+  assert.equal(m.actual_pages, 16384);
+  assert.equal(m.target_pages, 16384);
+  assert.ok(m.inflate_count >= 64, `inflate requests: ${m.inflate_count} (Linux sends at most 256 PFNs each)`);
+  assert.equal(m.bad_pfns, 0);
+  assert.equal(m.released_bytes, 64 * MIB, 'every inflated page went back to the host');
+  assert.ok(rssFreed - rssInflated > 32 * MIB, `the VMM's RSS fell by ${((rssFreed - rssInflated) / MIB).toFixed(1)} MiB (at least 32 expected)`);
+  stats = (await ok('GET', '/balloon/statistics')) as BalloonStats;
+  for (let i = 0; i < 25 && stats.total_memory === total0 * 1024; i++) { await sleep(200); stats = (await ok('GET', '/balloon/statistics')) as BalloonStats; }
+  assert.equal(stats.total_memory, total1 * 1024, 'fresh statistics after the inflation (polled every second)');
+  assert.equal(stats.actual_mib, 64);
+
+  // Statistics cannot be switched off after the start; the interval can change.
+  assert.match(faultOf(await call('PATCH', '/balloon/statistics', { stats_polling_interval_s: 0 })), /cannot be disabled after InstanceStart/);
+  await ok('PATCH', '/balloon/statistics', { stats_polling_interval_s: 2 });
+  assert.match(faultOf(await call('PATCH', '/balloon', { amount_mib: 1024 })), /larger than the guest memory/);
+
+  // Deflate: the guest takes its pages back.
+  await ok('PATCH', '/balloon', { amount_mib: 0 });
+  info = (await ok('GET', '/balloon')) as BalloonInfo;
+  for (let i = 0; i < 360 && info.actual_pages !== 0; i++) { await sleep(250); info = (await ok('GET', '/balloon')) as BalloonInfo; }
+  assert.equal(info.actual_pages, 0);
+  assert.equal(await memTotalKb(), total0, 'MemTotal is back');
+  const cfg = (await ok('GET', '/vm/config')) as { balloon?: unknown };
+  assert.deepEqual(cfg.balloon, { amount_mib: 0, deflate_on_oom: false, stats_polling_interval_s: 2, free_page_reporting: false });
+  assert.ok(((await ok('GET', '/metrics')) as { balloon: BalloonMetrics }).balloon.deflate_count > 0);
+
+  shell.sendLast('poweroff -f');
+  const exit = await vmm.waitExit(POWEROFF_MS);
+  assert.equal(exit.code, 0, vmm.describe());
+});
