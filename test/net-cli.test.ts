@@ -11,7 +11,8 @@ import * as path from 'node:path';
 
 import { NetOptionError, parseNetOption } from '../src/vmm/net-option.js';
 import { TapBackend, TUN_DEVICE } from '../src/net/tap.js';
-import { CLI, REPO_ROOT } from './vessel-cli.js';
+import { BOOT_MARKER } from '../images/build-image.js';
+import { BOOT_MS, CLI, COMMAND_MS, initramfsOnly, REPO_ROOT, ShellSession, TEST_MS, VesselProcess } from './vessel-cli.js';
 
 let dir = '';
 /** Non-empty, so `vessel run` gets past its file checks to opening the network (it is no kernel). */
@@ -86,6 +87,23 @@ test('vessel run --net: bad specs exit 2 before anything starts', () => {
   assertBadInput(vessel(['run', '--kernel', kernel, '--net', 'tap=no/slash']), /TAP device name "no\/slash" is not valid/);
   assertBadInput(vessel(['run', '--kernel', kernel, '--net', 'user', '--net', 'tap=x,vhost=on']), /unknown setting "vhost=on" for tap/);
   assertBadInput(vessel(['run', '--kernel', kernel, '--net', 'user,mac=ff:ff:ff:ff:ff:ff']), /multicast/);
+});
+
+test('vessel run --net none: only alone', () => {
+  assertBadInput(vessel(['run', '--kernel', kernel, '--net', 'none', '--net', 'user']), /--net none means no network device; it cannot be combined with other --net options/);
+});
+
+test('vessel run without --net has the user-mode network as eth0 (as QEMU); --net none has no network device', { timeout: TEST_MS }, async (t) => {
+  for (const [args, expected] of [[[], /^eth0$/m], [['--net', 'none'], /^no-eth0$/m]] as const) {
+    const vm = VesselProcess.cli(['run', ...initramfsOnly(), ...args]);
+    t.after(() => vm.kill());
+    const shell = new ShellSession(vm, BOOT_MARKER);
+    await shell.waitForShell(BOOT_MS);
+    const out = await shell.run('ls /sys/class/net | grep -x eth0 || echo no-eth0', COMMAND_MS);
+    assert.match(out, expected, `${args.join(' ') || 'no --net'}: ${out}`);
+    vm.kill();
+    await vm.exited;
+  }
 });
 
 test('vessel run --net user,<bad setting>: the user network\'s own message, exit 2', () => {
