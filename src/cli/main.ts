@@ -10,6 +10,9 @@ import { parseNetOption, type NetOption } from '../vmm/net-option.js';
 import { runVm } from './run.js';
 import { parseMemorySize } from './size.js';
 import { attachSocketConsole } from './console-client.js';
+import { HostUnreachableError } from './host-client.js';
+import { HostCommandError, registerHostCommands } from './vm-commands.js';
+import { HostStartError } from '../host/errors.js';
 
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
@@ -106,10 +109,18 @@ program.command('image')
     process.stdout.write(`version ${image.version}\nkernel  ${image.kernel}\ninitrd  ${image.initrd}\nrootfs  ${image.rootfs}\n`);
   });
 
+registerHostCommands(program);
+
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof CommanderError) {
     // commander has printed the message (and usage); --help and --version end with code 0.
     process.exitCode = e.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+  } else if (e instanceof HostCommandError || e instanceof HostUnreachableError) {
+    process.stderr.write(`vessel: ${e.message}\n`);
+    process.exitCode = e instanceof HostCommandError ? e.exitCode : 1;
+  } else if (e instanceof HostStartError) {
+    process.stderr.write(`vessel host: ${e.message}\n`);
+    process.exitCode = ExitCode.badInput;
   } else if (e instanceof ConfigError || e instanceof ImageBuildError) {
     process.stderr.write(`vessel: ${e.message}\n`);
     process.exitCode = ExitCode.badInput;

@@ -47,7 +47,7 @@ export interface VmEvent {
 /** A state write or read that failed; `full` when the state directory's disk is full. */
 export class StateStoreError extends Error {
   override name = 'StateStoreError';
-  constructor(message: string, readonly full: boolean) {
+  constructor(message: string, readonly full: boolean, readonly sqliteCode?: string) {
     super(message);
   }
 }
@@ -113,7 +113,7 @@ export class StateStore {
     if (code === 'SQLITE_FULL' || (e as NodeJS.ErrnoException).code === 'ENOSPC') {
       return new StateStoreError(`${what}: the state directory's disk is full (${(e as Error).message}); nothing was changed`, true);
     }
-    if (code.startsWith('SQLITE_')) return new StateStoreError(`${what}: ${(e as Error).message} (${code})`, false);
+    if (code.startsWith('SQLITE_')) return new StateStoreError(`${what}: ${(e as Error).message} (${code})`, false, code);
     return e instanceof Error ? e : new Error(String(e));
   }
 

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Cgroups } from './cgroups.js';
 import { ConflictError, NotFoundError, UnavailableError } from './errors.js';
 import { processArgs, processStartTime, sameProcess } from './proc.js';
-import { StateStore, type DesiredState, type ExitRecord, type VmRecord } from './store.js';
+import { StateStore, StateStoreError, type DesiredState, type ExitRecord, type VmRecord } from './store.js';
 import { isVmmOf, readExitFile, spawnVmm, vmFiles, vmmLogTail, type VmFiles } from './vm-process.js';
 import { checkCpu, checkName, checkSpec, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
 import { vmmRequest } from './vmm-client.js';
@@ -199,7 +199,13 @@ export class Supervisor {
       if (this.store.findVm(req.name)?.name === req.name) throw new ConflictError(`a VM named "${req.name}" already exists`);
       checkSpec(req.spec, this.opts.hostCpus);
       const record: VmRecord = { id, name: req.name, createdAt: new Date().toISOString(), spec: req.spec, desired: req.start ? 'running' : 'stopped' };
-      this.store.insertVm(record, `VM "${req.name}" created: ${req.spec.vcpus} vCPU, ${req.spec.memory_mib} MiB`);
+      try {
+        this.store.insertVm(record, `VM "${req.name}" created: ${req.spec.vcpus} vCPU, ${req.spec.memory_mib} MiB`);
+      } catch (e) {
+        // Two creates of one name at once: the second loses at the database's unique index.
+        if (e instanceof StateStoreError && e.sqliteCode === 'SQLITE_CONSTRAINT_UNIQUE') throw new ConflictError(`a VM named "${req.name}" already exists`);
+        throw e;
+      }
       vm = new VmHandle(record, vmFiles(this.vmsDir, record.id));
       this.vms.set(record.id, vm);
       this.log.info({ vm: vm.name, id: vm.id }, 'VM created');
@@ -341,19 +347,20 @@ export class Supervisor {
       return;
     }
     // The guest powered itself off (or failed and the policy keeps it down): it stays stopped.
-    vm.state = exit.exit_code === 0 || exit.stop === 'poweroff' ? 'stopped' : 'crashed';
+    vm.state = exit.exit_code === 0 && !exit.signal ? 'stopped' : 'crashed';
     vm.record.desired = 'stopped';
     this.store.setDesired(vm.id, 'stopped');
   }
 
   /**
-   * A guest reboot always starts the VM again (QEMU's and libvirt's on_reboot=restart); a guest
-   * poweroff with code 0 never does; any other end follows the restart policy.
+   * A guest reboot always starts the VM again (QEMU's and libvirt's on_reboot=restart); a clean
+   * end (a guest poweroff with code 0) only with policy `always`; a failure (a crash, a signal,
+   * a panic, a poweroff with a failure code) unless the policy is `no`.
    */
   private shouldRestart(vm: VmHandle, exit: ExitRecord): boolean {
     if (exit.stop === 'reboot') return true;
-    if (exit.exit_code === 0 && exit.stop !== undefined) return false;
-    if (exit.exit_code === 0 && !exit.signal) return vm.record.spec.restart === 'always';
+    const clean = exit.exit_code === 0 && !exit.signal;
+    if (clean) return vm.record.spec.restart === 'always';
     return vm.record.spec.restart !== 'no';
   }
 

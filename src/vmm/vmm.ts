@@ -196,8 +196,8 @@ export async function runVmm(opts: VmmOptions): Promise<number> {
   try {
     return await runVmmInner(opts, exitFile);
   } catch (e) {
-    if (e instanceof ConfigError) exitFile?.record(ExitCode.badInput, e.message);
-    else exitFile?.record(ExitCode.error, `internal error: ${e instanceof Error ? e.message : String(e)}`);
+    if (e instanceof ConfigError) exitFile?.record(ExitCode.badInput, e.message, 'error');
+    else exitFile?.record(ExitCode.error, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'error');
     throw e;
   }
 }
@@ -223,7 +223,7 @@ async function runVmmInner(opts: VmmOptions, exitFile: ExitFile | undefined): Pr
   let stopped: (code: number) => void = () => {};
   const exitCode = new Promise<number>((resolve) => { stopped = resolve; });
   const vmm = new Vmm(opts.id ?? DEFAULT_INSTANCE_ID, serial, (code, reason) => {
-    exitFile?.record(code, describeStop(reason));
+    exitFile?.record(code, describeStop(reason), reason.kind);
     stopped(code);
   }, consoleLog?.write);
   const close = (): void => { vmm.close(); consoleLog?.close(); };
@@ -247,7 +247,7 @@ async function runVmmInner(opts: VmmOptions, exitFile: ExitFile | undefined): Pr
   }
   const onSignal = (signal: keyof typeof SIGNALS): void => {
     vmm.logger.component('vmm').warn({ signal }, 'exiting on signal');
-    exitFile?.record(128 + SIGNALS[signal], `the VMM was stopped by ${signal}`);
+    exitFile?.record(128 + SIGNALS[signal], `the VMM was stopped by ${signal}`, 'signal');
     close();
     server?.removeSocketFile();
     // 'exit' handlers restore the terminal and remove the console socket.
