@@ -150,8 +150,12 @@ export class Machine {
   private pausedAtMs = 0;
   private unpause: (() => void) | null = null;
 
-  constructor(private readonly options: MachineOptions) {
+  /** Not the whole options: they hold the kernel and initrd, which must not outlive loading them. */
+  private readonly onConsoleOutput: (data: Uint8Array) => void;
+
+  constructor(options: MachineOptions) {
     const { cpus, memoryBytes } = options;
+    this.onConsoleOutput = options.onConsoleOutput;
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new RangeError(`cpus must be 1..64, got ${cpus}`);
     // The CPU keeps RAM offsets in int32 (see Hart.ramOffset), so RAM is at most 2 GiB for now.
     if (memoryBytes < 16 << 20 || memoryBytes > 2 * 1024 ** 3) throw new RangeError(`memory must be 16 MiB..2 GiB, got ${memoryBytes} bytes`);
@@ -448,7 +452,7 @@ export class Machine {
     if (this.consoleChunks.length === 0) return;
     const data = Uint8Array.from(this.consoleChunks);
     this.consoleChunks = [];
-    this.options.onConsoleOutput(data);
+    this.onConsoleOutput(data);
     this.consoleTail = (this.consoleTail + Buffer.from(data).toString('latin1')).slice(-CONSOLE_TAIL);
     const at = this.consoleTail.indexOf(PANIC_MARKER);
     if (at >= 0 && !this.stopReason) {

@@ -52,7 +52,8 @@ export class VmAssembly {
 
   private constructor(
     readonly description: VmDescription,
-    private readonly boot: MachineBoot,
+    /** The boot files read by `open`, for the first board only (dropped then: a kernel is ~36 MB). */
+    private firstBoot: MachineBoot | null,
     private readonly held: HeldDisk[],
     private readonly backends: NetBackend[],
   ) {}
@@ -88,10 +89,12 @@ export class VmAssembly {
     if (this.closed) throw new Error('VmAssembly.build after close');
     const d = this.description;
     try {
+      const boot = this.firstBoot ?? this.readBoot();
+      this.firstBoot = null;
       return new Machine({
         cpus: d.cpus,
         memoryBytes: d.memoryBytes,
-        boot: this.boot,
+        boot,
         onConsoleOutput: consoles.serial,
         jit: d.jit,
         virtio: {
@@ -110,6 +113,17 @@ export class VmAssembly {
       if (e instanceof Error && e.name === 'DiskLockError') throw new ConfigError(e.message);
       throw e;
     }
+  }
+
+  /**
+   * The boot files again, for the board after a guest reboot (QEMU keeps them in memory; a VM
+   * process holding a 36 MB kernel for its whole life to spare a rare re-read costs more).
+   */
+  private readBoot(): MachineBoot {
+    const b = this.description.boot;
+    if (b.kind !== 'linux') return { kind: 'snapshot' };
+    const initrd = b.initrd !== undefined ? readBootFile(b.initrd, 'initrd') : undefined;
+    return { kind: 'linux', kernel: readBootFile(b.kernel, 'kernel'), kernelName: b.kernel, initrd, cmdline: b.cmdline };
   }
 
   /** The locked disk images, in slot order. */
