@@ -13,7 +13,7 @@ import { parseMemorySize } from './size.js';
 import { defaultStateDir } from '../host/state-dir.js';
 
 interface VmJson {
-  id: string; name: string; state: string; vcpus: number; memory_mib: number; memory_min_mib: number;
+  id: string; name: string; state: string; vcpus: number; memory_mib: number; memory_min_mib: number; memory_shares?: number; memory_target?: number | 'auto';
   cpu_weight: number; cpu_cap: number; pid: number | null; uptime_s: number; nets: string[];
   disks: { path: string; readonly: boolean }[]; kernel: string; initrd?: string; append: string;
   restart: string; desired_state: string; created_at: string; error: string | null;
@@ -23,7 +23,7 @@ interface VmJson {
 interface Stats {
   name: string; state: string;
   cpu: { usage_s: number; percent: number; throttled_s: number | null; wait_s: number | null } | null;
-  memory: { guest_mib: number; rss_bytes: number | null };
+  memory: { guest_mib: number; rss_bytes: number | null; target_mib?: number | null; actual_mib?: number | null; guest_used_mib?: number | null; guest_available_mib?: number | null; manual?: boolean };
   disk: Record<string, { read_bytes: number; write_bytes: number }>;
   net: Record<string, { rx_bytes: number; tx_bytes: number }>;
 }
@@ -99,11 +99,33 @@ async function call<T>(g: Global, method: string, urlPath: string, body?: unknow
 
 const vmPath = (name: string, rest = ''): string => `/vms/${encodeURIComponent(name)}${rest}`;
 
-function showVm(v: VmJson): string {
+/** GET /vms/{vm}/memory */
+interface MemoryJson {
+  target_mib: number | null; actual_mib: number | null; memory_min_mib: number; memory_max_mib: number; memory_shares: number;
+  guest_used_mib: number | null; guest_available_mib: number | null; guest_free_mib: number | null; guest_total_mib: number | null;
+  host_rss_bytes: number | null; manual: boolean; balloon_driver: boolean | null; skipped: string | null;
+  last_decision: { at: string; target_mib: number; reason: string } | null;
+}
+
+const mibOr = (v: number | null | undefined): string => (v == null ? '-' : `${v} MiB`);
+
+function memoryLines(m: MemoryJson): [string, string][] {
+  return [
+    ['Memory target', `${mibOr(m.target_mib)} (${m.manual ? 'set by hand' : 'policy'}; min ${m.memory_min_mib} MiB, max ${m.memory_max_mib} MiB, shares ${m.memory_shares})`],
+    ['Memory actual', mibOr(m.actual_mib)],
+    ['Guest used', mibOr(m.guest_used_mib)], ['Guest available', mibOr(m.guest_available_mib)],
+    ['Host RSS', mib(m.host_rss_bytes)],
+    ...(m.skipped ? [['Memory policy', `leaves it alone: ${m.skipped}`] as [string, string]] : []),
+    ...(m.last_decision ? [['Last decision', `${m.last_decision.reason} (${m.last_decision.at})`] as [string, string]] : []),
+  ];
+}
+
+function showVm(v: VmJson, mem: MemoryJson | null = null): string {
   const lines: [string, string][] = [
     ['Name', v.name], ['Id', v.id], ['State', v.state + (v.desired_state !== stateGoal(v.state) ? ` (wanted: ${v.desired_state})` : '')],
     ['PID', v.pid === null ? '-' : String(v.pid)], ['Uptime', duration(v.uptime_s)],
     ['vCPUs', String(v.vcpus)], ['Memory', `${v.memory_mib} MiB (min ${v.memory_min_mib} MiB)`],
+    ...(mem && v.pid !== null ? memoryLines(mem) : []),
     ['CPU weight', String(v.cpu_weight)], ['CPU cap', v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}% of a core`],
     ['Kernel', v.kernel], ...(v.initrd ? [['Initrd', v.initrd] as [string, string]] : []), ['Command line', v.append],
     ...v.disks.map((d, i) => [`Disk vd${String.fromCharCode(97 + i)}`, d.path + (d.readonly ? ' (read-only)' : '')] as [string, string]),
@@ -149,6 +171,7 @@ export function registerHostCommands(program: Command): void {
     .option('--vcpus <n>', 'vCPUs (default 1)', intArg('--vcpus', 1, 64))
     .option('--memory <size>', 'guest RAM at boot, its maximum, e.g. 256M (default 256M)', mibArg)
     .option('--memory-min <size>', 'the least memory the host\'s policy leaves the VM (default: --memory)', mibArg)
+    .option('--memory-shares <n>', 'the VM\'s weight when the host\'s memory is split, 0 to 50000 (default 1000)', intArg('--memory-shares', 0, 50000))
     .option('--cpu-weight <n>', 'relative CPU share, 1 to 10000 (default 100)', intArg('--cpu-weight', 1, 10000))
     .option('--cpu-cap <pct>', 'at most this percent of one host core, 0 = no cap (default 0)', intArg('--cpu-cap', 0, 100_000))
     .option('-k, --kernel <path>', 'RISC-V Linux kernel Image')
@@ -160,7 +183,7 @@ export function registerHostCommands(program: Command): void {
     .addOption(new Option('--restart <policy>', 'start the VM again when its process ends').choices(['no', 'on-failure', 'always']))
     .option('--no-start', 'create it stopped')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: { vcpus?: number; memory?: number; memoryMin?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
       const disks = o.disk.map((d) => {
         const parts = d.split(',');
         let readonly = false;
@@ -168,7 +191,7 @@ export function registerHostCommands(program: Command): void {
         return { path: path.resolve(parts.join(',')), readonly };
       });
       const body = {
-        name, vcpus: o.vcpus, memory_mib: o.memory, memory_min_mib: o.memoryMin, cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap,
+        name, vcpus: o.vcpus, memory_mib: o.memory, memory_min_mib: o.memoryMin, memory_shares: o.memoryShares, cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap,
         kernel: o.kernel && path.resolve(o.kernel), initrd: o.initrd && path.resolve(o.initrd), append: o.append,
         disks: disks.length ? disks : undefined, nets: o.net.length ? o.net : undefined, rng: o.rng, restart: o.restart, start: o.start,
       };
@@ -193,7 +216,8 @@ export function registerHostCommands(program: Command): void {
     .option('--json', 'as JSON (includes the process\'s pid)')
     .action(async (name: string, o: { json?: boolean }) => {
       const v = await call<VmJson>(g(), 'GET', vmPath(name));
-      if (o.json) json(v); else print(showVm(v));
+      const mem = v.pid !== null ? await call<MemoryJson>(g(), 'GET', vmPath(name, '/memory')).catch(() => null) : null;
+      if (o.json) json(mem ? { ...v, memory: mem } : v); else print(showVm(v, mem));
     });
 
   for (const [verb, what] of [['start', 'start a stopped VM'], ['pause', 'pause a running VM (its vCPUs stop, its guest clock freezes)'], ['resume', 'resume a paused VM']] as const) {
@@ -255,10 +279,10 @@ export function registerHostCommands(program: Command): void {
       const stats = await Promise.all(names.map((n) => call<Stats>(g(), 'GET', vmPath(n, '/stats'))));
       if (o.json) { json(name !== undefined ? stats[0] : stats); return; }
       const sum = (r: Record<string, Record<string, number>>, k: string): number => Object.values(r).reduce((a, x) => a + (x[k] ?? 0), 0);
-      print(table(['NAME', 'STATE', 'CPU %', 'CPU TIME', 'THROTTLED', 'WAITED', 'GUEST MEM', 'HOST RSS', 'DISK R/W', 'NET RX/TX'], stats.map((s) => [
+      print(table(['NAME', 'STATE', 'CPU %', 'CPU TIME', 'THROTTLED', 'WAITED', 'MEM TARGET', 'MEM ACTUAL', 'GUEST USED', 'GUEST AVAIL', 'HOST RSS', 'DISK R/W', 'NET RX/TX'], stats.map((s) => [
         s.name, s.state, s.cpu ? s.cpu.percent.toFixed(1) : '-', s.cpu ? `${s.cpu.usage_s.toFixed(1)}s` : '-',
         s.cpu?.throttled_s != null ? `${s.cpu.throttled_s.toFixed(1)}s` : '-', s.cpu?.wait_s != null ? `${s.cpu.wait_s.toFixed(1)}s` : '-',
-        `${s.memory.guest_mib} MiB`, mib(s.memory.rss_bytes),
+        `${mibOr(s.memory.target_mib)}${s.memory.manual ? ' (set)' : ''}`, mibOr(s.memory.actual_mib), mibOr(s.memory.guest_used_mib), mibOr(s.memory.guest_available_mib), mib(s.memory.rss_bytes),
         `${mib(sum(s.disk, 'read_bytes'))} / ${mib(sum(s.disk, 'write_bytes'))}`, `${mib(sum(s.net, 'rx_bytes'))} / ${mib(sum(s.net, 'tx_bytes'))}`,
       ])));
     });
@@ -267,12 +291,20 @@ export function registerHostCommands(program: Command): void {
     .option('--cpu-weight <n>', 'relative CPU share, 1 to 10000', intArg('--cpu-weight', 1, 10000))
     .option('--cpu-cap <pct>', 'percent of one host core, 0 = no cap', intArg('--cpu-cap', 0, 100_000))
     .addOption(new Option('--restart <policy>', 'restart policy').choices(['no', 'on-failure', 'always']))
+    .option('--memory <size|auto>', 'move the memory target (the balloon) by hand, within --memory-min and --memory; the policy leaves the VM alone until --memory auto', (v: string) => (v === 'auto' ? 'auto' : mibArg(v)))
+    .option('--memory-shares <n>', 'the VM\'s weight when the host\'s memory is split, 0 to 50000', intArg('--memory-shares', 0, 50000))
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: { cpuWeight?: number; cpuCap?: number; restart?: string; json?: boolean }) => {
-      const body = JSON.parse(JSON.stringify({ cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap, restart: o.restart })) as Record<string, unknown>;
-      if (Object.keys(body).length === 0) throw new HostCommandError('vessel vm set: nothing to change (give --cpu-weight, --cpu-cap or --restart)', 2);
+    .action(async (name: string, o: { cpuWeight?: number; cpuCap?: number; restart?: string; memory?: number | 'auto'; memoryShares?: number; json?: boolean }) => {
+      const body = JSON.parse(JSON.stringify({ cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap, restart: o.restart, memory_shares: o.memoryShares })) as Record<string, unknown>;
+      if (Object.keys(body).length === 0 && o.memory === undefined) throw new HostCommandError('vessel vm set: nothing to change (give --cpu-weight, --cpu-cap, --restart, --memory or --memory-shares)', 2);
+      const mem = o.memory !== undefined ? await call<MemoryJson>(g(), 'PATCH', vmPath(name, '/memory'), { target_mib: o.memory }) : null;
+      if (Object.keys(body).length === 0) {
+        if (o.json) json(mem);
+        else if (mem) print(`${name}: memory target ${mibOr(mem.target_mib)} (${mem.manual ? 'set by hand' : 'policy'}), actual ${mibOr(mem.actual_mib)}\n`);
+        return;
+      }
       const v = await call<VmJson>(g(), 'PATCH', vmPath(name), body);
-      if (o.json) json(v); else print(`${v.name}: cpu_weight ${v.cpu_weight}, cpu_cap ${v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}%`}, restart ${v.restart}\n`);
+      if (o.json) json(v); else print(`${v.name}: cpu_weight ${v.cpu_weight}, cpu_cap ${v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}%`}, restart ${v.restart}, memory_shares ${v.memory_shares ?? 1000}${mem ? `, memory target ${mibOr(mem.target_mib)}` : ''}\n`);
     });
 
   vm.command('events').description('the event log of one VM or of the host').argument('[vm]', 'name or id')

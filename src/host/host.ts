@@ -14,6 +14,7 @@ import { hostOperations } from './api/operations.js';
 import { HostStartError } from './errors.js';
 import { HostApiServer } from './api/server.js';
 import { Cgroups } from './cgroups.js';
+import { MemoryBalancer } from './memory.js';
 import { hostCpuCount } from './proc.js';
 import { prometheusRegistry } from './prometheus.js';
 import { StateStore } from './store.js';
@@ -103,18 +104,21 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   await supervisor.adopt();
   const usage = new UsageSampler(cgroups, () => supervisor.list(), hostCpus);
   usage.start();
-  const registry = prometheusRegistry(() => supervisor.list(), usage);
+  const memory = new MemoryBalancer(supervisor, store, log);
+  memory.start();
+  const registry = prometheusRegistry(() => supervisor.list(), usage, memory);
   const socketPath = path.join(dir, 'host.sock');
   const token = tcp ? hostToken(dir, opts.token) : undefined;
   let server: HostApiServer;
   try {
     server = await HostApiServer.listen(
       { socketPath, tcp: tcp && token ? { ...tcp, token } : undefined },
-      hostOperations({ supervisor, store, usage, registry, cgroups, cgroupProbe: probe, stateDir: dir, version: VESSEL_VERSION, hostCpus }),
+      hostOperations({ supervisor, store, usage, memory, registry, cgroups, cgroupProbe: probe, stateDir: dir, version: VESSEL_VERSION, hostCpus }),
       log,
     );
   } catch (e) {
     usage.stop();
+    memory.stop();
     supervisor.close();
     store.close();
     fs.closeSync(lockFd);
@@ -127,6 +131,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
     supervisor,
     async close() {
       usage.stop();
+      memory.stop();
       supervisor.close();
       await server.close();
       store.close();

@@ -3,10 +3,11 @@
  * and counters are filled from the usage sampler's latest values when scraped.
  */
 import { Gauge, Registry } from 'prom-client';
+import type { MemoryBalancer } from './memory.js';
 import type { VmHandle } from './supervisor.js';
 import type { UsageSampler } from './usage.js';
 
-export function prometheusRegistry(vms: () => VmHandle[], usage: UsageSampler): Registry {
+export function prometheusRegistry(vms: () => VmHandle[], usage: UsageSampler, memory?: MemoryBalancer): Registry {
   const registry = new Registry();
   const labels = ['vm', 'id'] as const;
   type Setter = (v: number, extra?: Record<string, string>) => void;
@@ -27,6 +28,10 @@ export function prometheusRegistry(vms: () => VmHandle[], usage: UsageSampler): 
   gauge('vessel_vm_cpu_wait_seconds_total', 'Time the VM\'s threads were runnable but waited for a core', (vm, set) => { const u = usage.vm(vm.id); if (u?.cpu.wait_s != null) set(u.cpu.wait_s); });
   gauge('vessel_vm_memory_bytes', 'Guest RAM given to the VM', (vm, set) => set(vm.record.spec.memory_mib * 1024 * 1024));
   gauge('vessel_vm_rss_bytes', 'Resident memory of the VM\'s process on the host', (vm, set) => { const u = usage.vm(vm.id); if (u?.memory.rss_bytes != null) set(u.memory.rss_bytes); });
+  const mem = (vm: VmHandle) => memory?.cached(vm.id) ?? null;
+  gauge('vessel_vm_memory_target_bytes', 'Guest memory the balloon is to leave the VM (memory minus the balloon\'s target)', (vm, set) => { const m = mem(vm); if (m?.targetMib != null) set(m.targetMib * 1048576); });
+  gauge('vessel_vm_memory_actual_bytes', 'Guest memory the VM has now (memory minus what its balloon holds)', (vm, set) => { const m = mem(vm); if (m?.actualMib != null) set(m.actualMib * 1048576); });
+  gauge('vessel_vm_guest_memory_available_bytes', 'MemAvailable as the guest reports it through its balloon', (vm, set) => { const m = mem(vm); if (m?.guest) set(m.guest.availableMib * 1048576); });
   gauge('vessel_vm_disk_read_bytes_total', 'Bytes read by the guest from a disk', (vm, set) => { for (const [d, b] of Object.entries(usage.vm(vm.id)?.disk ?? {})) set(b.read_bytes, { drive: d }); }, ['drive']);
   gauge('vessel_vm_disk_write_bytes_total', 'Bytes written by the guest to a disk', (vm, set) => { for (const [d, b] of Object.entries(usage.vm(vm.id)?.disk ?? {})) set(b.write_bytes, { drive: d }); }, ['drive']);
   gauge('vessel_vm_disk_ops_total', 'Disk requests of the guest', (vm, set) => { for (const [d, b] of Object.entries(usage.vm(vm.id)?.disk ?? {})) { set(b.read_ops, { drive: d, op: 'read' }); set(b.write_ops, { drive: d, op: 'write' }); } }, ['drive', 'op']);

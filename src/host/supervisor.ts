@@ -21,7 +21,7 @@ import { ConflictError, NotFoundError, UnavailableError } from './errors.js';
 import { processArgs, processStartTime, sameProcess } from './proc.js';
 import { StateStore, StateStoreError, type DesiredState, type ExitRecord, type VmRecord } from './store.js';
 import { isVmmOf, readExitFile, spawnVmm, vmFiles, vmmLogTail, type VmFiles } from './vm-process.js';
-import { checkCpu, checkName, checkSpec, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
+import { checkCpu, checkMemoryShares, checkName, checkSpec, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
 import { vmmRequest } from './vmm-client.js';
 
 export type VmRunState = 'stopped' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
@@ -429,6 +429,8 @@ export class Supervisor {
   }
 
   pause(vm: VmHandle): Promise<void> {
+    // Refused at once rather than queued behind the start: the caller learns why now.
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; pause it once it runs`));
     return vm.serial(async () => {
       this.requireRunning(vm, 'pause');
       await vmmRequest(vm.files.apiSock, 'PATCH', '/vm', { state: 'Paused' });
@@ -439,6 +441,7 @@ export class Supervisor {
   }
 
   resume(vm: VmHandle): Promise<void> {
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; resume it once it runs`));
     return vm.serial(async () => {
       this.requireRunning(vm, 'resume');
       await vmmRequest(vm.files.apiSock, 'PATCH', '/vm', { state: 'Resumed' });
@@ -454,10 +457,11 @@ export class Supervisor {
   }
 
   /** Changes CPU weight, cap or restart policy; a running VM's cgroup follows at once. */
-  update(vm: VmHandle, change: { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy }): Promise<void> {
+  update(vm: VmHandle, change: { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number }): Promise<void> {
     return vm.serial(async () => {
       const spec = { ...vm.record.spec, ...change };
       checkCpu(spec.cpu_weight, spec.cpu_cap, this.opts.hostCpus);
+      if (spec.memory_shares !== undefined) checkMemoryShares(spec.memory_shares);
       if (vm.proc && this.opts.cgroups) this.opts.cgroups.set(vm.id, { weight: spec.cpu_weight, capPercent: spec.cpu_cap });
       this.store.updateSpec(vm.id, spec);
       vm.record.spec = spec;

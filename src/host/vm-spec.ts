@@ -24,8 +24,12 @@ export interface VmSpec {
   vcpus: number;
   /** Boot size of guest RAM, the most the VM can have. */
   memory_mib: number;
-  /** The least the memory policy leaves the VM (the memory issue's balloon); defaults to memory_mib. */
+  /** The least the memory policy leaves the VM (its balloon is at most memory_mib - memory_min_mib); defaults to memory_mib. */
   memory_min_mib: number;
+  /** The VM's weight when the host's memory is split (Proxmox's `shares`, 0..50000; default 1000). Absent in VMs made before it existed. */
+  memory_shares?: number;
+  /** A memory target set by hand (`vessel vm set --memory`): the policy leaves the VM alone; absent = the policy decides. */
+  memory_manual_mib?: number;
   /** Relative CPU share, 1..10000 (cgroup v2's scale; 100 by default). */
   cpu_weight: number;
   /** Percent of one host core the VM may use at most; 0 = no cap. */
@@ -50,6 +54,10 @@ export class SpecError extends Error {
 export const VCPUS_MAX = 64;
 export const MEMORY_MIN_MIB = 16;
 export const MEMORY_MAX_MIB = 2048;
+export const MEMORY_SHARES_DEFAULT = 1000;
+export const MEMORY_SHARES_MAX = 50000;
+/** The balloon's statistics interval: the policy's inputs are at most this old. */
+export const BALLOON_STATS_INTERVAL_S = 2;
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export function checkName(name: string): void {
@@ -103,15 +111,28 @@ function checkFile(file: string, what: string): void {
   if (st.size === 0 && st.isFile()) throw new SpecError(`${what} "${file}" is empty`);
 }
 
+export function checkMemoryShares(shares: number): void {
+  intIn(shares, 0, MEMORY_SHARES_MAX, 'memory_shares');
+}
+
+/** A memory target (set by hand) must lie within the VM's [memory_min, memory]. */
+export function checkMemoryTarget(spec: VmSpec, mib: number): void {
+  if (!Number.isInteger(mib) || mib < spec.memory_min_mib || mib > spec.memory_mib) {
+    throw new SpecError(`memory target ${mib} MiB is outside the VM's range: from its memory_min ${spec.memory_min_mib} MiB to its memory ${spec.memory_mib} MiB`);
+  }
+}
+
 /** Checks a whole spec (create, or the result of a change). */
 export function checkSpec(spec: VmSpec, hostCpus: number): void {
   intIn(spec.vcpus, 1, VCPUS_MAX, 'vcpus');
   intIn(spec.memory_mib, MEMORY_MIN_MIB, MEMORY_MAX_MIB, 'memory (MiB)');
   intIn(spec.memory_min_mib, MEMORY_MIN_MIB, spec.memory_mib, 'memory_min (MiB; at most memory)');
+  if (spec.memory_shares !== undefined) checkMemoryShares(spec.memory_shares);
+  if (spec.memory_manual_mib !== undefined) checkMemoryTarget(spec, spec.memory_manual_mib);
   checkCpu(spec.cpu_weight, spec.cpu_cap, hostCpus);
   checkFile(spec.kernel, 'kernel');
   if (spec.initrd !== undefined) checkFile(spec.initrd, 'initrd');
-  if (spec.disks.length + spec.nets.length + (spec.rng ? 1 : 0) > 8) throw new SpecError('at most 8 virtio devices fit the board (disks, network interfaces and the entropy device)');
+  if (spec.disks.length + spec.nets.length + (spec.rng ? 1 : 0) > 7) throw new SpecError('at most 7 virtio devices fit the board besides the balloon every host VM has (disks, network interfaces and the entropy device)');
   const seen = new Set<string>();
   for (const d of spec.disks) {
     checkFile(d.path, 'disk');
@@ -149,7 +170,21 @@ export function vmmConfig(vmId: string, spec: VmSpec): FullVmConfiguration {
     'network-interfaces': spec.nets.map((n, i) => netInterface(n, i, vmId)),
   };
   if (spec.rng) cfg.entropy = {};
+  // Every host VM has a balloon: its size is memory_mib minus the VM's memory target. With
+  // deflate_on_oom the guest's MemTotal stays memory_mib and ballooned pages count as used (without
+  // it they leave MemTotal). We take that view: a guest about to OOM-kill takes pages back from
+  // the balloon itself (1 MiB per OOM notification) instead of killing a process when the policy
+  // was too slow or too greedy, and the policy does not need MemTotal, only the balloon's actual
+  // size and the guest's MemAvailable (ballooned pages are in neither: used = actual - available
+  // either way). Statistics every 2 s feed the policy; free page reporting returns what the guest
+  // frees between balloon moves.
+  cfg.balloon = {
+    amount_mib: spec.memory_mib - (spec.memory_manual_mib ?? spec.memory_mib),
+    deflate_on_oom: true,
+    stats_polling_interval_s: BALLOON_STATS_INTERVAL_S,
+    free_page_reporting: true,
+  };
   return cfg;
 }
 
-export const DEFAULT_SPEC = { vcpus: 1, memory_mib: 256, cpu_weight: CPU_WEIGHT_DEFAULT, cpu_cap: 0, rng: true, restart: 'on-failure' as RestartPolicy };
+export const DEFAULT_SPEC = { vcpus: 1, memory_mib: 256, memory_shares: MEMORY_SHARES_DEFAULT, cpu_weight: CPU_WEIGHT_DEFAULT, cpu_cap: 0, rng: true, restart: 'on-failure' as RestartPolicy };

@@ -10,6 +10,7 @@ import { DEFAULT_APPEND } from '../../vmm/boot-files.js';
 import { chooseBoot } from '../../vmm/default-boot.js';
 import type { Cgroups, CgroupProbe } from '../cgroups.js';
 import { UnavailableError } from '../errors.js';
+import type { MemoryBalancer } from '../memory.js';
 import type { StateStore } from '../store.js';
 import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
 import type { UsageSampler } from '../usage.js';
@@ -21,6 +22,7 @@ export interface HostContext {
   supervisor: Supervisor;
   store: StateStore;
   usage: UsageSampler;
+  memory: MemoryBalancer;
   registry: Registry;
   cgroups: Cgroups | null;
   cgroupProbe: CgroupProbe;
@@ -34,6 +36,7 @@ interface VmCreateBody {
   vcpus?: number;
   memory_mib?: number;
   memory_min_mib?: number;
+  memory_shares?: number;
   cpu_weight?: number;
   cpu_cap?: number;
   kernel?: string;
@@ -58,6 +61,8 @@ export function vmView(vm: VmHandle): Record<string, unknown> {
     vcpus: s.vcpus,
     memory_mib: s.memory_mib,
     memory_min_mib: s.memory_min_mib,
+    memory_shares: s.memory_shares ?? DEFAULT_SPEC.memory_shares,
+    memory_target: s.memory_manual_mib ?? 'auto',
     cpu_weight: s.cpu_weight,
     cpu_cap: s.cpu_cap,
     kernel: s.kernel,
@@ -113,6 +118,7 @@ async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Pro
     vcpus: body.vcpus ?? DEFAULT_SPEC.vcpus,
     memory_mib: memory,
     memory_min_mib: body.memory_min_mib ?? memory,
+    memory_shares: body.memory_shares ?? DEFAULT_SPEC.memory_shares,
     cpu_weight: body.cpu_weight ?? DEFAULT_SPEC.cpu_weight,
     cpu_cap: body.cpu_cap ?? DEFAULT_SPEC.cpu_cap,
     kernel: choice.kernel,
@@ -155,7 +161,7 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     getVm: (req) => ok(view(find(req))),
     updateVm: async (req) => {
       const vm = find(req);
-      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy };
+      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number };
       await sup.update(vm, b);
       return ok(view(vm));
     },
@@ -170,7 +176,25 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     getVmStats: async (req) => {
       const vm = find(req);
       const u = ctx.usage.vm(vm.id) ?? await ctx.usage.vmNow(vm);
-      return ok({ id: vm.id, name: vm.name, state: vm.state, cpu_weight: vm.record.spec.cpu_weight, cpu_cap: vm.record.spec.cpu_cap, vcpus: vm.record.spec.vcpus, ...(u ?? { cpu: null, memory: { guest_mib: vm.record.spec.memory_mib, rss_bytes: null }, disk: {}, net: {} }) });
+      const base = u ?? { cpu: null, memory: { guest_mib: vm.record.spec.memory_mib, rss_bytes: null }, disk: {}, net: {} };
+      // The balloon's side from the policy's last round (no request to the VM process here).
+      const m = ctx.memory.cached(vm.id);
+      const memory = {
+        ...base.memory,
+        target_mib: m?.targetMib ?? null,
+        actual_mib: m?.actualMib ?? null,
+        guest_used_mib: m?.guest && m.actualMib !== null ? Math.max(0, m.actualMib - m.guest.availableMib) : null,
+        guest_available_mib: m?.guest?.availableMib ?? null,
+        manual: vm.record.spec.memory_manual_mib !== undefined,
+      };
+      return ok({ id: vm.id, name: vm.name, state: vm.state, cpu_weight: vm.record.spec.cpu_weight, cpu_cap: vm.record.spec.cpu_cap, vcpus: vm.record.spec.vcpus, ...base, memory });
+    },
+    getVmMemory: async (req) => ok(await ctx.memory.view(find(req))),
+    setVmMemory: async (req) => {
+      const vm = find(req);
+      const t = (req.body as { target_mib: number | 'auto' }).target_mib;
+      await ctx.memory.setTarget(vm, t);
+      return ok(await ctx.memory.view(vm));
     },
     getVmLogs: (req) => streamLogs(req, find(req)),
     getVmEvents: (req) => ok(store.events({ vmId: find(req).id, limit: limitOf(req.query.limit) })),

@@ -1,0 +1,107 @@
+// The host's memory policy as a pure function (src/host/memory-policy.ts): a guest under pressure
+// grows even when the host is above its goal, an idle one shrinks toward its minimum, targets
+// never leave [min, max], no move is larger than 100 MiB, and shares split what there is.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decideMemory, STEP_MIB, type PolicyVm } from '../src/host/memory-policy.js';
+
+const roomy = { totalMib: 16384, availableMib: 12000 };
+const tight = { totalMib: 4096, availableMib: 400 }; // 90% used: 410 MiB above an 80% goal
+
+function vm(id: string, over: Partial<PolicyVm> & { available?: number } = {}): PolicyVm {
+  const { available, ...rest } = over;
+  const base: PolicyVm = { id, name: id, minMib: 128, maxMib: 512, shares: 1000, targetMib: 256, actualMib: 256, guest: null, skip: null, ...rest };
+  if (base.guest === null && base.skip === null) base.guest = { availableMib: available ?? 100, freeMib: available ?? 100, totalMib: base.maxMib };
+  return base;
+}
+
+const byId = (ds: ReturnType<typeof decideMemory>, id: string) => {
+  const d = ds.find((x) => x.id === id);
+  assert.ok(d, `a decision for ${id}`);
+  return d;
+};
+
+test('memory policy: a guest under pressure grows, at most 100 MiB a round, even on a host above its goal', () => {
+  const ds = decideMemory([vm('busy', { targetMib: 200, actualMib: 200, available: 10 })], tight);
+  const d = byId(ds, 'busy');
+  assert.equal(d.changed, true);
+  assert.equal(d.targetMib, 200 + STEP_MIB);
+  assert.match(d.reason, /^grows: under pressure \(guest available 10 MiB is below half its 64 MiB buffer/);
+  // Allocation stalls are pressure too.
+  const s = byId(decideMemory([vm('stall', { targetMib: 300, actualMib: 300, available: 150, guest: { availableMib: 150, freeMib: 20, totalMib: 512, allocStalls: 7 } })], tight), 'stall');
+  assert.ok(s.targetMib > 300);
+  assert.match(s.reason, /7 allocation stalls/);
+});
+
+test('memory policy: an idle guest shrinks toward its minimum in steps, and stays there', () => {
+  let target = 512;
+  const seen: number[] = [];
+  for (let round = 0; round < 6; round++) {
+    // Demand stays 40 MiB: available is what the guest has minus that.
+    const d = byId(decideMemory([vm('idle', { targetMib: target, actualMib: target, available: target - 40 })], roomy), 'idle');
+    assert.ok(target - d.targetMib <= STEP_MIB, `a step of at most ${STEP_MIB} MiB (${target} -> ${d.targetMib})`);
+    target = d.targetMib;
+    seen.push(target);
+  }
+  assert.deepEqual(seen, [412, 312, 212, 128, 128, 128]);
+  const last = byId(decideMemory([vm('idle', { targetMib: 128, actualMib: 128, available: 88 })], roomy), 'idle');
+  assert.equal(last.changed, false);
+  assert.match(last.reason, /^holds/);
+});
+
+test('memory policy: a target never leaves [min, max]', () => {
+  for (const available of [0, 5, 50, 200, 400]) {
+    for (const targetMib of [128, 200, 450, 512]) {
+      for (const host of [roomy, tight]) {
+        const d = byId(decideMemory([vm('x', { targetMib, actualMib: targetMib, available: Math.min(available, targetMib) })], host), 'x');
+        assert.ok(d.targetMib >= 128 && d.targetMib <= 512, `target ${d.targetMib} from ${targetMib} (available ${available})`);
+        assert.ok(Math.abs(d.targetMib - targetMib) <= STEP_MIB);
+      }
+    }
+  }
+  // Pressure at the maximum: nowhere to grow.
+  const top = byId(decideMemory([vm('top', { targetMib: 512, actualMib: 512, available: 5 })], roomy), 'top');
+  assert.equal(top.targetMib, 512);
+});
+
+test('memory policy: shares split the host\'s headroom among VMs that want to grow', () => {
+  // Each has 40 MiB available, under its 64 MiB buffer but not under half of it: it wants 24 MiB
+  // more, which the host's headroom limits (not pressure yet).
+  const host = { totalMib: 1000, availableMib: 230 }; // used 770, goal 800: 30 MiB headroom
+  const a = vm('a', { shares: 2000, maxMib: 1024, targetMib: 340, actualMib: 340, available: 40 }); // demand 300, wants 364
+  const b = vm('b', { shares: 1000, maxMib: 1024, targetMib: 340, actualMib: 340, available: 40 });
+  const ds = decideMemory([a, b], host);
+  assert.equal(byId(ds, 'a').targetMib, 360, 'two thirds of 30 MiB');
+  assert.equal(byId(ds, 'b').targetMib, 350, 'one third');
+  assert.match(byId(ds, 'a').reason, /host headroom 30 MiB, its share 20 MiB/);
+  // With room on the host, both get what they want.
+  const wide = decideMemory([a, b], roomy);
+  assert.equal(byId(wide, 'a').targetMib, 364);
+  assert.equal(byId(wide, 'b').targetMib, 364);
+  // With none (the host at its goal), neither grows, and the reason says why.
+  const none = byId(decideMemory([a], { totalMib: 1000, availableMib: 200 }), 'a');
+  assert.equal(none.targetMib, 340);
+  assert.match(none.reason, /the host is at its 80% goal/);
+});
+
+test('memory policy: a host above its goal takes from VMs not under pressure, less from those with more shares; never from a pressured one', () => {
+  const host = { totalMib: 4096, availableMib: 719 }; // 3377 used, goal 3277: 100 MiB over, and busy's growth on top
+  const rich = vm('rich', { shares: 3000, targetMib: 400, actualMib: 400, available: 120 }); // demand 280, wants 336
+  const poor = vm('poor', { shares: 1000, targetMib: 400, actualMib: 400, available: 120 });
+  const busy = vm('busy', { targetMib: 200, actualMib: 200, available: 10 });
+  const ds = decideMemory([rich, poor, busy], host);
+  const r = byId(ds, 'rich').targetMib;
+  const p = byId(ds, 'poor').targetMib;
+  assert.ok(r < 400 && p < 400, `both shrink (${r}, ${p})`);
+  assert.ok(400 - p > 400 - r, `fewer shares give more (${p} vs ${r})`);
+  assert.ok(r >= 312 && p >= 312, 'never below what the guest uses plus half its buffer (not into pressure)');
+  assert.deepEqual([p, r], [312, 322]);
+  assert.ok(byId(ds, 'busy').targetMib > 200, 'the pressured VM grows all the same');
+});
+
+test('memory policy: skipped VMs keep their target and say why', () => {
+  const ds = decideMemory([vm('custom', { skip: 'the guest has no balloon driver' }), vm('hand', { skip: 'its target was set by hand' })], tight);
+  assert.equal(byId(ds, 'custom').changed, false);
+  assert.equal(byId(ds, 'custom').targetMib, 256);
+  assert.match(byId(ds, 'custom').reason, /left alone: the guest has no balloon driver/);
+});
