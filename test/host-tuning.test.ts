@@ -1,16 +1,16 @@
 /**
  * How a VM's process asks the host for speed: guest RAM advised for transparent huge pages
- * (src/machine/huge-pages.ts) and V8's background threads below the harts' thread and the
- * compile worker (src/machine/host-threads.ts). Both are Linux facts read back from /proc.
+ * (src/hw/huge-pages.ts) and V8's background threads below the harts' thread and the
+ * compile worker (src/hw/host-threads.ts). Both are Linux facts read back from /proc.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HELPER_NICE } from '../src/machine/host-threads.js';
+import { HELPER_NICE } from '../src/hw/host-threads.js';
 import { Machine } from '../src/machine/machine.js';
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import { buildIsaProgram } from './isa-programs.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'vessel-host-tuning-'));

@@ -8,11 +8,11 @@ import { Uart16550 } from '../src/devices/uart16550.js';
 import { Plic } from '../src/machine/plic.js';
 import { Clint } from '../src/machine/clint.js';
 import { VirtualClock } from '../src/machine/clock.js';
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import { VirtioMmio, Reg, Status } from '../src/devices/virtio/mmio.js';
 import { VirtioRng } from '../src/devices/virtio/rng.js';
-import { SnapshotStateError } from '../src/machine/snapshot-state.js';
-import { Bus } from '../src/machine/bus.js';
+import { SnapshotStateError } from '../src/hw/snapshot-state.js';
+import { Bus } from '../src/hw/bus.js';
 import { Hart } from '../src/cpu/hart.js';
 import { restoreHart, saveHart } from '../src/cpu/hart-snapshot.js';
 

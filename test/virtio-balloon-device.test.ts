@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 
-import { GuestMemory } from '../src/machine/memory.js';
-import { canReleasePages } from '../src/machine/huge-pages.js';
+import { GuestMemory } from '../src/hw/memory.js';
+import { canReleasePages } from '../src/hw/huge-pages.js';
 import { VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
 import { INT_CONFIG_CHANGE, INT_USED_BUFFER, Reg, Status, VirtioMmio } from '../src/devices/virtio/mmio.js';
 import { BalloonFeature, BalloonStat, pfnRuns, VirtioBalloon, type BalloonOptions } from '../src/devices/virtio/balloon.js';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import { VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
 import { INT_CONFIG_CHANGE, Reg, Status, VirtioMmio } from '../src/devices/virtio/mmio.js';
 import { BlkFeature, BlkStatus, BlkType, VirtioBlk } from '../src/devices/virtio/blk.js';

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import { VIRTQ_DESC_F_INDIRECT as INDIRECT, VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE, VirtQueue, type DescriptorChain } from '../src/devices/virtio/queue.js';
 import { Reg, Status, VirtioMmio, type VirtioDevice } from '../src/devices/virtio/mmio.js';
 import { BlkStatus, BlkType, VirtioBlk } from '../src/devices/virtio/blk.js';

@@ -1,7 +1,7 @@
 // A hand-written virtio driver for device tests: two queues' rings in a small GuestMemory, the
 // virtio-mmio transport in front of the device, and the driver's side of the protocol (bring-up,
 // posting chains, reading the used rings).
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import { VIRTQ_DESC_F_NEXT as NEXT } from '../src/devices/virtio/queue.js';
 import { Reg, Status, VirtioMmio, type VirtioDevice } from '../src/devices/virtio/mmio.js';
 

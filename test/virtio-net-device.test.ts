@@ -12,7 +12,7 @@ import { ensureDefaultImage } from '../images/build-image.js';
 import { lendBackend } from '../src/vmm/net-option.js';
 import { Machine } from '../src/machine/machine.js';
 
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import { VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
 import { INT_USED_BUFFER, Reg, Status, VirtioMmio } from '../src/devices/virtio/mmio.js';
 import { ETHERNET_HEADER, NET_HDR_SIZE, NetConfig, NetFeature, RECEIVEQ, RX_QUEUE_FRAMES, TRANSMITQ, VIRTIO_NET_S_LINK_UP, VirtioNet } from '../src/devices/virtio/net.js';

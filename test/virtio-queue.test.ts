@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
-import { GuestMemory } from '../src/machine/memory.js';
+import { GuestMemory } from '../src/hw/memory.js';
 import {
   VirtQueue, VirtioError, needEvent, VIRTQ_DESC_F_INDIRECT as INDIRECT, VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE,
   VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_F_VERSION_1, type DescriptorChain,

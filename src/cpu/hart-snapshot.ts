@@ -5,7 +5,7 @@
  */
 import { Priv } from './csr.js';
 import type { Hart } from './hart.js';
-import { restoreArray, savedBool, savedInt, savedObject, SnapshotStateError } from '../machine/snapshot-state.js';
+import { restoreArray, savedBool, savedInt, savedObject, SnapshotStateError } from '../hw/snapshot-state.js';
 
 /** The CSR fields of Hart saved as they are: each an int32 (a half of a 64-bit CSR, or a 32-bit one). */
 const CSR_FIELDS = [

@@ -1,5 +1,5 @@
-import type { Bus } from '../machine/bus.js';
-import type { GuestMemory } from '../machine/memory.js';
+import type { Bus } from '../hw/bus.js';
+import type { GuestMemory } from '../hw/memory.js';
 import { expandCached } from './compressed.js';
 import {
   ALL_INTERRUPTS, Csr, Exception, Irq, Mstatus, MSTATUS_HI_FIXED, MSTATUS_WRITABLE, Priv, SSTATUS_MASK,

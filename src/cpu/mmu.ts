@@ -1,4 +1,4 @@
-import type { GuestMemory } from '../machine/memory.js';
+import type { GuestMemory } from '../hw/memory.js';
 import { Priv } from './csr.js';
 
 /** What an access wants from a page: the three TLBs are kept apart by this. */

@@ -9,7 +9,7 @@
  * Only aligned 32-bit accesses are honoured, as on QEMU.
  */
 import type { AccessWidth, IrqLine, MmioDevice } from './mmio.js';
-import { savedBool, savedObject, SnapshotStateError } from '../machine/snapshot-state.js';
+import { savedBool, savedObject, SnapshotStateError } from '../hw/snapshot-state.js';
 
 export enum RtcReg {
   TimeLow = 0x00,

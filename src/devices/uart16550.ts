@@ -17,7 +17,7 @@
  * below the trigger level signals a timeout immediately.
  */
 import type { AccessWidth, IrqLine, MmioDevice } from './mmio.js';
-import { decodeBytes, encodeBytes, savedBool, savedInt, savedObject, SnapshotStateError } from '../machine/snapshot-state.js';
+import { decodeBytes, encodeBytes, savedBool, savedInt, savedObject, SnapshotStateError } from '../hw/snapshot-state.js';
 
 /** Register offsets (reg-shift 0). The DLAB bit of LCR remaps offsets 0 and 1. */
 export enum UartReg {

@@ -8,7 +8,7 @@
  */
 import type { AccessWidth, MmioDevice } from '../devices/mmio.js';
 import type { VirtualClock } from './clock.js';
-import { restoreArray, savedObject } from './snapshot-state.js';
+import { restoreArray, savedObject } from '../hw/snapshot-state.js';
 
 export enum ClintReg {
   /** msip[hart]: 4 bytes per hart, only bit 0 is writable. */

@@ -14,7 +14,7 @@
  * reads as 0.
  */
 import type { AccessWidth, IrqLine, MmioDevice } from '../devices/mmio.js';
-import { restoreArray, savedObject } from './snapshot-state.js';
+import { restoreArray, savedObject } from '../hw/snapshot-state.js';
 
 export enum PlicReg {
   /** 4 bytes of priority per source. */

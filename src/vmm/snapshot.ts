@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import type { GuestMemory } from '../machine/memory.js';
+import type { GuestMemory } from '../hw/memory.js';
 import type { MachineState } from '../machine/machine.js';
 import type { Balloon, BootSource, Drive, MachineConfiguration, NetworkInterface } from './config.js';
 

@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
 import type { Machine, StopReason } from '../machine/machine.js';
-import { SnapshotStateError } from '../machine/snapshot-state.js';
+import { SnapshotStateError } from '../hw/snapshot-state.js';
 import { DiskLockError } from '../devices/virtio/disk-lock.js';
 import { readMemoryFile, readStateFile, SnapshotFileError, writeMemoryFile, writeStateFile, type SnapshotBody } from './snapshot.js';
 import { VmAssembly, type VmBoot } from './assemble.js';

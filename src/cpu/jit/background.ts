@@ -5,7 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { lowerOtherThreads } from '../../machine/host-threads.js';
+import { lowerOtherThreads } from '../../hw/host-threads.js';
 import type { BlockPlan } from './block.js';
 import type { LinkAnswers } from './links.js';
 

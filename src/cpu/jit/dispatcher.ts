@@ -1,4 +1,4 @@
-import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET, MAX_RAM_BYTES } from '../../machine/memory.js';
+import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET, MAX_RAM_BYTES } from '../../hw/memory.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { BLOCK_PARAMS } from './translate.js';

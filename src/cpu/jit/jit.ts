@@ -1,4 +1,4 @@
-import { JIT_REGION_OFFSET, type GuestMemory } from '../../machine/memory.js';
+import { JIT_REGION_OFFSET, type GuestMemory } from '../../hw/memory.js';
 import { blockKey, MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
 import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS, PAGE_VERSIONS_OFFSET } from './dispatcher.js';
 import { CompileLine, type CompileResult } from './background.js';

@@ -1,4 +1,4 @@
-import { RAM_OFFSET } from '../../machine/memory.js';
+import { RAM_OFFSET } from '../../hw/memory.js';
 import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';

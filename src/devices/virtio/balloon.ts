@@ -26,8 +26,8 @@
  * into the CPU (queue-level violations go to the transport, which asks for a reset).
  */
 import type { AccessWidth } from '../mmio.js';
-import type { GuestMemory } from '../../machine/memory.js';
-import { savedInt, savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
+import type { GuestMemory } from '../../hw/memory.js';
+import { savedInt, savedObject, SnapshotStateError } from '../../hw/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, GuestBuffer, VirtQueue } from './queue.js';
 

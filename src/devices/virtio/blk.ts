@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import type { AccessWidth } from '../mmio.js';
-import { savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
+import { savedObject, SnapshotStateError } from '../../hw/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, GuestBuffer, VirtQueue } from './queue.js';
 import { lockedDescriptor } from './disk-lock.js';

@@ -8,7 +8,7 @@
  * notifies queue 0 and when new input arrives (through the transport's `kick`).
  */
 import type { AccessWidth } from '../mmio.js';
-import { decodeBytes, encodeBytes, savedInt, savedObject } from '../../machine/snapshot-state.js';
+import { decodeBytes, encodeBytes, savedInt, savedObject } from '../../hw/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { VirtQueue } from './queue.js';
 

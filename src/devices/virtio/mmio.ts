@@ -7,9 +7,9 @@
  * setup or a memory access outside RAM logs one line, sets DEVICE_NEEDS_RESET in Status and
  * raises a configuration-change interrupt; the device stays silent until the driver resets it.
  */
-import { GuestMemoryError, type GuestMemory } from '../../machine/memory.js';
+import { GuestMemoryError, type GuestMemory } from '../../hw/memory.js';
 import type { AccessWidth, IrqLine, MmioDevice } from '../mmio.js';
-import { savedBool, savedInt, savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
+import { savedBool, savedInt, savedObject, SnapshotStateError } from '../../hw/snapshot-state.js';
 import { MAX_QUEUE_SIZE, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioError, VirtQueue, type QueueIndices } from './queue.js';
 
 export interface VirtioDevice {

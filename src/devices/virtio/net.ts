@@ -20,7 +20,7 @@
 import type { AccessWidth } from '../mmio.js';
 import { MAX_ETHERNET_FRAME, type NetBackend } from '../../net/backend.js';
 import { MAC_LENGTH } from '../../net/mac.js';
-import { decodeBytes, encodeBytes, savedObject, SnapshotStateError } from '../../machine/snapshot-state.js';
+import { decodeBytes, encodeBytes, savedObject, SnapshotStateError } from '../../hw/snapshot-state.js';
 import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, VirtQueue } from './queue.js';
 

@@ -5,8 +5,8 @@
  * violation throws a `VirtioError` that names the queue and the offending value, and the
  * transport turns it into DEVICE_NEEDS_RESET instead of an exception in the CPU.
  */
-import type { GuestMemory } from '../../machine/memory.js';
-import { savedInt, savedObject } from '../../machine/snapshot-state.js';
+import type { GuestMemory } from '../../hw/memory.js';
+import { savedInt, savedObject } from '../../hw/snapshot-state.js';
 
 /** Feature bits shared by all device types (virtio 1.2 §6). */
 export const VIRTIO_F_RING_INDIRECT_DESC = 28;
