@@ -20,7 +20,7 @@ import type { Cgroups } from './cgroups.js';
 import { ConflictError, NotFoundError, UnavailableError } from './errors.js';
 import { processArgs, processStartTime, sameProcess } from './proc.js';
 import { StateStore, StateStoreError, type DesiredState, type ExitRecord, type VmRecord } from './store.js';
-import { isVmmOf, readExitFile, spawnVmm, vmFiles, vmmLogTail, type VmFiles } from './vm-process.js';
+import { isVmmOf, readExitFile, spawnVmm, vmFiles, vmmLogReason, type VmFiles } from './vm-process.js';
 import { checkCpu, checkMemoryShares, checkName, checkSpec, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
 import { vmmRequest } from './vmm-client.js';
 
@@ -314,10 +314,15 @@ export class Supervisor {
     const exit: ExitRecord = fromFile ?? {
       exit_code: code,
       signal,
-      reason: signal ? `the VM process was killed by ${signal}` : code !== null ? `the VM process exited with code ${code}${vmmLogTail(vm.files, 1) ? `: ${vmmLogTail(vm.files, 1)}` : ''}` : 'the VM process is gone (killed or crashed; no exit status)',
+      reason: signal ? `the VM process was killed by ${signal}` : code !== null ? `the VM process exited with code ${code}${vmmLogReason(vm.files) ? `: ${vmmLogReason(vm.files)}` : ''}` : 'the VM process is gone (killed or crashed; no exit status)',
       at: new Date().toISOString(),
     };
     if (signal && fromFile) exit.signal = signal;
+    // An exit the VMM did not explain (an uncaught exception): its own last words say more.
+    if (fromFile && (fromFile.stop ?? 'exit') === 'exit' && fromFile.exit_code !== 0) {
+      const why = vmmLogReason(vm.files);
+      if (why) exit.reason = `${exit.reason}: ${why}`;
+    }
     proc.markExited();
     try {
       this.store.clearRuntime(vm.id, exit);

@@ -90,12 +90,18 @@ export function readExitFile(files: VmFiles): ExitRecord | null {
   }
 }
 
-/** The last lines of the VMM's own output (for an error that it printed before exiting). */
-export function vmmLogTail(files: VmFiles, lines = 5): string {
+/**
+ * The sentence that best says why the VMM failed, from the end of its own output: its last
+ * `vessel ...:` message or error line (not the "Node.js vX" trailer an uncaught exception ends with).
+ */
+export function vmmLogReason(files: VmFiles): string {
+  let text: string;
   try {
-    const text = fs.readFileSync(files.vmmLog, 'utf8');
-    return text.trimEnd().split('\n').slice(-lines).join('\n');
+    text = fs.readFileSync(files.vmmLog, 'utf8');
   } catch {
     return '';
   }
+  const lines = text.trimEnd().split('\n').slice(-40).map((l) => l.trim()).filter((l) => l !== '' && !/^Node\.js v\d/.test(l));
+  const telling = [...lines].reverse().find((l) => /^vessel\b.*:|^\w*Error\b|\berror\b/i.test(l));
+  return (telling ?? lines[lines.length - 1] ?? '').slice(0, 500);
 }
