@@ -71,6 +71,21 @@ if [ -x /usr/sbin/dropbear ]; then
   /usr/sbin/dropbear -R -B -P /run/dropbear.pid 2>/run/dropbear.log
 fi
 
+# Named virtio-console ports, as udev's rule makes them under QEMU and libvirt (this disk has no
+# udev): /dev/virtio-ports/<name> -> ../vportNpM, from each port's name in sysfs.
+for n in /sys/class/virtio-ports/*/name; do
+  [ -r "$n" ] && read -r name <"$n" && [ -n "$name" ] || continue
+  port=\${n%/name}
+  mkdir -p /dev/virtio-ports
+  ln -sf "../\${port##*/}" "/dev/virtio-ports/$name"
+done
+
+# The QEMU guest agent when the image has it and the host offers its port (vessel host VMs do):
+# vessel vm exec, vessel vm shutdown. Without the port the guest simply runs without it.
+if [ -x /usr/sbin/qemu-ga ] && [ -e /dev/virtio-ports/org.qemu.guest_agent.0 ]; then
+  /usr/sbin/qemu-ga -d -m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 -f /run/qemu-ga.pid -t /run -l /run/qemu-ga.log
+fi
+
 [ -x /etc/rc.local ] && /etc/rc.local
 
 echo ${ROOTFS_MARKER}
@@ -79,10 +94,27 @@ echo ${ROOTFS_MARKER}
 /** Shutdown: stop the background services before the root is remounted read-only. */
 export const RCK = `#!/bin/sh
 # Vessel root disk: system stop (busybox init runs this at poweroff/reboot).
-for pidfile in /run/udhcpc.eth0.pid /run/dropbear.pid; do
+for pidfile in /run/udhcpc.eth0.pid /run/dropbear.pid /run/qemu-ga.pid; do
   [ -r "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
 done
 exit 0
+`;
+
+/**
+ * /sbin/shutdown, which busybox lacks: qemu-guest-agent's guest-shutdown runs
+ * `/sbin/shutdown -h -P +0 "message"` (-h -H for halt, -r for reboot).
+ */
+export const SHUTDOWN = `#!/bin/sh
+# Vessel root disk: shutdown [-h] [-P|-H|-r] [TIME] [MESSAGE], for qemu-guest-agent; busybox's
+# poweroff, halt and reboot run /etc/inittab's shutdown actions (rcK, sync, read-only root).
+act=poweroff
+for a in "$@"; do
+  case "$a" in
+    -r) act=reboot ;;
+    -H) act=halt ;;
+  esac
+done
+exec /bin/busybox "$act"
 `;
 
 /**

@@ -62,13 +62,14 @@ export function rootfsEntries(input: RootfsInput): Entry[] {
     file('usr/bin/busybox', input.busybox, 0o755),
   ];
   for (const a of input.applets) {
-    if (a !== 'busybox' && !a.includes('/')) entries.push(link(`usr/bin/${a}`, 'busybox'));
+    if (a !== 'busybox' && a !== 'shutdown' && !a.includes('/')) entries.push(link(`usr/bin/${a}`, 'busybox'));
   }
   entries.push(
     file('etc/inittab', files.INITTAB),
     file('etc/init.d/rcS', files.RCS, 0o755),
     file('etc/init.d/rcK', files.RCK, 0o755),
     file('usr/bin/autologin', files.AUTOLOGIN, 0o755),
+    file('usr/bin/shutdown', files.SHUTDOWN, 0o755),
     file('usr/share/udhcpc/default.script', files.UDHCPC_SCRIPT, 0o755),
     file('etc/fstab', files.FSTAB),
     file('etc/profile', files.PROFILE),
