@@ -7,7 +7,7 @@ import { SifiveTest } from '../devices/sifive-test.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { VirtioBalloon } from '../devices/virtio/balloon.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
-import { VirtioConsole } from '../devices/virtio/console.js';
+import { VirtioConsole, type ConsolePortOptions } from '../devices/virtio/console.js';
 import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioNet } from '../devices/virtio/net.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
@@ -70,7 +70,7 @@ export interface VirtioOptions {
   /** A virtio-rng entropy device. */
   rng?: boolean;
   /** A virtio-console (the guest's /dev/hvc0); `output` receives what the guest writes to it. */
-  console?: { output: (data: Uint8Array) => void };
+  console?: { output: (data: Uint8Array) => void; ports?: ConsolePortOptions[] };
   /**
    * A virtio-balloon (src/devices/virtio/balloon.ts). `targetPages` is the initial target in 4 KiB
    * pages; statistics are requested every `statsIntervalS` seconds (STATS_VQ is offered when
@@ -255,7 +255,7 @@ export class Machine {
       throw e;
     }
     if (opts.console) {
-      this.hvcDevice = new VirtioConsole({ output: opts.console.output });
+      this.hvcDevice = new VirtioConsole({ output: opts.console.output, ports: opts.console.ports });
       devices.push(this.hvcDevice);
     }
     if (opts.rng) devices.push(new VirtioRng());

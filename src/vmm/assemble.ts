@@ -45,7 +45,12 @@ export interface VmConsoles {
   serial: (data: Uint8Array) => void;
   /** A virtio-console (hvc0), when the VM has one. */
   hvc?: (data: Uint8Array) => void;
+  /** The guest agent's named port org.qemu.guest_agent.0 (a multiport virtio-console; hvc0 output is dropped without `hvc`). */
+  agent?: { output: (data: Uint8Array) => void; onOpen?: (open: boolean) => void };
 }
+
+/** The name QEMU gives the guest agent's virtio-serial port; qemu-ga opens /dev/virtio-ports/<it>. */
+export const GUEST_AGENT_PORT = 'org.qemu.guest_agent.0';
 
 export class VmAssembly {
   private closed = false;
@@ -102,7 +107,8 @@ export class VmAssembly {
           disks: d.disks.map((disk) => ({ path: disk.path, readonly: disk.readonly })),
           nets: this.backends.map((b, i) => ({ backend: lendBackend(b), mac: d.nets[i].mac })),
           rng: d.rng,
-          console: consoles.hvc ? { output: consoles.hvc } : undefined,
+          console: consoles.agent ? { output: consoles.hvc ?? (() => {}), ports: [{ name: GUEST_AGENT_PORT, ...consoles.agent }] }
+            : consoles.hvc ? { output: consoles.hvc } : undefined,
           balloon: d.balloon,
         },
       });

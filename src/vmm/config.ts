@@ -62,6 +62,13 @@ export interface SerialDevice {
 
 export type EntropyDevice = Record<string, never>;
 
+/**
+ * PUT /guest-agent: a named virtio-console port `org.qemu.guest_agent.0` for the QEMU guest agent,
+ * its host end a Unix socket server at `uds_path` (one client at a time), as QEMU's
+ * `-chardev socket,server=on` with `-device virtserialport,name=org.qemu.guest_agent.0`.
+ */
+export interface GuestAgent { uds_path: string }
+
 /** PUT /balloon (Firecracker's names). */
 export interface Balloon {
   amount_mib: number;
@@ -146,6 +153,7 @@ export interface FullVmConfiguration {
   serial?: SerialDevice;
   entropy?: EntropyDevice;
   balloon?: Balloon;
+  'guest-agent'?: GuestAgent;
 }
 
 /** GET / */

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { GuestMemory } from '../hw/memory.js';
 import type { MachineState } from '../machine/machine.js';
-import type { Balloon, BootSource, Drive, MachineConfiguration, NetworkInterface } from './config.js';
+import type { Balloon, BootSource, Drive, GuestAgent, MachineConfiguration, NetworkInterface } from './config.js';
 
 export const SNAPSHOT_MAGIC = 'VSSLSNAP';
 export const SNAPSHOT_FORMAT_VERSION = 1;
@@ -38,6 +38,8 @@ export interface SnapshotConfig {
   entropy: boolean;
   /** Absent in snapshots of VMs without a balloon (and of Vessel before it had one). */
   balloon?: Balloon;
+  /** Absent in snapshots of VMs without the guest agent channel. */
+  'guest-agent'?: GuestAgent;
 }
 
 /** The state file's body. */

@@ -22,7 +22,9 @@ import { ConfigError } from './errors.js';
 import { report } from './exit.js';
 import { NetOptionError, parseNetOption, type NetOption } from './net-option.js';
 import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
-import type { BootSource, Drive, FullVmConfiguration, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
+import { GUEST_AGENT_PORT } from './assemble.js';
+import { HvcSocketError, HvcSocketServer } from './hvc-socket.js';
+import type { BootSource, Drive, FullVmConfiguration, GuestAgent, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
 import { RequestError } from './errors.js';
 import { VmBalloon } from './balloon.js';
 import type { VmMetrics } from './metrics.js';
@@ -65,6 +67,9 @@ export class Vm {
   private readonly drives = new Map<string, Drive>();
   private readonly nets = new Map<string, NetworkInterface>();
   private entropy = false;
+  /** PUT /guest-agent: the agent's port and the socket its host end is served on. */
+  private guestAgent: GuestAgent | null = null;
+  private agentServer: HvcSocketServer | null = null;
   /** PUT/PATCH/GET /balloon and /balloon/statistics (balloon.ts). */
   readonly balloon: VmBalloon = new VmBalloon({
     device: () => this.machine?.balloon ?? null,
@@ -73,7 +78,7 @@ export class Vm {
     postBoot: (what) => this.postBoot(what),
     memoryMib: () => this.machineConfig.mem_size_mib,
     claimSlot: (what) => {
-      if (this.drives.size + this.nets.size + (this.entropy ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`${what}: no free virtio slot for the balloon: the board has ${VIRTIO_SLOTS}`);
+      if (this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.guestAgent ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`${what}: no free virtio slot for the balloon: the board has ${VIRTIO_SLOTS}`);
     },
     error: (message) => new VmError(message),
   });
@@ -141,7 +146,7 @@ export class Vm {
         if (other.is_root_device && other.drive_id !== id) throw new VmError(`drive "${other.drive_id}" is already the root device; only one drive can be`);
       }
     }
-    if (!this.drives.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) {
+    if (!this.drives.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.guestAgent ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) {
       throw new VmError(`no free virtio slot for drive "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces, the entropy device and the balloon)`);
     }
     asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
@@ -214,7 +219,7 @@ export class Vm {
         if (other.iface_id !== id && other.guest_mac?.toLowerCase() === mac) throw new VmError(`guest_mac ${n.guest_mac} is already used by interface "${other.iface_id}"`);
       }
     }
-    if (!this.nets.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) {
+    if (!this.nets.has(id) && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.guestAgent ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) {
       throw new VmError(`no free virtio slot for interface "${id}": the board has ${VIRTIO_SLOTS} (drives, network interfaces, the entropy device and the balloon)`);
     }
     netOption(n);
@@ -233,8 +238,26 @@ export class Vm {
 
   setEntropy(): void {
     this.preBoot('PUT /entropy');
-    if (!this.entropy && this.drives.size + this.nets.size + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`no free virtio slot for the entropy device: the board has ${VIRTIO_SLOTS}`);
+    if (!this.entropy && this.drives.size + this.nets.size + (this.guestAgent ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`no free virtio slot for the entropy device: the board has ${VIRTIO_SLOTS}`);
     this.entropy = true;
+  }
+
+  setGuestAgent(g: GuestAgent): void {
+    this.preBoot('PUT /guest-agent');
+    if (!this.guestAgent && this.drives.size + this.nets.size + (this.entropy ? 1 : 0) + (this.balloon.configured ? 1 : 0) >= VIRTIO_SLOTS) throw new VmError(`no free virtio slot for the guest agent's console: the board has ${VIRTIO_SLOTS}`);
+    if (Buffer.byteLength(g.uds_path) > 107) throw new VmError(`guest agent uds_path "${g.uds_path}" is longer than a Unix socket address allows (107 bytes)`);
+    this.guestAgent = { uds_path: g.uds_path };
+  }
+
+  /** GET /guest-agent: where the channel is served, whether a host client is on it and whether the guest has its port open. */
+  guestAgentInfo(): { uds_path: string; port: string; host_connected: boolean; guest_connected: boolean } {
+    if (!this.guestAgent) throw new VmError('no guest agent channel is configured (PUT /guest-agent)');
+    return {
+      uds_path: this.guestAgent.uds_path,
+      port: GUEST_AGENT_PORT,
+      host_connected: this.agentServer?.connected ?? false,
+      guest_connected: this.machine?.hvc?.portOpen(1) ?? false,
+    };
   }
 
   /** Drives in device order: the root device first (vda), then the others as added. */
@@ -301,10 +324,25 @@ export class Vm {
       onQuit: () => this.machine?.stop({ kind: 'poweroff', code: 0 }),
       onOutputClosed: (why) => this.machine?.stop({ kind: 'error', message: `${why}: VM stopped` }),
     })).catch((e: unknown) => { assembly.close(); throw e; });
+    let agent: HvcSocketServer | null = null;
+    if (this.guestAgent) {
+      try {
+        agent = await HvcSocketServer.listen(this.guestAgent.uds_path, (bytes) => { this.machine?.hvc?.sendPortInput(1, bytes); }, 'guest agent uds_path');
+      } catch (e) {
+        serial.close();
+        assembly.close();
+        if (e instanceof HvcSocketError) throw new VmError(`${what}: ${e.message}`);
+        throw e;
+      }
+    }
     let machine: Machine;
     try {
-      machine = assembly.build({ serial: consoleLog ? (data) => { consoleLog(data); serial.write(data); } : (data) => serial.write(data) });
+      machine = assembly.build({
+        serial: consoleLog ? (data) => { consoleLog(data); serial.write(data); } : (data) => serial.write(data),
+        agent: agent ? { output: (data) => agent.write(data), onOpen: (open) => this.opts.log.info({ port: GUEST_AGENT_PORT, open }, open ? 'guest agent port opened by the guest' : 'guest agent port closed by the guest') } : undefined,
+      });
     } catch (e) {
+      agent?.close();
       serial.close();
       assembly.close();
       if (e instanceof ConfigError) throw new VmError(`${what}: ${e.message}`);
@@ -313,6 +351,7 @@ export class Vm {
     try {
       prepare(machine);
     } catch (e) {
+      agent?.close();
       serial.close();
       machine.close();
       assembly.close();
@@ -323,6 +362,7 @@ export class Vm {
     this.assembly = assembly;
     this.instretBase = machine.harts.map((h) => h.instret);
     this.serial = serial;
+    this.agentServer = agent;
     this.diskIds = drives.map((d) => d.drive_id);
     this.netIds = nets.map((n) => n.iface_id);
     this.startedAtMs = performance.now();
@@ -360,6 +400,7 @@ export class Vm {
           'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
           entropy: this.entropy,
           balloon: this.balloon.config(),
+          ...(this.guestAgent ? { 'guest-agent': { ...this.guestAgent } } : {}),
         },
         memory: { size: machine.memory.size, sha256: memory.sha256 },
         machine: state,
@@ -381,7 +422,7 @@ export class Vm {
     const what = 'PUT /snapshot/load';
     if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`${what}: a snapshot can only be loaded into a fresh VMM; the VM is ${this.starting ? 'starting' : this.stateValue === 'Stopped' ? 'stopped' : 'already started'}`);
     const defaultMachine = Object.entries(DEFAULT_MACHINE).every(([k, v]) => this.machineConfig[k as keyof MachineConfiguration] === v);
-    if (this.bootSource || this.drives.size > 0 || this.nets.size > 0 || this.entropy || this.balloon.configured || !defaultMachine) {
+    if (this.bootSource || this.drives.size > 0 || this.nets.size > 0 || this.entropy || this.balloon.configured || this.guestAgent || !defaultMachine) {
       throw new VmError(`${what}: loading a snapshot is not allowed after boot configuration (boot source, machine config, drives, network interfaces, entropy or balloon); the snapshot brings its own: start a fresh VMM`);
     }
     if (p.mem_file_path !== undefined && p.mem_backend !== undefined) throw new VmError(`${what}: give mem_backend or mem_file_path, not both`);
@@ -415,6 +456,7 @@ export class Vm {
       this.drives.clear();
       this.nets.clear();
       this.entropy = false;
+      this.guestAgent = null;
       this.balloon.clear();
       throw e;
     } finally {
@@ -436,6 +478,7 @@ export class Vm {
       for (const n of cfg['network-interfaces']) this.putNetworkInterface(n.iface_id, n);
       if (cfg.entropy === true) this.setEntropy();
       if (cfg.balloon) this.balloon.put(cfg.balloon);
+      if (cfg['guest-agent']) this.setGuestAgent(cfg['guest-agent']);
     } catch (e) {
       if (e instanceof VmError) throw new VmError(`${what}: the snapshot's configuration cannot be applied here: ${e.message}`);
       throw e;
@@ -447,6 +490,7 @@ export class Vm {
     if (this.stateValue === 'Paused') this.pausedTotalMs += performance.now() - this.pausedSinceMs;
     this.stateValue = 'Stopped';
     this.serial?.close();
+    this.agentServer?.close();
     machine.close();
     this.assembly?.close();
     this.opts.log.info({ reason }, 'VM stopped');
@@ -510,6 +554,7 @@ export class Vm {
     if (this.entropy) cfg.entropy = {};
     const balloon = this.balloon.config();
     if (balloon) cfg.balloon = balloon;
+    if (this.guestAgent) cfg['guest-agent'] = { ...this.guestAgent };
     return cfg;
   }
 }

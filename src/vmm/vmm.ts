@@ -95,6 +95,7 @@ export class Vmm {
     if (cfg.serial) this.vm.setSerial(cfg.serial);
     if (cfg.entropy) this.vm.setEntropy();
     if (cfg.balloon) this.vm.balloon.put(cfg.balloon);
+    if (cfg['guest-agent']) this.vm.setGuestAgent(cfg['guest-agent']);
   }
 
   /** Last metrics line and closed files, before the process exits on a signal. */
@@ -157,6 +158,7 @@ export function resolveConfigPaths(cfg: FullVmConfiguration, dir: string): FullV
   }
   if (cfg.logger?.log_path !== undefined) out.logger = { ...cfg.logger, log_path: at(cfg.logger.log_path) };
   if (cfg.metrics) out.metrics = { ...cfg.metrics, metrics_path: at(cfg.metrics.metrics_path) };
+  if (cfg['guest-agent']) out['guest-agent'] = { uds_path: at(cfg['guest-agent'].uds_path) };
   return out;
 }
 

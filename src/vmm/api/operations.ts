@@ -2,7 +2,7 @@
  * The API's operations (by operationId in openapi.yaml) mapped onto the VMM. Bodies arrive
  * already validated against the document, so they have the shapes in ../config.ts.
  */
-import type { ActionType, Balloon, BalloonStatsUpdate, BalloonUpdate, BootSource, Drive, EntropyDevice, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmStateUpdate } from '../config.js';
+import type { ActionType, Balloon, BalloonStatsUpdate, BalloonUpdate, BootSource, Drive, EntropyDevice, GuestAgent, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmStateUpdate } from '../config.js';
 import { VMM_VERSION, type Vmm } from '../vmm.js';
 import { ApiError, type ApiHandler, type ApiResponse } from './server.js';
 
@@ -29,6 +29,8 @@ export function apiOperations(vmm: Vmm): Record<string, ApiHandler> {
     describeBalloonConfig: () => ok(vmm.vm.balloon.info()),
     describeBalloonStats: () => ok(vmm.vm.balloon.statistics()),
     patchBalloonStatsInterval: ({ body }) => { vmm.vm.balloon.patchStats(body as BalloonStatsUpdate); return done; },
+    putGuestAgent: ({ body }) => { vmm.vm.setGuestAgent(body as GuestAgent); return done; },
+    describeGuestAgent: () => ok(vmm.vm.guestAgentInfo()),
     putEntropyDevice: ({ body }) => { void (body as EntropyDevice); vmm.vm.setEntropy(); return done; },
     patchVm: ({ body }) => {
       const update = body as VmStateUpdate;
