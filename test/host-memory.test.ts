@@ -66,7 +66,7 @@ test('host memory: vm set --memory moves the balloon by hand, actual follows and
   const dir = fs.mkdtempSync('/tmp/vhm-');
   const host = VesselProcess.cli(['host', '--state-dir', dir]);
   t.after(() => {
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `--id ${f}`]);
+    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
     host.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -82,7 +82,9 @@ test('host memory: vm set --memory moves the balloon by hand, actual follows and
   await vmOk(dir, ['set', 'mem', '--memory', '256M']);
   await vmOk(dir, ['start', 'mem']);
   const t0 = performance.now();
-  const booted = await until('the guest\'s balloon driver to report', async () => { const m = await memory(dir, 'mem'); return m.balloon_driver === true ? m : undefined; }, BOOT_MS);
+  const booted = await until('the guest\'s balloon driver to report', async () => { const m = await memory(dir, 'mem'); return m.balloon_driver === true ? m : undefined; }, BOOT_MS).catch(async (e: Error) => {
+    throw new Error(`${e.message}; the console's last lines:\n${(await vm(dir, ['logs', 'mem', '--tail', '15'])).stdout}`);
+  });
   const bootS = ((performance.now() - t0) / 1000).toFixed(1);
   assert.equal(booted.memory_max_mib, 256);
   assert.equal(booted.memory_min_mib, 128);
