@@ -18,6 +18,8 @@ interface VmJson {
   disks: { path: string; readonly: boolean }[]; kernel: string; initrd?: string; append: string;
   restart: string; desired_state: string; created_at: string; error: string | null;
   last_exit: { exit_code: number | null; reason: string; at: string } | null; console_socket: string;
+  /** GET /vms/{vm} only. */
+  guest_agent?: { connected: boolean; version: string | null };
 }
 
 interface Stats {
@@ -130,6 +132,7 @@ function showVm(v: VmJson, mem: MemoryJson | null = null): string {
     ['Kernel', v.kernel], ...(v.initrd ? [['Initrd', v.initrd] as [string, string]] : []), ['Command line', v.append],
     ...v.disks.map((d, i) => [`Disk vd${String.fromCharCode(97 + i)}`, d.path + (d.readonly ? ' (read-only)' : '')] as [string, string]),
     ['Network', v.nets.length ? v.nets.map((n, i) => `eth${i}: ${n}`).join(', ') : 'none'],
+    ...(v.guest_agent ? [['Guest agent', v.guest_agent.connected ? `connected${v.guest_agent.version ? ` (qemu-ga ${v.guest_agent.version})` : ''}` : 'none'] as [string, string]] : []),
     ['Restart', v.restart], ['Created', v.created_at],
     ...(v.last_exit ? [['Last exit', `${v.last_exit.reason} (${v.last_exit.at})`] as [string, string]] : []),
     ...(v.error ? [['Error', v.error] as [string, string]] : []),
@@ -160,7 +163,7 @@ export function registerHostCommands(program: Command): void {
     });
 
   const vm = program.command('vm')
-    .description('manage the VMs of a running `vessel host` (create, list, show, start, stop, pause, resume, delete, logs, console, stats, set)')
+    .description('manage the VMs of a running `vessel host` (create, list, show, start, stop, shutdown, pause, resume, exec, delete, logs, console, stats, set)')
     .addOption(new Option('--host <socket|url>', 'the host\'s API socket, or http://ADDR:PORT (default: $VESSEL_HOST, else the default state directory\'s host.sock)'))
     .addOption(new Option('--token <token>', 'bearer token for a host reached over HTTP (default $VESSEL_TOKEN)'));
   const g = (): Global => vm.opts<Global>();
@@ -235,6 +238,24 @@ export function registerHostCommands(program: Command): void {
     .action(async (names: string[], o: { force?: boolean }) => {
       for (const n of names) {
         const v = await call<VmJson>(g(), 'POST', vmPath(n, `/stop${o.force ? '?force=true' : ''}`));
+        print(`${v.name} ${v.state}\n`);
+      }
+    });
+
+  vm.command('exec').description('run a command in the guest through its guest agent: prints its output, exits with its exit code')
+    .argument('<vm>', 'name or id').argument('<command...>', 'the command and its arguments (after --)')
+    .option('--timeout <seconds>', 'how long to wait for the command', intArg('--timeout', 1, 3600), 60)
+    .action(async (name: string, command: string[], o: { timeout: number }) => {
+      const r = await call<{ exit_code: number; stdout: string; stderr: string }>(g(), 'POST', vmPath(name, '/exec'), { command, timeout_s: o.timeout });
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      process.exitCode = r.exit_code;
+    });
+
+  vm.command('shutdown').description('power a VM off cleanly through its guest agent and wait until it is stopped').argument('<vm...>', 'names or ids')
+    .action(async (names: string[]) => {
+      for (const n of names) {
+        const v = await call<VmJson>(g(), 'POST', vmPath(n, '/shutdown'));
         print(`${v.name} ${v.state}\n`);
       }
     });

@@ -28,6 +28,8 @@ export type VmRunState = 'stopped' | 'starting' | 'running' | 'paused' | 'stoppi
 
 /** How long a VM process may take from spawn to answering that its VM runs. */
 const START_TIMEOUT_MS = 60_000;
+/** How long `shutdown` waits for the guest to power off after its agent was asked to. */
+const SHUTDOWN_TIMEOUT_MS = 120_000;
 /** How long `stop` waits after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
 /** How often processes the host did not spawn itself (re-adopted ones) are checked. */
@@ -418,6 +420,27 @@ export class Supervisor {
       }
       clearTimeout(timer);
       this.store.event(vm.id, vm.name, 'stopped', force ? 'stopped (killed)' : 'stopped');
+    });
+  }
+
+  /**
+   * A clean shutdown from inside the guest: `send` asks its agent to power off (and throws when
+   * there is none); the VM is then to stay stopped, and this waits until its process has ended
+   * (UnavailableError after `timeoutMs`, the VM left running).
+   */
+  shutdown(vm: VmHandle, send: () => Promise<void>, timeoutMs = SHUTDOWN_TIMEOUT_MS): Promise<void> {
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; shut it down once it runs`));
+    return vm.serial(async () => {
+      const proc = vm.proc;
+      if (!proc || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; only a running VM can be shut down`);
+      await send();
+      this.cancelRestart(vm);
+      this.setDesired(vm, 'stopped');
+      this.store.event(vm.id, vm.name, 'shutdown', 'the guest agent was asked to power the guest off');
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([proc.exited.then(() => true), new Promise<boolean>((r) => { timer = setTimeout(() => r(false), timeoutMs); })]);
+      clearTimeout(timer);
+      if (!ended) throw new UnavailableError(`VM "${vm.name}" did not power off within ${timeoutMs / 1000} s of its agent's guest-shutdown; vessel vm stop ends it`);
     });
   }
 

@@ -7,6 +7,7 @@
  *   api.sock      its API socket            console.sock  its serial console (`vessel vm console`)
  *   console.log   every byte of serial output (`vessel vm logs`)
  *   exit.json     how it ended (written by the VMM as it exits)
+ *   qga.sock      the guest agent channel (org.qemu.guest_agent.0; guest-agent.ts speaks QGA on it)
  *   vmm.log       its own stdout and stderr
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,6 +28,7 @@ export interface VmFiles {
   config: string;
   apiSock: string;
   consoleSock: string;
+  qgaSock: string;
   consoleLog: string;
   exitFile: string;
   vmmLog: string;
@@ -39,6 +41,7 @@ export function vmFiles(vmsDir: string, vmId: string): VmFiles {
     config: path.join(dir, 'vmm.json'),
     apiSock: path.join(dir, 'api.sock'),
     consoleSock: path.join(dir, 'console.sock'),
+    qgaSock: path.join(dir, 'qga.sock'),
     consoleLog: path.join(dir, 'console.log'),
     exitFile: path.join(dir, 'exit.json'),
     vmmLog: path.join(dir, 'vmm.log'),
@@ -47,7 +50,7 @@ export function vmFiles(vmsDir: string, vmId: string): VmFiles {
 
 /** Refuses a state directory so deep that its socket paths would not fit a Unix socket address. */
 export function checkSocketPaths(files: VmFiles): void {
-  for (const p of [files.apiSock, files.consoleSock]) {
+  for (const p of [files.apiSock, files.consoleSock, files.qgaSock]) {
     if (Buffer.byteLength(p) > MAX_SOCKET_PATH) throw new Error(`the socket path ${p} is longer than a Unix socket allows (${MAX_SOCKET_PATH} bytes): use a shorter --state-dir`);
   }
 }

@@ -132,7 +132,7 @@ export function checkSpec(spec: VmSpec, hostCpus: number): void {
   checkCpu(spec.cpu_weight, spec.cpu_cap, hostCpus);
   checkFile(spec.kernel, 'kernel');
   if (spec.initrd !== undefined) checkFile(spec.initrd, 'initrd');
-  if (spec.disks.length + spec.nets.length + (spec.rng ? 1 : 0) > 7) throw new SpecError('at most 7 virtio devices fit the board besides the balloon every host VM has (disks, network interfaces and the entropy device)');
+  if (spec.disks.length + spec.nets.length + (spec.rng ? 1 : 0) > 6) throw new SpecError('at most 6 virtio devices fit the board besides the balloon and the guest agent console every host VM has (disks, network interfaces and the entropy device)');
   const seen = new Set<string>();
   for (const d of spec.disks) {
     checkFile(d.path, 'disk');
@@ -184,6 +184,9 @@ export function vmmConfig(vmId: string, spec: VmSpec): FullVmConfiguration {
     stats_polling_interval_s: BALLOON_STATS_INTERVAL_S,
     free_page_reporting: true,
   };
+  // Every host VM has the guest agent's port (a multiport virtio-console; qemu-ga on the default
+  // root disk opens it), served on qga.sock in the VM's folder, next to this file.
+  cfg['guest-agent'] = { uds_path: 'qga.sock' };
   return cfg;
 }
 

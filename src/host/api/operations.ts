@@ -13,6 +13,8 @@ import { UnavailableError } from '../errors.js';
 import type { MemoryBalancer } from '../memory.js';
 import type { StateStore } from '../store.js';
 import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
+import { agentStatus, withAgent, type AgentVm } from '../guest-agent.js';
+import { vmmRequest } from '../vmm-client.js';
 import type { UsageSampler } from '../usage.js';
 import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec } from '../vm-spec.js';
 import type { Registry } from 'prom-client';
@@ -158,7 +160,21 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
       const vm = await sup.create({ id, name: b.name, spec, start: b.start ?? true });
       return { status: 201, body: view(vm) };
     },
-    getVm: (req) => ok(view(find(req))),
+    getVm: async (req) => {
+      const vm = find(req);
+      return ok({ ...view(vm), guest_agent: await agentStatus(agentVm(vm), vmmRequest) });
+    },
+    execVm: async (req) => {
+      const vm = find(req);
+      const b = req.body as { command: string[]; timeout_s?: number };
+      const result = await withAgent(agentVm(vm), vmmRequest, (c) => c.exec(b.command, { timeoutMs: (b.timeout_s ?? 60) * 1000 }));
+      return ok(result);
+    },
+    shutdownVm: async (req) => {
+      const vm = find(req);
+      await sup.shutdown(vm, () => withAgent(agentVm(vm), vmmRequest, (c) => c.shutdown('powerdown')));
+      return ok(view(vm));
+    },
     updateVm: async (req) => {
       const vm = find(req);
       const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number };
@@ -205,6 +221,11 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
       return { status: 'sent' };
     },
   };
+}
+
+/** What the guest agent helpers need of a VM. */
+function agentVm(vm: VmHandle): AgentVm {
+  return { name: vm.name, state: vm.state, running: vm.proc !== null && vm.state !== 'stopping', apiSock: vm.files.apiSock, qgaSock: vm.files.qgaSock };
 }
 
 function limitOf(q: string | undefined): number {
