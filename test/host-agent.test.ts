@@ -48,7 +48,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   const dir = fs.mkdtempSync('/tmp/vga-');
   const host = VesselProcess.cli(['host', '--state-dir', dir]);
   t.after(() => {
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `--id ${f}`]);
+    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
     host.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   });
