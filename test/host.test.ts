@@ -88,7 +88,7 @@ test('host: VMs in their own processes and cgroups, driven by vessel vm; a kille
   t.after(async () => {
     // Leave no VM process behind, whatever failed.
     for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) {
-      spawnSync('pkill', ['-9', '-f', `--id ${f}`]);
+      spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
     }
     host.kill();
   });
@@ -193,7 +193,7 @@ test('host: default-image VMs each get their own root disk copy; create/delete c
   const port = await freePort();
   const host = startHost(dir, ['--listen', `127.0.0.1:${port}`]);
   t.after(() => {
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `--id ${f}`]);
+    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
     host.kill();
   });
   await ready(host);
