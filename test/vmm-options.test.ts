@@ -19,11 +19,11 @@ const MARKER = 'VESSEL-INIT-OK';
 
 interface Metrics { uptime_ms: number; vcpu: { instructions_retired: number }[]; block: Record<string, { read_ops: number }> }
 
-function readExitFile(file: string): { exit_code: number; reason: string; at: string } {
+function readExitFile(file: string): { exit_code: number; stop: string; reason: string; at: string } {
   const text = fs.readFileSync(file, 'utf8');
   assert.match(text, /^\{.*\}\n$/, 'one JSON line');
   assert.equal(fs.existsSync(`${file}.tmp`), false, 'written to PATH.tmp and renamed');
-  const r = JSON.parse(text) as { exit_code: number; reason: string; at: string };
+  const r = JSON.parse(text) as { exit_code: number; stop: string; reason: string; at: string };
   assert.ok(Math.abs(Date.parse(r.at) - Date.now()) < 120_000, `"at" is an ISO time of now: ${r.at}`);
   return r;
 }
@@ -109,6 +109,7 @@ test('vmm: config-file paths relative to the file, --console-log beside a unix c
   assert.equal(exit.code, 0, second.vmm.describe());
   const record = readExitFile(exitFile);
   assert.equal(record.exit_code, 0);
+  assert.equal(record.stop, 'poweroff');
   assert.equal(record.reason, 'the guest powered off');
 });
 
@@ -119,7 +120,7 @@ test('vmm --exit-file: SIGTERM and a failed --config-file start are recorded', a
   t.after(() => vmm.kill());
   vmm.child.kill('SIGTERM');
   assert.equal((await vmm.exited).code, 143);
-  assert.deepEqual(({ ...readExitFile(exitFile), at: undefined }), { exit_code: 143, reason: 'the VMM was stopped by SIGTERM', at: undefined });
+  assert.deepEqual(({ ...readExitFile(exitFile), at: undefined }), { exit_code: 143, stop: 'signal', reason: 'the VMM was stopped by SIGTERM', at: undefined });
 
   fs.writeFileSync(path.join(dir, 'nokernel.json'), JSON.stringify({ 'machine-config': { vcpu_count: 1, mem_size_mib: 128 } }));
   const failed = new VesselProcess(process.execPath, [CLI, 'vmm', '--config-file', 'nokernel.json', '--exit-file', exitFile], { cwd: dir });
@@ -127,5 +128,6 @@ test('vmm --exit-file: SIGTERM and a failed --config-file start are recorded', a
   assert.equal((await failed.exited).code, 2, failed.describe());
   const r = readExitFile(exitFile);
   assert.equal(r.exit_code, 2);
+  assert.equal(r.stop, 'error');
   assert.match(r.reason, /^--config-file "nokernel.json": InstanceStart: no boot source/);
 });

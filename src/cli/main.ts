@@ -86,7 +86,7 @@ program.command('vmm')
   .option('--config-file <path>', 'configure the VM from this JSON file (the shape of GET /vm/config) and start it at once')
   .option('--console <where>', 'serial console: stdio (default: this process\'s stdin/stdout), file:PATH, unix:PATH (attach with `vessel console PATH`), pty or pty:LINK (a new pseudo-terminal, LINK a symlink to it)')
   .option('--console-log <path>', 'also append every byte of the guest\'s serial output to <path> (created with mode 0644), whatever --console is')
-  .option('--exit-file <path>', 'when the VMM exits (guest poweroff, reboot or panic, an error, SIGTERM/SIGINT/SIGHUP, a failed --config-file start), write one JSON line {"exit_code", "reason", "at"} to <path>')
+  .option('--exit-file <path>', 'when the VMM exits (guest poweroff, reboot or panic, an error, SIGTERM/SIGINT/SIGHUP, a failed --config-file start), write one JSON line {"exit_code", "stop", "reason", "at"} to <path>')
   .option('--id <id>', 'instance id reported by GET / (default "anonymous-instance")')
   .action(async (o: { apiSock?: string; configFile?: string; console?: string; consoleLog?: string; exitFile?: string; id?: string }) => {
     // Imported on use: the API server's libraries would slow every other command's start.
