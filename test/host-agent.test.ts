@@ -4,55 +4,19 @@
 // `vessel vm shutdown`; a kernel+initramfs VM, which has no agent, is refused at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { promisify } from 'node:util';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { CLI, TEST_MS, VesselProcess } from './vessel-cli.js';
-
-const run = promisify(execFile);
-
-async function vm(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, 'vm', '--host', path.join(dir, 'host.sock'), ...args], { timeout: 180_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
-
-async function vmOk(dir: string, args: string[]): Promise<string> {
-  const r = await vm(dir, args);
-  assert.equal(r.code, 0, `vessel vm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
+import { TEST_MS } from './vessel-cli.js';
+import { removeStateDir, shortStateDir, startHost, until, vm, vmOk } from './host-cli.js';
 
 interface VmJson { state: string; desired_state: string; pid: number | null; guest_agent?: { connected: boolean; version: string | null }; last_exit: { reason: string; stop?: string; exit_code: number | null } | null }
 const show = async (dir: string, name: string): Promise<VmJson> => JSON.parse(await vmOk(dir, ['show', name, '--json'])) as VmJson;
 
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default-image VM; a VM without the agent is refused at once', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
-  const dir = fs.mkdtempSync('/tmp/vga-');
-  const host = VesselProcess.cli(['host', '--state-dir', dir]);
-  t.after(() => {
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
-    host.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  await host.waitFor('API on', 0, 30_000);
+  const dir = shortStateDir('vga-');
+  const host = await startHost(dir);
+  t.after(() => { host.kill(); removeStateDir(dir); });
 
   // The full root disk (with qemu-ga); the kernel+initramfs VM (without) comes once it is up,
   // so the two do not share the test machine's cores while the first boots.

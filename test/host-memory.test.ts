@@ -5,37 +5,17 @@
 // it back to the policy, whose decision is visible with its reason in /memory, events and metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { BOOT_MS, CLI, TEST_MS, VesselProcess } from './vessel-cli.js';
-
-const run = promisify(execFile);
+import { BOOT_MS, TEST_MS } from './vessel-cli.js';
+import { removeStateDir, shortStateDir, startHost, until, vm, vmOk } from './host-cli.js';
 
 interface Memory {
   target_mib: number | null; actual_mib: number | null; memory_min_mib: number; memory_max_mib: number;
   guest_used_mib: number | null; guest_available_mib: number | null; guest_total_mib: number | null; host_rss_bytes: number | null;
   manual: boolean; balloon_driver: boolean | null; skipped: string | null; last_decision: { at: string; target_mib: number; reason: string } | null;
-}
-
-async function vm(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, 'vm', '--host', path.join(dir, 'host.sock'), ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
-
-async function vmOk(dir: string, args: string[]): Promise<string> {
-  const r = await vm(dir, args);
-  assert.equal(r.code, 0, `vessel vm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
 }
 
 function get(dir: string, urlPath: string): Promise<string> {
@@ -51,26 +31,11 @@ function get(dir: string, urlPath: string): Promise<string> {
 
 const memory = async (dir: string, name: string): Promise<Memory> => JSON.parse(await get(dir, `/vms/${name}/memory`)) as Memory;
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 test('host memory: vm set --memory moves the balloon by hand, actual follows and RSS does not grow; --memory auto hands it to the policy, whose decision has a reason', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
-  const dir = fs.mkdtempSync('/tmp/vhm-');
-  const host = VesselProcess.cli(['host', '--state-dir', dir]);
-  t.after(() => {
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
-    host.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  await host.waitFor('API on', 0, 30_000);
+  const dir = shortStateDir('vhm-');
+  const host = await startHost(dir);
+  t.after(() => { host.kill(); removeStateDir(dir); });
 
   // memory_min above memory is refused before anything is made.
   let r = await vm(dir, ['create', 'bad', '--kernel', image.kernel, '--initrd', image.initrd, '--memory', '128M', '--memory-min', '256M', '--net', 'none']);

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { BOOT_MS, CLI, freePort, TEST_MS, VesselProcess } from './vessel-cli.js';
+import { BOOT_MS, freePort, TEST_MS, VesselProcess } from './vessel-cli.js';
+import { removeStateDir, shortStateDir, startHost, until, vm, vmOk } from './host-cli.js';
 
 const run = promisify(execFile);
 const MARKER = 'VESSEL-INIT-OK';
@@ -21,50 +22,8 @@ const haveV1 = fs.existsSync('/sys/fs/cgroup/cpu/cpu.shares');
 
 interface VmJson { id: string; name: string; state: string; pid: number | null; cpu_weight: number; cpu_cap: number; disks: { path: string }[]; console_socket: string; last_exit: { reason: string } | null }
 
-/** A short state directory: its sockets must fit a Unix socket address. */
-function stateDir(t: { after(f: () => void): void }): string {
-  const dir = fs.mkdtempSync('/tmp/vh-');
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function startHost(dir: string, extra: string[] = []): VesselProcess {
-  return VesselProcess.cli(['host', '--state-dir', dir, ...extra]);
-}
-
-async function ready(host: VesselProcess): Promise<void> {
-  await host.waitFor('API on', 0, 30_000);
-}
-
-/** `vessel vm --host <sock> ...` to completion. */
-async function vm(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, 'vm', '--host', path.join(dir, 'host.sock'), ...args], { timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
-
-async function vmOk(dir: string, args: string[]): Promise<string> {
-  const r = await vm(dir, args);
-  assert.equal(r.code, 0, `vessel vm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-
 async function show(dir: string, name: string): Promise<VmJson> {
   return JSON.parse(await vmOk(dir, ['show', name, '--json'])) as VmJson;
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** A live process (a zombie, ended but not yet reaped by an init that does not reap, is not). */
@@ -83,18 +42,11 @@ function read(file: string): string {
 
 test('host: VMs in their own processes and cgroups, driven by vessel vm; a killed VM restarts; a restarted host adopts its VMs; a second host is refused', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
-  const dir = stateDir(t);
-  let host = startHost(dir);
-  t.after(async () => {
-    // Leave no VM process behind, whatever failed.
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) {
-      spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
-    }
-    host.kill();
-  });
-  await ready(host);
+  const dir = shortStateDir('vh-');
+  let host = await startHost(dir);
+  t.after(() => { host.kill(); removeStateDir(dir); });
 
-  const second = startHost(dir);
+  const second = VesselProcess.cli(['host', '--state-dir', dir]);
   const secondExit = await second.waitExit(30_000);
   assert.equal(secondExit.code, 2);
   assert.match(second.stderr, /another vessel host \(pid \d+\) is using the state directory/);
@@ -171,8 +123,7 @@ test('host: VMs in their own processes and cgroups, driven by vessel vm; a kille
   host.child.kill('SIGTERM');
   assert.equal((await host.waitExit(30_000)).code, 0);
   assert.ok(alive(web.pid as number), 'the VM outlives its host');
-  host = startHost(dir);
-  await ready(host);
+  host = await startHost(dir);
   const adopted = await show(dir, 'web');
   assert.equal(adopted.pid, web.pid);
   assert.equal(adopted.state, 'running');
@@ -190,14 +141,10 @@ test('host: VMs in their own processes and cgroups, driven by vessel vm; a kille
 
 test('host: default-image VMs each get their own root disk copy; create/delete cycles leave no process, fd, cgroup, socket or file; the TCP API needs its token', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
-  const dir = stateDir(t);
+  const dir = shortStateDir('vh-');
   const port = await freePort();
-  const host = startHost(dir, ['--listen', `127.0.0.1:${port}`]);
-  t.after(() => {
-    for (const f of fs.existsSync(path.join(dir, 'vms')) ? fs.readdirSync(path.join(dir, 'vms')) : []) spawnSync('pkill', ['-9', '-f', `vmm --id ${f}`]);
-    host.kill();
-  });
-  await ready(host);
+  const host = await startHost(dir, ['--listen', `127.0.0.1:${port}`]);
+  t.after(() => { host.kill(); removeStateDir(dir); });
   const url = /API over HTTP at (http:\/\/\S+)/.exec(host.stdout)?.[1];
   assert.ok(url, `the host prints its URL with the token: ${host.stdout}`);
   const token = new URL(url).searchParams.get('token') as string;
@@ -258,17 +205,16 @@ test('host: default-image VMs each get their own root disk copy; create/delete c
 
 test('host: a full state directory refuses a create with 507 and a sentence, and the host goes on', { timeout: TEST_MS, skip: process.getuid?.() !== 0 ? 'needs root to mount a small tmpfs' : false }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
-  const dir = fs.mkdtempSync('/tmp/vh-');
+  const dir = shortStateDir('vh-');
   const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], { encoding: 'utf8' });
   assert.equal(mount.status, 0, `cannot mount a tmpfs: ${mount.stderr}`);
-  const host = startHost(dir);
+  const host = await startHost(dir);
   t.after(async () => {
     host.kill();
     await host.exited;
     spawnSync('umount', ['-l', dir]);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeStateDir(dir);
   });
-  await ready(host);
   // Fill what is left of the 4 MiB.
   const filler = path.join(dir, 'filler');
   spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { encoding: 'utf8' });
