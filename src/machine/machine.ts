@@ -510,7 +510,9 @@ export class Machine {
     for (let id = 0; id < this.harts.length; id++) {
       if (this.hartStates[id] === HartState.Started) deadline = Math.min(deadline, this.harts[id].timerDeadline);
     }
-    const ms = Math.max(0, Math.min(MAX_IDLE_SLEEP_MS, (deadline - this.clock.now()) / (TIMEBASE_FREQUENCY / 1000)));
+    // Rounded up: a timer rounds a fraction of a millisecond down, and waking before the deadline
+    // only costs another trip through the run loop to sleep again.
+    const ms = Math.max(0, Math.min(MAX_IDLE_SLEEP_MS, Math.ceil((deadline - this.clock.now()) / (TIMEBASE_FREQUENCY / 1000))));
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => { this.wake = null; resolve(); }, ms);
       this.wake = () => { clearTimeout(timer); this.wake = null; resolve(); };
