@@ -451,31 +451,26 @@ export class Supervisor {
     } catch { /* gone meanwhile */ }
   }
 
-  private requireRunning(vm: VmHandle, what: string): void {
-    if (vm.state === 'starting') throw new ConflictError(`VM "${vm.name}" is still starting; ${what} it once it runs`);
-    if (!vm.proc || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; only a running or paused VM can be ${what === 'pause' ? 'paused' : 'resumed'}`);
-  }
-
   pause(vm: VmHandle): Promise<void> {
-    // Refused at once rather than queued behind the start: the caller learns why now.
-    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; pause it once it runs`));
-    return vm.serial(async () => {
-      this.requireRunning(vm, 'pause');
-      await vmmRequest(vm.files.apiSock, 'PATCH', '/vm', { state: 'Paused' });
-      vm.state = 'paused';
-      this.setDesired(vm, 'paused');
-      this.store.event(vm.id, vm.name, 'paused', 'paused');
-    });
+    return this.setPaused(vm, true);
   }
 
   resume(vm: VmHandle): Promise<void> {
-    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; resume it once it runs`));
+    return this.setPaused(vm, false);
+  }
+
+  /** Pauses or resumes the VM's harts through its VMM (PATCH /vm); the desired state follows. */
+  private setPaused(vm: VmHandle, paused: boolean): Promise<void> {
+    const verb = paused ? 'pause' : 'resume';
+    // Refused at once rather than queued behind the start: the caller learns why now.
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; ${verb} it once it runs`));
     return vm.serial(async () => {
-      this.requireRunning(vm, 'resume');
-      await vmmRequest(vm.files.apiSock, 'PATCH', '/vm', { state: 'Resumed' });
-      vm.state = 'running';
-      this.setDesired(vm, 'running');
-      this.store.event(vm.id, vm.name, 'resumed', 'resumed');
+      if (vm.state === 'starting') throw new ConflictError(`VM "${vm.name}" is still starting; ${verb} it once it runs`);
+      if (!vm.proc || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; only a running or paused VM can be ${paused ? 'paused' : 'resumed'}`);
+      await vmmRequest(vm.files.apiSock, 'PATCH', '/vm', { state: paused ? 'Paused' : 'Resumed' });
+      vm.state = paused ? 'paused' : 'running';
+      this.setDesired(vm, paused ? 'paused' : 'running');
+      this.store.event(vm.id, vm.name, paused ? 'paused' : 'resumed', paused ? 'paused' : 'resumed');
     });
   }
 
