@@ -11,7 +11,7 @@ import { chooseBoot } from '../../vmm/default-boot.js';
 import type { Cgroups, CgroupProbe } from '../cgroups.js';
 import { UnavailableError } from '../errors.js';
 import type { MemoryBalancer } from '../memory.js';
-import type { StateStore } from '../store.js';
+import type { ExitRecord, StateStore } from '../store.js';
 import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
 import { agentStatus, withAgent, type AgentVm } from '../guest-agent.js';
 import { vmmRequest } from '../vmm-client.js';
@@ -52,7 +52,7 @@ interface VmCreateBody {
 }
 
 /** What the API shows of a VM. */
-export function vmView(vm: VmHandle): Record<string, unknown> {
+export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string, unknown> {
   const s = vm.record.spec;
   const startedAt = vm.proc?.startedAt ?? null;
   return {
@@ -78,7 +78,7 @@ export function vmView(vm: VmHandle): Record<string, unknown> {
     created_at: vm.record.createdAt,
     started_at: startedAt,
     uptime_s: startedAt ? Math.round((Date.now() - Date.parse(startedAt)) / 100) / 10 : 0,
-    last_exit: null as unknown,
+    last_exit: lastExit,
     error: vm.error,
     console_socket: vm.files.consoleSock,
     api_socket: vm.files.apiSock,
@@ -135,7 +135,7 @@ async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Pro
 
 export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
   const { supervisor: sup, store } = ctx;
-  const view = (vm: VmHandle): Record<string, unknown> => ({ ...vmView(vm), last_exit: store.lastExit(vm.id) });
+  const view = (vm: VmHandle): Record<string, unknown> => vmView(vm, store.lastExit(vm.id));
   const find = (req: HostRequest): VmHandle => sup.find(req.params.vm);
   const ok = (body: unknown) => ({ status: 200 as const, body });
   return {
