@@ -25,7 +25,8 @@ function setup(opts: { readonly?: boolean; sectors?: number } = {}) {
   const blk = new VirtioBlk({ path: file, readonly: opts.readonly, serial: 'serial-1234' });
   const mem = new GuestMemory(BASE, 64 * 1024);
   const logs: string[] = [];
-  const t = new VirtioMmio(mem, blk, { set: () => {} }, (l) => logs.push(l));
+  const irq: boolean[] = [];
+  const t = new VirtioMmio(mem, blk, { set: (l) => irq.push(l) }, (l) => logs.push(l));
   const w = (off: number, v: number) => t.write(off, 4, v);
   w(Reg.Status, Status.Acknowledge | Status.Driver);
   w(Reg.DriverFeaturesSel, 1); w(Reg.DriverFeatures, 1);
@@ -55,7 +56,7 @@ function setup(opts: { readonly?: boolean; sectors?: number } = {}) {
     return { status: mem.readU8(STATUS), used: mem.readU32(USED + 4 + 8 * ((avail - 1) % QSIZE) + 4) };
   };
   const cleanup = () => { blk.close(); fs.rmSync(dir, { recursive: true, force: true }); };
-  return { blk, t, mem, file, image, request, logs, cleanup };
+  return { blk, t, mem, file, image, request, logs, irq, cleanup };
 }
 
 test('virtio-blk: capacity, features, IN, OUT, FLUSH, GET_ID', () => {
@@ -126,4 +127,82 @@ test('virtio-blk: resize() updates capacity and signals a config change', () => 
     assert.equal(s.t.read(Reg.ConfigGeneration, 4), gen + 1);
     assert.equal(s.t.read(Reg.InterruptStatus, 4) & INT_CONFIG_CHANGE, INT_CONFIG_CHANGE);
   } finally { s.cleanup(); }
+});
+
+test('virtio-blk: grow() extends the image, updates the capacity and raises a config-change interrupt; the new sectors read and write, the old ones are intact', () => {
+  const s = setup();
+  try {
+    const gen = s.t.read(Reg.ConfigGeneration, 4);
+    assert.equal(s.request(BlkType.IN, 16n, 512, true).status, BlkStatus.IOERR, 'sector 16 is beyond the 16-sector disk');
+    s.t.write(Reg.InterruptACK, 4, s.t.read(Reg.InterruptStatus, 4)); // that request's used-buffer interrupt
+    s.irq.length = 0;
+    // Past 2^32 sectors (2 TiB + 1 MiB): the capacity's high word changes too. A sparse hole.
+    const bytes = 2 ** 41 + 2 ** 20;
+    s.blk.grow(bytes);
+    assert.equal(fs.statSync(s.file).size, bytes, 'the image file was extended');
+    assert.equal(s.t.read(Reg.Config, 4), (bytes / 512) % 2 ** 32, 'capacity, low word');
+    assert.equal(s.t.read(Reg.Config + 4, 4), Math.floor(bytes / 512 / 2 ** 32), 'capacity, high word');
+    assert.equal(s.t.read(Reg.ConfigGeneration, 4), gen + 1, 'config_generation bumped');
+    assert.equal(s.t.read(Reg.InterruptStatus, 4) & INT_CONFIG_CHANGE, INT_CONFIG_CHANGE, 'ConfigChange in InterruptStatus');
+    assert.deepEqual(s.irq, [true], 'the interrupt line went up');
+    s.t.write(Reg.InterruptACK, 4, INT_CONFIG_CHANGE);
+    assert.equal(s.t.read(Reg.InterruptStatus, 4), 0);
+    assert.deepEqual(s.irq, [true, false], 'the driver\'s acknowledgement lowers it');
+
+    // The grown part reads as zeros and takes writes; what was there before is unchanged.
+    let r = s.request(BlkType.IN, 16n, 512, true);
+    assert.equal(r.status, BlkStatus.OK);
+    assert.ok(s.mem.slice(DATA, 512).every((b) => b === 0));
+    s.mem.write(DATA, new Uint8Array(512).fill(0x5a));
+    r = s.request(BlkType.OUT, BigInt(bytes / 512 - 1), 512, false);
+    assert.equal(r.status, BlkStatus.OK, 'the last sector of the grown disk');
+    const fd = fs.openSync(s.file, 'r');
+    try {
+      const head = Buffer.alloc(s.image.length);
+      fs.readSync(fd, head, 0, head.length, 0);
+      assert.deepEqual(head, s.image, 'the old sectors are intact');
+      const last = Buffer.alloc(512);
+      fs.readSync(fd, last, 0, 512, bytes - 512);
+      assert.ok(last.every((b) => b === 0x5a));
+    } finally { fs.closeSync(fd); }
+    assert.deepEqual(s.logs, []);
+  } finally { s.cleanup(); }
+});
+
+test('virtio-blk: grow() refuses shrinking, sizes that are not whole sectors and read-only disks, and changes nothing then', () => {
+  const s = setup();
+  const ro = setup({ readonly: true });
+  try {
+    const gen = s.t.read(Reg.ConfigGeneration, 4);
+    assert.throws(() => s.blk.grow(8 * 512), /the image has 8192 bytes; shrinking it to 4096 is refused/);
+    assert.throws(() => s.blk.grow(16 * 512 + 100), /not a whole number of 512-byte sectors/);
+    assert.throws(() => s.blk.grow(-512), /not a whole number/);
+    assert.throws(() => ro.blk.grow(32 * 512), /is read-only/);
+    assert.equal(fs.statSync(s.file).size, 16 * 512);
+    assert.equal(fs.statSync(ro.file).size, 16 * 512);
+    assert.equal(s.t.read(Reg.Config, 4), 16);
+    assert.equal(s.t.read(Reg.ConfigGeneration, 4), gen, 'no config change');
+    assert.equal(s.t.read(Reg.InterruptStatus, 4), 0);
+    assert.deepEqual(s.irq.filter((l) => l), [], 'no interrupt');
+    // The same size again is no change to the file, but the driver is told (a re-read).
+    s.blk.grow(16 * 512);
+    assert.equal(s.t.read(Reg.ConfigGeneration, 4), gen + 1);
+  } finally { s.cleanup(); ro.cleanup(); }
+});
+
+test('virtio-blk: a resize before DRIVER_OK bumps config_generation but raises no interrupt (virtio 1.2 §2.1.2)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vessel-blkdev-'));
+  const file = path.join(dir, 'disk.img');
+  fs.writeFileSync(file, Buffer.alloc(16 * 512));
+  const blk = new VirtioBlk({ path: file });
+  try {
+    const irq: boolean[] = [];
+    const t = new VirtioMmio(new GuestMemory(BASE, 64 * 1024), blk, { set: (l) => irq.push(l) }, () => {});
+    t.write(Reg.Status, 4, Status.Acknowledge | Status.Driver);
+    blk.grow(64 * 512);
+    assert.equal(t.read(Reg.Config, 4), 64, 'the driver reads the new capacity when it gets to the config space');
+    assert.equal(t.read(Reg.ConfigGeneration, 4), 1);
+    assert.equal(t.read(Reg.InterruptStatus, 4), 0);
+    assert.deepEqual(irq.filter((l) => l), []);
+  } finally { blk.close(); fs.rmSync(dir, { recursive: true, force: true }); }
 });

@@ -113,6 +113,24 @@ export class VirtioBlk implements VirtioDevice {
     this.transport?.configChanged();
   }
 
+  /** The image file's size in bytes now (it may be ahead of the capacity until `resize()`). */
+  get imageBytes(): number { return fs.fstatSync(this.fd).size; }
+
+  /**
+   * Extends the image to `bytes` through the disk's own descriptor (ftruncate: the new part is a
+   * hole that reads as zeros) and tells the driver the new capacity. A read-only disk, a size
+   * that is not whole sectors and a size below the image's are refused with a RangeError and
+   * change nothing: shrinking would cut off what the guest stored there.
+   */
+  grow(bytes: number): void {
+    if (this.readonly) throw new RangeError(`${this.name} is read-only`);
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % SECTOR !== 0) throw new RangeError(`${this.name}: ${bytes} is not a whole number of ${SECTOR}-byte sectors`);
+    const current = this.imageBytes;
+    if (bytes < current) throw new RangeError(`${this.name}: the image has ${current} bytes; shrinking it to ${bytes} is refused`);
+    if (bytes > current) fs.ftruncateSync(this.fd, bytes);
+    this.resize();
+  }
+
   /**
    * Serves the disk from another image file from now on (same read-only mode) and tells the
    * driver its capacity. Safe between requests: they are served synchronously inside the
