@@ -32,7 +32,7 @@ import { SWITCH_ROOT_SH } from './switch-root.js';
 export { ImageBuildError, ROOTFS_MARKER };
 
 /** Bump when the initramfs or root disk layout or /init changes, so cached images are rebuilt. */
-export const BUILDER_VERSION = 4;
+export const BUILDER_VERSION = 5;
 
 /** Suites tried in order; the next one is used when a suite's index or packages fail. */
 export const DEFAULT_SUITES = ['forky', 'sid', 'trixie'];
@@ -56,11 +56,12 @@ export const BOOT_MARKER = 'VESSEL-INIT-OK';
 
 /**
  * Debian packages unpacked onto the root disk with everything they depend on: an SSH server
- * (dropbear, started by rcS) for `vessel run --net user,hostfwd=tcp::2222-:22`, and the QEMU guest
- * agent (qemu-ga, started by rcS when the VM has its virtio-console port). Optional: the
- * image is built without them (and says so) when they cannot be had.
+ * (dropbear, started by rcS) for `vessel run --net user,hostfwd=tcp::2222-:22`, the QEMU guest
+ * agent (qemu-ga, started by rcS when the VM has its virtio-console port), and e2fsprogs for
+ * `resize2fs` (the host grows a mounted ext4 online after it grew the disk, through the agent).
+ * Optional: the image is built without them (and says so) when they cannot be had.
  */
-export const ROOTFS_PACKAGES = ['dropbear-bin', 'qemu-guest-agent'];
+export const ROOTFS_PACKAGES = ['dropbear-bin', 'qemu-guest-agent', 'e2fsprogs'];
 
 /** Package files the root disk does without: documentation, translations, iconv modules. */
 const ROOTFS_PRUNE = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/locale', 'usr/lib/riscv64-linux-gnu/gconv'];
