@@ -105,6 +105,9 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await fault('PUT', '/drives/data', { drive_id: 'data', path_on_host: 'disk.img', is_root_device: true }, 'drive "rootfs" is already the root device; only one drive can be');
   await ok('PUT', '/drives/data', { drive_id: 'data', path_on_host: 'data.img', is_root_device: false, is_read_only: true });
   await fault('PATCH', '/drives/data', { drive_id: 'data', path_on_host: 'data.img' }, 'PATCH /drives/data is only possible after InstanceStart; the VM is not started');
+  await fault('PUT', '/vm.resize-disk', { id: 'rootfs', desired_size: 1 << 20 }, 'PUT /vm.resize-disk is only possible after InstanceStart; the VM is not started');
+  await fault('PUT', '/vm.resize-disk', { id: 'rootfs', desired_size: 1000 }, /^field "desired_size" must be a multiple of 512/);
+  await fault('PUT', '/vm.resize-disk', { id: 'rootfs' }, 'missing required field "desired_size"');
 
   // /network-interfaces
   await fault('PUT', '/network-interfaces/eth0', { iface_id: 'eth0' }, 'a network interface needs exactly one of host_dev_name (a TAP device) or vessel_user_network');

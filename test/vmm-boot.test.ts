@@ -144,6 +144,13 @@ test('vmm: the curl flow boots a guest; pause stops the harts and the guest cloc
   fs.truncateSync(bigger, 3 << 20);
   await put('/drives/rootfs', { drive_id: 'rootfs' }, 'PATCH');
   assert.equal((await shell.run('sleep 1; cat /sys/block/vda/size')).trim(), '6144');
+  // PUT /vm.resize-disk (Cloud Hypervisor-like): the VMM grows the file itself; shrinking is refused.
+  await put('/vm.resize-disk', { id: 'rootfs', desired_size: 4 << 20 });
+  assert.equal(fs.statSync(bigger).size, 4 << 20, 'the VMM extended the image');
+  assert.equal((await shell.run('sleep 1; cat /sys/block/vda/size')).trim(), '8192');
+  const shrink = await curl('PUT', '/vm.resize-disk', { id: 'rootfs', desired_size: 1 << 20 });
+  assert.equal(JSON.parse(shrink.body).fault_message, `drive "rootfs" is ${4 << 20} bytes; shrinking it to ${1 << 20} bytes is not supported (it would cut off the guest's data)`);
+  assert.equal(fs.statSync(bigger).size, 4 << 20);
   const gone = await curl('PATCH', '/drives/rootfs', { drive_id: 'rootfs', path_on_host: path.join(dir, 'nope.img') });
   assert.equal(JSON.parse(gone.body).fault_message, `disk "${path.join(dir, 'nope.img')}" does not exist`);
 

@@ -30,6 +30,12 @@ export interface PartialDrive {
   path_on_host?: string;
 }
 
+/** PUT /vm.resize-disk (Vessel; Cloud Hypervisor-like): a drive's new size in bytes. */
+export interface DiskResize {
+  id: string;
+  desired_size: number;
+}
+
 export interface UserNetwork {
   host_forwards?: string[];
 }

@@ -24,7 +24,7 @@ import { NetOptionError, parseNetOption, type NetOption } from './net-option.js'
 import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
 import { GUEST_AGENT_PORT } from './assemble.js';
 import { HvcSocketError, HvcSocketServer } from './hvc-socket.js';
-import type { BootSource, Drive, FullVmConfiguration, GuestAgent, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
+import type { BootSource, DiskResize, Drive, FullVmConfiguration, GuestAgent, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
 import { RequestError } from './errors.js';
 import { VmBalloon } from './balloon.js';
 import type { VmMetrics } from './metrics.js';
@@ -204,6 +204,30 @@ export class Vm {
     assembly.swapDisk(slot, next);
     drive.path_on_host = path;
     this.opts.log.info({ drive: id, path, sectors: Number(disk.capacitySectors) }, 'drive image replaced');
+  }
+
+  /**
+   * PUT /vm.resize-disk: grows a started VM's drive to `desired_size` bytes (the image file is
+   * extended through the drive's own descriptor) and raises the config change. A read-only drive
+   * and a smaller size are refused with the current size; the same size is a re-read.
+   */
+  resizeDisk(r: DiskResize): void {
+    this.postBoot('PUT /vm.resize-disk');
+    const slot = this.diskIds.indexOf(r.id);
+    const drive = this.drives.get(r.id);
+    if (slot < 0 || !drive || !this.machine) throw new VmError(`there is no drive "${r.id}"`);
+    const disk = this.machine.disks[slot];
+    if (disk.readonly) throw new VmError(`drive "${r.id}" is read-only; a read-only drive cannot be resized`);
+    const before = disk.imageBytes;
+    if (r.desired_size < before) throw new VmError(`drive "${r.id}" is ${before} bytes; shrinking it to ${r.desired_size} bytes is not supported (it would cut off the guest's data)`);
+    try {
+      disk.grow(r.desired_size);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' || e instanceof RangeError) throw new VmError(`drive "${r.id}" cannot be grown to ${r.desired_size} bytes: ${(e as Error).message}`);
+      throw e;
+    }
+    this.opts.log.info({ drive: r.id, from_bytes: before, bytes: r.desired_size, sectors: Number(disk.capacitySectors) }, 'drive grown');
   }
 
   putNetworkInterface(id: string, n: NetworkInterface): void {

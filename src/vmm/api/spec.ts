@@ -194,6 +194,8 @@ export function describeValidationError(errors: ErrorObject[] | null | undefined
       const p = e.params as { comparison: string; limit: number };
       return `${where} must be ${p.comparison} ${p.limit}, got ${shown(e.data)}`;
     }
+    case 'multipleOf':
+      return `${where} must be a multiple of ${(e.params as { multipleOf: number }).multipleOf}, got ${shown(e.data)}`;
     case 'minLength':
       return (e.params as { limit: number }).limit === 1 ? `${where} must not be empty` : `${where} ${e.message ?? 'is too short'}`;
     case 'maxLength':
