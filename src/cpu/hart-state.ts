@@ -26,6 +26,8 @@ export const enum HartState {
    * check the cached answer still holds (int32, never 0).
    */
   FetchEpoch = 308,
+  /** A word the interpreter's FENCE does an atomic add of 0 on: a full host memory barrier (int32). */
+  FenceCell = 312,
   /** f0..f31, each an i64 (NaN-boxed singles). */
   FRegs = 512,
   /** First TLB; each takes TLB_BYTES (see mmu.ts). */

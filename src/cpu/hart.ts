@@ -7,7 +7,7 @@ import {
 } from './csr.js';
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
-import { branchOffset, jalOffset, Opcode } from './opcode.js';
+import { branchOffset, fenceOrdersStoreLoad, jalOffset, Opcode } from './opcode.js';
 import { HartState } from './hart-state.js';
 import type { Jit } from './jit/jit.js';
 import { RunExit } from './jit/translate.js';
@@ -39,6 +39,7 @@ const MSTATUS = HartState.Mstatus >> 2, FETCH_EPOCH = HartState.FetchEpoch >> 2;
 const MAX_SUM_PAGES = 64;
 /** The last fetch epoch handed out, to any hart of this thread (see HartState.FetchEpoch). */
 let lastFetchEpoch = 0;
+const FENCE_CELL = HartState.FenceCell >> 2;
 const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
 /**
@@ -65,6 +66,29 @@ const AMO_FUNCT5 = 0x1111111f;
 const FS_DIRTY = 3 << Mstatus.FS_SHIFT;
 /** Order in which simultaneously pending interrupts are taken (privileged spec 3.1.9). */
 const INTERRUPT_PRIORITY = [Irq.MEI, Irq.MSI, Irq.MTI, Irq.SEI, Irq.SSI, Irq.STI];
+
+/**
+ * The value an AMO (funct5 `op`) stores, from the old value (olo, ohi) and the operand
+ * (blo, bhi), both sign-extended for .W; null for a funct5 that is no AMO.
+ */
+function amoResult(op: number, olo: number, ohi: number, blo: number, bhi: number): [number, number] | null {
+  switch (op) {
+    case 0x01: return [blo, bhi]; // SWAP
+    case 0x00: { const lo = (olo + blo) | 0; return [lo, (ohi + bhi + ((lo >>> 0) < (olo >>> 0) ? 1 : 0)) | 0]; }
+    case 0x04: return [olo ^ blo, ohi ^ bhi];
+    case 0x0c: return [olo & blo, ohi & bhi];
+    case 0x08: return [olo | blo, ohi | bhi];
+    case 0x10: case 0x14: { // MIN, MAX
+      const less = ohi < bhi || (ohi === bhi && (olo >>> 0) < (blo >>> 0));
+      return (op === 0x10 ? less : !less) ? [olo, ohi] : [blo, bhi];
+    }
+    case 0x18: case 0x1c: { // MINU, MAXU
+      const less = (ohi >>> 0) < (bhi >>> 0) || (ohi === bhi && (olo >>> 0) < (blo >>> 0));
+      return (op === 0x18 ? less : !less) ? [olo, ohi] : [blo, bhi];
+    }
+    default: return null;
+  }
+}
 
 /**
  * One RV64GC hart: architectural state and the interpreter.
@@ -170,7 +194,10 @@ export class Hart implements FpuHart {
   /** The JIT shared by the board's harts, or null for the interpreter alone. */
   private readonly jit: Jit | null;
   /** RAM pages holding translated code (all zero without a JIT): stores there invalidate it. */
-  private readonly codePages: Uint8Array;
+  private readonly codePages: Uint32Array;
+  /** RAM as int32s and int64s, for the atomic read-modify-writes of LR/SC and AMOs (other harts may run on other threads). */
+  private readonly ram32: Int32Array;
+  private readonly ram64: BigInt64Array;
   /** The interpreter returns after a taken branch or jump so the JIT can look up the target. */
   private readonly stopAtJump: boolean;
 
@@ -187,7 +214,9 @@ export class Hart implements FpuHart {
     this.tlbs = [0, 1, 2].map((set) => [0, 1, 2].map((kind) =>
       new Tlb(buffer, this.stateBase + HartState.Tlbs + (set * 3 + kind) * TLB_BYTES)));
     this.jit = jit ?? null;
-    this.codePages = jit ? jit.codePages : new Uint8Array(bus.ram.size >>> 12);
+    this.codePages = jit ? jit.codePages : new Uint32Array(bus.ram.size >>> 12);
+    this.ram32 = new Int32Array(buffer, bus.ram.bytes.byteOffset, bus.ram.size >>> 2);
+    this.ram64 = new BigInt64Array(buffer, bus.ram.bytes.byteOffset, bus.ram.size >>> 3);
     this.stopAtJump = jit !== undefined;
     jit?.attach(this);
     this.mem = bus.ram;
@@ -355,6 +384,16 @@ export class Hart implements FpuHart {
   /** Makes the write TLBs miss on RAM page `ramOffset` (it now holds translated code). */
   forgetWritablePage(ramOffset: number): void {
     for (const set of this.tlbs) set[Access.Write].forget(ramOffset);
+  }
+
+  /** Drops every write TLB entry that maps a page of translated code (another thread's JIT began to own some: CodeMap). */
+  forgetCodePages(): void {
+    for (const set of this.tlbs) set[Access.Write].forgetPages(this.codePages);
+  }
+
+  /** Drops translations of code that other threads' harts or devices wrote (FENCE.I, a remote fence). */
+  syncCode(): void {
+    this.jit?.drain();
   }
 
   // ---- traps ----
@@ -937,6 +976,9 @@ export class Hart implements FpuHart {
         case Opcode.LoadFp: this.loadFp(insn, d, s1, f3); break;
         case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (translated code is kept coherent with every store, see jit.ts)
           if (f3 > 1) this.illegal(insn);
+          if (f3 === 0 && fenceOrdersStoreLoad(insn)) Atomics.add(this.state, FENCE_CELL, 0); // a locked instruction: a full host barrier
+          // FENCE.I: code stored by harts on other threads must be seen from here on.
+          if (f3 === 1) { this.jit?.drain(); this.breakLoop = true; }
           break;
         case Opcode.OpImm: { // OP-IMM
           const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
@@ -1217,42 +1259,53 @@ export class Hart implements FpuHart {
       return;
     }
     const pa = this.translate(lo, hi, Access.Write);
+    const off = pa - this.ramBase;
+    const inRam = off >= 0 && off + width <= this.ramSize;
     if (op === 3) { // SC
-      let ok = this.reservation >= 0 && this.reservation === pa - this.ramBase;
-      if (ok) {
-        const v = this.loadPhys(pa, width, lo, hi);
-        ok = v === this.state[RESERVED_LO] && (width === 4 || this.tmpHi === this.state[RESERVED_HI]);
-      }
+      // It succeeds while the reservation holds and memory still has the value the LR read, as
+      // one compare-and-swap (QEMU's approach), so a store by a hart on another thread in between
+      // makes it fail.
+      let ok = this.reservation >= 0 && this.reservation === off && inRam;
       this.reservation = -1;
-      if (ok) this.storePhys(pa, width, x[s2], x[s2 + 1], lo, hi);
+      if (ok) {
+        const expectLo = this.state[RESERVED_LO], expectHi = this.state[RESERVED_HI];
+        if (width === 4) ok = Atomics.compareExchange(this.ram32, off >>> 2, expectLo, x[s2]) === expectLo;
+        else {
+          const expect = I64.toBig(expectLo, expectHi);
+          ok = Atomics.compareExchange(this.ram64, off >>> 3, expect, I64.toBig(x[s2], x[s2 + 1])) === expect;
+        }
+        if (ok && this.codePages[off >>> 12] !== 0) this.storeToCode(off);
+      }
       x[d] = ok ? 0 : 1; x[d + 1] = 0;
       return;
     }
     // An AMO where nothing answers is a store/AMO access fault, not the load fault of its read half.
-    if (!this.mem.contains(pa, width) && !this.bus.isMmio(pa, width)) this.accessFault(Access.Write, lo, hi);
+    if (!inRam && !this.bus.isMmio(pa, width)) this.accessFault(Access.Write, lo, hi);
+    const blo = x[s2], bhi = width === 4 ? x[s2] >> 31 : x[s2 + 1];
+    if (inRam) {
+      // Atomic on RAM: a compare-and-swap loop around the operation.
+      for (;;) {
+        let olo: number, ohi: number, old64 = 0n;
+        if (width === 4) { olo = Atomics.load(this.ram32, off >>> 2); ohi = olo >> 31; } else {
+          old64 = Atomics.load(this.ram64, off >>> 3);
+          olo = Number(BigInt.asIntN(32, old64)); ohi = Number(old64 >> 32n);
+        }
+        const r = amoResult(op, olo, ohi, blo, bhi);
+        if (r === null) this.illegal(insn);
+        const swapped = width === 4
+          ? Atomics.compareExchange(this.ram32, off >>> 2, olo, r[0]) === olo
+          : Atomics.compareExchange(this.ram64, off >>> 3, old64, I64.toBig(r[0], r[1])) === old64;
+        if (!swapped) continue;
+        if (this.codePages[off >>> 12] !== 0) this.storeToCode(off);
+        x[d] = olo; x[d + 1] = ohi;
+        return;
+      }
+    }
     const olo = this.loadPhys(pa, width, lo, hi);
     const ohi = width === 4 ? olo >> 31 : this.tmpHi;
-    const blo = x[s2], bhi = width === 4 ? x[s2] >> 31 : x[s2 + 1];
-    let rlo: number, rhi: number;
-    switch (op) {
-      case 0x01: rlo = blo; rhi = bhi; break; // SWAP
-      case 0x00: rlo = (olo + blo) | 0; rhi = (ohi + bhi + ((rlo >>> 0) < (olo >>> 0) ? 1 : 0)) | 0; break;
-      case 0x04: rlo = olo ^ blo; rhi = ohi ^ bhi; break;
-      case 0x0c: rlo = olo & blo; rhi = ohi & bhi; break;
-      case 0x08: rlo = olo | blo; rhi = ohi | bhi; break;
-      case 0x10: case 0x14: { // MIN, MAX
-        const less = ohi < bhi || (ohi === bhi && (olo >>> 0) < (blo >>> 0));
-        const pickOld = op === 0x10 ? less : !less;
-        rlo = pickOld ? olo : blo; rhi = pickOld ? ohi : bhi; break;
-      }
-      case 0x18: case 0x1c: { // MINU, MAXU
-        const less = (ohi >>> 0) < (bhi >>> 0) || (ohi === bhi && (olo >>> 0) < (blo >>> 0));
-        const pickOld = op === 0x18 ? less : !less;
-        rlo = pickOld ? olo : blo; rhi = pickOld ? ohi : bhi; break;
-      }
-      default: this.illegal(insn);
-    }
-    this.storePhys(pa, width, rlo, rhi, lo, hi);
+    const r = amoResult(op, olo, ohi, blo, bhi);
+    if (r === null) this.illegal(insn);
+    this.storePhys(pa, width, r[0], r[1], lo, hi);
     x[d] = olo; x[d + 1] = ohi;
   }
 

@@ -136,6 +136,12 @@ export class Tlb {
       if (this.otherTagLo[i] !== -1 && superpageKey(this.otherTagLo[i] << 12, this.otherTagHi[i], level) === key) this.otherTagLo[i] = -1;
     }
   }
+  /** Makes every entry that maps a RAM page marked in `pages` (one element per 4 KiB page) miss. */
+  forgetPages(pages: Uint32Array): void {
+    if (!this.used) return;
+    const t = this.entries;
+    for (let e = 0; e < TLB_SIZE * 4; e += 4) if (t[e] !== -1 && pages[t[e + 2] >>> 12] !== 0) t[e] = -1;
+  }
   /** Makes every entry that maps RAM page `ramOffset` miss. */
   forget(ramOffset: number): void {
     if (!this.used) return;

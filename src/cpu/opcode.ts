@@ -18,3 +18,12 @@ export function jalOffset(insn: number): number {
 export function branchOffset(insn: number): number {
   return ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
 }
+
+/**
+ * Whether FENCE `insn` orders earlier stores before later loads (predecessor set has W,
+ * successor set has R, and it is not FENCE.TSO): the one order an x86-64 host does not keep by
+ * itself, so only such a fence needs a host barrier.
+ */
+export function fenceOrdersStoreLoad(insn: number): boolean {
+  return (insn >>> 28) !== 0x8 && ((insn >>> 24) & 1) !== 0 && ((insn >>> 21) & 1) !== 0;
+}

@@ -19,13 +19,15 @@ export const MAX_HART_SLOTS = 64;
 /** The most RAM a machine can have. */
 export const MAX_RAM_BYTES = 2 * 1024 ** 3;
 /**
- * A region for the JIT's block lookup table, slot generations and RAM page versions, which
- * compiled code reads (after the hart slots).
+ * Regions for the JITs' block lookup tables, slot generations and RAM page versions, which
+ * compiled code reads (after the hart slots): one per host thread that runs harts, so at most
+ * one per hart. Only what a JIT touches takes host memory.
  */
 export const JIT_REGION_OFFSET = HART_SLOT_BYTES * MAX_HART_SLOTS;
 export const JIT_REGION_BYTES = 4 * 1024 * 1024;
+export const JIT_REGIONS = MAX_HART_SLOTS;
 /** Byte offset of guest RAM inside the wasm memory. */
-export const RAM_OFFSET = JIT_REGION_OFFSET + JIT_REGION_BYTES;
+export const RAM_OFFSET = JIT_REGION_OFFSET + JIT_REGION_BYTES * JIT_REGIONS;
 const WASM_PAGE = 64 * 1024;
 
 export class GuestMemory {
@@ -44,17 +46,22 @@ export class GuestMemory {
    */
   onDeviceWrite: ((offset: number, length: number) => void) | null = null;
 
-  constructor(readonly base: number, readonly size: number) {
+  /**
+   * `shared`: the wasm memory of a GuestMemory made on another thread (a hart's worker), whose
+   * RAM this one shares; its owner has advised it already.
+   */
+  constructor(readonly base: number, readonly size: number, shared?: WebAssembly.Memory) {
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) {
       throw new RangeError(`guest memory size must be a positive multiple of 4096, got ${size}`);
     }
     if (size > MAX_RAM_BYTES) throw new RangeError(`guest memory is at most 2 GiB, got ${size} bytes`);
     const pages = Math.ceil((RAM_OFFSET + size) / WASM_PAGE);
-    this.wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.wasmMemory = shared ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     const buffer: unknown = this.wasmMemory.buffer; // typed as ArrayBuffer, shared at run time
     if (!(buffer instanceof SharedArrayBuffer)) throw new Error('this JavaScript engine has no shared WebAssembly memory');
+    if (buffer.byteLength !== pages * WASM_PAGE) throw new RangeError(`shared guest memory of ${buffer.byteLength} bytes does not hold ${size} bytes of RAM`);
     this.buffer = buffer;
-    this.hugePages = adviseHugePages(buffer);
+    this.hugePages = shared ? false : adviseHugePages(buffer);
     this.view = new DataView(this.buffer, RAM_OFFSET, size);
     this.bytes = new Uint8Array(this.buffer, RAM_OFFSET, size);
     this.end = base + size;

@@ -7,11 +7,13 @@ import { setFlagsFromString } from 'node:v8';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { lowerOtherThreads } from '../../hw/host-threads.js';
 import type { BlockPlan } from './block.js';
+import type { JitLayout } from './dispatcher.js';
 import type { LinkAnswers } from './links.js';
 
 export interface CompileJob {
   readonly id: number;
   readonly memoryPages: number;
+  readonly layout: JitLayout;
   readonly plans: BlockPlan[];
   readonly links: LinkAnswers;
 }
@@ -46,6 +48,15 @@ function compileWorker(): Worker | null {
   return worker;
 }
 
+/** A port to the process's compile worker for a JIT on another thread (CompileLine.connect), or null. */
+export function openCompilePort(): MessagePort | null {
+  const w = compileWorker();
+  if (!w) return null;
+  const { port1, port2 } = new MessageChannel();
+  w.postMessage({ port: port2 }, [port2]);
+  return port1;
+}
+
 /** One JIT's connection to the compile worker. */
 export class CompileLine {
   private open = true;
@@ -57,8 +68,17 @@ export class CompileLine {
     lines.add(this);
   }
 
-  /** A line to the process's compile worker, or null when no worker thread can be started. */
-  static connect(onResult: (result: CompileResult) => void, onFailure: (error: Error) => void): CompileLine | null {
+  /**
+   * A line to the process's compile worker, or null when no worker thread can be started.
+   * `port`: a line made on another thread with openCompilePort (a hart's worker thread uses the
+   * compile worker of the VM's main thread, so the VM has one).
+   */
+  static connect(onResult: (result: CompileResult) => void, onFailure: (error: Error) => void, port?: MessagePort): CompileLine | null {
+    if (port) {
+      const line = new CompileLine(port, onResult, onFailure);
+      port.on('close', () => line.fail(new Error('the compile worker is gone')));
+      return line;
+    }
     const w = compileWorker();
     if (!w) return null;
     const { port1, port2 } = new MessageChannel();

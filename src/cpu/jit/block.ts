@@ -99,7 +99,7 @@ function translatable(insn: number): boolean {
     case Opcode.Lui: case Opcode.Auipc: case Opcode.Jal: return true;
     case Opcode.Jalr: return f3 === 0;
     case Opcode.Branch: return f3 !== 2 && f3 !== 3;
-    case Opcode.MiscMem: return f3 <= 1; // FENCE, FENCE.I: no-ops here (see translate.ts)
+    case Opcode.MiscMem: return f3 === 0; // FENCE (see translate.ts); FENCE.I goes to the interpreter, which applies other threads' stores to code
     default: return false;
   }
 }

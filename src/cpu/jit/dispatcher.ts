@@ -1,4 +1,4 @@
-import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET, MAX_RAM_BYTES } from '../../hw/memory.js';
+import { HART_SLOT_BYTES, JIT_REGION_BYTES, JIT_REGION_OFFSET, JIT_REGIONS, MAX_RAM_BYTES } from '../../hw/memory.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { BLOCK_PARAMS } from './translate.js';
@@ -6,7 +6,7 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
  * The lookup table compiled code consults to go from one block to the next without returning
- * to JavaScript: LOOKUP_ENTRIES entries of four int32s at JIT_REGION_OFFSET of the wasm memory,
+ * to JavaScript: LOOKUP_ENTRIES entries of four int32s at the start of the JIT's region (jitLayout),
  * direct-mapped by RAM offset of the block's first instruction.
  */
 export const LOOKUP_BITS = 16;
@@ -15,18 +15,29 @@ export const LOOKUP_MASK = LOOKUP_ENTRIES - 1;
 /** Function table slots (one per block key) the JIT hands out before it starts afresh. */
 export const MAX_SLOTS = 1 << 18;
 /**
- * Byte offset in the wasm memory of the slot generations, one int32 per table slot after the
- * lookup table: a slot's generation changes whenever the function in it does, so code that
- * calls a block's function directly (an import) can check that the slot still holds it.
+ * Where one JIT's tables lie in the wasm memory. Each JIT (one per host thread that runs harts)
+ * has a region of its own, JIT_REGION_BYTES at JIT_REGION_OFFSET + index * JIT_REGION_BYTES:
+ * - `lookup`: the lookup table;
+ * - `generations`: the slot generations, one int32 per table slot: a slot's generation changes
+ *   whenever the function in it does, so code that calls a block's function directly (an
+ *   import) can check that the slot still holds it;
+ * - `pageVersions`: the RAM page versions, one uint32 per 4 KiB page of RAM: a page's version
+ *   changes whenever its translations are dropped, so code that calls a block of its own module
+ *   on another page directly can check that the block is still there (a page's blocks go
+ *   without the rest of their module).
  */
-export const GENERATIONS_OFFSET = JIT_REGION_OFFSET + LOOKUP_ENTRIES * 16;
-/**
- * Byte offset in the wasm memory of the RAM page versions, one uint32 per 4 KiB page of RAM
- * after the slot generations: a page's version changes whenever its translations are dropped,
- * so code that calls a block of its own module on another page directly can check that the
- * block is still there (a page's blocks go without the rest of their module).
- */
-export const PAGE_VERSIONS_OFFSET = GENERATIONS_OFFSET + MAX_SLOTS * 4;
+export interface JitLayout {
+  readonly lookup: number;
+  readonly generations: number;
+  readonly pageVersions: number;
+}
+
+export function jitLayout(region: number): JitLayout {
+  if (!Number.isInteger(region) || region < 0 || region >= JIT_REGIONS) throw new RangeError(`JIT region must be 0..${JIT_REGIONS - 1}, got ${region}`);
+  const lookup = JIT_REGION_OFFSET + region * JIT_REGION_BYTES;
+  const generations = lookup + LOOKUP_ENTRIES * 16;
+  return { lookup, generations, pageVersions: generations + MAX_SLOTS * 4 };
+}
 /**
  * Entries of each hart's jump cache (at HartState.JumpCache in its slot), direct-mapped by the
  * target pc: where computed jumps (JALR) to that pc went. A hit (same pc, same fetch epoch of
@@ -46,7 +57,7 @@ export const enum JumpCacheField {
   Slot = 12,
 }
 if (HartState.JumpCache + (16 << JUMP_CACHE_BITS) > HART_SLOT_BYTES) throw new Error('the jump cache does not fit in a hart slot');
-if (PAGE_VERSIONS_OFFSET + (MAX_RAM_BYTES >>> 12) * 4 > JIT_REGION_OFFSET + JIT_REGION_BYTES) throw new Error('the slot generations and page versions do not fit in the JIT region');
+if (LOOKUP_ENTRIES * 16 + MAX_SLOTS * 4 + (MAX_RAM_BYTES >>> 12) * 4 > JIT_REGION_BYTES) throw new Error('the slot generations and page versions do not fit in the JIT region');
 /** Fields of a lookup entry (int32 index within it). */
 export const enum LookupField {
   /** RAM offset of the block's first instruction, -1 for an empty entry. */
@@ -71,7 +82,7 @@ export const enum LookupField {
  * - `chainCached(base, n, budget, entry) -> i32`: chain that also fills the jump cache entry
  *   at byte `entry` of the memory with where it went.
  */
-export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
+export function buildDispatcher(memoryPages: number, layout: JitLayout): Uint8Array<ArrayBuffer> {
   const w = new ModuleWriter(memoryPages);
   w.importTable();
   const blockType = w.type(BLOCK_PARAMS, [ValType.I32]);
@@ -90,14 +101,14 @@ export function buildDispatcher(memoryPages: number): Uint8Array<ArrayBuffer> {
   jump.byte(Op.ReturnCallIndirect); jump.u32(blockType); jump.u32(0);
   w.export('jump', w.addFunction({ type: w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]), locals: [], body: jump }));
 
-  w.export('chain', w.addFunction({ type: blockType, locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: chainBody(blockType, false) }));
+  w.export('chain', w.addFunction({ type: blockType, locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: chainBody(blockType, false, layout.lookup) }));
   w.export('chainCached', w.addFunction({ type: w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]),
-    locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: chainBody(blockType, true) }));
+    locals: [ValType.I32, ValType.I32, ValType.I32, ValType.I64], body: chainBody(blockType, true, layout.lookup) }));
   return w.bytes();
 }
 
 /** The body of chain (see buildDispatcher), or with `fillCache` of chainCached. */
-function chainBody(blockType: number, fillCache: boolean): FunctionBody {
+function chainBody(blockType: number, fillCache: boolean, lookup: number): FunctionBody {
   const f = new FunctionBody();
   const BASE = 0, N = 1, BUDGET = 2, ENTRY = 3;
   const first = fillCache ? 4 : 3, LO = first, E = first + 1, H = first + 2, PC = first + 3;
@@ -113,11 +124,11 @@ function chainBody(blockType: number, fillCache: boolean): FunctionBody {
   // E = RAM offset of the pc; H = its lookup entry's byte offset from the table start.
   f.get(H); f.get(LO); f.i32(0xfff); f.op(Op.I32And); f.op(Op.I32Add); f.tee(E);
   f.i32(1); f.op(Op.I32ShrU); f.i32(LOOKUP_MASK); f.op(Op.I32And); f.i32(4); f.op(Op.I32Shl); f.set(H);
-  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.RamOff); f.get(E); f.op(Op.I32Ne); leave();
-  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.PcLo); f.get(LO); f.op(Op.I32Ne); leave();
-  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.PcHi);
+  f.get(H); f.mem(Op.I32Load, 2, lookup + 4 * LookupField.RamOff); f.get(E); f.op(Op.I32Ne); leave();
+  f.get(H); f.mem(Op.I32Load, 2, lookup + 4 * LookupField.PcLo); f.get(LO); f.op(Op.I32Ne); leave();
+  f.get(H); f.mem(Op.I32Load, 2, lookup + 4 * LookupField.PcHi);
   f.get(PC); f.i64(32, 0); f.op(Op.I64ShrU); f.op(Op.I32WrapI64); f.op(Op.I32Ne); leave();
-  f.get(H); f.mem(Op.I32Load, 2, JIT_REGION_OFFSET + 4 * LookupField.Target); f.set(H);
+  f.get(H); f.mem(Op.I32Load, 2, lookup + 4 * LookupField.Target); f.set(H);
   if (fillCache) {
     f.get(ENTRY); f.get(PC); f.mem(Op.I64Store, 3, JumpCacheField.Pc);
     f.get(ENTRY); f.get(BASE); f.mem(Op.I32Load, 2, HartState.FetchEpoch); f.mem(Op.I32Store, 2, JumpCacheField.Epoch);

@@ -1,6 +1,8 @@
-import { JIT_REGION_OFFSET, type GuestMemory } from '../../hw/memory.js';
+import type { GuestMemory } from '../../hw/memory.js';
 import { blockKey, MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
-import { buildDispatcher, GENERATIONS_OFFSET, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS, PAGE_VERSIONS_OFFSET } from './dispatcher.js';
+import { buildDispatcher, jitLayout, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS, type JitLayout } from './dispatcher.js';
+import { CodeMap } from './code-map.js';
+import type { MessagePort } from 'node:worker_threads';
 import { CompileLine, type CompileResult } from './background.js';
 import { RecordingLinker } from './links.js';
 import { ModuleTranslator, type BlockLinker } from './translate.js';
@@ -67,6 +69,12 @@ interface CompiledModule {
 
 interface PendingBlock { ramOff: number; pcLo: number; pcHi: number }
 
+/**
+ * Hot blocks whose pages this thread began to own: they are read and compiled once every other
+ * thread acknowledged `epoch` (see CodeMap). Their pages count as in flight meanwhile.
+ */
+interface WaitingBatch { readonly blocks: PendingBlock[]; readonly pages: number[]; readonly epoch: number }
+
 /** A batch on the compile worker: its blocks, and what must not have changed for its module to be used. */
 interface InFlightJob {
   readonly plans: BlockPlan[];
@@ -80,7 +88,8 @@ interface InFlightJob {
 const MAX_PAGE_INVALIDATIONS = 32;
 
 /**
- * The JIT of one board, shared by its harts (they run on one thread): finds hot guest code by
+ * The JIT of one host thread that runs harts (of all of a board's harts when they share one
+ * thread, of one when each has its own): finds hot guest code by
  * counting the interpreter's block entries per RAM offset, compiles batches of hot blocks to
  * WebAssembly modules, and keeps translations coherent with guest memory.
  *
@@ -95,11 +104,21 @@ const MAX_PAGE_INVALIDATIONS = 32;
  * Coherence: a page holding translated code is marked in `codePages`, and no write TLB entry
  * maps it, so every CPU store to it takes the slow path, which drops the blocks on the page
  * before the next instruction is fetched (the rest of their modules stays); device writes (DMA)
- * drop them through GuestMemory.onDeviceWrite. So FENCE.I has nothing left to do.
+ * drop them through GuestMemory.onDeviceWrite. With harts on several threads, each thread's
+ * JIT has its own tables (its region of the wasm memory, jitLayout) and `codePages` is the
+ * shared CodeMap, through which stores and DMA from other threads reach it (code-map.ts);
+ * `drain` applies them, and runs at FENCE.I and remote fences.
  */
 export class Jit {
-  /** Nonzero for RAM pages that hold translated code. */
-  readonly codePages: Uint8Array;
+  /** Nonzero for RAM pages that hold translated code (of any thread: CodeMap.owners). */
+  readonly codePages: Uint32Array;
+  /** Which threads translated which pages, and this JIT's thread index (its region and owner bit). */
+  private readonly code: CodeMap;
+  private readonly thread: number;
+  private readonly layout: JitLayout;
+  private waiting: WaitingBatch[] = [];
+  /** Per RAM page, the CodeMap epoch at which this thread last began to own it. */
+  private readonly announced: Int32Array;
   /** The hart running compiled code now (helpers called by compiled code act on it). */
   current: JitHart | null = null;
   /**
@@ -161,19 +180,27 @@ export class Jit {
   private nextJobId = 1;
   private polls = 0;
 
-  constructor(private readonly memory: GuestMemory, options: JitOptions = {}) {
+  /**
+   * `code`: the VM's shared CodeMap and this JIT's thread index in it, when harts run on several
+   * threads; by default a map of this JIT alone.
+   */
+  constructor(private readonly memory: GuestMemory, options: JitOptions = {}, code?: { map: CodeMap; thread: number; compilePort?: MessagePort }) {
     this.threshold = Math.max(0, options.threshold ?? 200);
     this.batch = Math.max(1, options.batch ?? 32);
     this.patience = Math.max(1, options.patience ?? 16_384);
-    this.codePages = new Uint8Array(memory.size >>> 12);
+    this.code = code?.map ?? CodeMap.create(memory.size >>> 12, 1);
+    this.thread = code?.thread ?? 0;
+    this.layout = jitLayout(this.thread);
+    this.codePages = this.code.owners;
+    this.announced = new Int32Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
     this.inFlightPages = new Uint16Array(memory.size >>> 12);
-    this.pageVersions = new Uint32Array(memory.buffer, PAGE_VERSIONS_OFFSET, memory.size >>> 12);
-    this.lookupTable = new Int32Array(memory.buffer, JIT_REGION_OFFSET, LOOKUP_ENTRIES * 4);
+    this.pageVersions = new Uint32Array(memory.buffer, this.layout.pageVersions, memory.size >>> 12);
+    this.lookupTable = new Int32Array(memory.buffer, this.layout.lookup, LOOKUP_ENTRIES * 4);
     for (let i = 0; i < LOOKUP_ENTRIES; i++) this.lookupTable[4 * i + LookupField.RamOff] = -1;
-    this.generations = new Int32Array(memory.buffer, GENERATIONS_OFFSET, MAX_SLOTS);
+    this.generations = new Int32Array(memory.buffer, this.layout.generations, MAX_SLOTS);
     this.memoryPages = memory.buffer.byteLength >>> 16;
-    const dispatcher = new WebAssembly.Instance(new WebAssembly.Module(buildDispatcher(this.memoryPages)),
+    const dispatcher = new WebAssembly.Instance(new WebAssembly.Module(buildDispatcher(this.memoryPages, this.layout)),
       { env: { memory: memory.wasmMemory, table: this.table } });
     this.enter = dispatcher.exports.enter as (target: number, budget: number, stateBase: number) => number;
     this.env = {
@@ -193,9 +220,11 @@ export class Jit {
       },
       pageVersion: (page) => this.pageVersions[page],
     };
-    memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
+    // With harts on several threads the devices run on another thread, which tells the owners of
+    // pages it writes through the CodeMap.
+    if (!code) memory.onDeviceWrite = (offset, length) => this.deviceWrote(offset, length);
     if ((options.background ?? true) && this.threshold > 0) {
-      this.line = CompileLine.connect((result) => this.finish(result), () => this.lostWorker());
+      this.line = CompileLine.connect((result) => this.finish(result), () => this.lostWorker(), code?.compilePort);
     }
   }
 
@@ -238,7 +267,10 @@ export class Jit {
       this.request(ramOff, pcLo, pcHi);
     }
     if (this.pending.length > 0 && ++this.pendingAge >= this.patience) this.compilePending();
-    if (this.inFlight.size > 0 && (++this.polls & 31) === 0) this.line?.poll();
+    if ((this.inFlight.size > 0 || this.waiting.length > 0) && (++this.polls & 31) === 0) {
+      this.line?.poll();
+      this.compileSettled();
+    }
   }
 
   private request(ramOff: number, pcLo: number, pcHi: number): void {
@@ -249,17 +281,70 @@ export class Jit {
     if (this.pending.length >= this.batch) this.compilePending();
   }
 
-  /** Compiles the pending hot blocks into one module (or has the compile worker do it). */
+  /**
+   * Compiles the pending hot blocks into one module (or has the compile worker do it). Their
+   * pages are marked as code first; when other threads run harts and a page is new to this
+   * thread, the blocks wait until those threads dropped write TLB entries for it (CodeMap).
+   */
   compilePending(): void {
-    const pending = this.pending;
+    const blocks = this.pending;
     this.pending = [];
     this.pendingAge = 0;
+    if (blocks.length === 0) return;
+    const pages = [...new Set(blocks.map((b) => b.ramOff >>> 12))];
+    const fresh = pages.filter((page) => { this.inFlightPages[page]++; return this.watchPage(page); });
+    if (fresh.length > 0 && this.code.threads > 1) {
+      const epoch = this.code.announce();
+      for (const page of fresh) this.announced[page] = epoch;
+    }
+    // A page announced for an earlier batch may not be acknowledged yet either.
+    const batch: WaitingBatch = { blocks, pages, epoch: Math.max(0, ...pages.map((page) => this.announced[page])) };
+    if (batch.epoch === 0 || this.code.settled(this.thread, batch.epoch)) this.compileBatch(batch);
+    else if (this.threshold === 0) this.compileWhenSettled(batch);
+    else this.waiting.push(batch);
+  }
+
+  /** Compiles the waiting batches whose epoch every other thread acknowledged. */
+  private compileSettled(): void {
+    if (this.waiting.length === 0) return;
+    const ready = this.waiting.filter((b) => this.code.settled(this.thread, b.epoch));
+    if (ready.length === 0) return;
+    this.waiting = this.waiting.filter((b) => !ready.includes(b));
+    for (const batch of ready) this.compileBatch(batch);
+  }
+
+  /** Threshold 0 must have the code now: waits (up to a second) for the other threads to acknowledge. */
+  private compileWhenSettled(batch: WaitingBatch): void {
+    const deadline = performance.now() + 1000;
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    while (!this.code.settled(this.thread, batch.epoch) && performance.now() < deadline) Atomics.wait(nap, 0, 0, 0.05);
+    if (this.code.settled(this.thread, batch.epoch)) this.compileBatch(batch);
+    else this.release(batch.pages);
+  }
+
+  /** Reads and compiles a batch whose pages no hart can write unseen. */
+  private compileBatch(batch: WaitingBatch): void {
+    // Stores other threads made to these pages since they became code are applied first, so the
+    // versions taken below are those of the code read.
+    this.drain();
     const plans: BlockPlan[] = [];
-    for (const p of pending) {
+    for (const p of batch.blocks) {
       const plan = scanBlock(this.memory.view, p.ramOff, p.pcLo, p.pcHi);
       if (plan) plans.push(plan);
     }
-    if (plans.length === 0) return;
+    if (plans.length > 0) this.compilePlans(plans);
+    this.release(batch.pages);
+  }
+
+  /** A batch's pages stop counting it; a page with nothing else on it stops being code. */
+  private release(pages: number[]): void {
+    for (const page of pages) {
+      this.inFlightPages[page]--;
+      if (this.inFlightPages[page] === 0 && !this.pageModules.has(page)) this.code.disown(this.thread, page);
+    }
+  }
+
+  private compilePlans(plans: BlockPlan[]): void {
     // A block makes at most a key per instruction (a branch or JAL target), one for where it
     // falls through and its own: slots (and their generations) must not run out mid-module.
     if (this.keyCount + (MAX_BLOCK_INSNS + 2) * plans.length > MAX_SLOTS) this.reset();
@@ -270,7 +355,7 @@ export class Jit {
 
   /** Translates, compiles and installs `plans` on this thread. */
   private compileHere(plans: BlockPlan[]): void {
-    const translator = new ModuleTranslator(this.memoryPages, plans, this.linker);
+    const translator = new ModuleTranslator(this.memoryPages, this.layout, plans, this.linker);
     this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
   }
 
@@ -281,7 +366,7 @@ export class Jit {
    */
   private send(line: CompileLine, plans: BlockPlan[]): void {
     const recorder = new RecordingLinker(this.linker);
-    new ModuleTranslator(this.memoryPages, plans, recorder).link();
+    new ModuleTranslator(this.memoryPages, this.layout, plans, recorder).link();
     const pages = new Map<number, number>();
     for (const plan of plans) {
       const page = plan.ramOff >>> 12;
@@ -294,13 +379,14 @@ export class Jit {
     }
     const id = this.nextJobId++;
     this.inFlight.set(id, { plans, pages, resets: this.resets });
-    line.send({ id, memoryPages: this.memoryPages, plans, links: recorder.answers });
+    line.send({ id, memoryPages: this.memoryPages, layout: this.layout, plans, links: recorder.answers });
   }
 
   /** A module came back from the compile worker: installs it unless its code changed meanwhile. */
   private finish(result: CompileResult): void {
     const job = this.inFlight.get(result.id);
     if (!job) return;
+    this.drain(); // stores from other threads bump the versions checked below
     this.settle(result.id, job);
     const started = performance.now();
     const current = job.resets === this.resets && [...job.pages].every(([page, version]) => this.pageVersions[page] === version);
@@ -319,7 +405,7 @@ export class Jit {
     for (const plan of job.plans) this.inFlightBlocks.delete(blockKey(plan.ramOff, plan.pcLo, plan.pcHi));
     for (const page of job.pages.keys()) {
       this.inFlightPages[page]--;
-      if (this.inFlightPages[page] === 0 && !this.pageModules.has(page)) this.codePages[page] = 0;
+      if (this.inFlightPages[page] === 0 && !this.pageModules.has(page)) this.code.disown(this.thread, page);
     }
   }
 
@@ -402,18 +488,35 @@ export class Jit {
     this.watchPage(page);
   }
 
-  /** Makes every CPU store to RAM page `page` take the slow path (which calls invalidatePage). */
-  private watchPage(page: number): void {
-    if (this.codePages[page] === 0) {
-      this.codePages[page] = 1;
-      for (const h of this.harts) h.forgetWritablePage(page << 12);
-    }
+  /**
+   * Makes every CPU store to RAM page `page` take the slow path (which calls invalidatePage):
+   * this thread's harts at once; true when the page is new to this thread, whose harts on other
+   * threads drop their entries when they acknowledge the epoch (see compilePending).
+   */
+  private watchPage(page: number): boolean {
+    if (!this.code.own(this.thread, page)) return false;
+    for (const h of this.harts) h.forgetWritablePage(page << 12);
+    return true;
   }
 
-  /** A CPU store reached RAM page `page`, which holds translated code: drop its translations. */
+  /**
+   * A CPU store by a hart of this thread reached RAM page `page`, which holds translated code:
+   * drop this thread's translations there and tell the other threads that hold some.
+   */
   invalidatePage(page: number): void {
+    if (this.code.threads > 1) this.code.written(page, this.thread);
+    if (!this.code.owns(this.thread, page)) return;
     this.dropPage(page);
     if (this.pageInvalidations[page] < 255) this.pageInvalidations[page]++;
+  }
+
+  /**
+   * Drops the translations of pages that harts of other threads or devices wrote since the last
+   * call (CodeMap.written): between run slices, at FENCE.I and remote fences, and before a
+   * module is installed.
+   */
+  drain(): void {
+    if (this.code.threads > 1) this.code.drain(this.thread, (page) => { if (this.code.owns(this.thread, page)) this.dropPage(page); });
   }
 
   /** A device may write RAM [offset, offset + length): drop translations of code there. */
@@ -424,7 +527,7 @@ export class Jit {
 
   private dropPage(page: number): void {
     this.dropBlocks(page);
-    this.codePages[page] = 0;
+    if (this.inFlightPages[page] === 0) this.code.disown(this.thread, page);
     this.pageVersions[page]++;
   }
 
@@ -437,7 +540,7 @@ export class Jit {
     if (!set) return;
     this.pageModules.delete(page);
     // (A page with blocks on the compile worker stays watched: a store must bump its version.)
-    if (this.inFlightPages[page] === 0) this.codePages[page] = 0;
+    if (this.inFlightPages[page] === 0) this.code.disown(this.thread, page);
     for (const module of set) {
       for (const b of module.blocks) {
         const { key } = b;

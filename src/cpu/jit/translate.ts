@@ -2,10 +2,10 @@ import { RAM_OFFSET } from '../../hw/memory.js';
 import { Mstatus } from '../csr.js';
 import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
-import { branchOffset, jalOffset, Opcode } from '../opcode.js';
+import { branchOffset, fenceOrdersStoreLoad, jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, blockKey, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
-import { GENERATIONS_OFFSET, JUMP_CACHE_MASK, JumpCacheField, PAGE_VERSIONS_OFFSET } from './dispatcher.js';
-import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
+import { JUMP_CACHE_MASK, JumpCacheField, type JitLayout } from './dispatcher.js';
+import { AtomicOp, FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
  * Translates blocks of RISC-V code to one WebAssembly module.
@@ -18,7 +18,7 @@ import { FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * the block at the same physical page; on another page, the one at the RAM offset the fetch
  * TLB mapped it to when translating, checked again before jumping. Such a target in the same
  * module is called directly (on another page, as long as that page's version shows its blocks
- * were not dropped: see PAGE_VERSIONS_OFFSET), a branch back to the block's own start is a
+ * were not dropped: see JitLayout.pageVersions), a branch back to the block's own start is a
  * loop, and a target compiled before this module is imported and called directly, as long as
  * its slot's generation shows that the slot still holds it (it was not invalidated since).
  * Any other goes through the target's table slot (BlockLinker), which holds the target's
@@ -67,7 +67,7 @@ export interface BlockLinker {
   fetchRamOffset(pcLo: number, pcHi: number): number;
   /** The slot of the compiled block at (ramOff, pc) and the slot's generation now, or null when it is not compiled. */
   compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null;
-  /** The version of RAM page `page` now (see PAGE_VERSIONS_OFFSET). */
+  /** The version of RAM page `page` now (see JitLayout.pageVersions). */
   pageVersion(page: number): number;
 }
 
@@ -254,7 +254,7 @@ export class ModuleTranslator {
   /** Type index of the block functions' signature. */
   private blockType = 0;
 
-  constructor(memoryPages: number, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
+  constructor(memoryPages: number, private readonly layout: JitLayout, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
     this.w = new ModuleWriter(memoryPages);
   }
 
@@ -323,12 +323,12 @@ export class ModuleTranslator {
       const page = ramOff >>> 12;
       if (page === b.ramOff >>> 12) return { ...none, inModule };
       return { ...none, inModule, slot: this.linker.slot(ramOff, lo, hi),
-        guardAddress: PAGE_VERSIONS_OFFSET + 4 * page, guardValue: this.linker.pageVersion(page) };
+        guardAddress: this.layout.pageVersions + 4 * page, guardValue: this.linker.pageVersion(page) };
     }
     const imported = this.imported.get(blockKey(ramOff, lo, hi));
     if (imported) {
       return { ...none, imported: imported.fn, slot: imported.slot,
-        guardAddress: GENERATIONS_OFFSET + 4 * imported.slot, guardValue: imported.generation };
+        guardAddress: this.layout.generations + 4 * imported.slot, guardValue: imported.generation };
     }
     return { ...none, slot: this.linker.slot(ramOff, lo, hi) };
   }
@@ -659,25 +659,28 @@ export class ModuleTranslator {
       f.get(L_BASE); f.get(L_T0); f.mem(Op.I64Store, 3, HartState.ReservedValue);
       f.get(L_BASE); f.get(L_ENT); f.mem(Op.I32Store, 2, HartState.Reservation);
       this.setReg(rd, () => { f.get(L_T0); if (word) { f.op(Op.I32WrapI64); f.op(Op.I64ExtendI32S); } });
-    } else if (f5 === 3) { // SC: succeeds while the reservation holds and memory still has the value
-      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.Reservation); f.get(L_ENT); f.op(Op.I32Eq);
-      loadRaw(); f.get(L_BASE); f.mem(Op.I64Load, 3, HartState.ReservedValue);
-      if (word) { f.op(Op.I32WrapI64); f.set(L_ADDR); f.op(Op.I32WrapI64); f.get(L_ADDR); f.op(Op.I32Eq); } else f.op(Op.I64Eq);
-      f.op(Op.I32And); f.set(L_STATUS);
+    } else if (f5 === 3) { // SC: succeeds while the reservation holds and memory still has the value, as one compare-and-swap
+      f.get(L_BASE); f.mem(Op.I32Load, 2, HartState.Reservation); f.get(L_ENT); f.op(Op.I32Eq); f.set(L_STATUS);
       f.get(L_BASE); f.i32(-1); f.mem(Op.I32Store, 2, HartState.Reservation);
       f.get(L_STATUS);
       f.open(Op.If);
-      f.get(L_ENT); this.reg(rs2); f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
+      // SC.W compares the low word of what the LR read (as the interpreter does).
+      const expected = (): void => { f.get(L_BASE); f.mem(word ? Op.I64Load32U : Op.I64Load, word ? 2 : 3, HartState.ReservedValue); };
+      f.get(L_ENT); expected(); this.reg(rs2);
+      f.atomic(word ? AtomicOp.I64Rmw32CmpxchgU : AtomicOp.I64RmwCmpxchg, word ? 2 : 3, RAM_OFFSET);
+      expected(); f.op(Op.I64Eq); f.set(L_STATUS);
       f.close();
       this.setReg(rd, () => { f.get(L_STATUS); f.op(Op.I32Eqz); f.op(Op.I64ExtendI32U); });
-    } else { // AMO: rd = old value (sign-extended for .W), memory = old op x[rs2]
-      f.get(L_ENT); f.mem(word ? Op.I64Load32S : Op.I64Load, word ? 2 : 3, RAM_OFFSET); f.set(L_T0);
-      f.get(L_ENT);
-      if (f5 === 1) { this.reg(rs2); } else {
-        f.get(L_T0); this.reg(rs2);
-        f.op(f5 === 0 ? Op.I64Add : f5 === 4 ? Op.I64Xor : f5 === 8 ? Op.I64Or : Op.I64And);
-      }
-      f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
+    } else { // AMO: rd = old value (sign-extended for .W), memory = old op x[rs2], atomically
+      const ops: Record<number, [AtomicOp, AtomicOp]> = {
+        0: [AtomicOp.I64RmwAdd, AtomicOp.I64Rmw32AddU], 1: [AtomicOp.I64RmwXchg, AtomicOp.I64Rmw32XchgU],
+        4: [AtomicOp.I64RmwXor, AtomicOp.I64Rmw32XorU], 8: [AtomicOp.I64RmwOr, AtomicOp.I64Rmw32OrU],
+        12: [AtomicOp.I64RmwAnd, AtomicOp.I64Rmw32AndU],
+      };
+      f.get(L_ENT); this.reg(rs2);
+      f.atomic(ops[f5][word ? 1 : 0], word ? 2 : 3, RAM_OFFSET);
+      if (word) { f.op(Op.I32WrapI64); f.op(Op.I64ExtendI32S); }
+      f.set(L_T0);
       this.setReg(rd, () => f.get(L_T0));
     }
     f.br(done);
@@ -833,9 +836,12 @@ export class ModuleTranslator {
         });
         return;
       }
-      // FENCE: harts share one thread, memory is already ordered; FENCE.I: translations are kept
-      // coherent with every store (jit.ts).
-      case Opcode.MiscMem: return;
+      // FENCE: the host (x86-64, TSO) keeps every order but a store before a later load; a fence
+      // that orders those (predecessor W, successor R, not FENCE.TSO) becomes a host fence, for
+      // harts on other threads.
+      case Opcode.MiscMem:
+        if (fenceOrdersStoreLoad(insn)) f.atomicFence();
+        return;
       case Opcode.Load: this.emitLoad(rd, rs1, immI, f3, pcLo, pcHi, k); return;
       case Opcode.Store: {
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 0x1f);

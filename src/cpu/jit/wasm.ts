@@ -84,6 +84,22 @@ export class ByteWriter {
   result(): Uint8Array<ArrayBuffer> { return this.buf.subarray(0, this.length); }
 }
 
+/** The prefix byte of the atomic memory instructions (WebAssembly threads). */
+const ATOMIC_PREFIX = 0xfe;
+
+/**
+ * Atomic read-modify-writes (after ATOMIC_PREFIX), each returning the old value zero-extended:
+ * the `32` forms access 4 bytes. They trap on a misaligned address.
+ */
+export const enum AtomicOp {
+  I64RmwAdd = 0x1f, I64Rmw32AddU = 0x24,
+  I64RmwAnd = 0x2d, I64Rmw32AndU = 0x32,
+  I64RmwOr = 0x34, I64Rmw32OrU = 0x39,
+  I64RmwXor = 0x3b, I64Rmw32XorU = 0x40,
+  I64RmwXchg = 0x42, I64Rmw32XchgU = 0x47,
+  I64RmwCmpxchg = 0x49, I64Rmw32CmpxchgU = 0x4e,
+}
+
 /** Body of one function: code with the usual immediates, plus a label-depth counter for branches. */
 export class FunctionBody extends ByteWriter {
   /** Open structured blocks (block, loop, if) around the current position. */
@@ -98,6 +114,10 @@ export class FunctionBody extends ByteWriter {
   call(fn: number): void { this.byte(Op.Call); this.u32(fn); }
   /** A load or store with alignment hint `align` (log2) and a constant `offset`. */
   mem(o: Op, align: number, offset: number): void { this.byte(o); this.u32(align); this.u32(offset); }
+  /** atomic.fence: a full memory barrier. */
+  atomicFence(): void { this.byte(ATOMIC_PREFIX); this.u32(0x03); this.byte(0); }
+  /** An atomic memory instruction; `align` must be the access's natural alignment (log2). */
+  atomic(o: AtomicOp, align: number, offset: number): void { this.byte(ATOMIC_PREFIX); this.u32(o); this.u32(align); this.u32(offset); }
 
   /** Opens block/loop/if; returns its level, for `br`. */
   open(o: Op.Block | Op.Loop | Op.If, type: number = VOID): number {
