@@ -20,6 +20,10 @@ import { prometheusRegistry } from './prometheus.js';
 import { StateStore } from './store.js';
 import { Supervisor } from './supervisor.js';
 import { UsageSampler } from './usage.js';
+import { Tenants } from './tenants.js';
+import { loadPrices, Metering } from './metering.js';
+import { tenantOperations } from './api/tenant-operations.js';
+import { liveOperations, liveWsOperations } from './api/live-operations.js';
 
 export const VESSEL_VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
@@ -27,8 +31,10 @@ export interface HostOptions {
   stateDir: string;
   /** ADDR:PORT for the API over TCP (bearer token). */
   listen?: string;
-  /** The TCP API's token; by default the one kept in <state dir>/token (made on first use). */
+  /** The admin's token; by default the one kept in <state dir>/token (made on first use). */
   token?: string;
+  /** A JSON or YAML file of prices for GET /usage (metering.ts); built-in defaults without. */
+  prices?: string;
   /** Called once the API listens (tests and the CLI print from it). */
   onReady?: (info: { socketPath: string; url: string | null }) => void;
 }
@@ -88,6 +94,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
     throw new HostStartError(`cannot create the state directory ${dir}: ${(e as Error).message}`);
   }
   const tcp = opts.listen !== undefined ? parseListen(opts.listen) : undefined;
+  const prices = loadPrices(opts.prices);
   const lockFd = lockStateDir(dir);
   const log = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, level: process.env['VESSEL_LOG'] ?? 'info' }, pino.destination(2));
   let store: StateStore;
@@ -107,16 +114,23 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   const memory = new MemoryBalancer(supervisor, store, log);
   memory.start();
   const registry = prometheusRegistry(() => supervisor.list(), usage, memory);
+  const tenants = new Tenants(store);
+  const metering = new Metering(store, supervisor, usage, memory, tenants, prices);
+  metering.start();
   const socketPath = path.join(dir, 'host.sock');
-  const token = tcp ? hostToken(dir, opts.token) : undefined;
+  const token = hostToken(dir, opts.token);
+  const tenancy = { tenants, metering, store };
   let server: HostApiServer;
   try {
+    const ctx = { supervisor, store, usage, memory, registry, cgroups, cgroupProbe: probe, stateDir: dir, version: VESSEL_VERSION, hostCpus, tenancy };
     server = await HostApiServer.listen(
-      { socketPath, tcp: tcp && token ? { ...tcp, token } : undefined },
-      hostOperations({ supervisor, store, usage, memory, registry, cgroups, cgroupProbe: probe, stateDir: dir, version: VESSEL_VERSION, hostCpus }),
+      { socketPath, tcp, authenticate: (t) => tenants.authenticate(t, token) },
+      { ...hostOperations(ctx), ...tenantOperations(tenants, metering, supervisor), ...liveOperations(ctx) },
       log,
+      liveWsOperations(ctx),
     );
   } catch (e) {
+    metering.stop();
     usage.stop();
     memory.stop();
     supervisor.close();
@@ -130,6 +144,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   return {
     supervisor,
     async close() {
+      metering.stop();
       usage.stop();
       memory.stop();
       supervisor.close();

@@ -72,6 +72,11 @@ export class StateStore {
     }
   }
 
+  /** The database itself, for the host's other tables (tenants.ts, metering.ts: each makes its own). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`the state database ${this.file} is of a newer Vessel (schema ${version}; this one knows ${SCHEMA_VERSION})`);

@@ -20,6 +20,7 @@ import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec
 import type { Registry } from 'prom-client';
 import { BadRequestError, type HostHandler, type HostRequest } from './server.js';
 
+import { tenantScope, type TenantContext } from './tenant-scope.js';
 export interface HostContext {
   supervisor: Supervisor;
   store: StateStore;
@@ -32,6 +33,8 @@ export interface HostContext {
   version: string;
   hostCpus: number;
 }
+  /** Tenants, quotas and metering (tenant-scope.ts). */
+  tenancy: TenantContext;
 
 interface VmCreateBody {
   name: string;
@@ -50,6 +53,10 @@ interface VmCreateBody {
   restart?: RestartPolicy;
   start?: boolean;
 }
+  /** `initramfs`: the default image's kernel and initramfs without a root disk (tenant-scope.ts). */
+  image?: 'default' | 'initramfs';
+  /** The admin creates a VM for this tenant. */
+  tenant?: string;
 
 /** What the API shows of a VM. */
 export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string, unknown> {
@@ -135,30 +142,38 @@ async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Pro
 
 export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
   const { supervisor: sup, store } = ctx;
-  const view = (vm: VmHandle): Record<string, unknown> => vmView(vm, store.lastExit(vm.id));
-  const find = (req: HostRequest): VmHandle => sup.find(req.params.vm);
+  const scope = tenantScope(ctx.tenancy, sup);
+  const view = (vm: VmHandle): Record<string, unknown> => ({ ...vmView(vm, store.lastExit(vm.id)), tenant: scope.tenantName(vm.id) });
+  // A tenant finds only its own VMs: another tenant's is "no such VM", word for word.
+  const find = (req: HostRequest): VmHandle => scope.find(req.who, req.params.vm);
   const ok = (body: unknown) => ({ status: 200 as const, body });
   return {
-    getHost: () => ok({
+    getHost: (req) => ok({
       vessel_version: ctx.version,
       state_dir: ctx.stateDir,
       cgroups: { mode: ctx.cgroupProbe.mode, enforced: ctx.cgroups !== null, ...(ctx.cgroupProbe.reason ? { reason: ctx.cgroupProbe.reason } : {}) },
       ...ctx.usage.hostUsage(),
-      vms: sup.list().length,
+      vms: scope.visible(req.who).length,
+      ...scope.hostExtras(req.who),
     }),
-    listVms: () => ok(sup.list().map(view)),
-    createVm: async ({ body }) => {
-      const b = body as VmCreateBody;
-      const { id, dir } = sup.reserveVmDir();
-      let spec: VmSpec;
-      try {
-        spec = await specFor(ctx, b, dir);
-      } catch (e) {
-        fs.rmSync(dir, { recursive: true, force: true });
-        throw e;
-      }
-      const vm = await sup.create({ id, name: b.name, spec, start: b.start ?? true });
-      return { status: 201, body: view(vm) };
+    listVms: (req) => ok(scope.visible(req.who).map(view)),
+    createVm: async (req) => {
+      const b = await scope.createBody(req.who, req.body as VmCreateBody);
+      return scope.serialCreate(req.who, b.tenant, async (owner) => {
+        const { id, dir } = sup.reserveVmDir();
+        let spec: VmSpec;
+        try {
+          spec = await specFor(ctx, b, dir);
+          if (owner) scope.checkCreate(owner, spec, b.name);
+        } catch (e) {
+          fs.rmSync(dir, { recursive: true, force: true });
+          throw e;
+        }
+        const vm = owner
+          ? await scope.createOwned(owner, () => sup.create({ id, name: b.name, spec, start: false }), b.start ?? true)
+          : await sup.create({ id, name: b.name, spec, start: b.start ?? true });
+        return { status: 201, body: view(vm) };
+      });
     },
     getVm: async (req) => {
       const vm = find(req);
@@ -214,8 +229,9 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     },
     getVmLogs: (req) => streamLogs(req, find(req)),
     getVmEvents: (req) => ok(store.events({ vmId: find(req).id, limit: limitOf(req.query.limit) })),
-    listEvents: (req) => ok(store.events({ limit: limitOf(req.query.limit) })),
-    getMetrics: async ({ reply }) => {
+    listEvents: (req) => ok(scope.events(req.who, limitOf(req.query.limit))),
+    getMetrics: async ({ reply, who }) => {
+      scope.adminOnly(who, 'GET /metrics');
       const text = await ctx.registry.metrics();
       await reply.code(200).header('Content-Type', ctx.registry.contentType).send(text);
       return { status: 'sent' };

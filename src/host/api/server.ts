@@ -1,21 +1,30 @@
 /**
- * The host API's HTTP server (fastify): on the Unix socket `<state dir>/host.sock` without
- * authentication (the socket file is 0600, owned by the host's user), and on TCP only with
- * `Authorization: Bearer <token>`. Routes and request validation come from openapi.yaml (see
- * ../../vmm/api/spec.ts); errors are `{"fault_message": ...}` with the status of their kind.
+ * The host API's HTTP server (fastify): on the Unix socket `<state dir>/host.sock` (the socket
+ * file is 0600, owned by the host's user: a request without a token acts as the admin, one with
+ * a token as whoever the token is), and on TCP only with a token, the admin's or a tenant's
+ * (`Authorization: Bearer <token>`, or `?token=` where a browser cannot set a header: an
+ * EventSource, a WebSocket). Routes and request validation come from openapi.yaml (see
+ * ../../vmm/api/spec.ts); operations marked `x-websocket` are WebSocket routes. Errors are
+ * `{"fault_message": ...}` with the status of their kind. The TCP side also serves the web
+ * console's static files (dist/web) at `/` without a token: the page logs in itself.
  */
-import { timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import fastifyWebsocket from '@fastify/websocket';
 import { fastify, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import { ApiSpec, describeValidationError, loadOpenApi, type ApiOperation } from '../../vmm/api/spec.js';
 import { SpecError } from '../vm-spec.js';
 import { ConflictError, NotFoundError, UnavailableError } from '../errors.js';
 import { StateStoreError } from '../store.js';
+import { ADMIN, ForbiddenError, QuotaError, UnauthorizedError, type Principal } from '../tenants.js';
 import { VmmRequestError } from '../vmm-client.js';
 
 export const HOST_OPENAPI_PATH = fileURLToPath(new URL('../../../../src/host/api/openapi.yaml', import.meta.url));
+/** The web console, built by `npm run build` (web/build.mjs) next to the compiled code. */
+export const WEB_ROOT = fileURLToPath(new URL('../../../web/', import.meta.url));
 
 /** A request refused for its form (400). */
 export class BadRequestError extends Error {
@@ -28,15 +37,23 @@ export interface HostRequest {
   body: unknown;
   raw: FastifyRequest;
   reply: FastifyReply;
+  /** Who sent it: the admin, or a tenant. */
+  who: Principal;
 }
 
 export type HostReply = { status: 200 | 201; body: unknown } | { status: 204 } | { status: 'sent' };
 export type HostHandler = (req: HostRequest) => Promise<HostReply> | HostReply;
+/** An `x-websocket` operation: the socket is open; the handler owns it from here. */
+export type HostWsHandler = (socket: WebSocket, req: HostRequest) => void;
+/** The largest WebSocket message the host accepts (console input); a bigger one closes the socket (1009). */
+export const WS_MAX_PAYLOAD = 64 * 1024;
 
 const BODY_LIMIT = 64 * 1024;
 
 export function statusOf(e: unknown): number {
   if (e instanceof NotFoundError) return 404;
+  if (e instanceof UnauthorizedError) return 401;
+  if (e instanceof QuotaError || e instanceof ForbiddenError) return 403;
   if (e instanceof ConflictError) return 409;
   if (e instanceof UnavailableError) return 503;
   if (e instanceof SpecError || e instanceof BadRequestError) return 400;
@@ -58,26 +75,43 @@ function check(op: ApiOperation, params: Record<string, string>, body: unknown):
   if (!op.body.validate(body)) throw new BadRequestError(describeValidationError(op.body.validate.errors, 'the request body'));
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1]), b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** The token of a request: its bearer header, else its `token` query parameter; undefined when none. */
+function requestToken(request: FastifyRequest): string | undefined | null {
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    return m ? m[1] : null;
+  }
+  const q = (request.query as Record<string, unknown> | undefined)?.['token'];
+  return typeof q === 'string' && q !== '' ? q : undefined;
+}
+
+/** Paths of the web console's static files, served on TCP without a token. */
+function isWebPath(url: string): boolean {
+  const p = url.split('?')[0];
+  return p === '/' || p === '/index.html' || p.startsWith('/assets/') || p === '/favicon.svg';
 }
 
 export interface ListenOptions {
   socketPath: string;
-  tcp?: { host: string; port: number; token: string };
+  tcp?: { host: string; port: number };
+  /** Who sends this token (null: nobody the host knows). */
+  authenticate: (token: string) => Principal | null;
+  /** Serve the web console's files on TCP (default true; false where dist/web is absent). */
+  web?: boolean;
 }
 
 export class HostApiServer {
   private constructor(private readonly apps: { close(): PromiseLike<unknown> }[], readonly socketPath: string, readonly tcpAddress: string | null) {}
 
-  static async listen(opts: ListenOptions, handlers: Record<string, HostHandler>, log: Logger): Promise<HostApiServer> {
-    const spec = new ApiSpec(loadOpenApi(HOST_OPENAPI_PATH));
-    const missing = spec.operations.filter((op) => !handlers[op.id]).map((op) => op.id);
+  static async listen(opts: ListenOptions, handlers: Record<string, HostHandler>, log: Logger, wsHandlers: Record<string, HostWsHandler> = {}): Promise<HostApiServer> {
+    const doc = loadOpenApi(HOST_OPENAPI_PATH);
+    const spec = new ApiSpec(doc);
+    const isWs = (op: ApiOperation): boolean => (doc.paths[op.path] as Record<string, { 'x-websocket'?: boolean } | undefined>)[op.method]?.['x-websocket'] === true;
+    const missing = spec.operations.filter((op) => !(isWs(op) ? wsHandlers[op.id] : handlers[op.id])).map((op) => op.id);
     if (missing.length) throw new Error(`no handler for host API operations ${missing.join(', ')}`);
-    const build = (token: string | null) => {
+    const webRoot = opts.web !== false && fs.existsSync(`${WEB_ROOT}/index.html`) ? WEB_ROOT : null;
+    const build = async (tcp: boolean) => {
       const app = fastify({ loggerInstance: log, disableRequestLogging: true, bodyLimit: BODY_LIMIT, forceCloseConnections: true, routerOptions: { ignoreTrailingSlash: true } });
       app.removeAllContentTypeParsers();
       app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
@@ -89,22 +123,54 @@ export class HostApiServer {
           done(new BadRequestError(`the request body is not valid JSON: ${(e as Error).message}`), undefined);
         }
       });
-      if (token !== null) {
-        app.addHook('onRequest', async (request, reply) => {
-          if (!tokenMatches(request.headers.authorization, token)) {
-            await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ fault_message: 'this API needs "Authorization: Bearer <token>" with the host\'s token' });
-          }
-        });
-      }
+      // Who is asking: the Unix socket's owner is the admin unless a token says otherwise; TCP needs a token.
+      const principals = new WeakMap<FastifyRequest, Principal>();
+      app.addHook('onRequest', async (request, reply) => {
+        if (tcp && webRoot && request.method === 'GET' && isWebPath(request.url)) return;
+        const token = requestToken(request);
+        const who = token === undefined ? (tcp ? null : ADMIN) : token === null ? null : opts.authenticate(token);
+        if (!who) {
+          const why = token === undefined
+            ? 'this API needs a token: "Authorization: Bearer <token>" with the host\'s token or a tenant\'s'
+            : 'the token is not valid (not the host\'s, and no tenant\'s: it may have been replaced or its tenant deleted)';
+          await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ fault_message: why });
+          return;
+        }
+        principals.set(request, who);
+      });
+      const hostRequest = (request: FastifyRequest, reply: FastifyReply): HostRequest => ({
+        params: request.params as Record<string, string>, query: request.query as Record<string, string | undefined>,
+        body: request.body, raw: request, reply, who: principals.get(request) ?? (tcp ? (() => { throw new UnauthorizedError('no token'); })() : ADMIN),
+      });
+      await app.register(fastifyWebsocket, { options: { maxPayload: WS_MAX_PAYLOAD } });
+      if (tcp && webRoot) await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: 'index.html' });
       for (const op of spec.operations) {
+        const url = op.path.replace(/\{(\w+)\}/g, ':$1');
+        if (isWs(op)) {
+          const ws = wsHandlers[op.id];
+          app.route({
+            method: 'GET', url,
+            handler: async (_request, reply) => reply.code(400).send({ fault_message: `${op.path} is a WebSocket: connect with an Upgrade: websocket request` }),
+            wsHandler: (socket, request) => {
+              const req = hostRequest(request, undefined as unknown as FastifyReply);
+              try {
+                check(op, req.params, undefined);
+                ws(socket, req);
+              } catch (e) {
+                socket.close(statusOf(e) === 404 ? 4404 : 4400, (e as Error).message.slice(0, 120));
+              }
+            },
+          });
+          continue;
+        }
         const handler = handlers[op.id];
         app.route({
           method: op.method.toUpperCase() as 'GET',
-          url: op.path.replace(/\{(\w+)\}/g, ':$1'),
+          url,
           handler: async (request, reply) => {
             const params = request.params as Record<string, string>;
             check(op, params, request.body);
-            const res = await handler({ params, query: request.query as Record<string, string | undefined>, body: request.body, raw: request, reply });
+            const res = await handler(hostRequest(request, reply));
             if (res.status === 'sent') return reply;
             if (res.status === 204) return reply.code(204).send();
             return reply.code(res.status).send(res.body);
@@ -124,14 +190,14 @@ export class HostApiServer {
       });
       return app;
     };
-    const unixApp = build(null);
+    const unixApp = await build(false);
     try { fs.unlinkSync(opts.socketPath); } catch { /* none */ }
     await unixApp.listen({ path: opts.socketPath });
     fs.chmodSync(opts.socketPath, 0o600);
     const apps = [unixApp];
     let tcpAddress: string | null = null;
     if (opts.tcp) {
-      const tcpApp = build(opts.tcp.token);
+      const tcpApp = await build(true);
       try {
         tcpAddress = await tcpApp.listen({ host: opts.tcp.host, port: opts.tcp.port });
       } catch (e) {

@@ -1,0 +1,139 @@
+/**
+ * What the host API's VM operations ask about tenants: which VMs a caller sees (a tenant its
+ * own; another tenant's VM is "no such VM", word for word as a name nobody has), what a tenant
+ * may put in a create (no host paths, no TAP devices: those are the admin's), the quotas at
+ * create (one create per tenant at a time, so two at once cannot both fit), and admin-only paths.
+ */
+import { ensureDefaultImage, ImageBuildError } from '../../../images/build-image.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
+import type { Metering } from '../metering.js';
+import type { StateStore } from '../store.js';
+import type { Supervisor, VmHandle } from '../supervisor.js';
+import { ForbiddenError, sumAllotments, allotmentOf, Tenants, type Principal, type Tenant } from '../tenants.js';
+import type { VmSpec } from '../vm-spec.js';
+
+export interface TenantContext {
+  tenants: Tenants;
+  metering: Metering;
+  store: StateStore;
+}
+
+interface CreateFields {
+  name: string;
+  kernel?: string;
+  initrd?: string;
+  disks?: unknown[];
+  nets?: string[];
+  image?: 'default' | 'initramfs';
+  tenant?: string;
+}
+
+export function tenantScope(ctx: TenantContext, sup: Supervisor) {
+  const { tenants } = ctx;
+  const queues = new Map<string, Promise<unknown>>();
+
+  const ownedBy = (t: Tenant): VmHandle[] => {
+    const owners = tenants.owners();
+    return sup.list().filter((vm) => owners.get(vm.id) === t.id);
+  };
+
+  return {
+    find(who: Principal, ref: string): VmHandle {
+      const vm = sup.find(ref);
+      if (!tenants.visible(who, vm.id)) throw new NotFoundError(`no VM named "${ref}" (and no VM has that id)`);
+      return vm;
+    },
+
+    visible(who: Principal): VmHandle[] {
+      return who.admin ? sup.list() : ownedBy(who.tenant);
+    },
+
+    tenantName(vmId: string): string | null {
+      const id = tenants.ownerOf(vmId);
+      if (id === null) return null;
+      try { return tenants.get(id).name; } catch { return null; }
+    },
+
+    adminOnly(who: Principal, what: string): void {
+      if (!who.admin) throw new ForbiddenError(`${what} is for the host's admin only, not for tenant "${who.tenant.name}"`);
+    },
+
+    /** A tenant's own numbers on GET /host; the admin's count of tenants. */
+    hostExtras(who: Principal): Record<string, unknown> {
+      if (who.admin) return { tenants: tenants.list().length, you: { admin: true } };
+      const t = who.tenant;
+      return { you: { admin: false, tenant: t.name, quota: t.quota, used: sumAllotments(ownedBy(t).map((v) => v.record.spec)) } };
+    },
+
+    /**
+     * Checks what a create asks for against who asks: a tenant may not name host files
+     * (kernel, initrd, disks) or TAP devices, nor create for another tenant. `image: initramfs`
+     * becomes the default image's kernel and initramfs (a VM without a root disk: quick to boot).
+     */
+    async createBody<T extends CreateFields>(who: Principal, body: T): Promise<T> {
+      if (!who.admin) {
+        const t = who.tenant.name;
+        for (const k of ['kernel', 'initrd', 'disks'] as const) {
+          if (body[k] !== undefined) throw new ForbiddenError(`a tenant cannot give "${k}" (a file on the host); tenant "${t}" creates VMs from the host's images ("image": "default" or "initramfs")`);
+        }
+        if ((body.nets ?? []).some((n) => n.startsWith('tap'))) throw new ForbiddenError(`a tenant cannot attach a TAP device; tenant "${t}" may use "user" or "none"`);
+        if (body.tenant !== undefined && body.tenant !== who.tenant.name) throw new ForbiddenError(`tenant "${t}" cannot create VMs for tenant "${body.tenant}"`);
+      } else if (body.tenant !== undefined) {
+        tenants.get(body.tenant);
+      }
+      if (body.image === 'initramfs') {
+        if (body.kernel !== undefined || body.initrd !== undefined || body.disks !== undefined) throw new ForbiddenError('"image" and "kernel", "initrd" or "disks" exclude each other');
+        let image;
+        try {
+          image = await ensureDefaultImage({ quiet: true });
+        } catch (e) {
+          if (e instanceof ImageBuildError) throw new UnavailableError(`the default guest image is not available: ${e.message}`);
+          throw e;
+        }
+        return { ...body, kernel: image.kernel, initrd: image.initrd, image: undefined };
+      }
+      return { ...body, image: undefined };
+    },
+
+    /** Runs `f` with the VM's owner-to-be (null: the admin's own VM), one create per tenant at a time. */
+    serialCreate<R>(who: Principal, forTenant: string | undefined, f: (owner: Tenant | null) => Promise<R>): Promise<R> {
+      const owner = who.admin ? (forTenant !== undefined ? tenants.get(forTenant) : null) : who.tenant;
+      if (!owner) return f(null);
+      const prev = queues.get(owner.id) ?? Promise.resolve();
+      const next = prev.then(() => f(tenants.get(owner.id)), () => f(tenants.get(owner.id)));
+      queues.set(owner.id, next.catch(() => undefined));
+      return next;
+    },
+
+    /** Refuses a create that takes the tenant over a quota (QuotaError, 403). */
+    checkCreate(owner: Tenant, spec: VmSpec, name: string): void {
+      Tenants.checkQuota(owner, sumAllotments(ownedBy(owner).map((v) => v.record.spec)), allotmentOf(spec), `VM "${name}"`);
+    },
+
+    /**
+     * Creates a tenant's VM stopped, gives it to the tenant, then starts it; a start that fails
+     * deletes it again, as a create of the admin's does.
+     */
+    async createOwned(owner: Tenant, create: () => Promise<VmHandle>, start: boolean): Promise<VmHandle> {
+      const vm = await create();
+      try {
+        tenants.setOwner(vm.id, owner);
+        if (start) await sup.start(vm);
+      } catch (e) {
+        await sup.delete(vm, true).catch(() => undefined);
+        throw e;
+      }
+      return vm;
+    },
+
+    events(who: Principal, limit: number) {
+      if (who.admin) return ctxEvents(limit);
+      const mine = new Set(ownedBy(who.tenant).map((v) => v.id));
+      return ctxEvents(10_000).filter((e) => e.vm_id !== null && mine.has(e.vm_id)).slice(-limit);
+    },
+  };
+
+  function ctxEvents(limit: number) {
+    return ctx.store.events({ limit });
+  }
+}
