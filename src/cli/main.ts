@@ -12,6 +12,7 @@ import { parseMemorySize } from './size.js';
 import { attachSocketConsole } from './console-client.js';
 import { HostUnreachableError } from './host-client.js';
 import { HostCommandError, registerHostCommands } from './vm-commands.js';
+import { registerTenantCommands } from './tenant-commands.js';
 import { HostStartError } from '../host/errors.js';
 
 /** setTimeout's limit (2^31-1 ms); a longer delay would fire at once. */
@@ -110,6 +111,7 @@ program.command('image')
   });
 
 registerHostCommands(program);
+registerTenantCommands(program);
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof CommanderError) {

@@ -150,14 +150,15 @@ export function registerHostCommands(program: Command): void {
     .description('run the host daemon in the foreground: it owns this machine\'s VMs, each a `vessel vmm` process, and serves the host API on <state-dir>/host.sock')
     .option('--state-dir <dir>', 'where the host keeps its state (default /var/lib/vessel for root, else ~/.local/state/vessel; or $VESSEL_STATE_DIR)')
     .option('--listen <addr:port>', 'also serve the API over TCP (e.g. 127.0.0.1:8080), with a bearer token')
-    .option('--token <token>', 'the TCP API\'s bearer token (default: made once and kept in <state-dir>/token)')
-    .action(async (o: { stateDir?: string; listen?: string; token?: string }) => {
+    .option('--token <token>', 'the admin\'s bearer token (default: made once and kept in <state-dir>/token)')
+    .option('--prices <file>', 'prices for GET /usage and `vessel usage`, a JSON or YAML file (docs/HOST.md; default: built-in examples)')
+    .action(async (o: { stateDir?: string; listen?: string; token?: string; prices?: string }) => {
       const { runHost } = await import('../host/host.js');
       const stateDir = path.resolve(o.stateDir ?? defaultStateDir());
       process.exitCode = await runHost({
-        stateDir, listen: o.listen, token: o.token ?? process.env['VESSEL_HOST_TOKEN'],
+        stateDir, listen: o.listen, token: o.token ?? process.env['VESSEL_HOST_TOKEN'], prices: o.prices && path.resolve(o.prices),
         onReady: ({ socketPath, url }) => {
-          process.stdout.write(`vessel host: state in ${stateDir}, API on ${socketPath}${url ? `\nvessel host: API over HTTP at ${url}` : ''}\n`);
+          process.stdout.write(`vessel host: state in ${stateDir}, API on ${socketPath}${url ? `\nvessel host: API over HTTP at ${url} (open it in a browser for the web console)` : ''}\n`);
         },
       });
     });
@@ -186,7 +187,7 @@ export function registerHostCommands(program: Command): void {
     .addOption(new Option('--restart <policy>', 'start the VM again when its process ends').choices(['no', 'on-failure', 'always']))
     .option('--no-start', 'create it stopped')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: { vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { image?: string; vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
       const disks = o.disk.map((d) => {
         const parts = d.split(',');
         let readonly = false;
@@ -196,10 +197,11 @@ export function registerHostCommands(program: Command): void {
       const body = {
         name, vcpus: o.vcpus, memory_mib: o.memory, memory_min_mib: o.memoryMin, memory_shares: o.memoryShares, cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap,
         kernel: o.kernel && path.resolve(o.kernel), initrd: o.initrd && path.resolve(o.initrd), append: o.append,
-        disks: disks.length ? disks : undefined, nets: o.net.length ? o.net : undefined, rng: o.rng, restart: o.restart, start: o.start,
+        disks: disks.length ? disks : undefined, nets: o.net.length ? o.net : undefined, rng: o.rng, restart: o.restart, start: o.start, image: o.image,
       };
       const created = await call<VmJson>(g(), 'POST', '/vms', JSON.parse(JSON.stringify(body)));
       if (o.json) json(created);
+    .addOption(new Option('--image <image>', 'default: the default image with the VM\'s own root disk (as without --kernel, --initrd, --disk); initramfs: its kernel and initramfs only (tenants choose this way)').choices(['default', 'initramfs']))
       else print(`${created.name} ${created.id} ${created.state}\n`);
     });
 

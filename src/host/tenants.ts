@@ -77,8 +77,8 @@ export function allotmentOf(spec: VmSpec): Allotment {
 
 const QUOTA_WORDS: Record<keyof Quota, (n: number) => string> = {
   vcpus: (n) => `${n} vCPU${n === 1 ? '' : 's'}`,
-  memory_mib: (n) => `${n} MiB of memory`,
-  disk_gib: (n) => `${Math.round(n * 100) / 100} GiB of disk`,
+  memory_mib: (n) => `${n} MiB`,
+  disk_gib: (n) => `${Math.round(n * 100) / 100} GiB`,
   vms: (n) => `${n} VM${n === 1 ? '' : 's'}`,
 };
 

@@ -1,0 +1,157 @@
+// Tenants, quotas and metering of `vessel host`, end to end through `vessel tenant`, `vessel vm`
+// (with VESSEL_TOKEN) and the API over TCP: a tenant sees only its VMs (another's is a 404), is
+// held to its quotas with a sentence that names the quota and the excess, cannot name host
+// files; tokens are stored hashed and replaced at once; a VM that ran a few seconds is metered
+// (vCPU-seconds allotted = vCPUs x the time it ran) and priced by GET /usage with the host's
+// prices file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+import { ensureDefaultImage } from '../images/build-image.js';
+import { CLI, freePort, TEST_MS } from './vessel-cli.js';
+import { removeStateDir, shortStateDir, startHost, until } from './host-cli.js';
+import type { CliResult } from './host-cli.js';
+
+const run = promisify(execFile);
+
+async function cli(dir: string, args: string[], token?: string): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, VESSEL_HOST: path.join(dir, 'host.sock') };
+  delete env['VESSEL_TOKEN'];
+  if (token !== undefined) env['VESSEL_TOKEN'] = token;
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+async function ok(dir: string, args: string[], token?: string): Promise<string> {
+  const r = await cli(dir, args, token);
+  assert.equal(r.code, 0, `vessel ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+test('host tenants: isolation, quotas, hashed tokens, metering and usage prices', { timeout: TEST_MS }, async (t) => {
+  await ensureDefaultImage({ quiet: true });
+  process.env['VESSEL_METER_INTERVAL_MS'] = '500';
+  const dir = shortStateDir('vt-');
+  const port = await freePort();
+  const prices = path.join(dir, 'prices.yaml');
+  fs.writeFileSync(prices, 'currency: CHF\nvcpu_hour: 36\nmemory_gib_hour: 3.6\ndedicated_server: { name: big, monthly: 730, vcpus: 2, memory_gib: 1 }\n');
+  const host = await startHost(dir, ['--listen', `127.0.0.1:${port}`, '--prices', prices]);
+  t.after(() => { host.kill(); removeStateDir(dir); });
+  const api = (p: string, token: string, init: RequestInit = {}) =>
+    fetch(`http://127.0.0.1:${port}${p}`, { ...init, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
+
+  // The admin (the socket's owner, no token) makes two tenants; each token is shown once.
+  const acmeOut = await ok(dir, ['tenant', 'create', 'acme', '--vcpus', '2', '--memory', '384M', '--vms', '2']);
+  const acme = /Token:\s+(\S+)/.exec(acmeOut)?.[1] as string;
+  assert.ok(acme, acmeOut);
+  const beta = JSON.parse(await ok(dir, ['tenant', 'create', 'beta', '--json'])).token as string;
+  assert.match(await ok(dir, ['tenant', 'list']), /acme\s+\S+\s+0 \/ 2\s+0 \/ 2\s+0 \/ 384/);
+  let r = await cli(dir, ['tenant', 'create', 'acme']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /a tenant named "acme" already exists/);
+
+  // Tokens are kept as hashes: neither appears in the database files.
+  const db = ['host.db', 'host.db-wal'].map((f) => path.join(dir, f)).filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f).toString('latin1')).join('');
+  assert.ok(db.includes('acme') && !db.includes(acme) && !db.includes(beta), 'the store has the tenants but not their tokens');
+
+  // A tenant creates from the host's images only, within its quotas.
+  await ok(dir, ['vm', 'create', 'a1', '--image', 'initramfs', '--memory', '128M', '--net', 'none', '--no-start'], acme);
+  r = await cli(dir, ['vm', 'create', 'a2', '--image', 'initramfs', '--vcpus', '2', '--memory', '128M', '--net', 'none', '--no-start'], acme);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /tenant "acme" is over the vCPU quota of 2 vCPUs \(it has 1 vCPU and VM "a2" needs 2 vCPUs more: 1 vCPU over\)/);
+  r = await cli(dir, ['vm', 'create', 'a2', '--image', 'initramfs', '--memory', '512M', '--net', 'none', '--no-start'], acme);
+  assert.match(r.stderr, /over the memory quota of 384 MiB .* 256 MiB over/);
+  r = await cli(dir, ['vm', 'create', 'a2', '--kernel', '/etc/passwd', '--no-start'], acme);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /a tenant cannot give "kernel" \(a file on the host\)/);
+  await ok(dir, ['vm', 'create', 'a2', '--image', 'initramfs', '--memory', '128M', '--net', 'none', '--no-start'], acme);
+  r = await cli(dir, ['vm', 'create', 'a3', '--image', 'initramfs', '--memory', '64M', '--net', 'none', '--no-start'], acme);
+  assert.match(r.stderr, /over the VM count quota of 2 VMs \(it has 2 VMs and VM "a3" needs 1 VM more: 1 VM over\)/);
+  let res = await api('/vms', acme, { method: 'POST', body: JSON.stringify({ name: 'a3', image: 'initramfs', memory_mib: 64, nets: ['none'], start: false }) });
+  assert.equal(res.status, 403, 'over quota is a 403 over TCP too');
+  // The admin raises the quotas; the create then fits.
+  await ok(dir, ['tenant', 'set', 'acme', '--vms', '3', '--vcpus', '3']);
+  await ok(dir, ['vm', 'create', 'a3', '--image', 'initramfs', '--memory', '64M', '--net', 'none', '--no-start'], acme);
+  await ok(dir, ['vm', 'delete', 'a3'], acme);
+
+  // Isolation: beta sees none of acme's VMs, and each is "no such VM" to it, exactly as a name nobody has.
+  assert.equal(JSON.parse(await ok(dir, ['vm', 'list', '--json'], beta)).length, 0);
+  assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'], acme)).map((v: { name: string }) => v.name).sort(), ['a1', 'a2']);
+  for (const verb of [['show', 'a1'], ['start', 'a1'], ['delete', 'a1'], ['logs', 'a1']]) {
+    r = await cli(dir, ['vm', ...verb], beta);
+    assert.equal(r.code, 1, `beta: vm ${verb.join(' ')}`);
+    assert.match(r.stderr, /no VM named "a1" \(and no VM has that id\)/);
+  }
+  const a1 = JSON.parse(await ok(dir, ['vm', 'show', 'a1', '--json'], acme)) as { id: string; tenant: string };
+  assert.equal(a1.tenant, 'acme');
+  res = await api(`/vms/${a1.id}`, beta);
+  assert.equal(res.status, 404);
+  const nobody = await api('/vms/zz-nobody', beta);
+  assert.deepEqual((await res.json() as { fault_message: string }).fault_message.replace(a1.id, 'X'), (await nobody.json() as { fault_message: string }).fault_message.replace('zz-nobody', 'X'));
+  assert.equal((await api('/vms', beta)).status, 200);
+  assert.equal((await api('/tenants', beta)).status, 403, 'tenants are the admin\'s');
+  assert.equal((await api('/metrics', beta)).status, 403);
+  assert.equal((await api('/tenants/acme', beta)).status, 404);
+  // The admin sees every VM, with its tenant.
+  assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'])).map((v: { tenant: string }) => v.tenant), ['acme', 'acme']);
+
+  // Tokens: a wrong one is refused on the socket too; a replaced one at once.
+  r = await cli(dir, ['vm', 'list'], 'vt_not-a-token');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /the token is not valid/);
+  const beta2 = (await ok(dir, ['tenant', 'token', 'beta'])).trim();
+  assert.equal((await api('/vms', beta)).status, 401);
+  assert.equal((await api('/vms', beta2)).status, 200);
+  r = await cli(dir, ['tenant', 'delete', 'acme']);
+  assert.match(r.stderr, /tenant "acme" still has 2 VMs; delete them first/);
+
+  // Metering: a1 runs for a few seconds; its vCPU-seconds allotted are the time it ran.
+  const t0 = Date.now();
+  await ok(dir, ['vm', 'start', 'a1'], acme);
+  const t1 = Date.now();
+  await new Promise((res2) => setTimeout(res2, 4000));
+  const t2 = Date.now();
+  await ok(dir, ['vm', 'stop', 'a1', '--force'], acme);
+  const t3 = Date.now();
+  type Usage = { prices: { currency: string }; tenants: { tenant: string | null; vms: { vm_name: string; vcpu_seconds_allotted: number; vcpu_seconds_used: number; memory_gib_hours_allotted: number; memory_gib_hours_held: number; cost: { cpu: number; memory: number; total: number } }[]; dedicated: { servers: number; cost: number } }[]; total: number };
+  const usage = await until('a1 metered', async () => {
+    const u = await (await api('/usage', acme)).json() as Usage;
+    const v = u.tenants[0]?.vms.find((x) => x.vm_name === 'a1');
+    return v && v.vcpu_seconds_allotted >= (t2 - t1) / 1000 ? { u, v } : undefined;
+  }, 10_000);
+  const { u, v } = usage;
+  assert.equal(u.tenants.length, 1, 'a tenant reads only its own usage');
+  assert.equal(u.tenants[0].tenant, 'acme');
+  assert.ok(v.vcpu_seconds_allotted >= (t2 - t1) / 1000 - 0.6 && v.vcpu_seconds_allotted <= (t3 - t0) / 1000 + 0.6, `allotted ${v.vcpu_seconds_allotted} s for a VM that ran ${(t2 - t1) / 1000}-${(t3 - t0) / 1000} s`);
+  assert.ok(v.vcpu_seconds_used > 0.2, `the booting VM used CPU: ${v.vcpu_seconds_used}`);
+  assert.ok(v.memory_gib_hours_held > 0 && v.memory_gib_hours_held <= v.memory_gib_hours_allotted + 1e-6, JSON.stringify(v));
+  assert.ok(Math.abs(v.memory_gib_hours_allotted - (v.vcpu_seconds_allotted * 128) / 1024 / 3600) < 1e-4, '128 MiB for as long as its one vCPU');
+  // The prices file: 36 CHF per vCPU-hour = 0.01 CHF per vCPU-second.
+  assert.equal(u.prices.currency, 'CHF');
+  assert.ok(Math.abs(v.cost.cpu - v.vcpu_seconds_allotted * 0.01) < 0.002, `cpu cost ${v.cost.cpu} for ${v.vcpu_seconds_allotted} vCPU-s`);
+  assert.equal(u.tenants[0].dedicated.servers, 1);
+  assert.ok(u.tenants[0].dedicated.cost > 0);
+  const beforeA1 = await (await api(`/usage?to=${new Date(t0 - 60_000).toISOString()}&from=2020-01-01`, acme)).json() as Usage;
+  assert.equal(beforeA1.tenants.length, 0, 'nothing is metered before the VM ran');
+  assert.equal((await (await api('/usage', beta2)).json() as Usage).tenants.length, 0, 'beta ran nothing');
+  assert.equal((await api('/usage?from=yesterday', acme)).status, 400);
+  const table = await ok(dir, ['usage']);
+  assert.match(table, /acme\s+a1\s+\d+/);
+  assert.match(table, /Total: [0-9.]+ CHF/);
+
+  // Deleted VMs keep their bill; a tenant without VMs can be deleted.
+  await ok(dir, ['vm', 'delete', 'a1', 'a2'], acme);
+  await ok(dir, ['tenant', 'delete', 'acme']);
+  assert.equal((await api('/vms', acme)).status, 401, 'a deleted tenant\'s token is no longer valid');
+  const after = await (await api('/usage', (fs.readFileSync(path.join(dir, 'token'), 'utf8')).trim())).json() as Usage;
+  assert.ok(after.tenants.some((x) => x.tenant === 'acme' && x.vms.some((y) => y.vm_name === 'a1')), 'the admin still sees the deleted tenant\'s usage');
+});
