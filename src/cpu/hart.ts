@@ -1,4 +1,4 @@
-import type { Bus } from '../hw/bus.js';
+import type { HartBus } from '../hw/bus.js';
 import type { GuestMemory } from '../hw/memory.js';
 import { expandCached } from './compressed.js';
 import {
@@ -201,7 +201,7 @@ export class Hart implements FpuHart {
   /** The interpreter returns after a taken branch or jump so the JIT can look up the target. */
   private readonly stopAtJump: boolean;
 
-  constructor(readonly id: number, private readonly bus: Bus, private readonly env: HartEnvironment, jit?: Jit) {
+  constructor(readonly id: number, private readonly bus: HartBus, private readonly env: HartEnvironment, jit?: Jit) {
     const buffer = bus.ram.buffer;
     this.stateBase = bus.ram.hartSlot(id);
     this.state = new Int32Array(buffer, this.stateBase, HartState.Tlbs >> 2);

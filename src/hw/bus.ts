@@ -3,12 +3,20 @@ import type { GuestMemory } from './memory.js';
 
 interface Mapping { base: number; end: number; device: MmioDevice }
 
+/** What a hart reaches through the bus: RAM (its own fast path) and device registers. */
+export interface HartBus {
+  readonly ram: GuestMemory;
+  isMmio(pa: number, width: number): boolean;
+  loadMmio(pa: number, width: AccessWidth): number | undefined;
+  storeMmio(pa: number, width: AccessWidth, value: number): boolean;
+}
+
 /**
  * The physical address space: RAM plus memory-mapped devices. The CPU reaches devices only
  * through `loadMmio`/`storeMmio`; RAM accesses are served by the CPU's own fast path over
  * `ram.view` and never come here.
  */
-export class Bus {
+export class Bus implements HartBus {
   private readonly mappings: Mapping[] = [];
   /** Device register accesses by the harts (loads and stores), for the VMM's metrics. */
   mmioAccesses = 0;
@@ -21,6 +29,11 @@ export class Bus {
     }
     if (base < this.ram.end && this.ram.base < end) throw new Error(`${device.name} overlaps RAM`);
     this.mappings.push({ base, end, device });
+  }
+
+  /** Where devices answer: [base, end) of every mapping, for a bus on another thread (hart-thread.ts). */
+  get deviceRanges(): { base: number; end: number }[] {
+    return this.mappings.map(({ base, end }) => ({ base, end }));
   }
 
   private find(pa: number, width: number): Mapping | undefined {

@@ -15,47 +15,73 @@ const TICKS_PER_MS = TIMEBASE_FREQUENCY / 1000;
 /** Host monotonic time in milliseconds (fractional). */
 export type HostClock = () => number;
 
-const hostMonotonicMs: HostClock = () => performance.now();
+/**
+ * The same monotonic time on every thread: performance.now() counts from each thread's own
+ * origin, so it is taken from the process's origin (performance.timeOrigin) instead.
+ */
+const hostMonotonicMs: HostClock = () => performance.timeOrigin + performance.now();
 
+/** Float64 fields of the shared state: the tick count at `ORIGIN`, the host time counted from, and the frozen count (NaN while running). */
+const BASE = 0, ORIGIN = 1, FROZEN = 2;
+
+/**
+ * The count lives in a SharedArrayBuffer so that harts on other threads read the same clock
+ * (VirtualClock.attach); only the thread that made it changes it (pause, resume, set), under a
+ * sequence count that readers retry on.
+ */
 export class VirtualClock {
-  /** Tick count at the moment `originMs` was sampled. */
-  private baseTicks = 0;
-  /** Host time (ms) from which ticks are counted. */
-  private originMs: number;
-  /** The frozen tick count while paused; null while running. */
-  private frozen: number | null = null;
+  /** The state: BASE, ORIGIN and FROZEN as float64s, then the sequence count (int32, odd while changing). */
+  readonly shared: SharedArrayBuffer;
+  private readonly fields: Float64Array;
+  private readonly seq: Int32Array;
 
   /** `host` is injectable so tests can drive time by hand. */
-  constructor(private readonly host: HostClock = hostMonotonicMs) {
-    this.originMs = host();
+  constructor(private readonly host: HostClock = hostMonotonicMs, shared?: SharedArrayBuffer) {
+    this.shared = shared ?? new SharedArrayBuffer(32);
+    this.fields = new Float64Array(this.shared, 0, 3);
+    this.seq = new Int32Array(this.shared, 24, 1);
+    if (!shared) {
+      this.fields[BASE] = 0;
+      this.fields[ORIGIN] = host();
+      this.fields[FROZEN] = NaN;
+    }
+  }
+
+  /** A reader of a clock made on another thread (its `shared`), for harts on worker threads. */
+  static attach(shared: SharedArrayBuffer): VirtualClock {
+    return new VirtualClock(hostMonotonicMs, shared);
   }
 
   /** Current tick count. Never decreases except through `set()`. */
   now(): number {
-    if (this.frozen !== null) return this.frozen;
-    return this.baseTicks + Math.floor((this.host() - this.originMs) * TICKS_PER_MS);
+    for (;;) {
+      const seq = Atomics.load(this.seq, 0);
+      if ((seq & 1) !== 0) continue;
+      const frozen = this.fields[FROZEN];
+      const ticks = frozen === frozen ? frozen : this.fields[BASE] + Math.floor((this.host() - this.fields[ORIGIN]) * TICKS_PER_MS);
+      if (Atomics.load(this.seq, 0) === seq) return ticks;
+    }
   }
 
   get paused(): boolean {
-    return this.frozen !== null;
+    return !Number.isNaN(this.fields[FROZEN]);
   }
 
   /** Stops the count; host time passing while paused is not seen by the guest. */
   pause(): void {
-    if (this.frozen === null) this.frozen = this.now();
+    if (!this.paused) this.write(this.fields[BASE], this.fields[ORIGIN], this.now());
   }
 
   /** Continues counting from where `pause()` stopped. */
   resume(): void {
-    if (this.frozen === null) return;
-    this.rebase(this.frozen);
-    this.frozen = null;
+    if (!this.paused) return;
+    this.write(this.fields[FROZEN], this.host(), NaN);
   }
 
   /** Makes the count read `ticks` now (guest writes to mtime, snapshot restore). */
   set(ticks: number): void {
-    if (this.frozen !== null) this.frozen = ticks;
-    else this.rebase(ticks);
+    if (this.paused) this.write(this.fields[BASE], this.fields[ORIGIN], ticks);
+    else this.write(ticks, this.host(), NaN);
   }
 
   /**
@@ -63,12 +89,15 @@ export class VirtualClock {
    * while paused): how long an idle machine may sleep before a timer deadline.
    */
   msUntil(ticks: number): number {
-    if (this.frozen !== null) return Infinity;
+    if (this.paused) return Infinity;
     return Math.max(0, (ticks - this.now()) / TICKS_PER_MS);
   }
 
-  private rebase(ticks: number): void {
-    this.baseTicks = ticks;
-    this.originMs = this.host();
+  private write(base: number, origin: number, frozen: number): void {
+    Atomics.add(this.seq, 0, 1);
+    this.fields[BASE] = base;
+    this.fields[ORIGIN] = origin;
+    this.fields[FROZEN] = frozen;
+    Atomics.add(this.seq, 0, 1);
   }
 }

@@ -14,6 +14,9 @@ import { VirtioRng } from '../devices/virtio/rng.js';
 import type { NetBackend } from '../net/backend.js';
 import { defaultMac, parseMac } from '../net/mac.js';
 import { Bus } from '../hw/bus.js';
+import { CodeMap } from '../cpu/jit/code-map.js';
+import { HartControl, HartWord, RunState } from './hart-control.js';
+import { HartThreads } from './hart-threads.js';
 import { Clint } from './clint.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
 import { buildDeviceTree, type BoardDescription } from './device-tree.js';
@@ -47,8 +50,17 @@ export interface MachineOptions {
   boot: BootSource;
   /** Console output from the UART and the SBI debug console. */
   onConsoleOutput: (data: Uint8Array) => void;
-  /** Instructions a hart runs before the next hart gets its turn. */
+  /**
+   * Instructions a hart runs before the next hart gets its turn (one thread), or before its
+   * thread looks at what other threads asked of it (a thread per hart).
+   */
   quantum?: number;
+  /**
+   * 'per-hart': every hart on a host thread of its own (hart-threads.ts), so a VM's harts run in
+   * parallel; 1: all harts take turns on the calling thread, a deterministic machine. Default:
+   * per-hart with more than one hart, unless the environment variable VESSEL_THREADS is 1.
+   */
+  threads?: 'per-hart' | 1;
   /**
    * Compile hot guest code to WebAssembly (src/cpu/jit); false runs the interpreter alone.
    * Default: on, unless the environment variable VESSEL_JIT is 0.
@@ -140,7 +152,16 @@ export class Machine {
   private hvcDevice: VirtioConsole | null = null;
   /** The virtio-balloon, when the board has one. */
   balloon: VirtioBalloon | null = null;
-  private readonly hartStates: HartState[] = [];
+  /** Per-hart words shared with hart threads (HSM states, interrupt wires, mailboxes); used for the HSM states with one thread too. */
+  private readonly control: HartControl;
+  /** The hart threads, or null when the harts take turns on this thread. */
+  private readonly hartThreads: HartThreads | null;
+  /** Ends runThreaded()'s wait (set while it waits). */
+  private threadsDone: (() => void) | null = null;
+  private threadsStarted = false;
+  private clintTimer: NodeJS.Timeout | null = null;
+  private flushScheduled = false;
+  private clintDeadline = Infinity;
   private readonly sbi: Sbi;
   private readonly quantum: number;
   private stopReason: StopReason | null = null;
@@ -163,16 +184,23 @@ export class Machine {
     if (memoryBytes < 16 << 20 || memoryBytes > 2 * 1024 ** 3) throw new RangeError(`memory must be 16 MiB..2 GiB, got ${memoryBytes} bytes`);
     this.memory = new GuestMemory(MAP.ram, memoryBytes);
     this.bus = new Bus(this.memory);
-    this.quantum = options.quantum ?? (cpus === 1 ? 50_000 : 4_000);
+    const threaded = (options.threads ?? (process.env.VESSEL_THREADS === '1' ? 1 : 'per-hart')) === 'per-hart' && cpus > 1;
+    this.quantum = options.quantum ?? (cpus === 1 ? 50_000 : threaded ? 20_000 : 4_000);
+    this.control = HartControl.create(cpus);
     const hostFirmware = options.boot.kind !== 'elf';
     this.sbi = new Sbi({
-      harts: this.harts,
-      hartState: (id) => this.hartStates[id],
+      hartCount: cpus,
+      hartState: (id) => this.hsm(id),
       startHart: (id, addr, opaque) => {
         this.harts[id].enterSupervisor(addr, BigInt(id), opaque);
-        this.hartStates[id] = HartState.Started;
+        this.setHsm(id, HartState.Started);
+        return true;
       },
-      stopHart: (id) => { this.hartStates[id] = HartState.Stopped; this.harts[id].waiting = true; },
+      stopHart: (id) => { this.setHsm(id, HartState.Stopped); this.harts[id].waiting = true; },
+      sendIpi: (id) => this.harts[id].raiseSoftwareInterrupt(Irq.SSI),
+      // The harts share this thread: the others are between instructions, and the JIT keeps
+      // translated code coherent with every store of this thread.
+      remoteFence: (ids) => ids.forEach((id) => this.harts[id].flushTlb()),
       systemReset: (type, reason) => this.stop(type === ResetType.Shutdown
         ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' }),
       consoleWrite: (bytes) => this.consoleOutput(bytes),
@@ -190,23 +218,37 @@ export class Machine {
       }) : undefined,
     };
     const jitOption = options.jit ?? process.env.VESSEL_JIT !== '0';
-    this.jit = jitOption === false ? null : new Jit(this.memory, jitOption === true ? {} : jitOption);
+    const jitOptions = jitOption === false ? false : jitOption === true ? {} : jitOption;
+    // With a thread per hart, each thread has a JIT of its own; the harts here only hold state
+    // (boot, snapshots) and DMA reaches the threads' translations through the CodeMap.
+    this.jit = jitOptions === false || threaded ? null : new Jit(this.memory, jitOptions);
     for (let id = 0; id < cpus; id++) {
       const hart = new Hart(id, this.bus, env, this.jit ?? undefined);
       if (hostFirmware) hart.configureHostFirmware();
       this.harts.push(hart);
-      this.hartStates.push(HartState.Stopped);
+      this.setHsm(id, HartState.Stopped);
     }
+    if (threaded) {
+      const code = CodeMap.create(this.memory.size >>> 12, cpus);
+      this.memory.onDeviceWrite = (offset, length) => {
+        for (let page = offset >>> 12; page <= (offset + length - 1) >>> 12; page++) code.written(page, -1);
+      };
+      this.hartThreads = new HartThreads({
+        harts: this.harts, control: this.control, memory: this.memory, bus: this.bus, clock: this.clock, code,
+        jit: jitOptions, hostFirmware, quantum: this.quantum,
+        onDeviceAccess: () => this.afterDeviceAccess(),
+        consoleWrite: (bytes) => { this.consoleOutput(bytes); this.afterDeviceAccess(); },
+        systemReset: (type, reason) => this.stop(type === ResetType.Shutdown ? { kind: 'poweroff', code: reason === 0 ? 0 : 1 } : { kind: 'reboot' }),
+        fail: (message) => this.stop({ kind: 'error', message }),
+      });
+    } else this.hartThreads = null;
 
     // A device interrupt raised from the event loop (network input, the RTC's alarm, console
     // input, the balloon's statistics timer) wakes harts sleeping in WFI at once.
-    this.plic = new Plic(cpus, VIRT_IRQ.plicSources, (hart, mode, level) => {
-      this.harts[hart].setInterruptLine(mode === 'M' ? Irq.MEI : Irq.SEI, level);
-      if (level) this.wake?.();
-    });
+    this.plic = new Plic(cpus, VIRT_IRQ.plicSources, (hart, mode, level) => this.setLine(hart, mode === 'M' ? Irq.MEI : Irq.SEI, level));
     this.clint = new Clint(cpus, this.clock,
-      (hart, level) => this.harts[hart].setInterruptLine(Irq.MSI, level),
-      (hart, level) => this.harts[hart].setInterruptLine(Irq.MTI, level));
+      (hart, level) => this.setLine(hart, Irq.MSI, level),
+      (hart, level) => this.setLine(hart, Irq.MTI, level));
     this.uart = new Uart16550(this.plic.line(VIRT_IRQ.uart), (byte) => this.consoleByte(byte));
     const rtc = this.rtc = new GoldfishRtc(this.plic.line(VIRT_IRQ.rtc));
     const test = new SifiveTest((code) => this.stop({ kind: 'poweroff', code }), () => this.stop({ kind: 'reboot' }));
@@ -219,6 +261,25 @@ export class Machine {
 
     if (options.boot.kind === 'linux') this.loadLinux(options.boot);
     else if (options.boot.kind === 'elf') this.loadElf(options.boot.image, options.boot.name);
+  }
+
+  /** The SBI HSM state of hart `id` (shared with hart threads). */
+  private hsm(id: number): HartState { return this.control.get(id, HartWord.Hsm); }
+  private setHsm(id: number, state: HartState): void { this.control.set(id, HartWord.Hsm, state); }
+
+  /** Drives interrupt wire `irq` of hart `hart`: on its thread's shared word, or on the hart here. */
+  private setLine(hart: number, irq: Irq, level: boolean): void {
+    this.harts[hart].setInterruptLine(irq, level);
+    if (this.hartThreads) this.control.setLine(hart, irq, level);
+    else if (level) this.wake?.();
+  }
+
+  /** Whether each hart runs on a host thread of its own. */
+  get threadPerHart(): boolean { return this.hartThreads !== null; }
+
+  /** Instructions hart `id` retired. */
+  hartInstret(id: number): number {
+    return this.hartThreads && this.threadsStarted ? Math.max(this.control.instret[id], this.harts[id].instret) : this.harts[id].instret;
   }
 
   /** The device tree this board hands to its kernel. */
@@ -319,7 +380,7 @@ export class Machine {
     if (fdt.length > 0x10000) throw new Error(`device tree of ${fdt.length} bytes does not fit its 64 KiB slot`);
     this.memory.write(fdtAddr, fdt);
     this.harts[0].enterSupervisor(BigInt(kernelAddr), 0n, BigInt(fdtAddr));
-    this.hartStates[0] = HartState.Started;
+    this.setHsm(0, HartState.Started);
   }
 
   private loadElf(image: Uint8Array, name: string): void {
@@ -332,7 +393,7 @@ export class Machine {
     }
     for (const hart of this.harts) {
       hart.pc = elf.entry;
-      this.hartStates[hart.id] = HartState.Started;
+      this.setHsm(hart.id, HartState.Started);
     }
   }
 
@@ -356,6 +417,9 @@ export class Machine {
     if (this.stopReason) return;
     this.stopReason = reason;
     for (const h of this.harts) h.waiting = true;
+    // Hart threads stop at their next look at the run state; runThreaded() then waits for them.
+    if (this.hartThreads) this.control.setRun(RunState.Stopped);
+    this.threadsDone?.();
     this.wake?.();
     this.unpause?.();
   }
@@ -369,6 +433,9 @@ export class Machine {
     if (this.pauseRequested || this.stopReason) return;
     this.pauseRequested = true;
     this.pausedAtMs = performance.now();
+    // Hart threads park at an instruction boundary and hand their states here (this blocks for
+    // at most one run slice of each, or a device call in progress).
+    if (this.threadsStarted) this.hartThreads?.pause();
     this.clock.pause();
     this.wake?.();
   }
@@ -383,6 +450,7 @@ export class Machine {
     const frozen = this.clock.now();
     this.clock.resume();
     if (opts.advanceClock) this.clock.set(frozen + Math.round((performance.now() - this.pausedAtMs) * (TIMEBASE_FREQUENCY / 1000)));
+    if (this.threadsStarted) { this.hartThreads?.resume(); return; }
     // On the next event-loop turn: whatever asked for the resume (an API reply) finishes before
     // the harts take the thread for a slice. run() re-checks the flag, so a pause() in between holds.
     setImmediate(() => this.unpause?.());
@@ -399,7 +467,7 @@ export class Machine {
     return {
       clockTicks: this.clock.now(),
       harts: this.harts.map(saveHart),
-      hartStates: [...this.hartStates],
+      hartStates: this.harts.map((h) => this.hsm(h.id)),
       plic: this.plic.save(),
       clint: this.clint.save(),
       uart: this.uart.save(),
@@ -423,7 +491,7 @@ export class Machine {
     const clockTicks = savedInt('machine.clockTicks', s.clockTicks, 0, Number.MAX_SAFE_INTEGER);
     if (typeof s.consoleTail !== 'string') throw new SnapshotStateError('machine.consoleTail: not text');
     harts.forEach((h: unknown, i) => restoreHart(this.harts[i], h));
-    hartStates.forEach((h: HartState, i) => { this.hartStates[i] = h; });
+    hartStates.forEach((h: HartState, i) => this.setHsm(i, h));
     this.clint.restore(s.clint);
     this.uart.restore(s.uart);
     this.rtc.restore(s.rtc);
@@ -444,7 +512,7 @@ export class Machine {
   get recentConsole(): string { return this.consoleTail; }
 
   /** Total instructions retired by all harts. */
-  get instructionsRetired(): number { return this.harts.reduce((n, h) => n + h.instret, 0); }
+  get instructionsRetired(): number { return this.harts.reduce((n, h) => n + this.hartInstret(h.id), 0); }
 
   private consoleByte(byte: number): void {
     this.consoleChunks.push(byte);
@@ -471,6 +539,7 @@ export class Machine {
 
   /** Runs the harts until the machine stops. Yields to the event loop regularly. */
   async run(): Promise<StopReason> {
+    if (this.hartThreads) return this.runThreaded(this.hartThreads);
     while (!this.stopReason) {
       if (this.pauseRequested) {
         await new Promise<void>((resolve) => { this.unpause = resolve; });
@@ -482,7 +551,7 @@ export class Machine {
       do {
         busy = false;
         for (let id = 0; id < this.harts.length; id++) {
-          if (this.hartStates[id] !== HartState.Started) continue;
+          if (this.hsm(id) !== HartState.Started) continue;
           const hart = this.harts[id];
           hart.run(this.quantum);
           hart.reservation = -1; // another hart runs next: an LR/SC pair must not span that
@@ -508,7 +577,7 @@ export class Machine {
   private async sleepUntilEvent(): Promise<void> {
     let deadline = this.clint.nextDeadline();
     for (let id = 0; id < this.harts.length; id++) {
-      if (this.hartStates[id] === HartState.Started) deadline = Math.min(deadline, this.harts[id].timerDeadline);
+      if (this.hsm(id) === HartState.Started) deadline = Math.min(deadline, this.harts[id].timerDeadline);
     }
     // Rounded up: a timer rounds a fraction of a millisecond down, and waking before the deadline
     // only costs another trip through the run loop to sleep again.
@@ -517,5 +586,44 @@ export class Machine {
       const timer = setTimeout(() => { this.wake = null; resolve(); }, ms);
       this.wake = () => { clearTimeout(timer); this.wake = null; resolve(); };
     });
+  }
+
+  /** run() with a thread per hart: this thread serves devices and timers until the machine stops. */
+  private async runThreaded(threads: HartThreads): Promise<StopReason> {
+    while (this.pauseRequested && !this.stopReason) {
+      await new Promise<void>((resolve) => { this.unpause = resolve; });
+      this.unpause = null;
+    }
+    if (!this.stopReason) {
+      threads.start();
+      this.threadsStarted = true;
+      this.tickClint();
+      await new Promise<void>((resolve) => { this.threadsDone = resolve; });
+      this.threadsDone = null;
+    }
+    if (this.clintTimer) clearTimeout(this.clintTimer);
+    await threads.stop();
+    this.flushConsole();
+    return this.stopReason as StopReason;
+  }
+
+  /** A hart thread reached a device: the CLINT's timers may have moved, console output waits. */
+  private afterDeviceAccess(): void {
+    if (this.clint.nextDeadline() !== this.clintDeadline) this.tickClint();
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => { this.flushScheduled = false; this.flushConsole(); });
+  }
+
+  /** With hart threads: updates the CLINT's timer wires and sleeps until its next deadline. */
+  private tickClint(): void {
+    if (this.clintTimer) clearTimeout(this.clintTimer);
+    this.clintTimer = null;
+    if (this.stopReason) return;
+    this.clint.update();
+    this.clintDeadline = this.clint.nextDeadline();
+    const ms = Math.min(MAX_IDLE_SLEEP_MS, this.clock.msUntil(this.clintDeadline));
+    this.clintTimer = setTimeout(() => this.tickClint(), Math.ceil(ms));
+    this.clintTimer.unref();
   }
 }

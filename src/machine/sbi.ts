@@ -1,5 +1,4 @@
 import type { Hart } from '../cpu/hart.js';
-import { Irq } from '../cpu/csr.js';
 
 /** SBI extension IDs (SBI spec v2.0, chapter 3 onwards). */
 export enum SbiExtension {
@@ -22,10 +21,18 @@ const SPEC_VERSION = (2 << 24) | 0;
 
 /** What the SBI needs from the board. */
 export interface SbiPlatform {
-  readonly harts: readonly Hart[];
+  readonly hartCount: number;
   hartState(id: number): HartState;
-  startHart(id: number, startAddr: bigint, opaque: bigint): void;
+  /** Starts stopped hart `id`; false when it was not stopped (another hart started it first). */
+  startHart(id: number, startAddr: bigint, opaque: bigint): boolean;
   stopHart(id: number): void;
+  /** Raises the supervisor software interrupt (SSIP) of hart `id`. */
+  sendIpi(id: number): void;
+  /**
+   * Flushes the address translations and makes stores to code visible to instruction fetch on
+   * the harts `ids` (remote SFENCE.VMA and FENCE.I): done on every one of them when this returns.
+   */
+  remoteFence(ids: number[]): void;
   systemReset(type: ResetType, reason: number): void;
   consoleWrite(bytes: Uint8Array): void;
   consoleRead(max: number): Uint8Array;
@@ -57,13 +64,12 @@ export class Sbi {
         }
         break;
       case SbiExtension.Ipi:
-        if (fid === 0) error = this.forHarts(a(0), a(1), (h) => h.raiseSoftwareInterrupt(Irq.SSI));
+        if (fid === 0) error = this.forHarts(a(0), a(1), (ids) => ids.forEach((id) => this.platform.sendIpi(id)));
         break;
       case SbiExtension.Rfence:
-        // Remote fences flush every translation of the targets; harts share one thread today,
-        // so the fence is complete when this returns. (remote_fence_i needs nothing more: the JIT
-        // keeps translated code coherent with every store, see src/cpu/jit/jit.ts.)
-        if (fid <= 2) error = this.forHarts(a(0), a(1), (h) => h.flushTlb());
+        // Remote fences flush every translation of the targets (and apply stores to code made on
+        // other threads, see src/cpu/jit/code-map.ts); complete on every target when this returns.
+        if (fid <= 2) error = this.forHarts(a(0), a(1), (ids) => this.platform.remoteFence(ids));
         break;
       case SbiExtension.Hsm: [error, value] = this.hsm(hart, fid, a(0), a(1), a(2)); break;
       case SbiExtension.Srst:
@@ -92,27 +98,28 @@ export class Sbi {
     }
   }
 
-  /** Applies `fn` to the harts selected by (hart_mask, hart_mask_base); base = -1 means all. */
-  private forHarts(mask: bigint, base: bigint, fn: (h: Hart) => void): SbiError {
-    const harts = this.platform.harts;
-    if (base === (1n << 64n) - 1n) { harts.forEach(fn); return SbiError.Success; }
+  /** Applies `fn` to the ids of the harts selected by (hart_mask, hart_mask_base); base = -1 means all. */
+  private forHarts(mask: bigint, base: bigint, fn: (ids: number[]) => void): SbiError {
+    const count = this.platform.hartCount;
+    if (base === (1n << 64n) - 1n) { fn([...Array(count).keys()]); return SbiError.Success; }
+    const ids: number[] = [];
     for (let bit = 0n; bit < 64n; bit++) {
       if (((mask >> bit) & 1n) === 0n) continue;
       const id = base + bit;
-      if (id >= BigInt(harts.length)) return SbiError.InvalidParam;
-      fn(harts[Number(id)]);
+      if (id >= BigInt(count)) return SbiError.InvalidParam;
+      ids.push(Number(id));
     }
+    fn(ids);
     return SbiError.Success;
   }
 
   private hsm(hart: Hart, fid: number, a0: bigint, a1: bigint, a2: bigint): [number, bigint] {
-    const n = this.platform.harts.length;
+    const n = this.platform.hartCount;
     switch (fid) {
       case 0: { // hart_start(hartid, start_addr, opaque)
         if (a0 >= BigInt(n)) return [SbiError.InvalidParam, 0n];
         if (this.platform.hartState(Number(a0)) !== HartState.Stopped) return [SbiError.AlreadyAvailable, 0n];
-        this.platform.startHart(Number(a0), a1, a2);
-        return [SbiError.Success, 0n];
+        return [this.platform.startHart(Number(a0), a1, a2) ? SbiError.Success : SbiError.AlreadyAvailable, 0n];
       }
       case 1: this.platform.stopHart(hart.id); return [SbiError.Success, 0n];
       case 2:

@@ -384,7 +384,7 @@ export class Vm {
     }
     this.machine = machine;
     this.assembly = assembly;
-    this.instretBase = machine.harts.map((h) => h.instret);
+    this.instretBase = machine.harts.map((h) => machine.hartInstret(h.id));
     this.serial = serial;
     this.agentServer = agent;
     this.diskIds = drives.map((d) => d.drive_id);
@@ -554,7 +554,7 @@ export class Vm {
       state: this.stateValue,
       uptime_ms: m ? Math.round(now - this.startedAtMs) : 0,
       paused_ms: Math.round(this.pausedTotalMs + (this.stateValue === 'Paused' ? now - this.pausedSinceMs : 0)),
-      vcpu: m ? m.harts.map((h, i) => ({ hart: h.id, instructions_retired: h.instret - (this.instretBase[i] ?? 0) })) : [],
+      vcpu: m ? m.harts.map((h, i) => ({ hart: h.id, instructions_retired: m.hartInstret(h.id) - (this.instretBase[i] ?? 0) })) : [],
       mmio_exits: m ? m.bus.mmioAccesses : 0,
       block,
       net: Object.fromEntries(this.netIds.map((id, i) => {

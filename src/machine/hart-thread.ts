@@ -1,0 +1,248 @@
+/**
+ * One hart on a host thread of its own (a worker_threads worker; hart-threads.ts starts them).
+ * It runs the hart, with a JIT of its own (its own tables, the VM's compile worker and CodeMap),
+ * on the VM's shared guest memory; SBI calls are served here; device registers, the console and
+ * the end of the machine go to the main thread through the hart's mailbox (hart-control.ts),
+ * one call at a time, the main thread's event loop playing QEMU's "big lock".
+ *
+ * Between run slices, and before it runs again after a sleep, the thread applies what other
+ * threads asked of it: interrupt wires, IPIs, HSM starts, remote fences, stores to translated
+ * code (CodeMap.drain) and new code pages (CodeMap epochs).
+ */
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { Irq } from '../cpu/csr.js';
+import { Hart } from '../cpu/hart.js';
+import { restoreHart, saveHart } from '../cpu/hart-snapshot.js';
+import { CodeMap, type CodeMapShared } from '../cpu/jit/code-map.js';
+import { Jit, type JitOptions } from '../cpu/jit/jit.js';
+import type { AccessWidth } from '../devices/mmio.js';
+import type { HartBus } from '../hw/bus.js';
+import { GuestMemory } from '../hw/memory.js';
+import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
+import { HARDWARE_LINES, HartControl, HartWord, MachineWord, MailOp, MailState, RunState } from './hart-control.js';
+import { HartState, Sbi } from './sbi.js';
+
+export interface HartThreadData {
+  id: number;
+  harts: number;
+  memory: WebAssembly.Memory;
+  ramBase: number;
+  ramSize: number;
+  control: SharedArrayBuffer;
+  clock: SharedArrayBuffer;
+  code: CodeMapShared;
+  /** A line to the VM's compile worker, or null to compile on this thread. */
+  compilePort: MessagePort | null;
+  jit: JitOptions | false;
+  /** Linux boot: SBI is served here and a trap into M-mode ends the machine. */
+  hostFirmware: boolean;
+  /** Where devices answer (the main thread's bus). */
+  devices: { base: number; end: number }[];
+  /**
+   * Hart states (hart-snapshot.ts), both ways: the main thread sends one before the hart first
+   * runs and at every resume; this thread sends one at every pause and when it ends. Console
+   * output of the SBI debug console goes this way too, as { console: Uint8Array }.
+   */
+  states: MessagePort;
+  quantum: number;
+}
+
+/** The longest a sleeping hart goes without looking at its words (a guard, as in Machine). */
+const MAX_SLEEP_MS = 1000;
+const TICKS_PER_MS = TIMEBASE_FREQUENCY / 1000;
+
+const data = workerData as HartThreadData;
+const self = data.id;
+const control = new HartControl(data.control, data.harts);
+const words = control.words;
+const code = new CodeMap(data.code);
+const clock = VirtualClock.attach(data.clock);
+
+/** Calls into the main thread: the arguments, then Request, then sleep until it answers Idle. */
+function mail(op: MailOp, a: number, b: number, c: number, d: number): number {
+  words[control.at(self, HartWord.MailOp)] = op;
+  words[control.at(self, HartWord.MailA)] = a;
+  words[control.at(self, HartWord.MailB)] = b;
+  words[control.at(self, HartWord.MailC)] = c;
+  words[control.at(self, HartWord.MailD)] = d;
+  const box = control.at(self, HartWord.Mail);
+  Atomics.store(words, box, MailState.Request);
+  Atomics.notify(words, box);
+  while (Atomics.load(words, box) === MailState.Request) Atomics.wait(words, box, MailState.Request);
+  return Atomics.load(words, control.at(self, HartWord.MailResult));
+}
+
+/** The bus as a hart on this thread sees it: RAM here, device registers on the main thread. */
+class RemoteBus implements HartBus {
+  constructor(readonly ram: GuestMemory, private readonly devices: { base: number; end: number }[]) {}
+
+  isMmio(pa: number, width: number): boolean {
+    return this.devices.some((d) => pa >= d.base && pa + width <= d.end);
+  }
+
+  loadMmio(pa: number, width: AccessWidth): number | undefined {
+    if (!this.isMmio(pa, width)) return undefined;
+    const v = mail(MailOp.Load, pa >>> 0, Math.floor(pa / 2 ** 32), width, 0);
+    return Atomics.load(words, control.at(self, HartWord.MailD)) === 1 ? undefined : v;
+  }
+
+  storeMmio(pa: number, width: AccessWidth, value: number): boolean {
+    if (!this.isMmio(pa, width)) return false;
+    return mail(MailOp.Store, pa >>> 0, Math.floor(pa / 2 ** 32), width, value) === 1;
+  }
+}
+
+const memory = new GuestMemory(data.ramBase, data.ramSize, data.memory);
+const jit = data.jit === false ? undefined
+  : new Jit(memory, data.jit, { map: code, thread: self, compilePort: data.compilePort ?? undefined });
+const sbi = new Sbi({
+  hartCount: data.harts,
+  hartState: (id) => control.get(id, HartWord.Hsm),
+  startHart: (id, addr, opaque) => {
+    control.starts[2 * id] = BigInt.asIntN(64, addr);
+    control.starts[2 * id + 1] = BigInt.asIntN(64, opaque);
+    const started = Atomics.compareExchange(words, control.at(id, HartWord.Hsm), HartState.Stopped, HartState.StartPending) === HartState.Stopped;
+    if (started) control.wake(id);
+    return started;
+  },
+  stopHart: (id) => { control.set(id, HartWord.Hsm, HartState.Stopped); hart.waiting = true; },
+  sendIpi: (id) => {
+    if (id === self) { hart.raiseSoftwareInterrupt(Irq.SSI); return; }
+    Atomics.or(words, control.at(id, HartWord.SoftIrq), 1 << Irq.SSI);
+    control.wake(id);
+  },
+  remoteFence: (ids) => remoteFence(ids),
+  systemReset: (type, reason) => { mail(MailOp.SystemReset, type, reason, 0, 0); hart.waiting = true; },
+  consoleWrite: (bytes) => data.states.postMessage({ console: bytes }),
+  consoleRead: () => new Uint8Array(0),
+  readPhys: (addr, len) => memory.slice(addr, len),
+  writePhys: (addr, bytes) => memory.write(addr, bytes),
+});
+const hart = new Hart(self, new RemoteBus(memory, data.devices), {
+  now: () => clock.now(),
+  timebaseHz: TIMEBASE_FREQUENCY,
+  supervisorEcall: data.hostFirmware ? (h: Hart) => sbi.handle(h) : undefined,
+  machineTrap: data.hostFirmware ? (h: Hart, cause: number, interrupt: boolean) => {
+    mail(MailOp.MachineTrap, cause, interrupt ? 1 : 0, h.pcLo, h.pcHi);
+    h.waiting = true;
+  } : undefined,
+}, jit);
+
+/** Remote fences this hart has completed (FenceAck). */
+let fencesDone = control.get(self, HartWord.FenceAck);
+
+/**
+ * SBI remote fence: this hart's at once; every other target's before returning, unless it is
+ * asleep (it applies the request before it runs again). While waiting, this hart answers the
+ * fences asked of it, so two harts fencing each other do not wait forever.
+ */
+function remoteFence(ids: number[]): void {
+  const waits: [number, number][] = [];
+  for (const id of ids) {
+    if (id === self) { hart.flushTlb(); hart.syncCode(); continue; }
+    waits.push([id, Atomics.add(words, control.at(id, HartWord.FenceReq), 1) + 1]);
+    control.wake(id);
+  }
+  for (const [id, wanted] of waits) {
+    const ack = control.at(id, HartWord.FenceAck);
+    for (;;) {
+      const done = Atomics.load(words, ack);
+      if (done - wanted >= 0 || control.get(id, HartWord.Asleep) === 1 || control.run === RunState.Stopped) break;
+      applyFences();
+      Atomics.wait(words, ack, done, 0.2);
+    }
+  }
+}
+
+function applyFences(): void {
+  const asked = control.get(self, HartWord.FenceReq);
+  if (asked === fencesDone) return;
+  hart.flushTlb();
+  hart.syncCode();
+  fencesDone = asked;
+  control.set(self, HartWord.FenceAck, asked);
+  Atomics.notify(words, control.at(self, HartWord.FenceAck));
+}
+
+const WIRES = [Irq.MEI, Irq.SEI, Irq.MTI, Irq.MSI];
+
+/** Applies what other threads asked of this hart (see the file comment). */
+function service(): void {
+  const epoch = code.pendingEpoch(self);
+  if (epoch >= 0) { hart.forgetCodePages(); code.acknowledge(self, epoch); }
+  hart.syncCode();
+  applyFences();
+  const lines = control.get(self, HartWord.Lines) & HARDWARE_LINES;
+  const changed = lines ^ (hart.mipHw & HARDWARE_LINES);
+  if (changed !== 0) for (const irq of WIRES) if ((changed & (1 << irq)) !== 0) hart.setInterruptLine(irq, (lines & (1 << irq)) !== 0);
+  if (control.get(self, HartWord.SoftIrq) !== 0 && (Atomics.exchange(words, control.at(self, HartWord.SoftIrq), 0) & (1 << Irq.SSI)) !== 0) {
+    hart.raiseSoftwareInterrupt(Irq.SSI);
+  }
+  if (control.get(self, HartWord.Hsm) === HartState.StartPending) {
+    hart.enterSupervisor(control.starts[2 * self], BigInt(self), control.starts[2 * self + 1]);
+    control.set(self, HartWord.Hsm, HartState.Started);
+  }
+}
+
+/** Whether something is waiting for service() (checked after Asleep is set, before sleeping). */
+function workPending(): boolean {
+  return control.run !== RunState.Running || control.get(self, HartWord.FenceReq) !== fencesDone
+    || ((control.get(self, HartWord.Lines) ^ hart.mipHw) & HARDWARE_LINES) !== 0
+    || control.get(self, HartWord.SoftIrq) !== 0 || control.get(self, HartWord.Hsm) === HartState.StartPending;
+}
+
+/** Sleeps up to `ms` or until woken; runs no instruction meanwhile (Asleep, CodeMap quiescent). */
+function sleep(ms: number): void {
+  const wake = control.at(self, HartWord.Wake);
+  const seen = Atomics.load(words, wake);
+  control.set(self, HartWord.Asleep, 1);
+  code.setQuiescent(self, true);
+  if (!workPending()) Atomics.wait(words, wake, seen, ms);
+  // Not asleep first, then service(): a request seen as made to a sleeping hart is applied before it runs.
+  control.set(self, HartWord.Asleep, 0);
+  code.setQuiescent(self, false);
+}
+
+/** Pause: hands the hart's state to the main thread and waits for the resume, which may bring a new one. */
+function park(): void {
+  control.set(self, HartWord.Asleep, 1);
+  code.setQuiescent(self, true);
+  data.states.postMessage(saveHart(hart));
+  control.instret[self] = hart.instret;
+  Atomics.add(words, control.machineAt(MachineWord.Parked), 1);
+  Atomics.notify(words, control.machineAt(MachineWord.Parked));
+  while (control.run === RunState.Paused) Atomics.wait(words, control.machineAt(MachineWord.Run), RunState.Paused);
+  const next = receiveMessageOnPort(data.states);
+  if (next) restoreHart(hart, next.message);
+  control.set(self, HartWord.Asleep, 0);
+  code.setQuiescent(self, false);
+}
+
+function main(): void {
+  const first = receiveMessageOnPort(data.states);
+  if (!first) throw new Error(`hart ${self}: no state to start from`);
+  restoreHart(hart, first.message);
+  for (;;) {
+    const run = control.run;
+    if (run === RunState.Stopped) break;
+    if (run === RunState.Paused) { park(); continue; }
+    service();
+    if (control.get(self, HartWord.Hsm) !== HartState.Started) { sleep(MAX_SLEEP_MS); continue; }
+    hart.run(data.quantum);
+    control.instret[self] = hart.instret;
+    if (hart.waiting && !hart.hasPendingInterrupt()) {
+      const ms = Math.ceil((hart.timerDeadline - clock.now()) / TICKS_PER_MS);
+      if (ms > 0) sleep(Math.min(MAX_SLEEP_MS, ms));
+    }
+  }
+  control.set(self, HartWord.Asleep, 1);
+  code.setQuiescent(self, true);
+  data.states.postMessage(saveHart(hart));
+  control.instret[self] = hart.instret;
+  Atomics.add(words, control.machineAt(MachineWord.Ended), 1);
+  Atomics.notify(words, control.machineAt(MachineWord.Ended));
+  jit?.close();
+  data.states.close();
+}
+
+main();
