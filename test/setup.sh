@@ -19,6 +19,7 @@ PACKAGES=(
   socat                      # vessel run --net tap=NAME relays the TAP through it; vessel vmm --console pty makes the pty
   iputils-ping               # test/net-tap.test.ts pings the guests from the host side
   curl                       # test/vmm-*.test.ts drive the VMM API with curl --unix-socket
+  chromium                   # test/web-console.test.ts drives it with playwright-core (the web console in a real browser)
 )
 
 installed() {
@@ -48,7 +49,11 @@ if ((${#missing[@]} > 0)); then
   if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
     # The lists may have been stale after all: refresh and try once more.
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+      echo "test/setup.sh: apt-get could not install ${missing[*]} (see its message above)." >&2
+      echo "  Debian's archive must be reachable; chromium is Debian's own package (the browser tests need it at /usr/bin/chromium)." >&2
+      exit 1
+    fi
   fi
 fi
 

@@ -1,0 +1,161 @@
+// The web console in a real browser: playwright-core driving Debian's chromium against a real
+// `vessel host --listen` and a real VM. A tenant logs in, gets the API's own sentence for a bad
+// create, creates a VM, watches it boot in the xterm.js console, types a command and reads its
+// output, sees the live graphs fill, caps its CPU, keeps its console across a host restart,
+// reads its usage and deletes the VM; a second tenant sees none of it; a wrong token is refused;
+// the list works on a narrow screen and from the keyboard. Screenshots go to test-results/screenshots.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+import { ensureDefaultImage } from '../images/build-image.js';
+import { BOOT_MS, freePort, REPO_ROOT, TEST_MS, type VesselProcess } from './vessel-cli.js';
+import { removeStateDir, shortStateDir, startHost, until } from './host-cli.js';
+
+const CHROMIUM = process.env['VESSEL_CHROMIUM'] ?? '/usr/bin/chromium';
+const SHOTS = path.join(REPO_ROOT, 'test-results', 'screenshots');
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function terminalText(page: Page): Promise<string> {
+  return page.locator('.xterm-rows').innerText();
+}
+
+test('web console: log in, create, boot, type, graphs, reconnect, usage, delete; tenants kept apart', { timeout: TEST_MS }, async (t) => {
+  assert.ok(fs.existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: test/setup.sh installs Debian's chromium package (apt-get install chromium)`);
+  assert.ok(fs.existsSync(path.join(REPO_ROOT, 'dist', 'web', 'index.html')), 'the web console is not built: npm run build');
+  await ensureDefaultImage({ quiet: true });
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const dir = shortStateDir('vw-');
+  const port = await freePort();
+  let host: VesselProcess = await startHost(dir, ['--listen', `127.0.0.1:${port}`]);
+  const base = `http://127.0.0.1:${port}`;
+  let browser: Browser | null = null;
+  t.after(async () => { await browser?.close(); host.kill(); removeStateDir(dir); });
+  const adminUrl = /API over HTTP at (http:\/\/\S+)/.exec(host.stdout)?.[1] as string;
+  const admin = new URL(adminUrl).searchParams.get('token') as string;
+  const call = async (method: string, p: string, token: string, body?: unknown): Promise<Record<string, unknown>> => {
+    const res = await fetch(base + p, { method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    assert.ok(res.ok, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
+    return res.status === 204 ? {} : await res.json() as Record<string, unknown>;
+  };
+  const acme = (await call('POST', '/tenants', admin, { name: 'acme', quota: { vcpus: 2, memory_mib: 512 } })).token as string;
+  const beta = (await call('POST', '/tenants', admin, { name: 'beta' })).token as string;
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const errors: string[] = [];
+  const newPage = async (width = 1280): Promise<Page> => {
+    const ctx = await (browser as Browser).newContext({ viewport: { width, height: 900 } });
+    const page = await ctx.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    return page;
+  };
+
+  // A wrong token: refused with the API's sentence.
+  const stranger = await newPage();
+  await stranger.goto(base + '/');
+  await stranger.getByLabel('Token').fill('vt_wrong');
+  await stranger.getByRole('button', { name: 'Log in' }).click();
+  await stranger.getByRole('alert').filter({ hasText: 'The token is not valid' }).waitFor();
+  await shot(stranger, '01-wrong-token');
+
+  // acme logs in with the form, and meets the API's own sentences in the create dialog.
+  const page = await newPage();
+  await page.goto(base + '/');
+  await page.getByLabel('Token').fill(acme);
+  await page.keyboard.press('Enter');
+  await page.getByText('tenant acme').waitFor();
+  await page.getByText('No VMs yet').waitFor();
+  await page.getByRole('button', { name: 'Create VM' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Name').fill('bad name!');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+  await dialog.getByRole('alert').filter({ hasText: /"bad name!", which is not valid: 1 to 63 letters/ }).waitFor();
+  await dialog.getByLabel('Name').fill('web1');
+  await dialog.getByLabel('vCPUs').fill('3');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+  await dialog.getByRole('alert').filter({ hasText: 'Tenant "acme" is over the vCPU quota of 2 vCPUs' }).waitFor();
+  await shot(page, '02-create-over-quota');
+  await dialog.getByLabel('vCPUs').fill('1');
+  await dialog.getByLabel('Memory, MiB (maximum)').fill('128');
+  await dialog.getByLabel('Image').selectOption('initramfs');
+  await dialog.getByLabel('Network').selectOption('none');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+
+  // The VM's page: it boots in the console; typing reaches the shell.
+  await page.getByRole('heading', { name: /web1/ }).waitFor();
+  await until('the shell prompt in the console', async () => (await terminalText(page)).includes('~ #') || undefined, BOOT_MS, 500);
+  await page.locator('.term').click();
+  await page.keyboard.type('echo web-$((6*7))\n');
+  await until('the command\'s output in the console', async () => /^web-42$/m.test(await terminalText(page)) || undefined, 60_000, 300);
+  // The graphs fill from the stats stream.
+  const memGraph = page.locator('figure', { hasText: 'Memory' }).getByRole('img');
+  await until('the memory graph', async () => /target 128 MiB/.test(await memGraph.getAttribute('aria-label') ?? '') || undefined, 30_000, 500);
+  const cpuGraph = page.locator('figure', { hasText: 'CPU' }).getByRole('img');
+  assert.match(await cpuGraph.getAttribute('aria-label') ?? '', /of one core \d/);
+  // A change that applies at once: a CPU cap.
+  await page.getByLabel('CPU cap, % of a core (0 = none)').fill('50');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByText('cap 50 % of a core').waitFor();
+  await shot(page, '03-vm-page');
+
+  // The host restarts under the open page: the console reconnects and typing works again.
+  host.child.kill('SIGTERM');
+  await host.waitExit(30_000);
+  await page.getByTestId('console-status').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15_000 });
+  host = await startHost(dir, ['--listen', `127.0.0.1:${port}`]);
+  await page.getByTestId('console-status').filter({ hasText: /^connected/ }).waitFor({ timeout: 30_000 });
+  await page.locator('.term').click();
+  await page.keyboard.type('echo again-$((7*6))\n');
+  await until('output after the reconnect', async () => /^again-42$/m.test(await terminalText(page)) || undefined, 60_000, 300);
+
+  // beta sees nothing of acme's: not in its list, and the VM's page is "no such VM".
+  const other = await newPage();
+  await other.goto(`${base}/?token=${beta}`);
+  await other.getByText('tenant beta').waitFor();
+  await other.getByText('No VMs yet').waitFor();
+  assert.equal(new URL(other.url()).searchParams.get('token'), null, 'the token leaves the address bar');
+  await other.goto(`${base}/#/vms/web1`);
+  await other.getByRole('alert').filter({ hasText: 'No VM named "web1"' }).waitFor();
+  await shot(other, '04-other-tenant');
+
+  // The admin sees it, with its tenant; on a narrow screen the list fits.
+  const adm = await newPage(390);
+  await adm.goto(adminUrl);
+  await adm.locator('tr[data-vm="web1"]').getByText('acme').waitFor();
+  assert.ok(await adm.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling at 390 px');
+  await shot(adm, '05-admin-narrow');
+  // The keyboard: Tab reaches "Create VM", Enter opens the dialog, Escape closes it.
+  for (let i = 0; i < 12; i++) {
+    await adm.keyboard.press('Tab');
+    if (await adm.evaluate(() => document.activeElement?.textContent) === 'Create VM') break;
+  }
+  await adm.keyboard.press('Enter');
+  await adm.getByRole('dialog').waitFor();
+  await adm.keyboard.press('Escape');
+  await adm.getByRole('dialog').waitFor({ state: 'detached' });
+
+  // Usage: acme's VM is on its bill.
+  await page.goto(`${base}/#/usage`);
+  await until('web1 on the usage page', async () => {
+    await page.reload();
+    return (await page.locator('main').innerText().catch(() => '')).includes('web1') || undefined;
+  }, 60_000, 2000);
+  await page.getByText('Billed:').waitFor();
+  await shot(page, '06-usage');
+
+  // Delete from the list, after a confirmation.
+  await page.goto(`${base}/#/`);
+  await page.getByRole('button', { name: 'stop web1' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Stop' }).click();
+  await page.getByRole('button', { name: 'delete web1' }).click();
+  await page.getByRole('dialog').getByText('cannot be undone').waitFor();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.getByText('No VMs yet').waitFor();
+  await shot(page, '07-deleted');
+  assert.deepEqual(errors, [], 'no script errors in the pages');
+});

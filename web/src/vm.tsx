@@ -1,0 +1,129 @@
+// One VM: its state and settings, the actions, live graphs fed by the host's server-sent events
+// (CPU, memory target/actual/guest available, disk and network throughput over the last five
+// minutes), changes that apply at once (memory target, CPU weight and cap), and its serial console.
+import { useEffect, useState } from 'preact/hooks';
+import { api, withToken, type Stats, type Vm } from './api.js';
+import { SerialConsole } from './console.js';
+import { duration, mib } from './format.js';
+import { Graph } from './graph.js';
+import { actionsFor, useActions } from './vms.js';
+import { ErrorLine, usePoll } from './ui.js';
+
+const POINTS = 150; // 5 minutes at one sample every 2 s
+
+interface Series { t: number[]; cpu: number[]; target: number[]; actual: number[]; avail: number[]; rd: number[]; wr: number[]; rx: number[]; tx: number[] }
+const empty = (): Series => ({ t: [], cpu: [], target: [], actual: [], avail: [], rd: [], wr: [], rx: [], tx: [] });
+
+function sum(r: Record<string, Record<string, number>>, k: string): number {
+  return Object.values(r).reduce((a, x) => a + (x[k] ?? 0), 0);
+}
+
+/** The VM's stats stream, as series for the graphs; rates from the difference of two samples. */
+function useStatsStream(name: string): { series: Series; live: boolean } {
+  const [series, setSeries] = useState<Series>(empty);
+  const [live, setLive] = useState(false);
+  useEffect(() => {
+    let prev: { at: number; rd: number; wr: number; rx: number; tx: number } | null = null;
+    const es = new EventSource(withToken(`/vms/${encodeURIComponent(name)}/stats/stream`));
+    es.onopen = () => setLive(true);
+    es.onerror = () => setLive(false);
+    es.addEventListener('stats', (m) => {
+      const s = JSON.parse((m as MessageEvent).data) as Stats;
+      const at = Date.now() / 1000;
+      const cur = { at, rd: sum(s.disk, 'read_bytes'), wr: sum(s.disk, 'write_bytes'), rx: sum(s.net, 'rx_bytes'), tx: sum(s.net, 'tx_bytes') };
+      const rate = (k: 'rd' | 'wr' | 'rx' | 'tx'): number => (prev && at > prev.at ? Math.max(0, (cur[k] - prev[k]) / (at - prev.at) / 1024) : 0);
+      const point = { cpu: s.cpu?.percent ?? 0, target: s.memory.target_mib ?? s.memory.guest_mib, actual: s.memory.actual_mib ?? s.memory.guest_mib, avail: s.memory.guest_available_mib ?? 0, rd: rate('rd'), wr: rate('wr'), rx: rate('rx'), tx: rate('tx') };
+      prev = cur;
+      setSeries((old) => {
+        const next = empty();
+        for (const k of Object.keys(next) as (keyof Series)[]) next[k] = [...old[k], k === 't' ? at : point[k as keyof typeof point]].slice(-POINTS);
+        return next;
+      });
+    });
+    es.addEventListener('gone', () => es.close());
+    return () => es.close();
+  }, [name]);
+  return { series, live };
+}
+
+export function VmPage(props: { name: string }) {
+  const { data: vm, error, reload } = usePoll(() => api<Vm>('GET', `/vms/${encodeURIComponent(props.name)}`), 2000, [props.name]);
+  const { series, live } = useStatsStream(props.name);
+  const actions = useActions(reload);
+  if (!vm) return <section><p><a href="#/">← All VMs</a></p><ErrorLine error={error ?? null} />{!error && <p>Loading…</p>}</section>;
+  return (
+    <section>
+      <p><a href="#/">← All VMs</a></p>
+      <div class="title-row">
+        <h1>{vm.name} <span class={`state state-${vm.state}`}>{vm.state}</span></h1>
+        <div class="actions">
+          {actionsFor(vm.state).map((a) => (
+            <button key={a} class={a === 'delete' || a === 'stop' ? 'danger-outline' : ''} onClick={() => actions.request(vm, a)}>{a[0].toUpperCase() + a.slice(1)}</button>
+          ))}
+        </div>
+      </div>
+      <ErrorLine error={error ?? actions.error} />
+      {vm.error && <p class="error">The last start failed: {vm.error}</p>}
+      <dl class="facts">
+        <dt>vCPUs</dt><dd>{vm.vcpus}</dd>
+        <dt>Memory</dt><dd>{mib(vm.memory_mib)} at most, {mib(vm.memory_min_mib)} at least; target {vm.memory_target === 'auto' ? 'set by the host\'s policy' : `${vm.memory_target} MiB, set by hand`}</dd>
+        <dt>CPU</dt><dd>weight {vm.cpu_weight}, cap {vm.cpu_cap ? `${vm.cpu_cap} % of a core` : 'none'}</dd>
+        <dt>Uptime</dt><dd>{duration(vm.uptime_s)}</dd>
+        <dt>Network</dt><dd>{vm.nets.length ? vm.nets.join(', ') : 'none'}</dd>
+        <dt>Disks</dt><dd>{vm.disks.length ? vm.disks.map((d, i) => `vd${String.fromCharCode(97 + i)}${d.readonly ? ' (read-only)' : ''}`).join(', ') : 'none'}</dd>
+        {vm.tenant && <><dt>Tenant</dt><dd>{vm.tenant}</dd></>}
+        {vm.last_exit && <><dt>Last exit</dt><dd>{vm.last_exit.reason}</dd></>}
+      </dl>
+      <Resize vm={vm} onChanged={reload} />
+      <h2>Live <span class="muted">{live ? '' : '(waiting for the host…)'}</span></h2>
+      <div class="graphs">
+        <Graph title="CPU" unit="%" series={['of one core']} data={[series.t, series.cpu]} />
+        <Graph title="Memory" unit="MiB" series={['target', 'actual', 'guest available']} data={[series.t, series.target, series.actual, series.avail]} />
+        <Graph title="Disk" unit="KiB/s" series={['read', 'write']} data={[series.t, series.rd, series.wr]} />
+        <Graph title="Network" unit="KiB/s" series={['received', 'sent']} data={[series.t, series.rx, series.tx]} />
+      </div>
+      <h2>Serial console</h2>
+      <SerialConsole vm={vm.name} />
+      {actions.dialog}
+    </section>
+  );
+}
+
+/** Changes a running VM feels at once: the balloon's target, its CPU weight and cap. */
+function Resize(props: { vm: Vm; onChanged: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const vm = props.vm;
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    const f = new FormData(e.target as HTMLFormElement);
+    setError(null);
+    setDone(null);
+    const val = (k: string): number | string => { const v = String(f.get(k) ?? '').trim(); return /^\d+$/.test(v) ? Number(v) : v; };
+    try {
+      const target = String(f.get('target') ?? '').trim();
+      if (target !== '' && target !== String(vm.memory_target)) await api('PATCH', `/vms/${vm.id}/memory`, { target_mib: target === 'auto' ? 'auto' : val('target') });
+      const change: Record<string, unknown> = {};
+      if (String(val('weight')) !== String(vm.cpu_weight)) change.cpu_weight = val('weight');
+      if (String(val('cap')) !== String(vm.cpu_cap)) change.cpu_cap = val('cap');
+      if (Object.keys(change).length) await api('PATCH', `/vms/${vm.id}`, change);
+      setDone('Applied.');
+      props.onChanged();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <form class="resize" onSubmit={submit} noValidate>
+      <h2>Change</h2>
+      <div class="grid3">
+        <label>Memory target, MiB or auto <input name="target" defaultValue={String(vm.memory_target)} /></label>
+        <label>CPU weight (1–10000) <input name="weight" inputMode="numeric" defaultValue={String(vm.cpu_weight)} /></label>
+        <label>CPU cap, % of a core (0 = none) <input name="cap" inputMode="numeric" defaultValue={String(vm.cpu_cap)} /></label>
+      </div>
+      <ErrorLine error={error} />
+      {done && <p class="ok" role="status">{done}</p>}
+      <button type="submit">Apply</button>
+    </form>
+  );
+}
