@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { WebSocket } from 'ws';
 
 import { ensureDefaultImage } from '../images/build-image.js';
 import { CLI, freePort, TEST_MS } from './vessel-cli.js';
@@ -103,6 +104,27 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   assert.equal((await api('/tenants/acme', beta)).status, 404);
   // The admin sees every VM, with its tenant.
   assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'])).map((v: { tenant: string }) => v.tenant), ['acme', 'acme']);
+
+  // The console's WebSocket: a token is needed, another tenant's VM is closed as "no such VM",
+  // typing into a stopped VM gets a notice, an oversized message closes the socket (1009).
+  const ws = (p: string, token?: string) => new WebSocket(`ws://127.0.0.1:${port}${p}${token ? `?token=${token}` : ''}`);
+  const opened = (s: WebSocket) => new Promise<void>((res2, rej) => { s.once('open', () => res2()); s.once('error', rej); });
+  const closed = (s: WebSocket) => new Promise<{ code: number; reason: string }>((res2) => s.once('close', (code, reason) => res2({ code, reason: reason.toString() })));
+  const unauth = ws('/vms/a1/console');
+  unauth.on('error', () => { /* the refused upgrade */ });
+  const status = await new Promise<number>((res2) => { unauth.once('unexpected-response', (_req, r) => res2(r.statusCode ?? 0)); unauth.once('open', () => res2(101)); });
+  assert.equal(status, 401, 'no WebSocket without a token');
+  const foreign = ws('/vms/a1/console', beta);
+  assert.deepEqual(await closed(foreign), { code: 4404, reason: 'no VM named "a1" (and no VM has that id)' });
+  const own = ws('/vms/a1/console', acme);
+  const frames: string[] = [];
+  own.on('message', (d: Buffer, isBinary: boolean) => { if (!isBinary) frames.push(d.toString()); });
+  await opened(own);
+  own.send('ls\n');
+  await until('a notice for typing into a stopped VM', () => frames.some((f) => f.startsWith('\u0000') && /VM \\"a1\\" is stopped: typing reaches it while it runs/.test(f)) || undefined, 5000);
+  const ownClosed = closed(own);
+  own.send(Buffer.alloc(65 * 1024, 0x61));
+  assert.equal((await ownClosed).code, 1009, 'a message over 64 KiB closes the socket');
 
   // Tokens: a wrong one is refused on the socket too; a replaced one at once.
   r = await cli(dir, ['vm', 'list'], 'vt_not-a-token');
