@@ -59,7 +59,7 @@ test('a guest reboot restarts the VM with the same kernel and initrd', { timeout
   t.diagnostic(`reboot then poweroff: exit at ${exitSeconds.toFixed(1)} s`);
 });
 
-for (const cpus of [1, 2]) {
+for (const cpus of [1, 2, 4]) {
   test(`boots the default image with ${cpus} hart${cpus > 1 ? 's' : ''}: shell commands, poweroff exits 0`, { timeout: TEST_MS }, async (t) => {
     await ensureDefaultImage({ quiet: true });
     const shell = await bootToShell(cpus === 1 ? [] : ['--cpus', String(cpus)]);

@@ -29,6 +29,8 @@ export interface RunOptions {
   nets?: NetOption[];
   /** false: interpret only (`--no-jit`); undefined: the Machine's default. */
   jit?: boolean;
+  /** `--threads`: harts on a thread each, or taking turns on one. */
+  threads?: 'per-hart' | 1;
 }
 
 /** Boots a VM on the terminal; resolves with the process exit code. Refusals are ConfigErrors (exit code 2). */
@@ -42,6 +44,7 @@ export async function runVm(opts: RunOptions): Promise<number> {
     nets: opts.nets ?? [],
     rng: opts.rng ?? true,
     jit: opts.jit,
+    threads: opts.threads,
   });
   let machine: Machine | undefined;
   let hvc: HvcSocketServer | undefined;

@@ -54,6 +54,9 @@ export class HartThreads {
 
   constructor(private readonly o: HartThreadsOptions) {}
 
+  /** The worker thread of hart `id` (after start()), for diagnostics and tests. */
+  worker(id: number): Worker { return this.workers[id]; }
+
   /** Starts a thread per hart, each from its hart's state on this thread. */
   start(): void {
     const { control, memory } = this.o;

@@ -155,7 +155,7 @@ export class Machine {
   /** Per-hart words shared with hart threads (HSM states, interrupt wires, mailboxes); used for the HSM states with one thread too. */
   private readonly control: HartControl;
   /** The hart threads, or null when the harts take turns on this thread. */
-  private readonly hartThreads: HartThreads | null;
+  readonly hartThreads: HartThreads | null;
   /** Ends runThreaded()'s wait (set while it waits). */
   private threadsDone: (() => void) | null = null;
   private threadsStarted = false;

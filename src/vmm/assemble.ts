@@ -36,6 +36,8 @@ export interface VmDescription {
   rng: boolean;
   /** false: interpret only; undefined: the Machine's default. */
   jit?: boolean;
+  /** Harts on a thread each, or taking turns on one (MachineOptions.threads); undefined: the Machine's default. */
+  threads?: 'per-hart' | 1;
   balloon?: VirtioOptions['balloon'];
 }
 
@@ -102,6 +104,7 @@ export class VmAssembly {
         boot,
         onConsoleOutput: consoles.serial,
         jit: d.jit,
+        threads: d.threads,
         virtio: {
           // The disks' files are locked by this process: VirtioBlk serves them through the locked descriptors.
           disks: d.disks.map((disk) => ({ path: disk.path, readonly: disk.readonly })),

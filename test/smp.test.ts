@@ -1,0 +1,62 @@
+// Harts on host threads of their own (src/machine/hart-threads.ts), beyond the ISA programs of
+// test/isa (smp-atomics, smp-xmc, smp-litmus run there on a thread per hart): what the litmus
+// program saw on each kind of machine, and a hart thread that dies.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Machine } from '../src/machine/machine.js';
+import { buildIsaProgram } from './isa-programs.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vessel-smp-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The address of symbol `name` in ELF `elf` (Debian's cross nm). */
+function symbol(elf: string, name: string): number {
+  const nm = spawnSync('riscv64-linux-gnu-nm', [elf], { encoding: 'utf8' });
+  if (nm.error) assert.fail(`riscv64-linux-gnu-nm could not be run (${nm.error.message}): run \`bash test/setup.sh\``);
+  const line = nm.stdout.split('\n').find((l) => l.endsWith(` ${name}`));
+  assert.ok(line, `${name} is in ${elf}`);
+  return parseInt(line.split(' ')[0], 16);
+}
+
+async function runProgram(elf: string, cpus: number, threads: 'per-hart' | 1): Promise<Machine> {
+  const machine = new Machine({ cpus, memoryBytes: 32 << 20, boot: { kind: 'elf', image: readFileSync(elf), name: elf }, onConsoleOutput: () => {}, threads });
+  const timer = setTimeout(() => machine.stop({ kind: 'error', message: 'timed out after 60 s' }), 60_000);
+  const result = await machine.run();
+  clearTimeout(timer);
+  assert.deepEqual(result, { kind: 'poweroff', code: 0 }, `the program passed (${JSON.stringify(result)})`);
+  return machine;
+}
+
+test('litmus: store buffering with fences is never seen, on one thread or a thread per hart; without fences it may be with threads only', async (t) => {
+  const elf = buildIsaProgram('smp-litmus', dir);
+  const relaxed = symbol(elf, 'sb_relaxed_seen'), fenced = symbol(elf, 'sb_fenced_seen');
+  const oneThread = await runProgram(elf, 2, 1);
+  assert.equal(oneThread.threadPerHart, false);
+  assert.equal(Number(oneThread.memory.view.getBigUint64(fenced - oneThread.memory.base, true)), 0);
+  // Harts that take turns never overlap their accesses: no reordering can be seen.
+  assert.equal(Number(oneThread.memory.view.getBigUint64(relaxed - oneThread.memory.base, true)), 0);
+  const threaded = await runProgram(elf, 2, 'per-hart');
+  assert.equal(threaded.threadPerHart, true);
+  assert.equal(Number(threaded.memory.view.getBigUint64(fenced - threaded.memory.base, true)), 0);
+  t.diagnostic(`SB without fences, both loads 0: ${threaded.memory.view.getBigUint64(relaxed - threaded.memory.base, true)} of 4000 iterations on a thread per hart`);
+  assert.ok(threaded.hartInstret(1) > 0 && threaded.hartInstret(0) > 0, 'both harts ran');
+});
+
+test('a hart thread that dies ends the machine with an error naming the hart, not a hang', async () => {
+  const elf = buildIsaProgram('smp-atomics', dir);
+  const machine = new Machine({ cpus: 2, memoryBytes: 32 << 20, boot: { kind: 'elf', image: readFileSync(elf), name: elf }, onConsoleOutput: () => {}, threads: 'per-hart' });
+  const running = machine.run();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // What an OOM in one thread or a crash in the JIT would look like from here: the worker ends.
+  const threads = machine.hartThreads;
+  assert.ok(threads, 'a thread per hart');
+  await threads.worker(1).terminate();
+  const result = await Promise.race([running, new Promise((resolve) => setTimeout(() => resolve('hang'), 20_000).unref())]);
+  assert.notEqual(result, 'hang', 'the machine stopped');
+  assert.equal((result as { kind: string }).kind, 'error');
+  assert.match((result as { message: string }).message, /hart 1's thread/);
+});
