@@ -1,18 +1,23 @@
 // The QEMU guest agent under `vessel host`, end to end: a VM from the default image (its full
 // root disk, qemu-ga started by rcS on the org.qemu.guest_agent.0 port of the multiport
 // virtio-console) runs commands through `vessel vm exec` and powers off through
-// `vessel vm shutdown`; a kernel+initramfs VM, which has no agent, is refused at once.
+// `vessel vm shutdown`; a kernel+initramfs VM, which has no agent, is refused at once. Its root
+// disk grows live from 256 to 512 MiB with `vessel vm set --disk` (the guest's ext4 grown by
+// resize2fs through the agent), shrinking and live vCPU changes are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
 
 import { ensureDefaultImage } from '../images/build-image.js';
 import { TEST_MS } from './vessel-cli.js';
 import { removeStateDir, shortStateDir, startHost, until, vm, vmOk } from './host-cli.js';
 
-interface VmJson { state: string; desired_state: string; pid: number | null; guest_agent?: { connected: boolean; version: string | null }; last_exit: { reason: string; stop?: string; exit_code: number | null } | null }
+interface VmJson { id: string; state: string; desired_state: string; pid: number | null; guest_agent?: { connected: boolean; version: string | null }; last_exit: { reason: string; stop?: string; exit_code: number | null } | null }
 const show = async (dir: string, name: string): Promise<VmJson> => JSON.parse(await vmOk(dir, ['show', name, '--json'])) as VmJson;
 
-test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default-image VM; a VM without the agent is refused at once', { timeout: TEST_MS }, async (t) => {
+test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default-image VM, whose root disk grows live (256 -> 512 MiB, ext4 grown); a VM without the agent: exec refused at once, shutdown typed on its console', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
   const dir = shortStateDir('vga-');
   const host = await startHost(dir);
@@ -31,7 +36,12 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.match(s.guest_agent?.version ?? '', /^\d+\.\d+/, 'guest-info gives qemu-ga\'s version');
   assert.match(await vmOk(dir, ['show', 'ga']), /^Guest agent:\s+connected \(qemu-ga \d/m);
 
-  await vmOk(dir, ['create', 'bare', '--kernel', image.kernel, '--initrd', image.initrd, '--memory', '128M', '--net', 'none']);
+  // The agent-less VM also has a read-only disk (vda) and a writable one (vdb) for the disk-grow refusals.
+  const roImg = path.join(dir, 'ro.img');
+  const rwImg = path.join(dir, 'rw.img');
+  fs.writeFileSync(roImg, Buffer.alloc(1 << 20));
+  fs.writeFileSync(rwImg, Buffer.alloc(1 << 20));
+  await vmOk(dir, ['create', 'bare', '--kernel', image.kernel, '--initrd', image.initrd, '--memory', '128M', '--net', 'none', '--disk', `${roImg},readonly`, '--disk', rwImg]);
   let t1 = Date.now();
   const uname = await vm(dir, ['exec', 'ga', '--', 'uname', '-m']);
   const execMs = Date.now() - t1;
@@ -49,11 +59,58 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.notEqual(none.code, 0);
   assert.match(none.stderr, /VM "bare" has no guest agent/);
   assert.ok(noneMs < 10_000, `refused quickly (${noneMs} ms)`);
-  const bareShutdown = await vm(dir, ['shutdown', 'bare']);
-  assert.notEqual(bareShutdown.code, 0);
-  assert.match(bareShutdown.stderr, /has no guest agent/);
-  assert.equal((await show(dir, 'bare')).state, 'running', 'a refused shutdown leaves the VM running');
   assert.equal((await show(dir, 'bare')).guest_agent?.connected, false);
+
+  // Disk live: vda (the root file system, 256 MiB) grows to 512 MiB under the running guest; the
+  // guest's block device and then its ext4 (resize2fs through the agent) follow; a file written
+  // before reads back intact; shrinking is refused with the current size.
+  const exec = async (script: string): Promise<string> => {
+    const r = await vm(dir, ['exec', 'ga', '--', 'sh', '-c', script]);
+    assert.equal(r.code, 0, `${script}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const rootfs = (JSON.parse(await vmOk(dir, ['show', 'ga', '--json'])) as { disks: { path: string }[] }).disks[0].path;
+  assert.equal(fs.statSync(rootfs).size, 256 << 20);
+  const sum = (await exec('head -c 4194304 /dev/urandom > /root/before.bin && sync && md5sum /root/before.bin')).split(' ')[0];
+  const dfKiB = async (): Promise<number> => Number((await exec('df -Pk /')).split('\n')[1].trim().split(/\s+/)[1]);
+  const dfBefore = await dfKiB();
+  assert.equal((await exec('cat /sys/block/vda/size')).trim(), String((256 << 20) / 512));
+  const shrink = await vm(dir, ['set', 'ga', '--disk', 'vda=128M']);
+  assert.equal(shrink.code, 1);
+  assert.match(shrink.stderr, /disk vda of VM "ga" is 256 MiB \(268435456 bytes\); shrinking it to 128 MiB is not supported .*give at least 256 MiB/);
+  const vcpus = await vm(dir, ['set', 'ga', '--vcpus', '2', '--disk', 'vda=512M']);
+  assert.equal(vcpus.code, 1);
+  assert.match(vcpus.stderr, /changing the vCPUs of a running VM is not supported yet .*nothing was changed/);
+  assert.equal(fs.statSync(rootfs).size, 256 << 20, 'refusals change nothing');
+  t1 = Date.now();
+  const grown = JSON.parse(await vmOk(dir, ['set', 'ga', '--disk', 'vda=512M', '--json'])) as { disks: { grown: boolean; live: boolean; previous_bytes: number; guest: { device: string; size_bytes: number; seen_after_ms: number } | null; filesystem: { mount_point: string; type: string; resized: boolean; size_bytes: number | null } | null; notes: string[] }[] };
+  const growS = (Date.now() - t1) / 1000;
+  const g0 = grown.disks[0];
+  assert.equal(g0.grown, true);
+  assert.equal(g0.live, true);
+  assert.equal(g0.previous_bytes, 256 << 20);
+  assert.deepEqual({ device: g0.guest?.device, size: g0.guest?.size_bytes }, { device: 'vda', size: 512 << 20 }, g0.notes.join('; '));
+  assert.deepEqual({ mount: g0.filesystem?.mount_point, type: g0.filesystem?.type, resized: g0.filesystem?.resized }, { mount: '/', type: 'ext4', resized: true }, g0.notes.join('; '));
+  assert.equal(fs.statSync(rootfs).size, 512 << 20, 'the image file was grown');
+  assert.equal((await exec('cat /sys/block/vda/size')).trim(), String((512 << 20) / 512), 'the guest sees the new size');
+  const dfAfter = await dfKiB();
+  assert.ok(dfAfter > dfBefore + 200 * 1024, `df: ${dfBefore} KiB -> ${dfAfter} KiB`);
+  assert.equal(g0.filesystem?.size_bytes, dfAfter * 1024);
+  assert.equal((await exec('md5sum /root/before.bin')).split(' ')[0], sum, 'a file written before reads back intact');
+  // The same size again: nothing grown, said so; the file system is already full size.
+  const again = await vmOk(dir, ['set', 'ga', '--disk', 'vda=512M']);
+  assert.match(again, /^ga: vda already 512 MiB; the image is unchanged/m);
+  assert.match(again, /^ga: the ext4 file system on \/ was grown online \(resize2fs\): df shows/m);
+
+  // The agent-less VM: a read-only disk is refused, a writable one grows live and the answer
+  // says the file system is left to the guest; a disk it does not have is a 404.
+  const ro = await vm(dir, ['set', 'bare', '--disk', 'vda=2M']);
+  assert.equal(ro.code, 1);
+  assert.match(ro.stderr, /disk vda of VM "bare" is read-only/);
+  assert.match(await vmOk(dir, ['set', 'bare', '--disk', 'vdb=2M']), /vdb grown from 1 MiB to 2 MiB; the running guest was told.*\n.*no guest agent/);
+  assert.equal(fs.statSync(rwImg).size, 2 << 20);
+  const nodisk = await vm(dir, ['set', 'bare', '--disk', 'vdc=2M']);
+  assert.match(nodisk.stderr, /VM "bare" has no disk "vdc" \(it has vda, vdb\)/);
 
   // A clean poweroff through the agent: the VM ends stopped, its last exit a guest poweroff.
   t1 = Date.now();
@@ -69,6 +126,25 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.match(log, /reboot: Power down/);
   const gone = await vm(dir, ['exec', 'ga', '--', 'true']);
   assert.match(gone.stderr, /VM "ga" is stopped/);
-  t.diagnostic(`agent up ${bootS.toFixed(1)} s after create; exec uname ${execMs} ms; no-agent refusal ${noneMs} ms; shutdown ${shutdownS.toFixed(1)} s`);
-  await vmOk(dir, ['delete', '--force', 'bare']);
+  // A stopped VM's disk grows offline, and the answer says so.
+  assert.match(await vmOk(dir, ['set', 'ga', '--disk', 'vda=640M']), /^ga: vda grown from 512 MiB to 640 MiB offline: VM "ga" is stopped; the guest sees the new size when it next boots/m);
+  assert.equal(fs.statSync(rootfs).size, 640 << 20);
+  assert.match(await vmOk(dir, ['set', 'ga', '--vcpus', '2']), /vcpus 2 \(from its next start\)/);
+  t.diagnostic(`agent up ${bootS.toFixed(1)} s after create; exec uname ${execMs} ms; no-agent refusal ${noneMs} ms; shutdown ${shutdownS.toFixed(1)} s; vda 256 -> 512 MiB: guest saw it ${g0.guest?.seen_after_ms} ms after the request, whole set with resize2fs ${growS.toFixed(1)} s`);
+  // Shutdown without an agent: the initramfs guest's console is at its shell prompt, so
+  // `poweroff` is typed there (a client attached to the console would be refused instead).
+  await until('the initramfs guest\'s shell', async () => /built-in shell/.test(await vmOk(dir, ['logs', 'bare'])), 150_000, 1000);
+  const attached = net.connect(path.join(dir, 'vms', (await show(dir, 'bare')).id, 'console.sock'));
+  await new Promise((r) => attached.once('connect', r));
+  const busy = await vm(dir, ['shutdown', 'bare']);
+  assert.notEqual(busy.code, 0);
+  assert.match(busy.stderr, /VM "bare" has no guest agent.*; its serial console has a client attached .*nothing was typed.*vessel vm stop ends its process/);
+  assert.equal((await show(dir, 'bare')).state, 'running', 'a refused shutdown leaves the VM running');
+  attached.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  const bareOff = await vmOk(dir, ['shutdown', 'bare']);
+  assert.match(bareOff, /^bare: VM "bare" has no guest agent: "poweroff" was typed at the shell prompt on its serial console\nbare stopped$/m);
+  const bareAfter = await show(dir, 'bare');
+  assert.deepEqual({ state: bareAfter.state, code: bareAfter.last_exit?.exit_code }, { state: 'stopped', code: 0 }, JSON.stringify(bareAfter.last_exit));
+  await vmOk(dir, ['delete', 'bare']);
 });

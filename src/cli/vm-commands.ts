@@ -53,6 +53,21 @@ function mibArg(v: string): number {
   return bytes / (1024 * 1024);
 }
 
+interface DiskSize { disk: string; bytes: number }
+
+/** POST /vms/{vm}/disks/{disk}/resize */
+interface DiskResizeJson { disk: string; size_bytes: number; previous_bytes: number; grown: boolean; live: boolean; notes: string[] }
+
+/** `--disk vda=2G`, repeatable. */
+function diskSizeArg(v: string, prev: DiskSize[]): DiskSize[] {
+  const m = /^(vd[a-z])=(.+)$/.exec(v);
+  if (!m) throw new InvalidArgumentError(`"${v}" is not DISK=SIZE, e.g. vda=2G`);
+  let bytes: number;
+  try { bytes = parseMemorySize(m[2]); } catch { throw new InvalidArgumentError(`"${m[2]}" is not a size: use e.g. 512M or 2G`); }
+  if (prev.some((p) => p.disk === m[1])) throw new InvalidArgumentError(`${m[1]} is given twice`);
+  return [...prev, { disk: m[1], bytes }];
+}
+
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
@@ -186,6 +201,7 @@ export function registerHostCommands(program: Command): void {
     .option('--no-rng', 'no virtio-rng device')
     .addOption(new Option('--restart <policy>', 'start the VM again when its process ends').choices(['no', 'on-failure', 'always']))
     .option('--no-start', 'create it stopped')
+    .addOption(new Option('--image <image>', 'default: the default image with the VM\'s own root disk (as without --kernel, --initrd, --disk); initramfs: its kernel and initramfs only (tenants choose this way)').choices(['default', 'initramfs']))
     .option('--json', 'print the VM as JSON')
     .action(async (name: string, o: { image?: string; vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
       const disks = o.disk.map((d) => {
@@ -201,7 +217,6 @@ export function registerHostCommands(program: Command): void {
       };
       const created = await call<VmJson>(g(), 'POST', '/vms', JSON.parse(JSON.stringify(body)));
       if (o.json) json(created);
-    .addOption(new Option('--image <image>', 'default: the default image with the VM\'s own root disk (as without --kernel, --initrd, --disk); initramfs: its kernel and initramfs only (tenants choose this way)').choices(['default', 'initramfs']))
       else print(`${created.name} ${created.id} ${created.state}\n`);
     });
 
@@ -254,10 +269,11 @@ export function registerHostCommands(program: Command): void {
       process.exitCode = r.exit_code;
     });
 
-  vm.command('shutdown').description('power a VM off cleanly through its guest agent and wait until it is stopped').argument('<vm...>', 'names or ids')
+  vm.command('shutdown').description('power a VM off cleanly through its guest agent (without one: `poweroff` typed at a shell prompt on its serial console) and wait until it is stopped').argument('<vm...>', 'names or ids')
     .action(async (names: string[]) => {
       for (const n of names) {
-        const v = await call<VmJson>(g(), 'POST', vmPath(n, '/shutdown'));
+        const v = await call<VmJson & { shutdown?: string }>(g(), 'POST', vmPath(n, '/shutdown'));
+        if (v.shutdown) print(`${v.name}: ${v.shutdown}\n`);
         print(`${v.name} ${v.state}\n`);
       }
     });
@@ -310,24 +326,30 @@ export function registerHostCommands(program: Command): void {
       ])));
     });
 
-  vm.command('set').description('change a VM; a running VM feels it at once').argument('<vm>', 'name or id')
+  vm.command('set').description('change a VM; a running VM feels it at once (CPU share, memory target, disk size), and the answer says what was applied live').argument('<vm>', 'name or id')
     .option('--cpu-weight <n>', 'relative CPU share, 1 to 10000', intArg('--cpu-weight', 1, 10000))
     .option('--cpu-cap <pct>', 'percent of one host core, 0 = no cap', intArg('--cpu-cap', 0, 100_000))
     .addOption(new Option('--restart <policy>', 'restart policy').choices(['no', 'on-failure', 'always']))
     .option('--memory <size|auto>', 'move the memory target (the balloon) by hand, within --memory-min and --memory; the policy leaves the VM alone until --memory auto', (v: string) => (v === 'auto' ? 'auto' : mibArg(v)))
     .option('--memory-shares <n>', 'the VM\'s weight when the host\'s memory is split, 0 to 50000', intArg('--memory-shares', 0, 50000))
-    .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: { cpuWeight?: number; cpuCap?: number; restart?: string; memory?: number | 'auto'; memoryShares?: number; json?: boolean }) => {
-      const body = JSON.parse(JSON.stringify({ cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap, restart: o.restart, memory_shares: o.memoryShares })) as Record<string, unknown>;
-      if (Object.keys(body).length === 0 && o.memory === undefined) throw new HostCommandError('vessel vm set: nothing to change (give --cpu-weight, --cpu-cap, --restart, --memory or --memory-shares)', 2);
+    .addOption(new Option('--disk <vdX=size>', 'grow a disk, e.g. vda=2G (never shrinks): live on a running VM, with its ext4 grown through the guest agent; the image alone on a stopped one; repeatable').argParser(diskSizeArg).default([] as DiskSize[], 'none'))
+    .option('--vcpus <n>', 'vCPUs of a stopped VM, from its next start (a running VM\'s cannot change yet)', intArg('--vcpus', 1, 64))
+    .option('--json', 'print the VM as JSON ({vm, memory, disks} when --disk is given)')
+    .action(async (name: string, o: { cpuWeight?: number; cpuCap?: number; restart?: string; memory?: number | 'auto'; memoryShares?: number; disk: DiskSize[]; vcpus?: number; json?: boolean }) => {
+      const body = JSON.parse(JSON.stringify({ cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap, restart: o.restart, memory_shares: o.memoryShares, vcpus: o.vcpus })) as Record<string, unknown>;
+      if (Object.keys(body).length === 0 && o.memory === undefined && o.disk.length === 0) throw new HostCommandError('vessel vm set: nothing to change (give --cpu-weight, --cpu-cap, --restart, --memory, --memory-shares, --disk or --vcpus)', 2);
+      // The VM's own fields first: a refused one (vCPUs of a running VM) leaves everything as it was.
+      const v = Object.keys(body).length > 0 ? await call<VmJson>(g(), 'PATCH', vmPath(name), body) : null;
+      if (v && !o.json) print(`${v.name}: cpu_weight ${v.cpu_weight}, cpu_cap ${v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}%`}, restart ${v.restart}, memory_shares ${v.memory_shares ?? 1000}${o.vcpus !== undefined ? `, vcpus ${v.vcpus}${v.pid === null ? ' (from its next start)' : ''}` : ''}\n`);
       const mem = o.memory !== undefined ? await call<MemoryJson>(g(), 'PATCH', vmPath(name, '/memory'), { target_mib: o.memory }) : null;
-      if (Object.keys(body).length === 0) {
-        if (o.json) json(mem);
-        else if (mem) print(`${name}: memory target ${mibOr(mem.target_mib)} (${mem.manual ? 'set by hand' : 'policy'}), actual ${mibOr(mem.actual_mib)}\n`);
-        return;
+      if (mem && !o.json) print(`${v?.name ?? name}: memory target ${mibOr(mem.target_mib)} (${mem.manual ? 'set by hand' : 'policy'}), actual ${mibOr(mem.actual_mib)}\n`);
+      const disks: DiskResizeJson[] = [];
+      for (const d of o.disk) {
+        const r = await call<DiskResizeJson>(g(), 'POST', vmPath(name, `/disks/${d.disk}/resize`), { size_bytes: d.bytes });
+        disks.push(r);
+        if (!o.json) print(r.notes.map((n) => `${v?.name ?? name}: ${n}\n`).join(''));
       }
-      const v = await call<VmJson>(g(), 'PATCH', vmPath(name), body);
-      if (o.json) json(v); else print(`${v.name}: cpu_weight ${v.cpu_weight}, cpu_cap ${v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}%`}, restart ${v.restart}, memory_shares ${v.memory_shares ?? 1000}${mem ? `, memory target ${mibOr(mem.target_mib)}` : ''}\n`);
+      if (o.json) json(o.disk.length > 0 ? { vm: v, memory: mem, disks } : v ?? mem);
     });
 
   vm.command('events').description('the event log of one VM or of the host').argument('[vm]', 'name or id')

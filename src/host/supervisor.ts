@@ -23,6 +23,7 @@ import { StateStore, StateStoreError, type DesiredState, type ExitRecord, type V
 import { isVmmOf, readExitFile, spawnVmm, vmFiles, vmmLogReason, type VmFiles } from './vm-process.js';
 import { checkCpu, checkMemoryShares, checkName, checkSpec, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
 import { vmmRequest } from './vmm-client.js';
+import { growDiskImage, type DiskGrowth } from './disk-resize.js';
 
 export type VmRunState = 'stopped' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
 
@@ -428,19 +429,19 @@ export class Supervisor {
    * there is none); the VM is then to stay stopped, and this waits until its process has ended
    * (UnavailableError after `timeoutMs`, the VM left running).
    */
-  shutdown(vm: VmHandle, send: () => Promise<void>, timeoutMs = SHUTDOWN_TIMEOUT_MS): Promise<void> {
+  shutdown(vm: VmHandle, send: () => Promise<string | void>, timeoutMs = SHUTDOWN_TIMEOUT_MS): Promise<void> {
     if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; shut it down once it runs`));
     return vm.serial(async () => {
       const proc = vm.proc;
       if (!proc || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; only a running VM can be shut down`);
-      await send();
+      const how = await send();
       this.cancelRestart(vm);
       this.setDesired(vm, 'stopped');
-      this.store.event(vm.id, vm.name, 'shutdown', 'the guest agent was asked to power the guest off');
+      this.store.event(vm.id, vm.name, 'shutdown', how || 'the guest agent was asked to power the guest off');
       let timer: NodeJS.Timeout | undefined;
       const ended = await Promise.race([proc.exited.then(() => true), new Promise<boolean>((r) => { timer = setTimeout(() => r(false), timeoutMs); })]);
       clearTimeout(timer);
-      if (!ended) throw new UnavailableError(`VM "${vm.name}" did not power off within ${timeoutMs / 1000} s of its agent's guest-shutdown; vessel vm stop ends it`);
+      if (!ended) throw new UnavailableError(`VM "${vm.name}" did not power off within ${timeoutMs / 1000} s of ${how ? `this: ${how}` : 'its agent\'s guest-shutdown'}; vessel vm stop ends it`);
     });
   }
 
@@ -480,8 +481,12 @@ export class Supervisor {
   }
 
   /** Changes CPU weight, cap or restart policy; a running VM's cgroup follows at once. */
-  update(vm: VmHandle, change: { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number }): Promise<void> {
+  update(vm: VmHandle, change: { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number }): Promise<void> {
     return vm.serial(async () => {
+      // Harts cannot be added to or taken from a running guest yet (they need their own threads first).
+      if (change.vcpus !== undefined && change.vcpus !== vm.record.spec.vcpus && vm.proc) {
+        throw new ConflictError(`changing the vCPUs of a running VM is not supported yet (VM "${vm.name}" has ${vm.record.spec.vcpus}; live vCPU hotplug needs harts on their own threads): stop it, set --vcpus ${change.vcpus}, start it; nothing was changed`);
+      }
       const spec = { ...vm.record.spec, ...change };
       checkCpu(spec.cpu_weight, spec.cpu_cap, this.opts.hostCpus);
       if (spec.memory_shares !== undefined) checkMemoryShares(spec.memory_shares);
@@ -489,6 +494,21 @@ export class Supervisor {
       this.store.updateSpec(vm.id, spec);
       vm.record.spec = spec;
       this.store.event(vm.id, vm.name, 'set', Object.entries(change).map(([k, v]) => `${k} ${String(v)}`).join(', '));
+    });
+  }
+
+  /**
+   * Grows one of the VM's disks to `bytes` (disk-resize.ts): through its VM process while it runs
+   * or is paused, else the image file alone. In the VM's queue, so it neither starts nor stops meanwhile.
+   */
+  growDisk(vm: VmHandle, disk: string, bytes: number): Promise<DiskGrowth> {
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; grow its disk once it runs`));
+    return vm.serial(async () => {
+      if (vm.state === 'starting' || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; grow its disk once it runs or has stopped`);
+      const live = vm.proc !== null;
+      const growth = await growDiskImage({ name: vm.name, state: vm.state, spec: vm.record.spec, live, apiSock: vm.files.apiSock }, disk, bytes, vmmRequest);
+      this.store.event(vm.id, vm.name, 'set', growth.notes[0] ?? `${disk} resized`);
+      return growth;
     });
   }
 

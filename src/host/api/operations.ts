@@ -13,14 +13,16 @@ import { UnavailableError } from '../errors.js';
 import type { MemoryBalancer } from '../memory.js';
 import type { ExitRecord, StateStore } from '../store.js';
 import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
-import { agentStatus, withAgent, type AgentVm } from '../guest-agent.js';
+import { agentStatus, NoGuestAgentError, withAgent, type AgentVm } from '../guest-agent.js';
+import { consolePoweroff } from '../shutdown-fallback.js';
+import { diskIndex, growGuestFilesystem } from '../disk-resize.js';
 import { vmmRequest } from '../vmm-client.js';
 import type { UsageSampler } from '../usage.js';
 import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec } from '../vm-spec.js';
 import type { Registry } from 'prom-client';
 import { BadRequestError, type HostHandler, type HostRequest } from './server.js';
-
 import { tenantScope, type TenantContext } from './tenant-scope.js';
+
 export interface HostContext {
   supervisor: Supervisor;
   store: StateStore;
@@ -32,9 +34,9 @@ export interface HostContext {
   stateDir: string;
   version: string;
   hostCpus: number;
-}
   /** Tenants, quotas and metering (tenant-scope.ts). */
   tenancy: TenantContext;
+}
 
 interface VmCreateBody {
   name: string;
@@ -52,11 +54,11 @@ interface VmCreateBody {
   rng?: boolean;
   restart?: RestartPolicy;
   start?: boolean;
-}
   /** `initramfs`: the default image's kernel and initramfs without a root disk (tenant-scope.ts). */
   image?: 'default' | 'initramfs';
   /** The admin creates a VM for this tenant. */
   tenant?: string;
+}
 
 /** What the API shows of a VM. */
 export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string, unknown> {
@@ -187,14 +189,30 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     },
     shutdownVm: async (req) => {
       const vm = find(req);
-      await sup.shutdown(vm, () => withAgent(agentVm(vm), vmmRequest, (c) => c.shutdown('powerdown')));
-      return ok(view(vm));
+      // Without an agent: `poweroff` typed at a shell prompt on the serial console, when there is one (shutdown-fallback.ts).
+      let how = '';
+      await sup.shutdown(vm, async () => {
+        how = await withAgent(agentVm(vm), vmmRequest, (c) => c.shutdown('powerdown')).then(() => 'the guest agent ran guest-shutdown (powerdown)', (e: unknown) => {
+          if (!(e instanceof NoGuestAgentError) || vm.state !== 'running' || !vm.proc) throw e;
+          return consolePoweroff(vm.name, vm.files.consoleLog, vm.files.consoleSock, e.message);
+        });
+        return how;
+      });
+      return ok({ ...view(vm), shutdown: how });
     },
     updateVm: async (req) => {
       const vm = find(req);
-      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number };
+      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number };
       await sup.update(vm, b);
       return ok(view(vm));
+    },
+    resizeVmDisk: async (req) => {
+      const startedAt = Date.now();
+      const vm = find(req);
+      const disk = req.params.disk;
+      const growth = await sup.growDisk(vm, disk, (req.body as { size_bytes: number }).size_bytes);
+      await growGuestFilesystem(agentVm(vm), growth, vmmRequest, startedAt, diskIndex({ name: vm.name, spec: vm.record.spec }, disk));
+      return ok(growth);
     },
     deleteVm: async (req) => {
       await sup.delete(find(req), flag(req.query.force, 'force'));
