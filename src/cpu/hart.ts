@@ -7,7 +7,7 @@ import {
 } from './csr.js';
 import { executeFp, type FpuHart } from './fpu.js';
 import * as I64 from './int64.js';
-import { branchOffset, fenceOrdersStoreLoad, jalOffset, Opcode } from './opcode.js';
+import { branchOffset, fenceOrdersStoreLoad, jalOffset, Opcode, PAUSE } from './opcode.js';
 import { HartState } from './hart-state.js';
 import type { Jit } from './jit/jit.js';
 import { RunExit } from './jit/translate.js';
@@ -40,6 +40,8 @@ const MAX_SUM_PAGES = 64;
 /** The last fetch epoch handed out, to any hart of this thread (see HartState.FetchEpoch). */
 let lastFetchEpoch = 0;
 const FENCE_CELL = HartState.FenceCell >> 2;
+/** PAUSEs in a spin that make the hart yield (see Hart.yielding). */
+const PAUSES_BEFORE_YIELD = 64;
 const RESERVATION = HartState.Reservation >> 2, RESERVED_LO = HartState.ReservedValue >> 2, RESERVED_HI = RESERVED_LO + 1;
 const READ_TLB = HartState.ReadTlb >> 2, WRITE_TLB = HartState.WriteTlb >> 2, EXEC_TLB = HartState.ExecTlb >> 2;
 /**
@@ -148,6 +150,13 @@ export class Hart implements FpuHart {
   set reservation(ramOffset: number) { this.state[RESERVATION] = ramOffset; }
   /** Set by WFI until an interrupt becomes pending. */
   waiting = false;
+  /**
+   * Set when the guest spun on PAUSE (Zihintpause) PAUSES_BEFORE_YIELD times: run() returns so
+   * the hart's thread can give its core to the hart the guest waits for (a lock holder whose
+   * thread is not running), or the next hart on this thread gets its turn.
+   */
+  yielding = false;
+  private pauses = 0;
   /** Asks the run loop to return at the next instruction boundary. */
   private breakLoop = false;
 
@@ -832,7 +841,8 @@ export class Hart implements FpuHart {
       this.waiting = false;
     }
     const jit = this.jit;
-    while (this.instret - start < budget && !this.waiting) {
+    this.yielding = false;
+    while (this.instret - start < budget && !this.waiting && !this.yielding) {
       if (this.instret >= this.nextTimerCheck) {
         const now = this.env.now();
         this.updateTimer(now);
@@ -977,6 +987,7 @@ export class Hart implements FpuHart {
         case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (translated code is kept coherent with every store, see jit.ts)
           if (f3 > 1) this.illegal(insn);
           if (f3 === 0 && fenceOrdersStoreLoad(insn)) Atomics.add(this.state, FENCE_CELL, 0); // a locked instruction: a full host barrier
+          if (insn === PAUSE && ++this.pauses >= PAUSES_BEFORE_YIELD) { this.pauses = 0; this.yielding = true; this.breakLoop = true; }
           // FENCE.I: code stored by harts on other threads must be seen from here on.
           if (f3 === 1) { this.jit?.drain(); this.breakLoop = true; }
           break;

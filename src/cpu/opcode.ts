@@ -27,3 +27,6 @@ export function branchOffset(insn: number): number {
 export function fenceOrdersStoreLoad(insn: number): boolean {
   return (insn >>> 28) !== 0x8 && ((insn >>> 24) & 1) !== 0 && ((insn >>> 21) & 1) !== 0;
 }
+
+/** Zihintpause's PAUSE: a FENCE with predecessor W and no successor, a hint that the hart spins. */
+export const PAUSE = 0x0100000f;

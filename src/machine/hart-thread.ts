@@ -50,6 +50,8 @@ export interface HartThreadData {
 /** The longest a sleeping hart goes without looking at its words (a guard, as in Machine). */
 const MAX_SLEEP_MS = 1000;
 const TICKS_PER_MS = TIMEBASE_FREQUENCY / 1000;
+/** How long a spinning hart's thread sleeps when it yields (Hart.yielding): long enough for the kernel to run another thread. */
+const SPIN_NAP_MS = 0.05;
 
 const data = workerData as HartThreadData;
 const self = data.id;
@@ -230,6 +232,11 @@ function main(): void {
     if (control.get(self, HartWord.Hsm) !== HartState.Started) { sleep(MAX_SLEEP_MS); continue; }
     hart.run(data.quantum);
     control.instret[self] = hart.instret;
+    if (hart.yielding) {
+      // The guest spins: give the core away for a moment (another hart's thread may hold what it waits for).
+      Atomics.wait(words, control.at(self, HartWord.Wake), Atomics.load(words, control.at(self, HartWord.Wake)), SPIN_NAP_MS);
+      continue;
+    }
     if (hart.waiting && !hart.hasPendingInterrupt()) {
       const ms = Math.ceil((hart.timerDeadline - clock.now()) / TICKS_PER_MS);
       if (ms > 0) sleep(Math.min(MAX_SLEEP_MS, ms));

@@ -1,5 +1,5 @@
 import { expandCached } from '../compressed.js';
-import { jalOffset, Opcode } from '../opcode.js';
+import { jalOffset, Opcode, PAUSE } from '../opcode.js';
 
 /** Longest block the JIT translates, in instructions. */
 export const MAX_BLOCK_INSNS = 64;
@@ -99,7 +99,9 @@ function translatable(insn: number): boolean {
     case Opcode.Lui: case Opcode.Auipc: case Opcode.Jal: return true;
     case Opcode.Jalr: return f3 === 0;
     case Opcode.Branch: return f3 !== 2 && f3 !== 3;
-    case Opcode.MiscMem: return f3 === 0; // FENCE (see translate.ts); FENCE.I goes to the interpreter, which applies other threads' stores to code
+    // FENCE (see translate.ts); FENCE.I and PAUSE go to the interpreter, which applies other
+    // threads' stores to code and counts a spin's pauses (Hart.yielding).
+    case Opcode.MiscMem: return f3 === 0 && insn !== PAUSE;
     default: return false;
   }
 }
