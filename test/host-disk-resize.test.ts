@@ -51,6 +51,15 @@ test('host disk grow: shrinking, read-only disks, unknown disks and partial sect
   assert.equal(diskIndex(s.vm, 'vdb'), 1);
 });
 
+test('host disk grow: the beforeGrow check (a tenant\'s quota) gets the bytes to add and refuses before anything changes', async (t) => {
+  const s = setup(t);
+  const asked: number[] = [];
+  await assert.rejects(growDiskImage(s.vm, 'vda', 3 * MiB, s.noRequest, (add) => { asked.push(add); throw new Error('over quota'); }), /over quota/);
+  assert.deepEqual(asked, [2 * MiB]);
+  assert.equal(fs.statSync(s.rw).size, MiB);
+  await growDiskImage(s.vm, 'vda', MiB, s.noRequest, () => { throw new Error('not asked when nothing grows'); });
+});
+
 test('host disk grow, offline: an image another program holds (python fcntl.lockf) is refused, naming the holder', async (t) => {
   const s = setup(t);
   const py = spawn('python3', ['-c', `import fcntl, sys; f = open(${JSON.stringify(s.rw)}, "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });

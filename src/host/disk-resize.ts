@@ -76,9 +76,10 @@ export function diskIndex(vm: { name: string; spec: VmSpec }, disk: string): num
 
 /**
  * Step 1: checks and extends the image, live through the VM process or offline. The caller
- * holds the VM's operation queue, so it neither starts nor stops meanwhile.
+ * holds the VM's operation queue, so it neither starts nor stops meanwhile. `beforeGrow` gets
+ * the bytes the image is to gain and may refuse by throwing (a tenant's disk quota).
  */
-export async function growDiskImage(vm: DiskVm, disk: string, bytes: number, request: VmmRequest): Promise<DiskGrowth> {
+export async function growDiskImage(vm: DiskVm, disk: string, bytes: number, request: VmmRequest, beforeGrow?: (addBytes: number) => void): Promise<DiskGrowth> {
   const d = vm.spec.disks[diskIndex(vm, disk)];
   if (d.readonly) throw new ConflictError(`disk ${disk} of VM "${vm.name}" is read-only (${d.path}); a read-only disk cannot be grown`);
   if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % SECTOR !== 0 || bytes > DISK_MAX_BYTES) {
@@ -93,6 +94,8 @@ export async function growDiskImage(vm: DiskVm, disk: string, bytes: number, req
   if (bytes < previous) {
     throw new ConflictError(`disk ${disk} of VM "${vm.name}" is ${mibText(previous)} (${previous} bytes); shrinking it to ${mibText(bytes)} is not supported (it would cut off the guest's data): give at least ${mibText(previous)}`);
   }
+  // A tenant's disk quota, say: it throws to refuse, before anything changed.
+  if (bytes > previous) beforeGrow?.(bytes - previous);
   const growth: DiskGrowth = { disk, path: d.path, previous_bytes: previous, size_bytes: bytes, grown: bytes > previous, live: false, guest: null, filesystem: null, notes: [] };
   const what = growth.grown ? `grown from ${mibText(previous)} to ${mibText(bytes)}` : `already ${mibText(bytes)}; the image is unchanged`;
   if (vm.live) {

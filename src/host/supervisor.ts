@@ -501,12 +501,12 @@ export class Supervisor {
    * Grows one of the VM's disks to `bytes` (disk-resize.ts): through its VM process while it runs
    * or is paused, else the image file alone. In the VM's queue, so it neither starts nor stops meanwhile.
    */
-  growDisk(vm: VmHandle, disk: string, bytes: number): Promise<DiskGrowth> {
+  growDisk(vm: VmHandle, disk: string, bytes: number, beforeGrow?: (addBytes: number) => void): Promise<DiskGrowth> {
     if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; grow its disk once it runs`));
     return vm.serial(async () => {
       if (vm.state === 'starting' || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; grow its disk once it runs or has stopped`);
       const live = vm.proc !== null;
-      const growth = await growDiskImage({ name: vm.name, state: vm.state, spec: vm.record.spec, live, apiSock: vm.files.apiSock }, disk, bytes, vmmRequest);
+      const growth = await growDiskImage({ name: vm.name, state: vm.state, spec: vm.record.spec, live, apiSock: vm.files.apiSock }, disk, bytes, vmmRequest, beforeGrow);
       this.store.event(vm.id, vm.name, 'set', growth.notes[0] ?? `${disk} resized`);
       return growth;
     });

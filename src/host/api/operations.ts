@@ -16,6 +16,7 @@ import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
 import { agentStatus, NoGuestAgentError, withAgent, type AgentVm } from '../guest-agent.js';
 import { consolePoweroff } from '../shutdown-fallback.js';
 import { diskIndex, growGuestFilesystem } from '../disk-resize.js';
+import { sumAllotments, Tenants } from '../tenants.js';
 import { vmmRequest } from '../vmm-client.js';
 import type { UsageSampler } from '../usage.js';
 import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec } from '../vm-spec.js';
@@ -210,7 +211,15 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
       const startedAt = Date.now();
       const vm = find(req);
       const disk = req.params.disk;
-      const growth = await sup.growDisk(vm, disk, (req.body as { size_bytes: number }).size_bytes);
+      // A tenant's VM may not take the tenant past its disk quota (apparent sizes, as at create).
+      const ownerId = ctx.tenancy.tenants.ownerOf(vm.id);
+      const quota = ownerId === null ? undefined : (addBytes: number): void => {
+        const owner = ctx.tenancy.tenants.get(ownerId);
+        const owners = ctx.tenancy.tenants.owners();
+        const held = sumAllotments(sup.list().filter((v) => owners.get(v.id) === ownerId).map((v) => v.record.spec));
+        Tenants.checkQuota(owner, held, { disk_gib: addBytes / 2 ** 30 }, `growing ${disk} of VM "${vm.name}"`);
+      };
+      const growth = await sup.growDisk(vm, disk, (req.body as { size_bytes: number }).size_bytes, quota);
       await growGuestFilesystem(agentVm(vm), growth, vmmRequest, startedAt, diskIndex({ name: vm.name, spec: vm.record.spec }, disk));
       return ok(growth);
     },
