@@ -32,7 +32,8 @@ test('vmm snapshot: a paused guest is saved, a fresh VMM restores it and the gue
   };
   const disk = path.join(dir, 'disk.img');
   fs.writeFileSync(disk, Buffer.alloc(1 << 20, 0x5a));
-  await put(first.sock, '/machine-config', { vcpu_count: 1, mem_size_mib: 128 });
+  // Two harts, each on a thread of its own: pause parks both, the snapshot holds both, the restore restarts both.
+  await put(first.sock, '/machine-config', { vcpu_count: 2, mem_size_mib: 128 });
   await put(first.sock, '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd, boot_args: 'console=ttyS0' });
   await put(first.sock, '/drives/data', { drive_id: 'data', path_on_host: disk, is_root_device: false });
   await put(first.sock, '/network-interfaces/eth0', { iface_id: 'eth0', vessel_user_network: {} });
