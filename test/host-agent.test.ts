@@ -92,6 +92,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.deepEqual({ device: g0.guest?.device, size: g0.guest?.size_bytes }, { device: 'vda', size: 512 << 20 }, g0.notes.join('; '));
   assert.deepEqual({ mount: g0.filesystem?.mount_point, type: g0.filesystem?.type, resized: g0.filesystem?.resized }, { mount: '/', type: 'ext4', resized: true }, g0.notes.join('; '));
   assert.equal(fs.statSync(rootfs).size, 512 << 20, 'the image file was grown');
+  assert.match(await vmOk(dir, ['show', 'ga']), /^Disk vda:\s+\S+ \(512 MiB\)$/m);
   assert.equal((await exec('cat /sys/block/vda/size')).trim(), String((512 << 20) / 512), 'the guest sees the new size');
   const dfAfter = await dfKiB();
   assert.ok(dfAfter > dfBefore + 200 * 1024, `df: ${dfBefore} KiB -> ${dfAfter} KiB`);

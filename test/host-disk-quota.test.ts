@@ -54,4 +54,6 @@ test('host disk grow: a tenant\'s VM cannot grow past the tenant\'s disk quota; 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^web: vda grown from 256 MiB to 320 MiB offline: VM "web" is stopped/m);
   assert.equal(fs.statSync(disk).size, 320 << 20);
+  r = await cli(dir, ['vm', 'show', 'web'], token);
+  assert.match(r.stdout, /^Disk vda:\s+\S+rootfs\.ext4 \(320 MiB\)$/m, 'vessel vm show gives the disk\'s size');
 });

@@ -15,7 +15,7 @@ import { defaultStateDir } from '../host/state-dir.js';
 interface VmJson {
   id: string; name: string; state: string; vcpus: number; memory_mib: number; memory_min_mib: number; memory_shares?: number; memory_target?: number | 'auto';
   cpu_weight: number; cpu_cap: number; pid: number | null; uptime_s: number; nets: string[];
-  disks: { path: string; readonly: boolean }[]; kernel: string; initrd?: string; append: string;
+  disks: { path: string; readonly: boolean; size_bytes?: number | null }[]; kernel: string; initrd?: string; append: string;
   restart: string; desired_state: string; created_at: string; error: string | null;
   last_exit: { exit_code: number | null; reason: string; at: string } | null; console_socket: string;
   /** GET /vms/{vm} only. */
@@ -90,6 +90,12 @@ function duration(s: number): string {
   return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
 }
 
+/** A disk's size: whole GiB or MiB where it is one, else bytes. */
+function diskSize(bytes: number): string {
+  const m = bytes / 1048576;
+  return m >= 1024 && Number.isInteger(m / 1024) ? `${m / 1024} GiB` : Number.isInteger(m) ? `${m} MiB` : `${bytes} bytes`;
+}
+
 function mib(bytes: number | null | undefined): string {
   return bytes == null ? '-' : `${(bytes / 1048576).toFixed(1)} MiB`;
 }
@@ -145,7 +151,7 @@ function showVm(v: VmJson, mem: MemoryJson | null = null): string {
     ...(mem && v.pid !== null ? memoryLines(mem) : []),
     ['CPU weight', String(v.cpu_weight)], ['CPU cap', v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}% of a core`],
     ['Kernel', v.kernel], ...(v.initrd ? [['Initrd', v.initrd] as [string, string]] : []), ['Command line', v.append],
-    ...v.disks.map((d, i) => [`Disk vd${String.fromCharCode(97 + i)}`, d.path + (d.readonly ? ' (read-only)' : '')] as [string, string]),
+    ...v.disks.map((d, i) => [`Disk vd${String.fromCharCode(97 + i)}`, d.path + (d.size_bytes != null ? ` (${diskSize(d.size_bytes)}${d.readonly ? ', read-only' : ''})` : d.readonly ? ' (read-only)' : '')] as [string, string]),
     ['Network', v.nets.length ? v.nets.map((n, i) => `eth${i}: ${n}`).join(', ') : 'none'],
     ...(v.guest_agent ? [['Guest agent', v.guest_agent.connected ? `connected${v.guest_agent.version ? ` (qemu-ga ${v.guest_agent.version})` : ''}` : 'none'] as [string, string]] : []),
     ['Restart', v.restart], ['Created', v.created_at],

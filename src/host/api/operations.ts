@@ -80,7 +80,7 @@ export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string
     kernel: s.kernel,
     ...(s.initrd !== undefined ? { initrd: s.initrd } : {}),
     append: s.append,
-    disks: s.disks.map((d) => ({ path: d.path, readonly: d.readonly })),
+    disks: s.disks.map((d) => ({ path: d.path, readonly: d.readonly, size_bytes: fileSize(d.path) })),
     nets: s.nets,
     rng: s.rng,
     restart: s.restart,
@@ -93,6 +93,11 @@ export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string
     console_socket: vm.files.consoleSock,
     api_socket: vm.files.apiSock,
   };
+}
+
+/** A disk image's size now (null when it cannot be read). */
+function fileSize(p: string): number | null {
+  try { return fs.statSync(p).size; } catch { return null; }
 }
 
 function flag(q: string | undefined, name: string): boolean {
