@@ -1,6 +1,7 @@
 // Growing a tenant's disk is held to the tenant's disk quota, as a create is: `vessel vm set
 // --disk` on a stopped VM (the image grown offline, no boot needed) past the quota is refused
-// with the quota and the excess, and changes nothing; within it, the image grows.
+// with the quota and the excess, and changes nothing; within it, the image grows. More vCPUs for
+// a stopped VM (`--vcpus`) are held to the vCPU quota the same way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -33,7 +34,7 @@ test('host disk grow: a tenant\'s VM cannot grow past the tenant\'s disk quota; 
   const dir = shortStateDir('vdq-');
   const host = await startHost(dir);
   t.after(() => { host.kill(); removeStateDir(dir); });
-  let r = await cli(dir, ['tenant', 'create', 'acme', '--disk', '384M', '--json']);
+  let r = await cli(dir, ['tenant', 'create', 'acme', '--disk', '384M', '--vcpus', '2', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const token = (JSON.parse(r.stdout) as { token: string }).token;
   r = await cli(dir, ['vm', 'create', 'web', '--no-start', '--net', 'none', '--json'], token);
@@ -54,6 +55,11 @@ test('host disk grow: a tenant\'s VM cannot grow past the tenant\'s disk quota; 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^web: vda grown from 256 MiB to 320 MiB offline: VM "web" is stopped/m);
   assert.equal(fs.statSync(disk).size, 320 << 20);
+  // More vCPUs for the stopped VM count against the vCPU quota the same way.
+  r = await cli(dir, ['vm', 'set', 'web', '--vcpus', '3'], token);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /tenant "acme" is over the vCPU quota of 2 vCPUs \(it has 1 vCPU and VM "web" with 3 vCPUs needs 2 vCPUs more: 1 vCPU over\)/);
+  assert.match(await cli(dir, ['vm', 'set', 'web', '--vcpus', '2'], token).then((x) => x.stdout), /vcpus 2 \(from its next start\)/);
   r = await cli(dir, ['vm', 'show', 'web'], token);
   assert.match(r.stdout, /^Disk vda:\s+\S+rootfs\.ext4 \(320 MiB\)$/m, 'vessel vm show gives the disk\'s size');
 });

@@ -16,7 +16,7 @@ import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
 import { agentStatus, NoGuestAgentError, withAgent, type AgentVm } from '../guest-agent.js';
 import { consolePoweroff } from '../shutdown-fallback.js';
 import { diskIndex, growGuestFilesystem } from '../disk-resize.js';
-import { sumAllotments, Tenants } from '../tenants.js';
+import { sumAllotments, Tenants, type Allotment } from '../tenants.js';
 import { vmmRequest } from '../vmm-client.js';
 import type { UsageSampler } from '../usage.js';
 import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec } from '../vm-spec.js';
@@ -155,6 +155,14 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
   // A tenant finds only its own VMs: another tenant's is "no such VM", word for word.
   const find = (req: HostRequest): VmHandle => scope.find(req.who, req.params.vm);
   const ok = (body: unknown) => ({ status: 200 as const, body });
+  /** Refuses (QuotaError, 403) a change of a tenant's VM that adds `extra` past the tenant's quota; the admin's own VMs have none. */
+  const tenantQuota = (vm: VmHandle, extra: Partial<Allotment>, what: string): void => {
+    const ownerId = ctx.tenancy.tenants.ownerOf(vm.id);
+    if (ownerId === null) return;
+    const owners = ctx.tenancy.tenants.owners();
+    const held = sumAllotments(sup.list().filter((v) => owners.get(v.id) === ownerId).map((v) => v.record.spec));
+    Tenants.checkQuota(ctx.tenancy.tenants.get(ownerId), held, extra, what);
+  };
   return {
     getHost: (req) => ok({
       vessel_version: ctx.version,
@@ -209,6 +217,8 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     updateVm: async (req) => {
       const vm = find(req);
       const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number };
+      // More vCPUs for a (stopped) tenant's VM count against the tenant's vCPU quota, as at create.
+      if (b.vcpus !== undefined && b.vcpus > vm.record.spec.vcpus) tenantQuota(vm, { vcpus: b.vcpus - vm.record.spec.vcpus }, `VM "${vm.name}" with ${b.vcpus} vCPUs`);
       await sup.update(vm, b);
       return ok(view(vm));
     },
@@ -217,13 +227,7 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
       const vm = find(req);
       const disk = req.params.disk;
       // A tenant's VM may not take the tenant past its disk quota (apparent sizes, as at create).
-      const ownerId = ctx.tenancy.tenants.ownerOf(vm.id);
-      const quota = ownerId === null ? undefined : (addBytes: number): void => {
-        const owner = ctx.tenancy.tenants.get(ownerId);
-        const owners = ctx.tenancy.tenants.owners();
-        const held = sumAllotments(sup.list().filter((v) => owners.get(v.id) === ownerId).map((v) => v.record.spec));
-        Tenants.checkQuota(owner, held, { disk_gib: addBytes / 2 ** 30 }, `growing ${disk} of VM "${vm.name}"`);
-      };
+      const quota = (addBytes: number): void => tenantQuota(vm, { disk_gib: addBytes / 2 ** 30 }, `growing ${disk} of VM "${vm.name}"`);
       const growth = await sup.growDisk(vm, disk, (req.body as { size_bytes: number }).size_bytes, quota);
       await growGuestFilesystem(agentVm(vm), growth, vmmRequest, startedAt, diskIndex({ name: vm.name, spec: vm.record.spec }, disk));
       return ok(growth);
