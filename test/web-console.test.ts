@@ -35,7 +35,14 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   let host: VesselProcess = await startHost(dir, ['--listen', `127.0.0.1:${port}`]);
   const base = `http://127.0.0.1:${port}`;
   let browser: Browser | null = null;
-  t.after(async () => { await browser?.close(); host.kill(); removeStateDir(dir); });
+  const pages: Page[] = [];
+  t.after(async () => {
+    // The last state of every page, for a failure's diagnosis.
+    for (const [i, p] of pages.entries()) await p.screenshot({ path: path.join(SHOTS, `zz-last-${i}.png`), fullPage: true }).catch(() => undefined);
+    await browser?.close();
+    host.kill();
+    removeStateDir(dir);
+  });
   const adminUrl = /API over HTTP at (http:\/\/\S+)/.exec(host.stdout)?.[1] as string;
   const admin = new URL(adminUrl).searchParams.get('token') as string;
   const call = async (method: string, p: string, token: string, body?: unknown): Promise<Record<string, unknown>> => {
@@ -51,6 +58,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   const newPage = async (width = 1280): Promise<Page> => {
     const ctx = await (browser as Browser).newContext({ viewport: { width, height: 900 } });
     const page = await ctx.newPage();
+    pages.push(page);
     page.on('pageerror', (e) => errors.push(e.message));
     return page;
   };
@@ -122,6 +130,10 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await other.goto(`${base}/#/vms/web1`);
   await other.getByRole('alert').filter({ hasText: 'No VM named "web1"' }).waitFor();
   await shot(other, '04-other-tenant');
+  // beta's token is replaced while its page is open: the page goes back to the login and says why.
+  await call('POST', '/tenants/beta/token', admin);
+  await other.getByRole('alert').filter({ hasText: 'The token is not valid' }).filter({ hasText: 'Log in again' }).waitFor();
+  await other.getByLabel('Token').waitFor();
 
   // The admin sees it, with its tenant; on a narrow screen the list fits.
   const adm = await newPage(390);
@@ -139,6 +151,14 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await adm.keyboard.press('Escape');
   await adm.getByRole('dialog').waitFor({ state: 'detached' });
 
+  // The host's page: each running VM's share, the memory policy's decisions.
+  await adm.setViewportSize({ width: 1280, height: 900 });
+  await adm.goto(`${base}/#/host`);
+  await adm.getByRole('heading', { name: 'Share of the host' }).waitFor();
+  await adm.locator('table').getByRole('link', { name: 'web1' }).waitFor();
+  await adm.getByRole('heading', { name: 'Memory policy: recent decisions' }).waitFor();
+  await shot(adm, '06-host');
+
   // Usage: acme's VM is on its bill.
   await page.goto(`${base}/#/usage`);
   await until('web1 on the usage page', async () => {
@@ -146,7 +166,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
     return (await page.locator('main').innerText().catch(() => '')).includes('web1') || undefined;
   }, 60_000, 2000);
   await page.getByText('Billed:').waitFor();
-  await shot(page, '06-usage');
+  await shot(page, '07-usage');
 
   // Delete from the list, after a confirmation.
   await page.goto(`${base}/#/`);
@@ -156,6 +176,6 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.getByRole('dialog').getByText('cannot be undone').waitFor();
   await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
   await page.getByText('No VMs yet').waitFor();
-  await shot(page, '07-deleted');
+  await shot(page, '08-deleted');
   assert.deepEqual(errors, [], 'no script errors in the pages');
 });
