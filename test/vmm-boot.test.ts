@@ -145,9 +145,16 @@ test('vmm: the curl flow boots a guest; pause stops the harts and the guest cloc
   await put('/drives/rootfs', { drive_id: 'rootfs' }, 'PATCH');
   assert.equal((await shell.run('sleep 1; cat /sys/block/vda/size')).trim(), '6144');
   // PUT /vm.resize-disk (Cloud Hypervisor-like): the VMM grows the file itself; shrinking is refused.
+  // A loop in the guest's shell waits for the new size: the time from the request to its output
+  // is how long the guest takes to see it. (The shell is not used after this: poweroff follows.)
+  shell.vm.send('while [ "$(cat /sys/block/vda/size)" = 6144 ]; do :; done; echo SEEN-$((4096*2))\n');
+  await new Promise((r) => setTimeout(r, 1500));
+  const from = shell.vm.stdout.length;
+  const t0 = performance.now();
   await put('/vm.resize-disk', { id: 'rootfs', desired_size: 4 << 20 });
   assert.equal(fs.statSync(bigger).size, 4 << 20, 'the VMM extended the image');
-  assert.equal((await shell.run('sleep 1; cat /sys/block/vda/size')).trim(), '8192');
+  await shell.vm.waitFor('SEEN-8192', from, 30_000);
+  t.diagnostic(`PUT /vm.resize-disk 3 -> 4 MiB: the guest's /sys/block/vda/size showed it ${(performance.now() - t0).toFixed(0)} ms after the request`);
   const shrink = await curl('PUT', '/vm.resize-disk', { id: 'rootfs', desired_size: 1 << 20 });
   assert.equal(JSON.parse(shrink.body).fault_message, `drive "rootfs" is ${4 << 20} bytes; shrinking it to ${1 << 20} bytes is not supported (it would cut off the guest's data)`);
   assert.equal(fs.statSync(bigger).size, 4 << 20);
