@@ -172,6 +172,17 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.goto(`${base}/#/`);
   await page.getByRole('button', { name: 'stop web1' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Stop' }).click();
+  await page.getByRole('button', { name: 'delete web1' }).waitFor();
+  // A stopped VM's vCPUs: past the tenant's quota refused with the API's sentence, within it applied.
+  await page.goto(`${base}/#/vms/web1`);
+  await page.getByLabel('vCPUs (while stopped)').fill('3');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Tenant "acme" is over the vCPU quota of 2 vCPUs' }).waitFor();
+  await page.getByLabel('vCPUs (while stopped)').fill('2');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('status').filter({ hasText: 'Applied.' }).waitFor();
+  await page.locator('.facts').getByText('2', { exact: true }).first().waitFor();
+  await page.goto(`${base}/#/`);
   await page.getByRole('button', { name: 'delete web1' }).click();
   await page.getByRole('dialog').getByText('cannot be undone').waitFor();
   await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();

@@ -70,7 +70,7 @@ export function VmPage(props: { name: string }) {
         <dt>CPU</dt><dd>weight {vm.cpu_weight}, cap {vm.cpu_cap ? `${vm.cpu_cap} % of a core` : 'none'}</dd>
         <dt>Uptime</dt><dd>{duration(vm.uptime_s)}</dd>
         <dt>Network</dt><dd>{vm.nets.length ? vm.nets.join(', ') : 'none'}</dd>
-        <dt>Disks</dt><dd>{vm.disks.length ? vm.disks.map((d, i) => `vd${String.fromCharCode(97 + i)}${d.readonly ? ' (read-only)' : ''}`).join(', ') : 'none'}</dd>
+        <dt>Disks</dt><dd>{vm.disks.length ? vm.disks.map((d, i) => `vd${String.fromCharCode(97 + i)}${d.size_bytes ? ` ${mib(d.size_bytes / 1048576)}` : ''}${d.readonly ? ' (read-only)' : ''}`).join(', ') : 'none'}</dd>
         {vm.tenant && <><dt>Tenant</dt><dd>{vm.tenant}</dd></>}
         {vm.last_exit && <><dt>Last exit</dt><dd>{vm.last_exit.reason}</dd></>}
       </dl>
@@ -89,7 +89,11 @@ export function VmPage(props: { name: string }) {
   );
 }
 
-/** Changes a running VM feels at once: the balloon's target, its CPU weight and cap. */
+/**
+ * Changes: the balloon's target, CPU weight and cap (at once), vCPUs (a stopped VM's, from its
+ * next start; the host refuses a running VM's with its reason) and a disk's size (grown live, its
+ * file system too when the guest agent can; the host's notes say what happened).
+ */
 function Resize(props: { vm: Vm; onChanged: () => void }) {
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -106,8 +110,16 @@ function Resize(props: { vm: Vm; onChanged: () => void }) {
       const change: Record<string, unknown> = {};
       if (String(val('weight')) !== String(vm.cpu_weight)) change.cpu_weight = val('weight');
       if (String(val('cap')) !== String(vm.cpu_cap)) change.cpu_cap = val('cap');
+      if (String(val('vcpus')) !== String(vm.vcpus)) change.vcpus = val('vcpus');
       if (Object.keys(change).length) await api('PATCH', `/vms/${vm.id}`, change);
-      setDone('Applied.');
+      const notes: string[] = [];
+      const diskMib = String(f.get('disk') ?? '').trim();
+      const current = vm.disks[0]?.size_bytes ?? null;
+      if (diskMib !== '' && vm.disks.length && (current === null || Number(diskMib) * 1048576 !== current)) {
+        const r = await api<{ notes: string[] }>('POST', `/vms/${vm.id}/disks/vda/resize`, { size_bytes: /^\d+$/.test(diskMib) ? Number(diskMib) * 1048576 : diskMib });
+        notes.push(...r.notes);
+      }
+      setDone(notes.length ? `Applied. ${notes.join('. ')}.` : 'Applied.');
       props.onChanged();
     } catch (err) {
       setError((err as Error).message);
@@ -120,6 +132,8 @@ function Resize(props: { vm: Vm; onChanged: () => void }) {
         <label>Memory target, MiB or auto <input name="target" defaultValue={String(vm.memory_target)} /></label>
         <label>CPU weight (1–10000) <input name="weight" inputMode="numeric" defaultValue={String(vm.cpu_weight)} /></label>
         <label>CPU cap, % of a core (0 = none) <input name="cap" inputMode="numeric" defaultValue={String(vm.cpu_cap)} /></label>
+        <label>vCPUs (while stopped) <input name="vcpus" inputMode="numeric" defaultValue={String(vm.vcpus)} /></label>
+        {vm.disks.length > 0 && <label>Disk vda, MiB (grow only) <input name="disk" inputMode="numeric" defaultValue={vm.disks[0].size_bytes ? String(Math.round(vm.disks[0].size_bytes / 1048576)) : ''} /></label>}
       </div>
       <ErrorLine error={error} />
       {done && <p class="ok" role="status">{done}</p>}
