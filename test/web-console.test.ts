@@ -30,6 +30,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   assert.ok(fs.existsSync(path.join(REPO_ROOT, 'dist', 'web', 'index.html')), 'the web console is not built: npm run build');
   await ensureDefaultImage({ quiet: true });
   fs.mkdirSync(SHOTS, { recursive: true });
+  process.env['VESSEL_METER_INTERVAL_MS'] = '5000'; // usage rows every 5 s, not 30: the usage page shows the VM sooner
   const dir = shortStateDir('vw-');
   const port = await freePort();
   let host: VesselProcess = await startHost(dir, ['--listen', `127.0.0.1:${port}`]);

@@ -1,6 +1,7 @@
 /**
- * Metering: what each VM was given and what it used, recorded every interval (30 s by
- * default; `VESSEL_METER_INTERVAL_MS`) as one row per VM in the `meter` table of host.db:
+ * Metering: what each VM was given and what it used, added up every second and written every
+ * interval (30 s by default; `VESSEL_METER_INTERVAL_MS`) as one row per VM in the `meter` table
+ * of host.db:
  *
  * - vCPU-seconds allotted (vCPUs x the seconds its process ran, paused included) and used (the
  *   CPU time of its cgroup or threads, from the usage sampler: the increase since the last row);
@@ -81,6 +82,10 @@ export function loadPrices(file?: string): Prices {
 }
 
 interface Baseline { pid: number; cpuS: number; rx: number; tx: number }
+interface Totals { name: string; alloc: number; used: number; memAlloc: number; memHeld: number; rx: number; tx: number }
+
+/** How often running VMs' time is added up (rows are written every METER_INTERVAL_MS). */
+const ACCUMULATE_MS = 1000;
 
 export interface UsageRow {
   vm_id: string;
@@ -108,8 +113,14 @@ export class Metering {
   private readonly db: Database.Database;
   private readonly baselines = new Map<string, Baseline>();
   private last = Date.now();
+  private lastFlush = Date.now();
   private readonly startedAt = new Date().toISOString();
   private timer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** What each VM used since the last row (a VM deleted meanwhile keeps its entry until then). */
+  private readonly pending = new Map<string, Totals>();
+  /** Each VM's tenant, kept so that the row of a VM deleted since the last one still names it. */
+  private readonly tenantOf = new Map<string, string | null>();
 
   constructor(
     readonly store: StateStore,
@@ -143,63 +154,90 @@ export class Metering {
   }
 
   start(): void {
-    this.last = Date.now();
-    this.timer = setInterval(() => this.tick(), Math.max(200, this.intervalMs));
+    this.last = this.lastFlush = Date.now();
+    this.timer = setInterval(() => this.accumulate(), Math.max(100, Math.min(ACCUMULATE_MS, this.intervalMs)));
     this.timer.unref();
+    this.flushTimer = setInterval(() => this.flush(), Math.max(200, this.intervalMs));
+    this.flushTimer.unref();
   }
 
-  /** Stops the timer after a last row for the time since the previous one. */
+  /** Stops the timers after a last row for the time since the previous one. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    try { this.tick(); } catch { /* the store may be closing */ }
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.timer = this.flushTimer = null;
+    try { this.flush(); } catch { /* the store may be closing */ }
   }
 
-  /** Records one row per VM for the time since the last tick. */
-  tick(now = Date.now()): void {
+  /**
+   * Adds the time since the last call to each VM's running totals (every second, so a VM that
+   * runs for a few seconds between two rows is counted to the second; its CPU time and traffic to
+   * the usage sampler's last sample, at most 2 s old).
+   */
+  accumulate(now = Date.now()): void {
     const dt = (now - this.last) / 1000;
     this.last = now;
+    if (dt <= 0) return;
+    for (const vm of this.sup.list()) {
+      const p = vm.proc;
+      if (!p) { this.baselines.delete(vm.id); continue; }
+      const spec = vm.record.spec;
+      const acc = this.totals(vm.id, vm.name);
+      const ran = Math.max(0, Math.min(dt, (now - Date.parse(p.startedAt)) / 1000));
+      acc.alloc += spec.vcpus * ran;
+      acc.memAlloc += spec.memory_mib * ran;
+      const u = this.sampler.vm(vm.id);
+      const m = this.memory.cached(vm.id);
+      const heldMib = m?.actualMib ?? (u?.memory.rss_bytes != null ? Math.min(spec.memory_mib, u.memory.rss_bytes / MIB) : spec.memory_mib);
+      acc.memHeld += heldMib * ran;
+      if (!u) continue;
+      const cur = {
+        pid: p.pid,
+        cpuS: u.cpu.usage_s,
+        rx: Object.values(u.net).reduce((a, n) => a + n.rx_bytes, 0),
+        tx: Object.values(u.net).reduce((a, n) => a + n.tx_bytes, 0),
+      };
+      let prev = this.baselines.get(vm.id);
+      // A process this meter has not seen: counted from zero when it started after the meter
+      // did; an older one (adopted after a host restart) only from now on.
+      if (!prev || prev.pid !== p.pid) prev = p.startedAt >= this.startedAt ? { pid: p.pid, cpuS: 0, rx: 0, tx: 0 } : cur;
+      acc.used += Math.max(0, cur.cpuS - prev.cpuS);
+      acc.rx += Math.max(0, cur.rx - prev.rx);
+      acc.tx += Math.max(0, cur.tx - prev.tx);
+      this.baselines.set(vm.id, cur);
+    }
+  }
+
+  private totals(vmId: string, name: string): Totals {
+    let t = this.pending.get(vmId);
+    if (!t) { t = { name, alloc: 0, used: 0, memAlloc: 0, memHeld: 0, rx: 0, tx: 0 }; this.pending.set(vmId, t); }
+    if (!this.tenantOf.has(vmId)) this.tenantOf.set(vmId, this.tenants.ownerOf(vmId));
+    t.name = name;
+    return t;
+  }
+
+  /** Writes one row per VM for the time since the last flush: what accumulated, and its disks' size over that time. */
+  flush(now = Date.now()): void {
+    this.accumulate(now);
+    const dt = (now - this.lastFlush) / 1000;
+    this.lastFlush = now;
     if (dt <= 0) return;
     const at = new Date(now).toISOString();
     const owners = this.tenants.owners();
     const names = new Map(this.tenants.list().map((t) => [t.id, t.name]));
-    const rows: unknown[][] = [];
+    const disks = new Map<string, number>();
     for (const vm of this.sup.list()) {
-      const spec = vm.record.spec;
-      const disk = diskGib(spec) * dt;
-      const p = vm.proc;
-      let alloc = 0, used = 0, memAlloc = 0, memHeld = 0, rx = 0, tx = 0;
-      if (p) {
-        const ran = Math.max(0, Math.min(dt, (now - Date.parse(p.startedAt)) / 1000));
-        alloc = spec.vcpus * ran;
-        memAlloc = spec.memory_mib * ran;
-        const u = this.sampler.vm(vm.id);
-        const m = this.memory.cached(vm.id);
-        const heldMib = m?.actualMib ?? (u?.memory.rss_bytes != null ? Math.min(spec.memory_mib, u.memory.rss_bytes / MIB) : spec.memory_mib);
-        memHeld = heldMib * ran;
-        if (u) {
-          const cur = {
-            pid: p.pid,
-            cpuS: u.cpu.usage_s,
-            rx: Object.values(u.net).reduce((a, n) => a + n.rx_bytes, 0),
-            tx: Object.values(u.net).reduce((a, n) => a + n.tx_bytes, 0),
-          };
-          let prev = this.baselines.get(vm.id);
-          // A process this meter has not seen: counted from zero when it started after the
-          // meter did; an older one (adopted after a host restart) only from now on.
-          if (!prev || prev.pid !== p.pid) prev = p.startedAt >= this.startedAt ? { pid: p.pid, cpuS: 0, rx: 0, tx: 0 } : cur;
-          used = Math.max(0, cur.cpuS - prev.cpuS);
-          rx = Math.max(0, cur.rx - prev.rx);
-          tx = Math.max(0, cur.tx - prev.tx);
-          this.baselines.set(vm.id, cur);
-        }
-      } else {
-        this.baselines.delete(vm.id);
-      }
-      if (!p && disk === 0) continue;
-      const tid = owners.get(vm.id) ?? null;
-      rows.push([at, dt, tid, tid ? names.get(tid) ?? null : null, vm.id, vm.name, alloc, used, memAlloc, memHeld, disk, Math.round(rx), Math.round(tx)]);
+      const d = diskGib(vm.record.spec) * dt;
+      if (d > 0) { disks.set(vm.id, d); this.totals(vm.id, vm.name); }
     }
+    const rows: unknown[][] = [];
+    for (const [vmId, t] of this.pending) {
+      // The tenant as it was when the VM was last seen (a deleted VM's row keeps it).
+      const tid = this.sup.vms.has(vmId) ? owners.get(vmId) ?? null : this.tenantOf.get(vmId) ?? null;
+      rows.push([at, dt, tid, tid ? names.get(tid) ?? null : null, vmId, t.name, t.alloc, t.used, t.memAlloc, t.memHeld, disks.get(vmId) ?? 0, Math.round(t.rx), Math.round(t.tx)]);
+      if (!this.sup.vms.has(vmId)) this.tenantOf.delete(vmId);
+    }
+    this.pending.clear();
     if (rows.length === 0) return;
     const insert = this.db.prepare(`INSERT INTO meter (at, seconds, tenant_id, tenant_name, vm_id, vm_name, vcpu_s_alloc, vcpu_s_used,
       mem_mib_s_alloc, mem_mib_s_held, disk_gib_s, net_rx_bytes, net_tx_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
