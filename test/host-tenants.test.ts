@@ -171,10 +171,19 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   assert.match(table, /acme\s+a1\s+\d+/);
   assert.match(table, /Total: [0-9.]+ CHF/);
 
+  // The admin may create a VM for a tenant: it is the tenant's, in its list and its quotas.
+  const adminToken = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
+  res = await api('/vms', adminToken, { method: 'POST', body: JSON.stringify({ name: 'b1', image: 'initramfs', memory_mib: 64, nets: ['none'], start: false, tenant: 'beta' }) });
+  assert.equal(res.status, 201, await res.clone().text());
+  assert.deepEqual(((await (await api('/vms', beta2)).json()) as { name: string; tenant: string }[]).map((x) => [x.name, x.tenant]), [['b1', 'beta']]);
+  res = await api('/vms', beta2, { method: 'POST', body: JSON.stringify({ name: 'b2', image: 'initramfs', start: false, tenant: 'acme' }) });
+  assert.equal(res.status, 403, 'a tenant cannot create for another');
+  await ok(dir, ['vm', 'delete', 'b1'], beta2);
+
   // Deleted VMs keep their bill; a tenant without VMs can be deleted.
   await ok(dir, ['vm', 'delete', 'a1', 'a2'], acme);
   await ok(dir, ['tenant', 'delete', 'acme']);
   assert.equal((await api('/vms', acme)).status, 401, 'a deleted tenant\'s token is no longer valid');
-  const after = await (await api('/usage', (fs.readFileSync(path.join(dir, 'token'), 'utf8')).trim())).json() as Usage;
+  const after = await (await api('/usage', adminToken)).json() as Usage;
   assert.ok(after.tenants.some((x) => x.tenant === 'acme' && x.vms.some((y) => y.vm_name === 'a1')), 'the admin still sees the deleted tenant\'s usage');
 });
