@@ -105,6 +105,7 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   assert.equal((await api('/tenants/acme', beta)).status, 404);
   // The admin sees every VM, with its tenant.
   assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'])).map((v: { tenant: string }) => v.tenant), ['acme', 'acme']);
+  assert.match(await ok(dir, ['vm', 'list']), /^ID\s+NAME\s+TENANT\s+STATE[^]*\sa1\s+acme\s+stopped\s/m);
 
   // The console's WebSocket: a token is needed, another tenant's VM is closed as "no such VM",
   // typing into a stopped VM gets a notice, an oversized message closes the socket (1009).

@@ -13,7 +13,7 @@ import { parseMemorySize } from './size.js';
 import { defaultStateDir } from '../host/state-dir.js';
 
 interface VmJson {
-  id: string; name: string; state: string; vcpus: number; memory_mib: number; memory_min_mib: number; memory_shares?: number; memory_target?: number | 'auto';
+  id: string; name: string; tenant?: string | null; state: string; vcpus: number; memory_mib: number; memory_min_mib: number; memory_shares?: number; memory_target?: number | 'auto';
   cpu_weight: number; cpu_cap: number; pid: number | null; uptime_s: number; nets: string[];
   disks: { path: string; readonly: boolean; size_bytes?: number | null }[]; kernel: string; initrd?: string; append: string;
   restart: string; desired_state: string; created_at: string; error: string | null;
@@ -232,8 +232,10 @@ export function registerHostCommands(program: Command): void {
     .action(async (o: { json?: boolean }) => {
       const vms = await call<VmJson[]>(g(), 'GET', '/vms');
       if (o.json) { json(vms); return; }
-      print(table(['ID', 'NAME', 'STATE', 'VCPUS', 'MEMORY', 'WEIGHT', 'CAP', 'PID', 'UPTIME'],
-        vms.map((v) => [v.id, v.name, v.state, v.vcpus, `${v.memory_mib}M`, v.cpu_weight, v.cpu_cap ? `${v.cpu_cap}%` : '-', v.pid ?? '-', duration(v.uptime_s)])));
+      // The admin sees whose each VM is once there are tenants' VMs (a TENANT column).
+      const tenants = vms.some((v) => v.tenant);
+      print(table(['ID', 'NAME', ...(tenants ? ['TENANT'] : []), 'STATE', 'VCPUS', 'MEMORY', 'WEIGHT', 'CAP', 'PID', 'UPTIME'],
+        vms.map((v) => [v.id, v.name, ...(tenants ? [v.tenant ?? '-'] : []), v.state, v.vcpus, `${v.memory_mib}M`, v.cpu_weight, v.cpu_cap ? `${v.cpu_cap}%` : '-', v.pid ?? '-', duration(v.uptime_s)])));
     });
 
   vm.command('show').alias('inspect')
