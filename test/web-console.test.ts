@@ -111,6 +111,11 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.getByRole('button', { name: 'Apply' }).click();
   await page.getByText('cap 50 % of a core').waitFor();
   await shot(page, '03-vm-page');
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.waitForTimeout(300);
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'the VM page fits 390 px');
+  await shot(page, '03-vm-page-narrow');
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // The host restarts under the open page: the console reconnects and typing works again.
   host.child.kill('SIGTERM');
