@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Machine } from '../src/machine/machine.js';
 import { buildIsaProgram } from './isa-programs.js';
+import { ensureDefaultImage } from '../images/build-image.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vessel-smp-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,4 +60,51 @@ test('a hart thread that dies ends the machine with an error naming the hart, no
   assert.notEqual(result, 'hang', 'the machine stopped');
   assert.equal((result as { kind: string }).kind, 'error');
   assert.match((result as { message: string }).message, /hart 1's thread/);
+});
+
+test('live vCPUs: a hart beyond the allotment cannot be started; raised, the guest onlines it; offline, it stops', { timeout: 600_000 }, async (t) => {
+  const image = await ensureDefaultImage({ quiet: true });
+  let out = '';
+  const machine = new Machine({
+    cpus: 2, allottedHarts: 1, memoryBytes: 256 << 20,
+    boot: { kind: 'linux', kernel: readFileSync(image.kernel), kernelName: image.kernel, initrd: readFileSync(image.initrd), cmdline: 'console=ttyS0' },
+    onConsoleOutput: (d) => { out += Buffer.from(d).toString('latin1'); },
+  });
+  const running = machine.run();
+  t.after(() => machine.stop({ kind: 'poweroff', code: 0 }));
+  const waitFor = async (re: RegExp, from: number, ms = 300_000): Promise<string> => {
+    const end = performance.now() + ms;
+    for (;;) {
+      const m = re.exec(out.slice(from));
+      if (m) return m[0];
+      if (performance.now() > end) assert.fail(`${re} not seen within ${ms} ms; console:\n${out.slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  /** Types `cmd`; returns the line its `echo` printed (the marker is computed so the echo of the typing does not match). */
+  const run = async (cmd: string, tag: string): Promise<string> => {
+    const from = out.length;
+    machine.sendInput(Buffer.from(`${cmd}; echo ${tag}-$((40+2))\n`));
+    const line = await waitFor(new RegExp(`([^\\n]*)\\r?\\n[^\\n]*${tag}-42`), from, 60_000);
+    return line;
+  };
+  await waitFor(/VESSEL-INIT-OK/, 0);
+  await waitFor(/~ # /, 0);
+  assert.equal(machine.allottedHarts, 1);
+  assert.match(await run('cat /sys/devices/system/cpu/online', 'ON1'), /^0\r?$/m, 'only hart 0 came up at boot');
+  assert.equal(machine.startedHarts, 1);
+  // Raised: the guest's online request now succeeds.
+  machine.setAllottedHarts(2);
+  assert.match(await run('echo 1 > /sys/devices/system/cpu/cpu1/online; cat /sys/devices/system/cpu/online', 'ON2'), /^0-1\r?$/m);
+  assert.equal(machine.startedHarts, 2);
+  assert.match(await run('nproc', 'NP2'), /^2\r?$/m);
+  // Offline: the hart stops itself through SBI HSM; with the allotment lowered it cannot come back.
+  assert.match(await run('echo 0 > /sys/devices/system/cpu/cpu1/online; cat /sys/devices/system/cpu/online', 'OFF'), /^0\r?$/m);
+  const end = performance.now() + 10_000;
+  while (machine.startedHarts !== 1 && performance.now() < end) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(machine.startedHarts, 1, 'hart 1 stopped');
+  machine.setAllottedHarts(1);
+  assert.match(await run('echo 1 > /sys/devices/system/cpu/cpu1/online 2>&1; cat /sys/devices/system/cpu/online', 'ON3'), /^0\r?$/m, 'beyond the allotment again: refused');
+  machine.stop({ kind: 'poweroff', code: 0 });
+  await running;
 });

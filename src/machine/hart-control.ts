@@ -46,6 +46,8 @@ export const enum MachineWord {
   Parked = 1,
   /** Hart threads that ended. */
   Ended = 2,
+  /** Harts the guest may start (SBI HSM refuses the others): the VM's vCPU allotment. */
+  Allotted = 3,
 }
 const MACHINE_WORDS = 4;
 
@@ -102,6 +104,9 @@ export class HartControl {
   set(id: number, w: HartWord, value: number): void { Atomics.store(this.words, this.at(id, w), value); }
 
   get run(): RunState { return Atomics.load(this.words, this.machineAt(MachineWord.Run)); }
+
+  get allotted(): number { return Atomics.load(this.words, this.machineAt(MachineWord.Allotted)); }
+  set allotted(n: number) { Atomics.store(this.words, this.machineAt(MachineWord.Allotted), n); }
 
   wake(id: number): void {
     Atomics.add(this.words, this.at(id, HartWord.Wake), 1);

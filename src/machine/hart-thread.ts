@@ -20,7 +20,7 @@ import type { HartBus } from '../hw/bus.js';
 import { GuestMemory } from '../hw/memory.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
 import { HARDWARE_LINES, HartControl, HartWord, MachineWord, MailOp, MailState, RunState } from './hart-control.js';
-import { HartState, Sbi } from './sbi.js';
+import { HartState, Sbi, SbiError } from './sbi.js';
 
 export interface HartThreadData {
   id: number;
@@ -101,11 +101,13 @@ const sbi = new Sbi({
   hartCount: data.harts,
   hartState: (id) => control.get(id, HartWord.Hsm),
   startHart: (id, addr, opaque) => {
+    if (id >= control.allotted) return SbiError.Failed;
     control.starts[2 * id] = BigInt.asIntN(64, addr);
     control.starts[2 * id + 1] = BigInt.asIntN(64, opaque);
     const started = Atomics.compareExchange(words, control.at(id, HartWord.Hsm), HartState.Stopped, HartState.StartPending) === HartState.Stopped;
-    if (started) control.wake(id);
-    return started;
+    if (!started) return SbiError.AlreadyAvailable;
+    control.wake(id);
+    return SbiError.Success;
   },
   stopHart: (id) => { control.set(id, HartWord.Hsm, HartState.Stopped); hart.waiting = true; },
   sendIpi: (id) => {

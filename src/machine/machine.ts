@@ -23,7 +23,7 @@ import { buildDeviceTree, type BoardDescription } from './device-tree.js';
 import { parseElf, parseKernelImage, BootImageError } from './loader.js';
 import { GuestMemory } from '../hw/memory.js';
 import { Plic } from './plic.js';
-import { HartState, ResetType, Sbi } from './sbi.js';
+import { HartState, ResetType, Sbi, SbiError } from './sbi.js';
 import { VIRT_MEMORY_MAP as MAP, VIRT_IRQ } from './memory-map.js';
 import { saveHart, restoreHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
 import { savedInt, savedObject, SnapshotStateError } from '../hw/snapshot-state.js';
@@ -62,6 +62,11 @@ export interface MachineOptions {
    */
   threads?: 'per-hart' | 1;
   /**
+   * Harts the guest may start (default: all `cpus`): the device tree lists every hart, SBI HSM
+   * refuses to start the others until setAllottedHarts() raises the allotment (live vCPUs).
+   */
+  allottedHarts?: number;
+  /**
    * Compile hot guest code to WebAssembly (src/cpu/jit); false runs the interpreter alone.
    * Default: on, unless the environment variable VESSEL_JIT is 0.
    */
@@ -97,6 +102,8 @@ export interface MachineState {
   clockTicks: number;
   harts: HartSnapshot[];
   hartStates: HartState[];
+  /** The vCPU allotment (absent in snapshots from before live vCPUs: all harts). */
+  allottedHarts?: number;
   plic: PlicState;
   clint: ClintState;
   uart: UartState;
@@ -187,14 +194,16 @@ export class Machine {
     const threaded = (options.threads ?? (process.env.VESSEL_THREADS === '1' ? 1 : 'per-hart')) === 'per-hart' && cpus > 1;
     this.quantum = options.quantum ?? (cpus === 1 ? 50_000 : threaded ? 20_000 : 4_000);
     this.control = HartControl.create(cpus);
+    this.control.allotted = this.checkedAllotment(options.allottedHarts ?? cpus, cpus);
     const hostFirmware = options.boot.kind !== 'elf';
     this.sbi = new Sbi({
       hartCount: cpus,
       hartState: (id) => this.hsm(id),
       startHart: (id, addr, opaque) => {
+        if (id >= this.control.allotted) return SbiError.Failed;
         this.harts[id].enterSupervisor(addr, BigInt(id), opaque);
         this.setHsm(id, HartState.Started);
-        return true;
+        return SbiError.Success;
       },
       stopHart: (id) => { this.setHsm(id, HartState.Stopped); this.harts[id].waiting = true; },
       sendIpi: (id) => this.harts[id].raiseSoftwareInterrupt(Irq.SSI),
@@ -272,6 +281,29 @@ export class Machine {
     this.harts[hart].setInterruptLine(irq, level);
     if (this.hartThreads) this.control.setLine(hart, irq, level);
     else if (level) this.wake?.();
+  }
+
+  private checkedAllotment(n: number, cpus: number): number {
+    if (!Number.isInteger(n) || n < 1 || n > cpus) throw new RangeError(`the vCPU allotment must be 1..${cpus} (the board's harts), got ${n}`);
+    return n;
+  }
+
+  /** Harts the guest may start (SBI HSM refuses the others). */
+  get allottedHarts(): number { return this.control.allotted; }
+
+  /**
+   * Changes the vCPU allotment of a running machine. Raising it lets the guest start the harts
+   * (Linux: `echo 1 > /sys/devices/system/cpu/cpuN/online`, or the guest agent's
+   * guest-set-vcpus); lowering it stops no hart: the guest must take them offline first (each
+   * then stops itself through SBI HSM and its thread sleeps), and it cannot start them again.
+   */
+  setAllottedHarts(n: number): void {
+    this.control.allotted = this.checkedAllotment(n, this.harts.length);
+  }
+
+  /** Harts that are started (SBI HSM Started or about to be), i.e. online in the guest. */
+  get startedHarts(): number {
+    return this.harts.filter((h) => { const s = this.hsm(h.id); return s === HartState.Started || s === HartState.StartPending; }).length;
   }
 
   /** Whether each hart runs on a host thread of its own. */
@@ -468,6 +500,7 @@ export class Machine {
       clockTicks: this.clock.now(),
       harts: this.harts.map(saveHart),
       hartStates: this.harts.map((h) => this.hsm(h.id)),
+      allottedHarts: this.control.allotted,
       plic: this.plic.save(),
       clint: this.clint.save(),
       uart: this.uart.save(),
@@ -489,9 +522,11 @@ export class Machine {
     if (!Array.isArray(hartStates) || hartStates.length !== this.harts.length || hartStates.some((h) => typeof h !== 'number' || HartState[h] === undefined)) throw new SnapshotStateError('machine.hartStates: not one SBI hart state per hart');
     if (!Array.isArray(virtio) || virtio.length !== this.virtio.length) throw new SnapshotStateError(`the snapshot has ${Array.isArray(virtio) ? virtio.length : 'no'} virtio devices, this VM ${this.virtio.length}`);
     const clockTicks = savedInt('machine.clockTicks', s.clockTicks, 0, Number.MAX_SAFE_INTEGER);
+    const allotted = s.allottedHarts === undefined ? this.harts.length : savedInt('machine.allottedHarts', s.allottedHarts, 1, this.harts.length);
     if (typeof s.consoleTail !== 'string') throw new SnapshotStateError('machine.consoleTail: not text');
     harts.forEach((h: unknown, i) => restoreHart(this.harts[i], h));
     hartStates.forEach((h: HartState, i) => this.setHsm(i, h));
+    this.control.allotted = allotted;
     this.clint.restore(s.clint);
     this.uart.restore(s.uart);
     this.rtc.restore(s.rtc);

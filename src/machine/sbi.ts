@@ -23,8 +23,11 @@ const SPEC_VERSION = (2 << 24) | 0;
 export interface SbiPlatform {
   readonly hartCount: number;
   hartState(id: number): HartState;
-  /** Starts stopped hart `id`; false when it was not stopped (another hart started it first). */
-  startHart(id: number, startAddr: bigint, opaque: bigint): boolean;
+  /**
+   * Starts stopped hart `id`: Success, AlreadyAvailable when it was not stopped (another hart
+   * started it first), or Failed when the hart is beyond the VM's allotment of vCPUs.
+   */
+  startHart(id: number, startAddr: bigint, opaque: bigint): SbiError;
   stopHart(id: number): void;
   /** Raises the supervisor software interrupt (SSIP) of hart `id`. */
   sendIpi(id: number): void;
@@ -119,7 +122,7 @@ export class Sbi {
       case 0: { // hart_start(hartid, start_addr, opaque)
         if (a0 >= BigInt(n)) return [SbiError.InvalidParam, 0n];
         if (this.platform.hartState(Number(a0)) !== HartState.Stopped) return [SbiError.AlreadyAvailable, 0n];
-        return [this.platform.startHart(Number(a0), a1, a2) ? SbiError.Success : SbiError.AlreadyAvailable, 0n];
+        return [this.platform.startHart(Number(a0), a1, a2), 0n];
       }
       case 1: this.platform.stopHart(hart.id); return [SbiError.Success, 0n];
       case 2:
