@@ -78,7 +78,7 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await ok('PUT', '/boot-source', { kernel_image_path: kernel, boot_args: 'console=ttyS0 quiet' });
 
   // /machine-config
-  assert.deepEqual(await ok('GET', '/machine-config'), { vcpu_count: 1, mem_size_mib: 128, smt: false });
+  assert.deepEqual(await ok('GET', '/machine-config'), { vcpu_count: 1, mem_size_mib: 128, smt: false, max_vcpus: 1 });
   await fault('PUT', '/machine-config', { vcpu_count: 2 }, 'missing required field "mem_size_mib"');
   await fault('PUT', '/machine-config', { vcpu_count: 0, mem_size_mib: 128 }, 'field "vcpu_count" must be >= 1, got 0');
   await fault('PUT', '/machine-config', { vcpu_count: 65, mem_size_mib: 128 }, 'field "vcpu_count" must be <= 64, got 65');
@@ -88,10 +88,21 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   await fault('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 4096 }, 'field "mem_size_mib" must be <= 2048, got 4096');
   await fault('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 128, smt: true }, /smt cannot be enabled/);
   await fault('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 128, cpu_template: 'T2' }, /^unknown field "cpu_template"/);
+  // max_vcpus (Cloud Hypervisor's name): the board's harts, at least vcpu_count, vcpu_count when omitted.
+  await fault('PUT', '/machine-config', { vcpu_count: 2, mem_size_mib: 128, max_vcpus: 1 }, 'max_vcpus 1 is less than vcpu_count 2: the board must have at least the harts the guest is given');
+  await fault('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 128, max_vcpus: 65 }, 'field "max_vcpus" must be <= 64, got 65');
+  await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 128, max_vcpus: 4 });
+  assert.deepEqual(await ok('GET', '/machine-config'), { vcpu_count: 1, mem_size_mib: 128, smt: false, max_vcpus: 4 });
+  await fault('PATCH', '/machine-config', { vcpu_count: 5 }, 'max_vcpus 4 is less than vcpu_count 5: the board must have at least the harts the guest is given');
   await ok('PUT', '/machine-config', { vcpu_count: 2, mem_size_mib: 256 });
   await ok('PATCH', '/machine-config', { mem_size_mib: 64 });
   await fault('PATCH', '/machine-config', { mem_size_mib: null }, 'field "mem_size_mib" must be an integer, got null');
-  assert.deepEqual(await ok('GET', '/machine-config'), { vcpu_count: 2, mem_size_mib: 64, smt: false });
+  assert.deepEqual(await ok('GET', '/machine-config'), { vcpu_count: 2, mem_size_mib: 64, smt: false, max_vcpus: 2 });
+  // PUT /vm.resize (Cloud Hypervisor's): only on a started VM.
+  await fault('PUT', '/vm.resize', { desired_vcpus: 2 }, 'PUT /vm.resize is only possible after InstanceStart; the VM is not started');
+  await fault('PUT', '/vm.resize', { desired_vcpus: 0 }, 'field "desired_vcpus" must be >= 1, got 0');
+  await fault('PUT', '/vm.resize', {}, 'missing required field "desired_vcpus"');
+  await fault('PUT', '/vm.resize', { desired_vcpus: 1, desired_ram: 1 << 30 }, /^unknown field "desired_ram"/);
 
   // /drives
   await fault('PUT', '/drives/root-fs', { drive_id: 'root-fs', path_on_host: 'disk.img', is_root_device: true }, /^path parameter drive_id is "root-fs", which is not valid: Letters, digits and underscores/);
@@ -162,7 +173,7 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   // GET /vm/config shows what was configured, in the --config-file shape.
   assert.deepEqual(await ok('GET', '/vm/config'), {
     'boot-source': { kernel_image_path: kernel, boot_args: 'console=ttyS0 quiet' },
-    'machine-config': { vcpu_count: 2, mem_size_mib: 64, smt: false },
+    'machine-config': { vcpu_count: 2, mem_size_mib: 64, smt: false, max_vcpus: 2 },
     drives: [
       { drive_id: 'rootfs', path_on_host: 'disk.img', is_root_device: true },
       { drive_id: 'data', path_on_host: 'data.img', is_root_device: false, is_read_only: true },
@@ -193,6 +204,33 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   assert.ok(log.every((l) => l.id === 'api-test'));
   assert.equal(vmm.exit, null, 'the VMM is still running');
   assert.equal(vmm.stderr, '', 'nothing on stderr');
+});
+
+test('vmm API: PUT /vm.resize on a started VM sets the vCPU allotment within max_vcpus; GET /machine-config, /vm/config and /metrics follow', async (t) => {
+  const image = await ensureDefaultImage({ quiet: true });
+  const dir = tempDir(t);
+  const { vmm, sock } = await startVmm(dir, ['--console', `file:${path.join(dir, 'serial.txt')}`]);
+  t.after(() => vmm.kill());
+  const ok = async (method: string, url: string, body?: unknown): Promise<unknown> => {
+    const r = await api(sock, method, url, body);
+    assert.ok(r.status === 204 || r.status === 200, `${method} ${url} ${JSON.stringify(body)}: ${r.status} ${r.text}`);
+    return r.body;
+  };
+  await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 128, max_vcpus: 2 });
+  await ok('PUT', '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd });
+  await ok('PUT', '/actions', { action_type: 'InstanceStart' });
+  const vcpus = async () => ({ config: await ok('GET', '/machine-config'), metrics: (await ok('GET', '/metrics') as { vcpus: unknown }).vcpus });
+  assert.deepEqual(await vcpus(), { config: { vcpu_count: 1, mem_size_mib: 128, smt: false, max_vcpus: 2 }, metrics: { max: 2, allotted: 1, online: 1 } });
+  assert.equal(faultOf(await api(sock, 'PUT', '/vm.resize', { desired_vcpus: 3 })), 'desired_vcpus 3 is more than the VM\'s max_vcpus 2 (the harts its device tree lists, fixed at boot)');
+  assert.equal(faultOf(await api(sock, 'PATCH', '/machine-config', { vcpu_count: 2 })), 'PATCH /machine-config is only possible before InstanceStart; the VM is Running');
+  // Paused, so that the booting guest cannot bring hart 1 up meanwhile: online stays 1.
+  await ok('PATCH', '/vm', { state: 'Paused' });
+  await ok('PUT', '/vm.resize', { desired_vcpus: 2 });
+  assert.deepEqual(await vcpus(), { config: { vcpu_count: 2, mem_size_mib: 128, smt: false, max_vcpus: 2 }, metrics: { max: 2, allotted: 2, online: 1 } });
+  assert.deepEqual((await ok('GET', '/vm/config') as Record<string, unknown>)['machine-config'], { vcpu_count: 2, mem_size_mib: 128, smt: false, max_vcpus: 2 });
+  await ok('PUT', '/vm.resize', { desired_vcpus: 1 });
+  assert.deepEqual((await vcpus()).metrics, { max: 2, allotted: 1, online: 1 });
+  assert.equal(vmm.exit, null, 'the VMM is still running');
 });
 
 test('vmm API: curl speaks to it like Firecracker\'s getting-started flow (form-encoded -d bodies are read as JSON)', async (t) => {

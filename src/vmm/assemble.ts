@@ -27,7 +27,10 @@ export type VmBoot =
 
 export interface VmDescription {
   boot: VmBoot;
+  /** The board's harts: the device tree lists them all (max_vcpus). */
   cpus: number;
+  /** Harts the guest may start (MachineOptions.allottedHarts; vcpu_count); all of them when undefined. */
+  allottedHarts?: number;
   memoryBytes: number;
   /** virtio-blk devices in slot order (vda first). */
   disks: DiskOption[];
@@ -100,6 +103,7 @@ export class VmAssembly {
       this.firstBoot = null;
       return new Machine({
         cpus: d.cpus,
+        allottedHarts: d.allottedHarts,
         memoryBytes: d.memoryBytes,
         boot,
         onConsoleOutput: consoles.serial,

@@ -11,9 +11,12 @@ export interface BootSource {
 }
 
 export interface MachineConfiguration {
+  /** The harts the guest may run (the vCPU allotment); PUT /vm.resize changes it on a running VM. */
   vcpu_count: number;
   mem_size_mib: number;
   smt?: boolean;
+  /** The harts the board has (its device tree lists them all; Cloud Hypervisor's name); vcpu_count when absent. */
+  max_vcpus?: number;
 }
 
 export type MachineConfigurationUpdate = Partial<MachineConfiguration>;
@@ -34,6 +37,11 @@ export interface PartialDrive {
 export interface DiskResize {
   id: string;
   desired_size: number;
+}
+
+/** PUT /vm.resize (Cloud Hypervisor's endpoint and field): the new vCPU allotment. */
+export interface VmResize {
+  desired_vcpus: number;
 }
 
 export interface UserNetwork {

@@ -5,6 +5,8 @@
  */
 export class RequestError extends Error {
   override name = 'RequestError';
+  /** The HTTP status the API answers with: 400, or 409 for a request the guest's state does not allow yet. */
+  readonly status: 400 | 409 = 400;
 }
 
 /**

@@ -25,6 +25,8 @@ export interface VmMetrics {
   /** Host time spent paused. */
   paused_ms: number;
   vcpu: { hart: number; instructions_retired: number }[];
+  /** The board's harts (max_vcpus), the allotment (vcpu_count) and the harts online in the guest (started through SBI HSM); 0s before InstanceStart. */
+  vcpus: { max: number; allotted: number; online: number };
   /** Hart loads and stores that reached a device register. */
   mmio_exits: number;
   block: Record<string, BlockMetrics>;

@@ -35,8 +35,16 @@ export class VmError extends RequestError {
   override name = 'VmError';
 }
 
+/** A request the guest's present state does not allow yet (answered with 409): PUT /vm.resize below the harts it has online. */
+export class VmConflictError extends VmError {
+  override name = 'VmConflictError';
+  override readonly status = 409;
+}
+
+/** The machine configuration as kept: max_vcpus stays absent while it follows vcpu_count. */
+type MachineConfig = Required<Omit<MachineConfiguration, 'max_vcpus'>> & { max_vcpus?: number };
 /** Firecracker's defaults. */
-const DEFAULT_MACHINE: Required<MachineConfiguration> = { vcpu_count: 1, mem_size_mib: 128, smt: false };
+const DEFAULT_MACHINE: MachineConfig = { vcpu_count: 1, mem_size_mib: 128, smt: false };
 /** The board has 8 virtio-mmio slots; the entropy device takes one when configured. */
 const VIRTIO_SLOTS = 8;
 
@@ -62,7 +70,7 @@ export class Vm {
   private stateValue: VmState = 'Not started';
   private starting = false;
   private bootSource: BootSource | null = null;
-  private machineConfig: Required<MachineConfiguration> = { ...DEFAULT_MACHINE };
+  private machineConfig: MachineConfig = { ...DEFAULT_MACHINE };
   /** In the order they were first added. */
   private readonly drives = new Map<string, Drive>();
   private readonly nets = new Map<string, NetworkInterface>();
@@ -131,12 +139,50 @@ export class Vm {
     this.machineConfig = this.checkedMachineConfig({ ...this.machineConfig, ...m });
   }
 
-  private checkedMachineConfig(m: Required<MachineConfiguration>): Required<MachineConfiguration> {
+  private checkedMachineConfig(m: MachineConfig): MachineConfig {
     if (m.smt) throw new VmError('smt cannot be enabled: Vessel\'s RISC-V harts have no SMT siblings');
+    if (m.max_vcpus !== undefined && m.max_vcpus < m.vcpu_count) throw new VmError(`max_vcpus ${m.max_vcpus} is less than vcpu_count ${m.vcpu_count}: the board must have at least the harts the guest is given`);
     return m;
   }
 
-  get machineConfiguration(): Required<MachineConfiguration> { return { ...this.machineConfig }; }
+  /** The harts of the board: max_vcpus, or vcpu_count when it was not given. */
+  private get maxVcpus(): number { return this.machineConfig.max_vcpus ?? this.machineConfig.vcpu_count; }
+
+  /** GET /machine-config: vcpu_count is the allotment now (PUT /vm.resize changes it), max_vcpus the board's harts. */
+  get machineConfiguration(): Required<MachineConfiguration> { return { ...this.machineConfig, max_vcpus: this.maxVcpus }; }
+
+  /**
+   * PUT /vm.resize: sets the vCPU allotment of a running or paused VM to `desired` (1..max_vcpus).
+   * Raising it lets the guest start more harts (it onlines them itself, or through its agent);
+   * lowering it is refused (409) while the guest has more harts online than `desired`: the guest
+   * takes them offline first (each then stops itself through SBI HSM), so no running hart is
+   * ever pulled from under it.
+   */
+  resizeVcpus(desired: number): void {
+    const what = 'PUT /vm.resize';
+    this.postBoot(what);
+    const machine = this.machine;
+    if (!machine) throw new VmError(`${what} is not possible: the VM is ${this.starting ? 'starting' : this.stateValue}`);
+    const max = machine.harts.length;
+    if (desired > max) throw new VmError(`desired_vcpus ${desired} is more than the VM's max_vcpus ${max} (the harts its device tree lists, fixed at boot)`);
+    const online = machine.startedHarts;
+    if (desired < online) {
+      const off = online - desired;
+      throw new VmConflictError(`desired_vcpus ${desired} is below the ${online} harts online in the guest: it must take ${off} of them offline first (echo 0 > /sys/devices/system/cpu/cpuN/online, or the guest agent's guest-set-vcpus), the highest first; nothing was changed`);
+    }
+    const before = machine.allottedHarts;
+    machine.setAllottedHarts(desired);
+    this.machineConfig.vcpu_count = desired;
+    if (this.machineConfig.max_vcpus === undefined) this.machineConfig.max_vcpus = max;
+    this.opts.log.info({ from: before, vcpus: desired, max_vcpus: max, online }, 'vCPU allotment changed');
+  }
+
+  /** The vCPU counts of GET /metrics. */
+  private vcpuCounts(): { max: number; allotted: number; online: number } {
+    const m = this.machine;
+    if (!m) return { max: 0, allotted: 0, online: 0 };
+    return { max: m.harts.length, allotted: m.allottedHarts, online: m.startedHarts };
+  }
 
   putDrive(id: string, d: Drive): void {
     this.preBoot(`PUT /drives/${id}`);
@@ -312,7 +358,7 @@ export class Vm {
       for (const d of drives) asVmError(() => checkDisk({ path: d.path_on_host, readonly: d.is_read_only ?? false }));
       const cmdline = this.cmdline(drives);
       await this.launch({ kind: 'linux', kernel: boot.kernel_image_path, initrd: boot.initrd_path, cmdline }, 'InstanceStart', () => {}, false);
-      this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
+      this.opts.log.info({ cmdline, vcpus: this.machineConfig.vcpu_count, max_vcpus: this.maxVcpus, mem_size_mib: this.machineConfig.mem_size_mib }, 'VM started');
     } finally {
       this.starting = false;
     }
@@ -331,7 +377,8 @@ export class Vm {
     try {
       assembly = await VmAssembly.open({
         boot,
-        cpus: this.machineConfig.vcpu_count,
+        cpus: this.maxVcpus,
+        allottedHarts: this.machineConfig.vcpu_count,
         memoryBytes: this.machineConfig.mem_size_mib * 1024 * 1024,
         disks: drives.map((d) => ({ path: d.path_on_host, readonly: d.is_read_only ?? false })),
         nets: nets.map((n) => netOption(n)),
@@ -419,7 +466,7 @@ export class Vm {
         // Paths are stored absolute, so that a VMM in another working directory can load the snapshot.
         config: {
           'boot-source': absoluteBootSource(this.bootSource),
-          'machine-config': { ...this.machineConfig },
+          'machine-config': this.machineConfiguration,
           drives: this.orderedDrives().map((d) => ({ ...d, path_on_host: resolvePath(d.path_on_host) })),
           'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
           entropy: this.entropy,
@@ -445,7 +492,7 @@ export class Vm {
   async loadSnapshot(p: SnapshotLoadParams): Promise<void> {
     const what = 'PUT /snapshot/load';
     if (this.stateValue !== 'Not started' || this.starting) throw new VmError(`${what}: a snapshot can only be loaded into a fresh VMM; the VM is ${this.starting ? 'starting' : this.stateValue === 'Stopped' ? 'stopped' : 'already started'}`);
-    const defaultMachine = Object.entries(DEFAULT_MACHINE).every(([k, v]) => this.machineConfig[k as keyof MachineConfiguration] === v);
+    const defaultMachine = this.machineConfig.max_vcpus === undefined && Object.entries(DEFAULT_MACHINE).every(([k, v]) => this.machineConfig[k as keyof MachineConfig] === v);
     if (this.bootSource || this.drives.size > 0 || this.nets.size > 0 || this.entropy || this.balloon.configured || this.guestAgent || !defaultMachine) {
       throw new VmError(`${what}: loading a snapshot is not allowed after boot configuration (boot source, machine config, drives, network interfaces, entropy or balloon); the snapshot brings its own: start a fresh VMM`);
     }
@@ -555,6 +602,7 @@ export class Vm {
       uptime_ms: m ? Math.round(now - this.startedAtMs) : 0,
       paused_ms: Math.round(this.pausedTotalMs + (this.stateValue === 'Paused' ? now - this.pausedSinceMs : 0)),
       vcpu: m ? m.harts.map((h, i) => ({ hart: h.id, instructions_retired: m.hartInstret(h.id) - (this.instretBase[i] ?? 0) })) : [],
+      vcpus: this.vcpuCounts(),
       mmio_exits: m ? m.bus.mmioAccesses : 0,
       block,
       net: Object.fromEntries(this.netIds.map((id, i) => {
@@ -568,7 +616,7 @@ export class Vm {
   /** The VM's part of GET /vm/config. */
   config(): FullVmConfiguration {
     const cfg: FullVmConfiguration = {
-      'machine-config': { ...this.machineConfig },
+      'machine-config': this.machineConfiguration,
       drives: [...this.drives.values()].map((d) => ({ ...d })),
       'network-interfaces': [...this.nets.values()].map((n) => ({ ...n })),
     };

@@ -2,7 +2,7 @@
  * The API's operations (by operationId in openapi.yaml) mapped onto the VMM. Bodies arrive
  * already validated against the document, so they have the shapes in ../config.ts.
  */
-import type { ActionType, Balloon, BalloonStatsUpdate, BalloonUpdate, BootSource, DiskResize, Drive, EntropyDevice, GuestAgent, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmStateUpdate } from '../config.js';
+import type { ActionType, Balloon, BalloonStatsUpdate, BalloonUpdate, BootSource, DiskResize, Drive, EntropyDevice, GuestAgent, Logger, MachineConfiguration, MachineConfigurationUpdate, Metrics, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmResize, VmStateUpdate } from '../config.js';
 import { VMM_VERSION, type Vmm } from '../vmm.js';
 import { ApiError, type ApiHandler, type ApiResponse } from './server.js';
 
@@ -19,6 +19,7 @@ export function apiOperations(vmm: Vmm): Record<string, ApiHandler> {
     patchMachineConfiguration: ({ body }) => { vmm.vm.patchMachineConfig(body as MachineConfigurationUpdate); return done; },
     putGuestDriveByID: ({ params, body }) => { vmm.vm.putDrive(params.drive_id, body as Drive); return done; },
     patchGuestDriveByID: async ({ params, body }) => { await vmm.vm.patchDrive(params.drive_id, body as PartialDrive); return done; },
+    resizeVm: ({ body }) => { vmm.vm.resizeVcpus((body as VmResize).desired_vcpus); return done; },
     resizeDisk: ({ body }) => { vmm.vm.resizeDisk(body as DiskResize); return done; },
     putGuestNetworkInterfaceByID: ({ params, body }) => { vmm.vm.putNetworkInterface(params.iface_id, body as NetworkInterface); return done; },
     putLogger: ({ body }) => { vmm.configureLogger(body as Logger); return done; },

@@ -3,7 +3,8 @@
  * document (see spec.ts), each answered by the handler registered under its operationId. Every
  * failure is answered in Firecracker's shape, `{"fault_message": "..."}`: 400 for anything the
  * client can fix (unparsable JSON, a body that does not match the schema, an unknown path or
- * method, a handler's ApiError), 500 only for a bug in Vessel.
+ * method, a handler's ApiError), 409 for a request the guest's state does not allow yet (a
+ * RequestError with status 409: PUT /vm.resize below the harts online), 500 only for a bug in Vessel.
  */
 import { unlinkSync } from 'node:fs';
 import { fastify, type FastifyError } from 'fastify';
@@ -101,7 +102,7 @@ export class ApiServer {
     app.setErrorHandler((error: FastifyError | Error, request, reply) => {
       if (error instanceof RequestError) {
         request.log.info({ fault: error.message }, 'request refused');
-        return reply.code(400).send(fault(error.message));
+        return reply.code(error.status).send(fault(error.message));
       }
       const status = (error as FastifyError).statusCode;
       if (status !== undefined && status >= 400 && status < 500) {
