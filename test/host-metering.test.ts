@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { loadPrices, Metering, DEFAULT_PRICES } from '../src/host/metering.js';
 import { StateStore } from '../src/host/store.js';
-import { Tenants, QuotaError } from '../src/host/tenants.js';
+import { Tenants, QuotaError, type Principal } from '../src/host/tenants.js';
 import type { Supervisor } from '../src/host/supervisor.js';
 import type { UsageSampler } from '../src/host/usage.js';
 import type { MemoryBalancer } from '../src/host/memory.js';
@@ -94,14 +94,22 @@ test('tenants: tokens found by their hash only; the admin token; quotas name eac
   try {
     const tenants = new Tenants(store);
     const { tenant, token } = tenants.create('acme', { vcpus: 4, memory_mib: 1024 });
-    assert.equal(tenants.authenticate(token, 'admin-token-0123456789')?.tenant?.name, 'acme');
-    assert.equal(tenants.authenticate('admin-token-0123456789', 'admin-token-0123456789')?.admin, true);
+    const who = (t: string, admin = 'admin-token-0123456789', now?: number) => tenants.authenticate(t, admin, now) as Principal | null;
+    assert.equal(who(token)?.tenant?.name, 'acme');
+    assert.equal(who('admin-token-0123456789')?.admin, true);
     assert.equal(tenants.authenticate(token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A'), 'admin-token-0123456789'), null);
     const stored = store.database.prepare('SELECT token_sha256 FROM tenants').get() as { token_sha256: string };
     assert.match(stored.token_sha256, /^[0-9a-f]{64}$/);
-    const again = tenants.newToken(tenant);
+    const again = tenants.newToken(tenant).token;
     assert.equal(tenants.authenticate(token, 'x'.repeat(20)), null, 'the old token stops working');
-    assert.equal(tenants.authenticate(again, 'x'.repeat(20))?.tenant?.id, tenant.id);
+    assert.equal(who(again)?.tenant?.id, tenant.id);
+    // A token with a time to live works until then, and is then refused with the reason.
+    const { token: brief, tenant: t2 } = tenants.newToken(tenant, 60);
+    assert.ok(t2.token_expires_at && Math.abs(Date.parse(t2.token_expires_at) - Date.now() - 60_000) < 5000);
+    assert.equal(who(brief)?.tenant?.id, tenant.id);
+    const later = tenants.authenticate(brief, 'x'.repeat(20), Date.now() + 61_000);
+    assert.match((later as { expired: string }).expired, /^the token of tenant "acme" expired at \S+; the host's admin can give it a new one \(vessel tenant token acme\)$/);
+    assert.equal(tenants.get('acme').token_expires_at, t2.token_expires_at);
     assert.throws(() => tenants.create('Bad Name'), /tenant name "Bad Name" is not 1 to 32 of lower-case letters/);
     const held = { vcpus: 3, memory_mib: 512, disk_gib: 0, vms: 2 };
     assert.throws(() => Tenants.checkQuota(tenant, held, { vcpus: 2, memory_mib: 1024, vms: 1 }, 'VM "x"'), (e: unknown) => {

@@ -135,6 +135,18 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   const beta2 = (await ok(dir, ['tenant', 'token', 'beta'])).trim();
   assert.equal((await api('/vms', beta)).status, 401);
   assert.equal((await api('/vms', beta2)).status, 200);
+  // A token with a time to live: refused once it is over, with the reason.
+  const brief = (await ok(dir, ['tenant', 'token', 'beta', '--token-ttl', '2s'])).trim();
+  assert.equal((await api('/vms', beta2)).status, 401, 'the token it replaced stops working');
+  assert.equal((await api('/vms', brief)).status, 200);
+  await new Promise((res2) => setTimeout(res2, 2100));
+  res = await api('/vms', brief);
+  assert.equal(res.status, 401);
+  assert.match(((await res.json()) as { fault_message: string }).fault_message, /^the token of tenant "beta" expired at /);
+  r = await cli(dir, ['tenant', 'token', 'beta', '--token-ttl', 'soon']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--token-ttl "soon" is not a time such as 90s/);
+  const beta3 = (await ok(dir, ['tenant', 'token', 'beta'])).trim();
   r = await cli(dir, ['tenant', 'delete', 'acme']);
   assert.match(r.stderr, /tenant "acme" still has 2 VMs; delete them first/);
 
@@ -166,7 +178,7 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   assert.ok(u.tenants[0].dedicated.cost > 0);
   const beforeA1 = await (await api(`/usage?to=${new Date(t0 - 60_000).toISOString()}&from=2020-01-01`, acme)).json() as Usage;
   assert.equal(beforeA1.tenants.length, 0, 'nothing is metered before the VM ran');
-  assert.equal((await (await api('/usage', beta2)).json() as Usage).tenants.length, 0, 'beta ran nothing');
+  assert.equal((await (await api('/usage', beta3)).json() as Usage).tenants.length, 0, 'beta ran nothing');
   assert.equal((await api('/usage?from=yesterday', acme)).status, 400);
   const table = await ok(dir, ['usage']);
   assert.match(table, /acme\s+a1\s+\d+/);
@@ -176,10 +188,10 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   const adminToken = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
   res = await api('/vms', adminToken, { method: 'POST', body: JSON.stringify({ name: 'b1', image: 'initramfs', memory_mib: 64, nets: ['none'], start: false, tenant: 'beta' }) });
   assert.equal(res.status, 201, await res.clone().text());
-  assert.deepEqual(((await (await api('/vms', beta2)).json()) as { name: string; tenant: string }[]).map((x) => [x.name, x.tenant]), [['b1', 'beta']]);
-  res = await api('/vms', beta2, { method: 'POST', body: JSON.stringify({ name: 'b2', image: 'initramfs', start: false, tenant: 'acme' }) });
+  assert.deepEqual(((await (await api('/vms', beta3)).json()) as { name: string; tenant: string }[]).map((x) => [x.name, x.tenant]), [['b1', 'beta']]);
+  res = await api('/vms', beta3, { method: 'POST', body: JSON.stringify({ name: 'b2', image: 'initramfs', start: false, tenant: 'acme' }) });
   assert.equal(res.status, 403, 'a tenant cannot create for another');
-  await ok(dir, ['vm', 'delete', 'b1'], beta2);
+  await ok(dir, ['vm', 'delete', 'b1'], beta3);
 
   // Deleted VMs keep their bill; a tenant without VMs can be deleted.
   await ok(dir, ['vm', 'delete', 'a1', 'a2'], acme);

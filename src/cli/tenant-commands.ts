@@ -11,7 +11,7 @@ import { HostCommandError } from './vm-commands.js';
 
 interface Global { host?: string; token?: string }
 interface Quota { vcpus?: number; memory_mib?: number; disk_gib?: number; vms?: number }
-interface TenantJson { id: string; name: string; created_at: string; quota: Quota; used: Required<Quota>; token?: string }
+interface TenantJson { id: string; name: string; created_at: string; quota: Quota; used: Required<Quota>; token?: string; token_expires_at?: string | null }
 
 async function call<T>(g: Global, method: string, urlPath: string, body?: unknown): Promise<T> {
   try {
@@ -58,6 +58,14 @@ const gib = (name: string) => (v: string): number => {
   return Math.round((bytes / 1024 ** 3) * 1000) / 1000;
 };
 
+/** A time to live: 90s, 30m, 12h, 7d, or seconds. */
+function ttl(v: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(v.trim());
+  const n = m ? Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'] : NaN;
+  if (!(n >= 1 && n <= 315_360_000)) throw new InvalidArgumentError(`--token-ttl "${v}" is not a time such as 90s, 30m, 12h or 7d (at most 10 years)`);
+  return n;
+}
+
 function quotaOptions(c: Command): Command {
   return c
     .option('--vcpus <n|none>', 'at most this many vCPUs in all its VMs', limit('--vcpus', count('--vcpus')))
@@ -83,6 +91,7 @@ function showTenant(t: TenantJson): string {
     `VMs:      ${of(t.used.vms, t.quota.vms)}`, `vCPUs:    ${of(t.used.vcpus, t.quota.vcpus)}`,
     `Memory:   ${of(t.used.memory_mib, t.quota.memory_mib, ' MiB')}`, `Disk:     ${of(t.used.disk_gib, t.quota.disk_gib, ' GiB')}`,
     ...(t.token ? [`Token:    ${t.token}`, '(shown once: the host keeps only its hash)'] : []),
+    `Expires:  ${t.token_expires_at ?? 'never (until replaced)'}`,
   ].join('\n') + '\n';
 }
 
@@ -96,9 +105,10 @@ export function registerTenantCommands(program: Command): void {
   const out = (s: string): void => { process.stdout.write(s); };
 
   quotaOptions(tenant.command('create').description('make a tenant and print its API token (shown once)').argument('<name>', 'lower-case letters, digits, _ -'))
+    .option('--token-ttl <time>', 'the token works this long (90s, 30m, 12h, 7d; default: until replaced)', ttl)
     .option('--json', 'as JSON')
-    .action(async (name: string, o: QuotaOpts & { json?: boolean }) => {
-      const t = await call<TenantJson>(g(), 'POST', '/tenants', { name, quota: quotaOf(o, false) });
+    .action(async (name: string, o: QuotaOpts & { json?: boolean; tokenTtl?: number }) => {
+      const t = await call<TenantJson>(g(), 'POST', '/tenants', { name, quota: quotaOf(o, false), ...(o.tokenTtl !== undefined ? { token_ttl_s: o.tokenTtl } : {}) });
       out(o.json ? JSON.stringify(t, null, 2) + '\n' : showTenant(t));
     });
 
@@ -125,8 +135,9 @@ export function registerTenantCommands(program: Command): void {
     });
 
   tenant.command('token').description('replace a tenant\'s token (the old one stops working) and print the new one').argument('<name>')
-    .action(async (name: string) => {
-      const t = await call<TenantJson>(g(), 'POST', `/tenants/${encodeURIComponent(name)}/token`);
+    .option('--token-ttl <time>', 'the new token works this long (90s, 30m, 12h, 7d; default: until replaced)', ttl)
+    .action(async (name: string, o: { tokenTtl?: number }) => {
+      const t = await call<TenantJson>(g(), 'POST', `/tenants/${encodeURIComponent(name)}/token`, o.tokenTtl !== undefined ? { token_ttl_s: o.tokenTtl } : undefined);
       out(`${t.token}\n`);
     });
 

@@ -28,6 +28,8 @@ export interface Tenant {
   name: string;
   created_at: string;
   quota: Quota;
+  /** When its token stops working (null: never, until it is replaced). */
+  token_expires_at: string | null;
 }
 
 export type Principal = { admin: true; tenant: null } | { admin: false; tenant: Tenant };
@@ -53,7 +55,8 @@ export const TENANT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const TOKEN_PREFIX = 'vt_';
 const GIB = 1024 ** 3;
 
-interface TenantRow { id: string; name: string; created_at: string; quota: string }
+interface TenantRow { id: string; name: string; created_at: string; quota: string; token_expires_at: string | null }
+const COLUMNS = 'id, name, created_at, quota, token_expires_at';
 
 function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -101,6 +104,9 @@ export class Tenants {
       );
       CREATE INDEX IF NOT EXISTS vm_owners_tenant ON vm_owners (tenant_id);
     `);
+    // Token expiry came after the table: add the column to a table made before it.
+    const cols = this.db.prepare('PRAGMA table_info(tenants)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'token_expires_at')) this.db.exec('ALTER TABLE tenants ADD COLUMN token_expires_at TEXT');
   }
 
   private write<T>(what: string, f: () => T): T {
@@ -115,40 +121,44 @@ export class Tenants {
   }
 
   private static tenant(row: TenantRow): Tenant {
-    return { id: row.id, name: row.name, created_at: row.created_at, quota: JSON.parse(row.quota) as Quota };
+    return { id: row.id, name: row.name, created_at: row.created_at, quota: JSON.parse(row.quota) as Quota, token_expires_at: row.token_expires_at ?? null };
   }
 
   list(): Tenant[] {
-    return (this.db.prepare('SELECT id, name, created_at, quota FROM tenants ORDER BY name').all() as TenantRow[]).map(Tenants.tenant);
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM tenants ORDER BY name`).all() as TenantRow[]).map(Tenants.tenant);
   }
 
   /** The tenant with this name or id; NotFoundError otherwise. */
   get(nameOrId: string): Tenant {
-    const row = this.db.prepare('SELECT id, name, created_at, quota FROM tenants WHERE name = ? OR id = ?').get(nameOrId, nameOrId) as TenantRow | undefined;
+    const row = this.db.prepare(`SELECT ${COLUMNS} FROM tenants WHERE name = ? OR id = ?`).get(nameOrId, nameOrId) as TenantRow | undefined;
     if (!row) throw new NotFoundError(`no tenant named "${nameOrId}"`);
     return Tenants.tenant(row);
   }
 
-  /** Makes a tenant; returns it with its token (the only time the token is seen). */
-  create(name: string, quota: Quota = {}): { tenant: Tenant; token: string } {
+  /**
+   * Makes a tenant; returns it with its token (the only time the token is seen), valid for
+   * `ttlS` seconds when given, else until it is replaced.
+   */
+  create(name: string, quota: Quota = {}, ttlS?: number): { tenant: Tenant; token: string } {
     if (!TENANT_NAME_PATTERN.test(name)) throw new SpecError(`tenant name "${name}" is not 1 to 32 of lower-case letters, digits, _ or -, starting with a letter or digit`);
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const tenant: Tenant = { id: randomBytes(6).toString('hex'), name, created_at: new Date().toISOString(), quota };
+    const tenant: Tenant = { id: randomBytes(6).toString('hex'), name, created_at: new Date().toISOString(), quota, token_expires_at: expiry(ttlS) };
     if (this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(name)) throw new ConflictError(`a tenant named "${name}" already exists`);
     this.write(`cannot create tenant "${name}"`, () => {
-      this.db.prepare('INSERT INTO tenants (id, name, created_at, token_sha256, quota) VALUES (?, ?, ?, ?, ?)').run(tenant.id, name, tenant.created_at, hashToken(token), JSON.stringify(quota));
+      this.db.prepare('INSERT INTO tenants (id, name, created_at, token_sha256, quota, token_expires_at) VALUES (?, ?, ?, ?, ?, ?)').run(tenant.id, name, tenant.created_at, hashToken(token), JSON.stringify(quota), tenant.token_expires_at);
     });
     this.store.event(null, null, 'tenant', `tenant "${name}" created`);
     return { tenant, token };
   }
 
-  /** A new token for the tenant; the old one stops working at once. */
-  newToken(t: Tenant): string {
+  /** A new token for the tenant (valid `ttlS` seconds when given); the old one stops working at once. */
+  newToken(t: Tenant, ttlS?: number): { tenant: Tenant; token: string } {
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const expires = expiry(ttlS);
     this.write(`cannot change the token of tenant "${t.name}"`, () => {
-      this.db.prepare('UPDATE tenants SET token_sha256 = ? WHERE id = ?').run(hashToken(token), t.id);
+      this.db.prepare('UPDATE tenants SET token_sha256 = ?, token_expires_at = ? WHERE id = ?').run(hashToken(token), expires, t.id);
     });
-    return token;
+    return { tenant: { ...t, token_expires_at: expires }, token };
   }
 
   setQuota(t: Tenant, quota: Quota): Tenant {
@@ -177,12 +187,14 @@ export class Tenants {
    * token the host does not know). Compared in constant time for the admin's token; a tenant's
    * is looked up by its hash, which tells nothing about the tokens near it.
    */
-  authenticate(token: string, adminToken: string): Principal | null {
+  authenticate(token: string, adminToken: string, now = Date.now()): Principal | null | { expired: string } {
     const a = Buffer.from(token), b = Buffer.from(adminToken);
     if (a.length === b.length && timingSafeEqual(a, b)) return ADMIN;
     if (!token.startsWith(TOKEN_PREFIX)) return null;
-    const row = this.db.prepare('SELECT id, name, created_at, quota FROM tenants WHERE token_sha256 = ?').get(hashToken(token)) as TenantRow | undefined;
-    return row ? { admin: false, tenant: Tenants.tenant(row) } : null;
+    const row = this.db.prepare(`SELECT ${COLUMNS} FROM tenants WHERE token_sha256 = ?`).get(hashToken(token)) as TenantRow | undefined;
+    if (!row) return null;
+    if (row.token_expires_at !== null && Date.parse(row.token_expires_at) <= now) return { expired: `the token of tenant "${row.name}" expired at ${row.token_expires_at}; the host's admin can give it a new one (vessel tenant token ${row.name})` };
+    return { admin: false, tenant: Tenants.tenant(row) };
   }
 
   /** The tenant id owning each VM (VMs of the admin are absent). */
@@ -225,6 +237,10 @@ export class Tenants {
     }
     if (over.length) throw new QuotaError(`tenant "${t.name}" is over ${over.join(' and ')}`);
   }
+}
+
+function expiry(ttlS: number | undefined): string | null {
+  return ttlS === undefined ? null : new Date(Date.now() + ttlS * 1000).toISOString();
 }
 
 /** What the VMs in `specs` hold together. */

@@ -95,8 +95,8 @@ function isWebPath(url: string): boolean {
 export interface ListenOptions {
   socketPath: string;
   tcp?: { host: string; port: number };
-  /** Who sends this token (null: nobody the host knows). */
-  authenticate: (token: string) => Principal | null;
+  /** Who sends this token (null: nobody the host knows; `expired`: a tenant's token past its time, with the sentence). */
+  authenticate: (token: string) => Principal | null | { expired: string };
   /** Serve the web console's files on TCP (default true; false where dist/web is absent). */
   web?: boolean;
 }
@@ -128,9 +128,10 @@ export class HostApiServer {
       app.addHook('onRequest', async (request, reply) => {
         if (tcp && webRoot && request.method === 'GET' && isWebPath(request.url)) return;
         const token = requestToken(request);
-        const who = token === undefined ? (tcp ? null : ADMIN) : token === null ? null : opts.authenticate(token);
+        const found = token === undefined ? (tcp ? null : ADMIN) : token === null ? null : opts.authenticate(token);
+        const who = found !== null && 'expired' in found ? null : found;
         if (!who) {
-          const why = token === undefined
+          const why = found !== null && 'expired' in found ? found.expired : token === undefined
             ? 'this API needs a token: "Authorization: Bearer <token>" with the host\'s token or a tenant\'s'
             : 'the token is not valid (not the host\'s, and no tenant\'s: it may have been replaced or its tenant deleted)';
           await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ fault_message: why });

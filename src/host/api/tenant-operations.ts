@@ -35,8 +35,8 @@ export function tenantOperations(tenants: Tenants, metering: Metering, sup: Supe
     },
     createTenant: ({ who, body }) => {
       adminOnly(who, 'POST /tenants');
-      const b = body as { name: string; quota?: Quota };
-      const { tenant, token } = tenants.create(b.name, b.quota ?? {});
+      const b = body as { name: string; quota?: Quota; token_ttl_s?: number };
+      const { tenant, token } = tenants.create(b.name, b.quota ?? {}, b.token_ttl_s);
       return { status: 201, body: { ...view(tenant), token } };
     },
     getTenant: ({ who, params }) => {
@@ -54,10 +54,10 @@ export function tenantOperations(tenants: Tenants, metering: Metering, sup: Supe
       tenants.delete(tenants.get(params.tenant));
       return { status: 204 };
     },
-    newTenantToken: ({ who, params }) => {
+    newTenantToken: ({ who, params, body }) => {
       adminOnly(who, 'POST /tenants/{tenant}/token');
-      const t = tenants.get(params.tenant);
-      return { status: 200, body: { ...view(t), token: tenants.newToken(t) } };
+      const { tenant, token } = tenants.newToken(tenants.get(params.tenant), (body as { token_ttl_s?: number } | undefined)?.token_ttl_s);
+      return { status: 200, body: { ...view(tenant), token } };
     },
     getUsage: ({ who, query }) => {
       const now = new Date();
