@@ -36,7 +36,10 @@ export const enum HartWord {
   MailD = 12,
   MailResult = 13,
 }
+/** int32 words per hart: 64 bytes, a cache line, so that harts' threads do not write each other's lines. */
 const HART_WORDS = 16;
+/** float64s per hart's retired-instruction count: a cache line each. */
+const INSTRET_STRIDE = 8;
 
 /** The machine-wide words, after the harts'. */
 export const enum MachineWord {
@@ -76,8 +79,11 @@ export class HartControl {
   readonly words: Int32Array;
   /** Per hart: the start address and opaque value of SBI hart_start. */
   readonly starts: BigInt64Array;
-  /** Per hart: instructions retired, as its thread last published. */
-  readonly instret: Float64Array;
+  /**
+   * Per hart: instructions retired, as its thread last published (at INSTRET_STRIDE: each on a
+   * cache line of its own, as every hart thread writes its count after every run slice).
+   */
+  private readonly instrets: Float64Array;
   private readonly machineBase: number;
 
   constructor(readonly shared: SharedArrayBuffer, readonly harts: number) {
@@ -85,14 +91,17 @@ export class HartControl {
     const startsAt = Math.ceil(int32s * 4 / 8) * 8;
     this.words = new Int32Array(shared, 0, int32s);
     this.starts = new BigInt64Array(shared, startsAt, harts * 2);
-    this.instret = new Float64Array(shared, startsAt + harts * 16, harts);
+    this.instrets = new Float64Array(shared, startsAt + harts * 16, harts * INSTRET_STRIDE);
     this.machineBase = harts * HART_WORDS;
   }
 
   static create(harts: number): HartControl {
     const int32s = harts * HART_WORDS + MACHINE_WORDS;
-    return new HartControl(new SharedArrayBuffer(Math.ceil(int32s * 4 / 8) * 8 + harts * 24), harts);
+    return new HartControl(new SharedArrayBuffer(Math.ceil(int32s * 4 / 8) * 8 + harts * (16 + 8 * INSTRET_STRIDE)), harts);
   }
+
+  instret(id: number): number { return this.instrets[id * INSTRET_STRIDE]; }
+  setInstret(id: number, n: number): void { this.instrets[id * INSTRET_STRIDE] = n; }
 
   /** Index in `words` of hart `id`'s word `w`. */
   at(id: number, w: HartWord): number { return id * HART_WORDS + w; }

@@ -212,7 +212,7 @@ function park(): void {
   control.set(self, HartWord.Asleep, 1);
   code.setQuiescent(self, true);
   data.states.postMessage(saveHart(hart));
-  control.instret[self] = hart.instret;
+  control.setInstret(self, hart.instret);
   Atomics.add(words, control.machineAt(MachineWord.Parked), 1);
   Atomics.notify(words, control.machineAt(MachineWord.Parked));
   while (control.run === RunState.Paused) Atomics.wait(words, control.machineAt(MachineWord.Run), RunState.Paused);
@@ -233,7 +233,7 @@ function main(): void {
     service();
     if (control.get(self, HartWord.Hsm) !== HartState.Started) { sleep(MAX_SLEEP_MS); continue; }
     hart.run(data.quantum);
-    control.instret[self] = hart.instret;
+    control.setInstret(self, hart.instret);
     if (hart.yielding) {
       // The guest spins: give the core away for a moment (another hart's thread may hold what it waits for).
       Atomics.wait(words, control.at(self, HartWord.Wake), Atomics.load(words, control.at(self, HartWord.Wake)), SPIN_NAP_MS);
@@ -247,7 +247,7 @@ function main(): void {
   control.set(self, HartWord.Asleep, 1);
   code.setQuiescent(self, true);
   data.states.postMessage(saveHart(hart));
-  control.instret[self] = hart.instret;
+  control.setInstret(self, hart.instret);
   Atomics.add(words, control.machineAt(MachineWord.Ended), 1);
   Atomics.notify(words, control.machineAt(MachineWord.Ended));
   jit?.close();

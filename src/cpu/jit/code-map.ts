@@ -20,9 +20,12 @@
  * bit both get the written message, which costs them a needless drop at most.
  */
 
-/** Control words: [0] the epoch; then per thread: dirty count, acknowledged epoch, quiescent. */
+/**
+ * Control words: [0] the epoch; then per thread, on a cache line of its own (THREAD_WORDS):
+ * dirty count, acknowledged epoch, quiescent.
+ */
 const EPOCH = 0;
-const THREAD_WORDS = 4;
+const THREAD_WORDS = 16;
 const DIRTY_COUNT = 0, ACKED = 1, QUIESCENT = 2;
 
 export interface CodeMapShared {
@@ -57,14 +60,14 @@ export class CodeMap {
     return new CodeMap({
       owners: new SharedArrayBuffer(ramPages * 4),
       dirty: new SharedArrayBuffer(words * threads * 4),
-      control: new SharedArrayBuffer((1 + threads * THREAD_WORDS) * 4),
+      control: new SharedArrayBuffer((THREAD_WORDS + threads * THREAD_WORDS) * 4),
       threads,
     });
   }
 
   private static bit(thread: number): number { return 1 << (thread & 31); }
 
-  private word(thread: number, field: number): number { return 1 + thread * THREAD_WORDS + field; }
+  private word(thread: number, field: number): number { return (1 + thread) * THREAD_WORDS + field; }
 
   /** Marks `page` as translated by `thread`; true when the thread did not hold it before. */
   own(thread: number, page: number): boolean {
