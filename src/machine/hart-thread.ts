@@ -60,17 +60,32 @@ const words = control.words;
 const code = new CodeMap(data.code);
 const clock = VirtualClock.attach(data.clock);
 
-/** Calls into the main thread: the arguments, then Request, then sleep until it answers Idle. */
-function mail(op: MailOp, a: number, b: number, c: number, d: number): number {
+const box = control.at(self, HartWord.Mail);
+
+/** Waits until the main thread took the last request (a posted store may still be in it). */
+function awaitMailbox(): void {
+  while (Atomics.load(words, box) === MailState.Request) Atomics.wait(words, box, MailState.Request);
+}
+
+/**
+ * Puts a request in the mailbox without waiting for the answer: the main thread answers one
+ * request at a time, so a later call from this hart sees the device after it.
+ */
+function post(op: MailOp, a: number, b: number, c: number, d: number): void {
+  awaitMailbox();
   words[control.at(self, HartWord.MailOp)] = op;
   words[control.at(self, HartWord.MailA)] = a;
   words[control.at(self, HartWord.MailB)] = b;
   words[control.at(self, HartWord.MailC)] = c;
   words[control.at(self, HartWord.MailD)] = d;
-  const box = control.at(self, HartWord.Mail);
   Atomics.store(words, box, MailState.Request);
   Atomics.notify(words, box);
-  while (Atomics.load(words, box) === MailState.Request) Atomics.wait(words, box, MailState.Request);
+}
+
+/** Calls into the main thread: the request, then sleep until it answers (Idle). */
+function mail(op: MailOp, a: number, b: number, c: number, d: number): number {
+  post(op, a, b, c, d);
+  awaitMailbox();
   return Atomics.load(words, control.at(self, HartWord.MailResult));
 }
 
@@ -88,9 +103,15 @@ class RemoteBus implements HartBus {
     return Atomics.load(words, control.at(self, HartWord.MailD)) === 1 ? undefined : v;
   }
 
+  /**
+   * A posted write: a device answers there (isMmio), so the store cannot fault, and the hart
+   * goes on while the main thread runs the device (a virtio notify that does disk I/O does not
+   * stop the hart); its next device access waits for this one.
+   */
   storeMmio(pa: number, width: AccessWidth, value: number): boolean {
     if (!this.isMmio(pa, width)) return false;
-    return mail(MailOp.Store, pa >>> 0, Math.floor(pa / 2 ** 32), width, value) === 1;
+    post(MailOp.Store, pa >>> 0, Math.floor(pa / 2 ** 32), width, value);
+    return true;
   }
 }
 
