@@ -184,6 +184,23 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   assert.match(table, /acme\s+a1\s+\d+/);
   assert.match(table, /Total: [0-9.]+ CHF/);
 
+  // A root disk of a chosen size: the copy and its ext4 grown before the first boot; a tenant's
+  // disk quota is checked before anything is made.
+  const sized = JSON.parse(await ok(dir, ['vm', 'create', 'sized', '--disk-size', '512M', '--no-start', '--net', 'none', '--json'])) as { disks: { path: string }[] };
+  assert.equal(fs.statSync(sized.disks[0].path).size, 512 << 20);
+  const { stdout: sb } = await run('dumpe2fs', ['-h', sized.disks[0].path]);
+  const blocks = Number(/^Block count:\s+(\d+)/m.exec(sb)?.[1]), blockSize = Number(/^Block size:\s+(\d+)/m.exec(sb)?.[1]);
+  assert.equal(blocks * blockSize, 512 << 20, 'the file system fills the disk');
+  await ok(dir, ['vm', 'delete', 'sized']);
+  r = await cli(dir, ['vm', 'create', 'sized', '--image', 'initramfs', '--disk-size', '512M', '--no-start']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /disk_mib sizes the VM's own copy of the default root disk/);
+  await ok(dir, ['tenant', 'set', 'beta', '--disk', '1G']);
+  r = await cli(dir, ['vm', 'create', 'big', '--disk-size', '3G', '--no-start', '--net', 'none'], beta3);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /tenant "beta" is over the disk quota of 1 GiB \(it has 0 GiB and VM "big" needs 3 GiB more: 2 GiB over\)/);
+  assert.equal(fs.readdirSync(path.join(dir, 'vms')).length, 2, 'nothing was made for it (a1 and a2 only)');
+
   // The admin may create a VM for a tenant: it is the tenant's, in its list and its quotas.
   const adminToken = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
   res = await api('/vms', adminToken, { method: 'POST', body: JSON.stringify({ name: 'b1', image: 'initramfs', memory_mib: 64, nets: ['none'], start: false, tenant: 'beta' }) });

@@ -209,9 +209,10 @@ export function registerHostCommands(program: Command): void {
     .option('--no-start', 'create it stopped')
     .addOption(new Option('--image <image>', 'default: the default image with the VM\'s own root disk (as without --kernel, --initrd, --disk); initramfs: its kernel and initramfs only (tenants choose this way)').choices(['default', 'initramfs']))
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: { image?: string; vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { image?: string; diskSize?: number; vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
       const disks = o.disk.map((d) => {
         const parts = d.split(',');
+    .option('--disk-size <size>', 'the size of the VM\'s own root disk copy (default image only), e.g. 2G: grown with its file system before the first boot', mibArg)
         let readonly = false;
         while (parts.length > 1 && ['readonly', 'ro'].includes(parts[parts.length - 1])) { parts.pop(); readonly = true; }
         return { path: path.resolve(parts.join(',')), readonly };
@@ -219,7 +220,7 @@ export function registerHostCommands(program: Command): void {
       const body = {
         name, vcpus: o.vcpus, memory_mib: o.memory, memory_min_mib: o.memoryMin, memory_shares: o.memoryShares, cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap,
         kernel: o.kernel && path.resolve(o.kernel), initrd: o.initrd && path.resolve(o.initrd), append: o.append,
-        disks: disks.length ? disks : undefined, nets: o.net.length ? o.net : undefined, rng: o.rng, restart: o.restart, start: o.start, image: o.image,
+        disks: disks.length ? disks : undefined, nets: o.net.length ? o.net : undefined, rng: o.rng, restart: o.restart, start: o.start, image: o.image, disk_mib: o.diskSize,
       };
       const created = await call<VmJson>(g(), 'POST', '/vms', JSON.parse(JSON.stringify(body)));
       if (o.json) json(created);

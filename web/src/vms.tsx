@@ -112,6 +112,7 @@ function CreateVm(props: { onClose: () => void; onCreated: (name: string) => voi
       vcpus: num('vcpus'),
       memory_mib: num('memory'),
       memory_min_mib: num('memory_min'),
+      disk_mib: num('disk'),
       nets: [String(f.get('net'))],
       start: f.get('start') === 'on',
     };
@@ -142,6 +143,7 @@ function CreateVm(props: { onClose: () => void; onCreated: (name: string) => voi
           </label>
           <label>Memory, MiB (maximum) <input name="memory" inputMode="numeric" value="256" /></label>
           <label>Memory minimum, MiB <input name="memory_min" inputMode="numeric" placeholder="= maximum" /></label>
+          <label>Disk, MiB (Debian root disk only) <input name="disk" inputMode="numeric" placeholder="the image's size" /></label>
         </div>
         <label class="check"><input type="checkbox" name="start" checked /> Start it now</label>
         <ErrorLine error={error} />

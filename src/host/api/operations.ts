@@ -24,6 +24,7 @@ import type { Registry } from 'prom-client';
 import { BadRequestError, type HostHandler, type HostRequest } from './server.js';
 import { tenantScope, type TenantContext } from './tenant-scope.js';
 
+import { growRootDisk } from '../disk-size.js';
 export interface HostContext {
   supervisor: Supervisor;
   store: StateStore;
@@ -61,6 +62,8 @@ interface VmCreateBody {
   tenant?: string;
 }
 
+  /** The size of the VM's own root disk copy, grown with its file system before the first boot (disk-size.ts). */
+  disk_mib?: number;
 /** What the API shows of a VM. */
 export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string, unknown> {
   const s = vm.record.spec;
@@ -127,10 +130,12 @@ async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Pro
   if (choice.defaultRootDisk !== undefined) {
     // Each VM boots its own copy of the default root disk: never two VMs writing one file system.
     const copy = path.join(vmDir, 'rootfs.ext4');
+  if (body.disk_mib !== undefined && choice.defaultRootDisk === undefined) throw new SpecError('disk_mib sizes the VM\'s own copy of the default root disk: it needs the default image (no kernel, initrd or disks, and not "image": "initramfs")');
     copyRootDisk(choice.defaultRootDisk, copy);
     disks[0] = { path: copy, readonly: false, owned: true };
   }
   const memory = body.memory_mib ?? DEFAULT_SPEC.memory_mib;
+    if (body.disk_mib !== undefined) growRootDisk(copy, body.disk_mib);
   return {
     vcpus: body.vcpus ?? DEFAULT_SPEC.vcpus,
     memory_mib: memory,
@@ -183,6 +188,8 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
           if (owner) scope.checkCreate(owner, spec, b.name);
         } catch (e) {
           fs.rmSync(dir, { recursive: true, force: true });
+          // What the request says is checked before any file is made; the disks' real size after.
+          if (owner) scope.checkRequest(owner, b);
           throw e;
         }
         const vm = owner

@@ -10,7 +10,7 @@ import type { Metering } from '../metering.js';
 import type { StateStore } from '../store.js';
 import type { Supervisor, VmHandle } from '../supervisor.js';
 import { ForbiddenError, sumAllotments, allotmentOf, Tenants, type Principal, type Tenant } from '../tenants.js';
-import type { VmSpec } from '../vm-spec.js';
+import { DEFAULT_SPEC, type VmSpec } from '../vm-spec.js';
 
 export interface TenantContext {
   tenants: Tenants;
@@ -103,6 +103,12 @@ export function tenantScope(ctx: TenantContext, sup: Supervisor) {
       const next = prev.then(() => f(tenants.get(owner.id)), () => f(tenants.get(owner.id)));
       queues.set(owner.id, next.catch(() => undefined));
       return next;
+    },
+
+    /** Refuses a create whose asked-for vCPUs, memory, disk size or count are over a quota, before anything is made. */
+    checkRequest(owner: Tenant, b: { name: string; vcpus?: number; memory_mib?: number; disk_mib?: number }): void {
+      Tenants.checkQuota(owner, sumAllotments(ownedBy(owner).map((v) => v.record.spec)),
+        { vms: 1, vcpus: b.vcpus ?? DEFAULT_SPEC.vcpus, memory_mib: b.memory_mib ?? DEFAULT_SPEC.memory_mib, disk_gib: (b.disk_mib ?? 0) / 1024 }, `VM "${b.name}"`);
     },
 
     /** Refuses a create that takes the tenant over a quota (QuotaError, 403). */
