@@ -3,7 +3,8 @@
 // virtio-console) runs commands through `vessel vm exec` and powers off through
 // `vessel vm shutdown`; a kernel+initramfs VM, which has no agent, is refused at once. Its root
 // disk grows live from 256 to 512 MiB with `vessel vm set --disk` (the guest's ext4 grown by
-// resize2fs through the agent), shrinking and live vCPU changes are refused.
+// resize2fs through the agent), shrinking is refused. Its vCPUs change live, 1 -> 2 -> 1, through the
+// VMM's allotment (PUT /vm.resize) and the agent's guest-set-vcpus: nproc follows, no reboot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -12,12 +13,13 @@ import * as path from 'node:path';
 
 import { ensureDefaultImage } from '../images/build-image.js';
 import { TEST_MS } from './vessel-cli.js';
+import { api } from './vmm-client.js';
 import { removeStateDir, shortStateDir, startHost, until, vm, vmOk } from './host-cli.js';
 
-interface VmJson { id: string; state: string; desired_state: string; pid: number | null; guest_agent?: { connected: boolean; version: string | null }; last_exit: { reason: string; stop?: string; exit_code: number | null } | null }
+interface VmJson { id: string; state: string; vcpus?: number; max_vcpus?: number; vcpus_online?: number | null; api_socket?: string; desired_state: string; pid: number | null; guest_agent?: { connected: boolean; version: string | null }; last_exit: { reason: string; stop?: string; exit_code: number | null } | null }
 const show = async (dir: string, name: string): Promise<VmJson> => JSON.parse(await vmOk(dir, ['show', name, '--json'])) as VmJson;
 
-test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default-image VM, whose root disk grows live (256 -> 512 MiB, ext4 grown); a VM without the agent: exec refused at once, shutdown typed on its console', { timeout: TEST_MS }, async (t) => {
+test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default-image VM, whose root disk grows live (256 -> 512 MiB, ext4 grown) and whose vCPUs go 1 -> 2 -> 1 live; a VM without the agent: exec refused at once, vCPUs raised but not lowered, shutdown typed on its console', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
   const dir = shortStateDir('vga-');
   const host = await startHost(dir);
@@ -25,7 +27,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
 
   // The full root disk (with qemu-ga); the kernel+initramfs VM (without) comes once it is up,
   // so the two do not share the test machine's cores while the first boots.
-  await vmOk(dir, ['create', 'ga', '--net', 'none']);
+  await vmOk(dir, ['create', 'ga', '--net', 'none', '--vcpus', '1', '--max-vcpus', '2']);
 
   const t0 = Date.now();
   const s = await until('the guest agent to connect (vessel vm show)', async () => {
@@ -41,7 +43,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   const rwImg = path.join(dir, 'rw.img');
   fs.writeFileSync(roImg, Buffer.alloc(1 << 20));
   fs.writeFileSync(rwImg, Buffer.alloc(1 << 20));
-  await vmOk(dir, ['create', 'bare', '--kernel', image.kernel, '--initrd', image.initrd, '--memory', '128M', '--net', 'none', '--disk', `${roImg},readonly`, '--disk', rwImg]);
+  await vmOk(dir, ['create', 'bare', '--kernel', image.kernel, '--initrd', image.initrd, '--memory', '128M', '--net', 'none', '--disk', `${roImg},readonly`, '--disk', rwImg, '--max-vcpus', '2']);
   let t1 = Date.now();
   const uname = await vm(dir, ['exec', 'ga', '--', 'uname', '-m']);
   const execMs = Date.now() - t1;
@@ -78,10 +80,48 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   const shrink = await vm(dir, ['set', 'ga', '--disk', 'vda=128M']);
   assert.equal(shrink.code, 1);
   assert.match(shrink.stderr, /disk vda of VM "ga" is 256 MiB \(268435456 bytes\); shrinking it to 128 MiB is not supported .*give at least 256 MiB/);
-  const vcpus = await vm(dir, ['set', 'ga', '--vcpus', '2', '--disk', 'vda=512M']);
-  assert.equal(vcpus.code, 1);
-  assert.match(vcpus.stderr, /changing the vCPUs of a running VM is not supported yet .*nothing was changed/);
+  const vcpus = await vm(dir, ['set', 'ga', '--vcpus', '3', '--disk', 'vda=512M']);
+  assert.equal(vcpus.code, 2, 'beyond max_vcpus is invalid input');
+  assert.match(vcpus.stderr, /VM "ga" has max_vcpus 2: --vcpus 3 is more than that .*nothing was changed/);
   assert.equal(fs.statSync(rootfs).size, 256 << 20, 'refusals change nothing');
+
+  // vCPUs live, in the same running guest: 1 -> 2 -> 1; nproc follows, the guest does not reboot.
+  const nproc = async (): Promise<string> => (await exec('nproc')).trim();
+  const guestUptime = async (): Promise<number> => Number((await exec('cat /proc/uptime')).split(' ')[0]);
+  const pid0 = (await show(dir, 'ga')).pid;
+  const up0 = await guestUptime();
+  assert.equal(await nproc(), '1');
+  let v = await show(dir, 'ga');
+  assert.deepEqual({ vcpus: v.vcpus, max: v.max_vcpus, online: v.vcpus_online }, { vcpus: 1, max: 2, online: 1 });
+  t1 = Date.now();
+  const up = await vmOk(dir, ['set', 'ga', '--vcpus', '2']);
+  const upMs = Date.now() - t1;
+  assert.match(up, /^ga: vCPU allotment raised from 1 to 2 \(of max_vcpus 2\)/m);
+  assert.match(up, /^ga: the guest agent onlined cpu1: the guest has 2 CPUs online \(\d+ ms after the request\)$/m);
+  assert.equal(await nproc(), '2', 'nproc follows at once');
+  const nprocUpMs = Date.now() - t1;
+  assert.equal((await exec('cat /sys/devices/system/cpu/online')).trim(), '0-1');
+  v = await show(dir, 'ga');
+  assert.deepEqual({ vcpus: v.vcpus, max: v.max_vcpus, online: v.vcpus_online }, { vcpus: 2, max: 2, online: 2 });
+  assert.match(await vmOk(dir, ['show', 'ga']), /^vCPUs:\s+2 \(max 2, 2 online\)$/m);
+  // The VMM itself will not lower the allotment under a hart the guest has online (409, nothing changed).
+  const direct = await api(v.api_socket as string, 'PUT', '/vm.resize', { desired_vcpus: 1 });
+  assert.equal(direct.status, 409, direct.text);
+  assert.match((direct.body as { fault_message: string }).fault_message, /desired_vcpus 1 is below the 2 harts online in the guest/);
+  assert.equal((await vm(dir, ['set', 'ga', '--vcpus', '0'])).code, 2, 'vCPU 0 always stays');
+  t1 = Date.now();
+  const down = await vmOk(dir, ['set', 'ga', '--vcpus', '1']);
+  const downMs = Date.now() - t1;
+  assert.match(down, /^ga: the guest agent took cpu1 offline; their harts stopped/m);
+  assert.match(down, /^ga: vCPU allotment lowered from 2 to 1 \(of max_vcpus 2\)/m);
+  assert.equal(await nproc(), '1');
+  assert.equal((await exec('cat /sys/devices/system/cpu/online')).trim(), '0');
+  v = await show(dir, 'ga');
+  assert.deepEqual({ vcpus: v.vcpus, online: v.vcpus_online, pid: v.pid }, { vcpus: 1, online: 1, pid: pid0 }, 'the same VM process');
+  const up1 = await guestUptime();
+  assert.ok(up1 > up0, `the guest's uptime continues (${up0} s -> ${up1} s): no reboot`);
+  const metrics = (await api(v.api_socket as string, 'GET', '/metrics')).body as { vcpus: unknown };
+  assert.deepEqual(metrics.vcpus, { max: 2, allotted: 1, online: 1 });
   t1 = Date.now();
   const grown = JSON.parse(await vmOk(dir, ['set', 'ga', '--disk', 'vda=512M', '--json'])) as { disks: { grown: boolean; live: boolean; previous_bytes: number; guest: { device: string; size_bytes: number; seen_after_ms: number } | null; filesystem: { mount_point: string; type: string; resized: boolean; size_bytes: number | null } | null; notes: string[] }[] };
   const growS = (Date.now() - t1) / 1000;
@@ -112,6 +152,13 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.equal(fs.statSync(rwImg).size, 2 << 20);
   const nodisk = await vm(dir, ['set', 'bare', '--disk', 'vdc=2M']);
   assert.match(nodisk.stderr, /VM "bare" has no disk "vdc" \(it has vda, vdb\)/);
+  // vCPUs without an agent: raised (the guest must online the CPU itself), never lowered.
+  const bareUp = await vmOk(dir, ['set', 'bare', '--vcpus', '2']);
+  assert.match(bareUp, /^bare: vCPU allotment raised from 1 to 2 \(of max_vcpus 2\).*\nbare: VM "bare" has no guest agent: .*; the guest must online the new CPUs itself/m);
+  const bareDown = await vm(dir, ['set', 'bare', '--vcpus', '1']);
+  assert.equal(bareDown.code, 1);
+  assert.match(bareDown.stderr, /VM "bare" has no guest agent: .*nothing was changed/);
+  assert.equal((await show(dir, 'bare')).vcpus, 2, 'a refused change leaves the vCPUs as they were');
 
   // A clean poweroff through the agent: the VM ends stopped, its last exit a guest poweroff.
   t1 = Date.now();
@@ -131,7 +178,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.match(await vmOk(dir, ['set', 'ga', '--disk', 'vda=640M']), /^ga: vda grown from 512 MiB to 640 MiB offline: VM "ga" is stopped; the guest sees the new size when it next boots/m);
   assert.equal(fs.statSync(rootfs).size, 640 << 20);
   assert.match(await vmOk(dir, ['set', 'ga', '--vcpus', '2']), /vcpus 2 \(from its next start\)/);
-  t.diagnostic(`agent up ${bootS.toFixed(1)} s after create; exec uname ${execMs} ms; no-agent refusal ${noneMs} ms; shutdown ${shutdownS.toFixed(1)} s; vda 256 -> 512 MiB: guest saw it ${g0.guest?.seen_after_ms} ms after the request, whole set with resize2fs ${growS.toFixed(1)} s`);
+  t.diagnostic(`agent up ${bootS.toFixed(1)} s after create; exec uname ${execMs} ms; no-agent refusal ${noneMs} ms; shutdown ${shutdownS.toFixed(1)} s; vda 256 -> 512 MiB: guest saw it ${g0.guest?.seen_after_ms} ms after the request, whole set with resize2fs ${growS.toFixed(1)} s; vcpus 1 -> 2: set ${upMs} ms, nproc 2 ${nprocUpMs} ms after the request; 2 -> 1: set ${downMs} ms`);
   // Shutdown without an agent: the initramfs guest's console is at its shell prompt, so
   // `poweroff` is typed there (a client attached to the console would be refused instead).
   await until('the initramfs guest\'s shell', async () => /built-in shell/.test(await vmOk(dir, ['logs', 'bare'])), 150_000, 1000);

@@ -20,6 +20,10 @@ interface VmJson {
   last_exit: { exit_code: number | null; reason: string; at: string } | null; console_socket: string;
   /** GET /vms/{vm} only. */
   guest_agent?: { connected: boolean; version: string | null };
+  /** The most vCPUs it can have while it runs; CPUs online in the guest (GET /vms/{vm}, running). */
+  max_vcpus?: number; vcpus_online?: number | null;
+  /** PATCH /vms/{vm} with vcpus on a running VM: what was done live. */
+  vcpus_change?: { previous: number; vcpus: number; max_vcpus: number; live: boolean; online: number | null; seen_after_ms: number | null; notes: string[] };
 }
 
 interface Stats {
@@ -147,7 +151,7 @@ function showVm(v: VmJson, mem: MemoryJson | null = null): string {
   const lines: [string, string][] = [
     ['Name', v.name], ['Id', v.id], ['State', v.state + (v.desired_state !== stateGoal(v.state) ? ` (wanted: ${v.desired_state})` : '')],
     ['PID', v.pid === null ? '-' : String(v.pid)], ['Uptime', duration(v.uptime_s)],
-    ['vCPUs', String(v.vcpus)], ['Memory', `${v.memory_mib} MiB (min ${v.memory_min_mib} MiB)`],
+    ['vCPUs', `${v.vcpus} (max ${v.max_vcpus ?? v.vcpus}${v.vcpus_online != null ? `, ${v.vcpus_online} online` : ''})`], ['Memory', `${v.memory_mib} MiB (min ${v.memory_min_mib} MiB)`],
     ...(mem && v.pid !== null ? memoryLines(mem) : []),
     ['CPU weight', String(v.cpu_weight)], ['CPU cap', v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}% of a core`],
     ['Kernel', v.kernel], ...(v.initrd ? [['Initrd', v.initrd] as [string, string]] : []), ['Command line', v.append],
@@ -194,6 +198,7 @@ export function registerHostCommands(program: Command): void {
     .description('create a VM and start it (the default guest image when no --kernel, --initrd or --disk is given, with its own copy of the root disk)')
     .argument('<name>', 'a name: letters, digits, _ . -')
     .option('--vcpus <n>', 'vCPUs (default 1)', intArg('--vcpus', 1, 64))
+    .option('--max-vcpus <n>', 'the most vCPUs it can have while it runs (`vessel vm set --vcpus`); default --vcpus', intArg('--max-vcpus', 1, 64))
     .option('--memory <size>', 'guest RAM at boot, its maximum, e.g. 256M (default 256M)', mibArg)
     .option('--memory-min <size>', 'the least memory the host\'s policy leaves the VM (default: --memory)', mibArg)
     .option('--memory-shares <n>', 'the VM\'s weight when the host\'s memory is split, 0 to 50000 (default 1000)', intArg('--memory-shares', 0, 50000))
@@ -218,7 +223,7 @@ export function registerHostCommands(program: Command): void {
         return { path: path.resolve(parts.join(',')), readonly };
       });
       const body = {
-        name, vcpus: o.vcpus, memory_mib: o.memory, memory_min_mib: o.memoryMin, memory_shares: o.memoryShares, cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap,
+        name, vcpus: o.vcpus, max_vcpus: (o as { maxVcpus?: number }).maxVcpus, memory_mib: o.memory, memory_min_mib: o.memoryMin, memory_shares: o.memoryShares, cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap,
         kernel: o.kernel && path.resolve(o.kernel), initrd: o.initrd && path.resolve(o.initrd), append: o.append,
         disks: disks.length ? disks : undefined, nets: o.net.length ? o.net : undefined, rng: o.rng, restart: o.restart, start: o.start, image: o.image, disk_mib: o.diskSize,
       };
@@ -342,14 +347,17 @@ export function registerHostCommands(program: Command): void {
     .option('--memory <size|auto>', 'move the memory target (the balloon) by hand, within --memory-min and --memory; the policy leaves the VM alone until --memory auto', (v: string) => (v === 'auto' ? 'auto' : mibArg(v)))
     .option('--memory-shares <n>', 'the VM\'s weight when the host\'s memory is split, 0 to 50000', intArg('--memory-shares', 0, 50000))
     .addOption(new Option('--disk <vdX=size>', 'grow a disk, e.g. vda=2G (never shrinks): live on a running VM, with its ext4 grown through the guest agent; the image alone on a stopped one; repeatable').argParser(diskSizeArg).default([] as DiskSize[], 'none'))
-    .option('--vcpus <n>', 'vCPUs of a stopped VM, from its next start (a running VM\'s cannot change yet)', intArg('--vcpus', 1, 64))
+    .option('--vcpus <n>', 'vCPUs: a running VM\'s live, up to its max_vcpus (the guest agent onlines or offlines the CPUs); a stopped VM\'s from its next start', intArg('--vcpus', 1, 64))
+    .option('--max-vcpus <n>', 'the most vCPUs a stopped VM can have once it runs (from its next start)', intArg('--max-vcpus', 1, 64))
     .option('--json', 'print the VM as JSON ({vm, memory, disks} when --disk is given)')
-    .action(async (name: string, o: { cpuWeight?: number; cpuCap?: number; restart?: string; memory?: number | 'auto'; memoryShares?: number; disk: DiskSize[]; vcpus?: number; json?: boolean }) => {
-      const body = JSON.parse(JSON.stringify({ cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap, restart: o.restart, memory_shares: o.memoryShares, vcpus: o.vcpus })) as Record<string, unknown>;
+    .action(async (name: string, o: { cpuWeight?: number; cpuCap?: number; restart?: string; memory?: number | 'auto'; memoryShares?: number; disk: DiskSize[]; vcpus?: number; maxVcpus?: number; json?: boolean }) => {
+      const body = JSON.parse(JSON.stringify({ cpu_weight: o.cpuWeight, cpu_cap: o.cpuCap, restart: o.restart, memory_shares: o.memoryShares, vcpus: o.vcpus, max_vcpus: o.maxVcpus })) as Record<string, unknown>;
       if (Object.keys(body).length === 0 && o.memory === undefined && o.disk.length === 0) throw new HostCommandError('vessel vm set: nothing to change (give --cpu-weight, --cpu-cap, --restart, --memory, --memory-shares, --disk or --vcpus)', 2);
       // The VM's own fields first: a refused one (vCPUs of a running VM) leaves everything as it was.
       const v = Object.keys(body).length > 0 ? await call<VmJson>(g(), 'PATCH', vmPath(name), body) : null;
-      if (v && !o.json) print(`${v.name}: cpu_weight ${v.cpu_weight}, cpu_cap ${v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}%`}, restart ${v.restart}, memory_shares ${v.memory_shares ?? 1000}${o.vcpus !== undefined ? `, vcpus ${v.vcpus}${v.pid === null ? ' (from its next start)' : ''}` : ''}\n`);
+      if (v && !o.json) print(`${v.name}: cpu_weight ${v.cpu_weight}, cpu_cap ${v.cpu_cap === 0 ? 'none' : `${v.cpu_cap}%`}, restart ${v.restart}, memory_shares ${v.memory_shares ?? 1000}${o.vcpus !== undefined || o.maxVcpus !== undefined ? `, vcpus ${v.vcpus}${v.pid === null ? ' (from its next start)' : ''}${o.maxVcpus !== undefined || (v.max_vcpus ?? v.vcpus) !== v.vcpus ? `, max_vcpus ${v.max_vcpus ?? v.vcpus}` : ''}` : ''}\n`);
+      // A running VM's vCPUs changed live: one line per step (allotment, guest agent).
+      if (v?.vcpus_change && !o.json) print(v.vcpus_change.notes.map((n) => `${v.name}: ${n}\n`).join(''));
       const mem = o.memory !== undefined ? await call<MemoryJson>(g(), 'PATCH', vmPath(name, '/memory'), { target_mib: o.memory }) : null;
       if (mem && !o.json) print(`${v?.name ?? name}: memory target ${mibOr(mem.target_mib)} (${mem.manual ? 'set by hand' : 'policy'}), actual ${mibOr(mem.actual_mib)}\n`);
       const disks: DiskResizeJson[] = [];

@@ -21,9 +21,10 @@ import { ConflictError, NotFoundError, UnavailableError } from './errors.js';
 import { processArgs, processStartTime, sameProcess } from './proc.js';
 import { StateStore, StateStoreError, type DesiredState, type ExitRecord, type VmRecord } from './store.js';
 import { isVmmOf, readExitFile, spawnVmm, vmFiles, vmmLogReason, type VmFiles } from './vm-process.js';
-import { checkCpu, checkMemoryShares, checkName, checkSpec, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
+import { checkCpu, checkMaxVcpus, checkMemoryShares, checkName, checkSpec, maxVcpus, SpecError, vmmConfig, type RestartPolicy, type VmSpec } from './vm-spec.js';
 import { vmmRequest } from './vmm-client.js';
 import { growDiskImage, type DiskGrowth } from './disk-resize.js';
+import { allotmentNow, type VcpuChange } from './vcpu-resize.js';
 
 export type VmRunState = 'stopped' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
 
@@ -481,19 +482,56 @@ export class Supervisor {
   }
 
   /** Changes CPU weight, cap or restart policy; a running VM's cgroup follows at once. */
-  update(vm: VmHandle, change: { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number }): Promise<void> {
+  update(vm: VmHandle, change: { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number; max_vcpus?: number }): Promise<void> {
     return vm.serial(async () => {
-      // Harts cannot be added to or taken from a running guest yet (they need their own threads first).
+      // A running VM's vCPUs change through resizeVcpus (the guest agent takes part); its board's harts are fixed.
+      if (change.max_vcpus !== undefined && change.max_vcpus !== maxVcpus(vm.record.spec) && vm.proc) {
+        throw new ConflictError(`max_vcpus of a running VM cannot change: its board has ${maxVcpus(vm.record.spec)} harts, listed in the device tree it booted with (stop it, set --max-vcpus ${change.max_vcpus}, start it); nothing was changed`);
+      }
       if (change.vcpus !== undefined && change.vcpus !== vm.record.spec.vcpus && vm.proc) {
-        throw new ConflictError(`changing the vCPUs of a running VM is not supported yet (VM "${vm.name}" has ${vm.record.spec.vcpus}; live vCPU hotplug needs harts on their own threads): stop it, set --vcpus ${change.vcpus}, start it; nothing was changed`);
+        throw new ConflictError(`VM "${vm.name}" is ${vm.state}: its vCPUs change live through the guest agent (resizeVcpus), not here; nothing was changed`);
       }
       const spec = { ...vm.record.spec, ...change };
+      // A stopped VM's vcpus may not pass a max_vcpus it was given (raise both: --vcpus N --max-vcpus M).
+      checkMaxVcpus(spec);
       checkCpu(spec.cpu_weight, spec.cpu_cap, this.opts.hostCpus);
       if (spec.memory_shares !== undefined) checkMemoryShares(spec.memory_shares);
       if (vm.proc && this.opts.cgroups) this.opts.cgroups.set(vm.id, { weight: spec.cpu_weight, capPercent: spec.cpu_cap });
       this.store.updateSpec(vm.id, spec);
       vm.record.spec = spec;
       this.store.event(vm.id, vm.name, 'set', Object.entries(change).map(([k, v]) => `${k} ${String(v)}`).join(', '));
+    });
+  }
+
+  /**
+   * Changes a running or paused VM's vCPUs to `vcpus` (vcpu-resize.ts: the VMM's allotment and
+   * the guest agent), in the VM's queue so that it neither starts nor stops meanwhile; the spec
+   * follows what the VM process's allotment is afterwards, also when a step failed.
+   */
+  resizeVcpus(vm: VmHandle, vcpus: number, live: () => Promise<VcpuChange>): Promise<VcpuChange> {
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; change its vCPUs once it runs`));
+    return vm.serial(async () => {
+      if (!vm.proc || vm.state === 'starting' || vm.state === 'stopping') throw new ConflictError(`VM "${vm.name}" is ${vm.state}; its vCPUs change live once it runs, or for its next start once it has stopped`);
+      const max = maxVcpus(vm.record.spec);
+      if (vcpus > max) throw new SpecError(`VM "${vm.name}" has max_vcpus ${max}: --vcpus ${vcpus} is more than that (max_vcpus is fixed while it runs: stop it, set --max-vcpus ${vcpus}, start it; nothing was changed)`);
+      const record = (n: number, what: string): void => {
+        if (n === vm.record.spec.vcpus) return;
+        const spec = { ...vm.record.spec, vcpus: n, max_vcpus: max };
+        this.store.updateSpec(vm.id, spec);
+        vm.record.spec = spec;
+        this.store.event(vm.id, vm.name, 'set', what);
+      };
+      let change: VcpuChange;
+      try {
+        change = await live();
+      } catch (e) {
+        // A raised allotment stays raised when the guest agent failed afterwards: the spec says so.
+        const n = await allotmentNow(vm.files.apiSock, vmmRequest).catch(() => null);
+        if (n !== null) record(n, `vcpus ${n} (live; then: ${(e as Error).message})`);
+        throw e;
+      }
+      record(change.vcpus, `vcpus ${change.previous} -> ${change.vcpus} live (${change.online ?? '?'} online)`);
+      return change;
     });
   }
 

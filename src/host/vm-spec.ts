@@ -21,7 +21,10 @@ export interface DiskSpec {
 }
 
 export interface VmSpec {
+  /** vCPUs the guest has: the allotment of the VM's board (PUT /vm.resize changes it live). */
   vcpus: number;
+  /** The board's harts, the most `vcpus` can grow to while the VM runs (Cloud Hypervisor's max_vcpus); absent = vcpus. */
+  max_vcpus?: number;
   /** Boot size of guest RAM, the most the VM can have. */
   memory_mib: number;
   /** The least the memory policy leaves the VM (its balloon is at most memory_mib - memory_min_mib); defaults to memory_mib. */
@@ -122,9 +125,22 @@ export function checkMemoryTarget(spec: VmSpec, mib: number): void {
   }
 }
 
+/** The board's harts: max_vcpus, or vcpus when it is not set. */
+export function maxVcpus(spec: VmSpec): number {
+  return spec.max_vcpus ?? spec.vcpus;
+}
+
+/** max_vcpus, when set, is from vcpus to 64. */
+export function checkMaxVcpus(spec: VmSpec): void {
+  if (spec.max_vcpus === undefined) return;
+  if (!Number.isInteger(spec.max_vcpus) || spec.max_vcpus > VCPUS_MAX) throw new SpecError(`max_vcpus must be an integer from ${spec.vcpus} (vcpus) to ${VCPUS_MAX}, not ${spec.max_vcpus}`);
+  if (spec.max_vcpus < spec.vcpus) throw new SpecError(`max_vcpus ${spec.max_vcpus} is less than vcpus ${spec.vcpus}: max_vcpus is the most the VM can have (give at least ${spec.vcpus})`);
+}
+
 /** Checks a whole spec (create, or the result of a change). */
 export function checkSpec(spec: VmSpec, hostCpus: number): void {
   intIn(spec.vcpus, 1, VCPUS_MAX, 'vcpus');
+  checkMaxVcpus(spec);
   intIn(spec.memory_mib, MEMORY_MIN_MIB, MEMORY_MAX_MIB, 'memory (MiB)');
   intIn(spec.memory_min_mib, MEMORY_MIN_MIB, spec.memory_mib, 'memory_min (MiB; at most memory)');
   if (spec.memory_shares !== undefined) checkMemoryShares(spec.memory_shares);
@@ -164,7 +180,8 @@ function netInterface(spec: string, index: number, vmId: string): NetworkInterfa
 export function vmmConfig(vmId: string, spec: VmSpec): FullVmConfiguration {
   const cfg: FullVmConfiguration = {
     'boot-source': { kernel_image_path: spec.kernel, boot_args: spec.append, ...(spec.initrd !== undefined ? { initrd_path: spec.initrd } : {}) },
-    'machine-config': { vcpu_count: spec.vcpus, mem_size_mib: spec.memory_mib },
+    // The board has max_vcpus harts (all in its device tree); the guest may start vcpus of them.
+    'machine-config': { vcpu_count: spec.vcpus, mem_size_mib: spec.memory_mib, ...(spec.max_vcpus !== undefined ? { max_vcpus: spec.max_vcpus } : {}) },
     // The root= is already in the command line: no drive is marked as the root device.
     drives: spec.disks.map((d, i) => ({ drive_id: `vd${String.fromCharCode(97 + i)}`, path_on_host: d.path, is_root_device: false, is_read_only: d.readonly })),
     'network-interfaces': spec.nets.map((n, i) => netInterface(n, i, vmId)),

@@ -18,6 +18,7 @@ import { consolePoweroff } from '../shutdown-fallback.js';
 import { diskIndex, growGuestFilesystem } from '../disk-resize.js';
 import { sumAllotments, Tenants, type Allotment } from '../tenants.js';
 import { vmmRequest } from '../vmm-client.js';
+import { resizeVcpusLive, type VcpuChange } from '../vcpu-resize.js';
 import type { UsageSampler } from '../usage.js';
 import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec } from '../vm-spec.js';
 import type { Registry } from 'prom-client';
@@ -43,6 +44,7 @@ export interface HostContext {
 interface VmCreateBody {
   name: string;
   vcpus?: number;
+  max_vcpus?: number;
   memory_mib?: number;
   memory_min_mib?: number;
   memory_shares?: number;
@@ -74,6 +76,7 @@ export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string
     state: vm.state,
     desired_state: vm.record.desired,
     vcpus: s.vcpus,
+    max_vcpus: s.max_vcpus ?? s.vcpus,
     memory_mib: s.memory_mib,
     memory_min_mib: s.memory_min_mib,
     memory_shares: s.memory_shares ?? DEFAULT_SPEC.memory_shares,
@@ -138,6 +141,7 @@ async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Pro
     if (body.disk_mib !== undefined) growRootDisk(copy, body.disk_mib);
   return {
     vcpus: body.vcpus ?? DEFAULT_SPEC.vcpus,
+    ...(body.max_vcpus !== undefined ? { max_vcpus: body.max_vcpus } : {}),
     memory_mib: memory,
     memory_min_mib: body.memory_min_mib ?? memory,
     memory_shares: body.memory_shares ?? DEFAULT_SPEC.memory_shares,
@@ -200,7 +204,7 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     },
     getVm: async (req) => {
       const vm = find(req);
-      return ok({ ...view(vm), guest_agent: await agentStatus(agentVm(vm), vmmRequest) });
+      return ok({ ...view(vm), vcpus_online: await vcpusOnline(vm), guest_agent: await agentStatus(agentVm(vm), vmmRequest) });
     },
     execVm: async (req) => {
       const vm = find(req);
@@ -223,11 +227,21 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
     },
     updateVm: async (req) => {
       const vm = find(req);
-      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number };
-      // More vCPUs for a (stopped) tenant's VM count against the tenant's vCPU quota, as at create.
+      const startedAt = Date.now();
+      const b = req.body as { cpu_weight?: number; cpu_cap?: number; restart?: RestartPolicy; memory_shares?: number; vcpus?: number; max_vcpus?: number };
+      // More vCPUs for a tenant's VM count against the tenant's vCPU quota, as at create (the allotment counts, not max_vcpus).
       if (b.vcpus !== undefined && b.vcpus > vm.record.spec.vcpus) tenantQuota(vm, { vcpus: b.vcpus - vm.record.spec.vcpus }, `VM "${vm.name}" with ${b.vcpus} vCPUs`);
-      await sup.update(vm, b);
-      return ok(view(vm));
+      // A running VM's vCPUs change live first (vcpu-resize.ts); a refusal there leaves the other fields as they were.
+      let vcpusChange: VcpuChange | undefined;
+      const { vcpus, ...rest } = b;
+      if (vcpus !== undefined && vm.proc && (vcpus !== vm.record.spec.vcpus || vm.state === 'running')) {
+        if (b.max_vcpus !== undefined) await sup.update(vm, { max_vcpus: b.max_vcpus });
+        vcpusChange = await sup.resizeVcpus(vm, vcpus, () => resizeVcpusLive(agentVm(vm), vm.record.spec.vcpus, vcpus, vmmRequest, startedAt));
+        await sup.update(vm, rest);
+      } else {
+        await sup.update(vm, b);
+      }
+      return ok({ ...view(vm), ...(vcpusChange ? { vcpus_change: vcpusChange } : {}) });
     },
     resizeVmDisk: async (req) => {
       const startedAt = Date.now();
@@ -280,6 +294,17 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
       return { status: 'sent' };
     },
   };
+}
+
+/** CPUs online in a running VM's guest (its VMM's count of started harts); null without a process or an answer. */
+async function vcpusOnline(vm: VmHandle): Promise<number | null> {
+  if (!vm.proc || vm.state === 'starting' || vm.state === 'stopping') return null;
+  try {
+    const m = await vmmRequest(vm.files.apiSock, 'GET', '/metrics', undefined, 2000) as { vcpus?: { online: number } };
+    return m.vcpus?.online ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** What the guest agent helpers need of a VM. */
