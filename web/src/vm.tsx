@@ -2,7 +2,7 @@
 // (CPU, memory target/actual/guest available, disk and network throughput over the last five
 // minutes), changes that apply at once (memory target, CPU weight and cap), and its serial console.
 import { useEffect, useState } from 'preact/hooks';
-import { api, withToken, type Stats, type Vm } from './api.js';
+import { api, withToken, type Stats, type Vm, type VmEvent } from './api.js';
 import { SerialConsole } from './console.js';
 import { duration, mib } from './format.js';
 import { Graph } from './graph.js';
@@ -84,6 +84,7 @@ export function VmPage(props: { name: string }) {
       </div>
       <h2>Serial console</h2>
       <SerialConsole vm={vm.name} />
+      <Events vm={vm.id} />
       {actions.dialog}
     </section>
   );
@@ -132,12 +133,24 @@ function Resize(props: { vm: Vm; onChanged: () => void }) {
         <label>Memory target, MiB or auto <input name="target" defaultValue={String(vm.memory_target)} /></label>
         <label>CPU weight (1–10000) <input name="weight" inputMode="numeric" defaultValue={String(vm.cpu_weight)} /></label>
         <label>CPU cap, % of a core (0 = none) <input name="cap" inputMode="numeric" defaultValue={String(vm.cpu_cap)} /></label>
-        <label>vCPUs (while stopped) <input name="vcpus" inputMode="numeric" defaultValue={String(vm.vcpus)} /></label>
+        <label>vCPUs <input name="vcpus" inputMode="numeric" defaultValue={String(vm.vcpus)} /></label>
         {vm.disks.length > 0 && <label>Disk vda, MiB (grow only) <input name="disk" inputMode="numeric" defaultValue={vm.disks[0].size_bytes ? String(Math.round(vm.disks[0].size_bytes / 1048576)) : ''} /></label>}
       </div>
       <ErrorLine error={error} />
       {done && <p class="ok" role="status">{done}</p>}
       <button type="submit">Apply</button>
     </form>
+  );
+}
+
+/** The VM's last events: created, started, exited with the reason, memory decisions, ... */
+function Events(props: { vm: string }) {
+  const { data } = usePoll(() => api<VmEvent[]>('GET', `/vms/${props.vm}/events?limit=15`), 5000, [props.vm]);
+  if (!data || data.length === 0) return null;
+  return (
+    <>
+      <h2>Events</h2>
+      <ul class="events">{[...data].reverse().map((e) => <li key={e.id}><time>{new Date(e.at).toLocaleTimeString()}</time> <b>{e.kind}</b>: {e.message}</li>)}</ul>
+    </>
   );
 }
