@@ -228,14 +228,22 @@ function sleep(ms: number): void {
   code.setQuiescent(self, false);
 }
 
-/** Pause: hands the hart's state to the main thread and waits for the resume, which may bring a new one. */
-function park(): void {
+/**
+ * Stops running for good or until a resume: marks the hart asleep, hands its state to the main
+ * thread and counts this thread in `word` (Parked or Ended), which the main thread waits on.
+ */
+function handBack(word: MachineWord): void {
   control.set(self, HartWord.Asleep, 1);
   code.setQuiescent(self, true);
   data.states.postMessage(saveHart(hart));
   control.setInstret(self, hart.instret);
-  Atomics.add(words, control.machineAt(MachineWord.Parked), 1);
-  Atomics.notify(words, control.machineAt(MachineWord.Parked));
+  Atomics.add(words, control.machineAt(word), 1);
+  Atomics.notify(words, control.machineAt(word));
+}
+
+/** Pause: hands the hart's state to the main thread and waits for the resume, which may bring a new one. */
+function park(): void {
+  handBack(MachineWord.Parked);
   while (control.run === RunState.Paused) Atomics.wait(words, control.machineAt(MachineWord.Run), RunState.Paused);
   const next = receiveMessageOnPort(data.states);
   if (next) restoreHart(hart, next.message);
@@ -265,12 +273,7 @@ function main(): void {
       if (ms > 0) sleep(Math.min(MAX_SLEEP_MS, ms));
     }
   }
-  control.set(self, HartWord.Asleep, 1);
-  code.setQuiescent(self, true);
-  data.states.postMessage(saveHart(hart));
-  control.setInstret(self, hart.instret);
-  Atomics.add(words, control.machineAt(MachineWord.Ended), 1);
-  Atomics.notify(words, control.machineAt(MachineWord.Ended));
+  handBack(MachineWord.Ended);
   jit?.close();
   data.states.close();
 }

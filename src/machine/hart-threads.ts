@@ -19,6 +19,7 @@ import type { GuestMemory } from '../hw/memory.js';
 import type { VirtualClock } from './clock.js';
 import { HartControl, HartWord, MachineWord, MailOp, MailState, RunState } from './hart-control.js';
 import type { HartThreadData } from './hart-thread.js';
+import { unhandledTrapMessage } from './sbi.js';
 
 export interface HartThreadsOptions {
   harts: Hart[];
@@ -118,7 +119,7 @@ export class HartThreads {
         case MailOp.ConsoleWrite: this.o.consoleWrite(this.o.memory.slice((a >>> 0) + b * 2 ** 32, c).slice()); break;
         case MailOp.SystemReset: this.o.systemReset(a, b); break;
         case MailOp.MachineTrap:
-          this.o.fail(`hart ${id}: ${b === 1 ? 'interrupt' : 'exception'} ${a} reached M-mode at pc 0x${((BigInt(d) << 32n) | BigInt(c >>> 0)).toString(16)}, which Vessel's firmware does not handle`);
+          this.o.fail(unhandledTrapMessage(id, a, b === 1, BigInt.asUintN(64, (BigInt(d) << 32n) | BigInt(c >>> 0))));
           break;
         default: this.o.fail(`hart ${id} made an unknown call ${op} to the main thread`);
       }

@@ -23,7 +23,7 @@ import { buildDeviceTree, type BoardDescription } from './device-tree.js';
 import { parseElf, parseKernelImage, BootImageError } from './loader.js';
 import { GuestMemory } from '../hw/memory.js';
 import { Plic } from './plic.js';
-import { HartState, ResetType, Sbi, SbiError } from './sbi.js';
+import { HartState, ResetType, Sbi, SbiError, unhandledTrapMessage } from './sbi.js';
 import { VIRT_MEMORY_MAP as MAP, VIRT_IRQ } from './memory-map.js';
 import { saveHart, restoreHart, type HartSnapshot } from '../cpu/hart-snapshot.js';
 import { savedInt, savedObject, SnapshotStateError } from '../hw/snapshot-state.js';
@@ -227,10 +227,7 @@ export class Machine {
       now: () => this.clock.now(),
       timebaseHz: TIMEBASE_FREQUENCY,
       supervisorEcall: hostFirmware ? (h: Hart) => this.sbi.handle(h) : undefined,
-      machineTrap: hostFirmware ? (h: Hart, cause: number, interrupt: boolean) => this.stop({
-        kind: 'error',
-        message: `hart ${h.id}: ${interrupt ? 'interrupt' : 'exception'} ${cause} reached M-mode at pc 0x${h.pc.toString(16)}, which Vessel's firmware does not handle`,
-      }) : undefined,
+      machineTrap: hostFirmware ? (h: Hart, cause: number, interrupt: boolean) => this.stop({ kind: 'error', message: unhandledTrapMessage(h.id, cause, interrupt, h.pc) }) : undefined,
     };
     const jitOption = options.jit ?? process.env.VESSEL_JIT !== '0';
     const jitOptions = jitOption === false ? false : jitOption === true ? {} : jitOption;

@@ -15,6 +15,11 @@ export enum HartState { Started = 0, Stopped = 1, StartPending = 2, StopPending 
 
 export enum ResetType { Shutdown = 0, ColdReboot = 1, WarmReboot = 2 }
 
+/** What stops the machine when a trap would enter M-mode, which Vessel's firmware does not handle. */
+export function unhandledTrapMessage(hart: number, cause: number, interrupt: boolean, pc: bigint): string {
+  return `hart ${hart}: ${interrupt ? 'interrupt' : 'exception'} ${cause} reached M-mode at pc 0x${pc.toString(16)}, which Vessel's firmware does not handle`;
+}
+
 /** SBI implementation ID: not a registered one; identifies Vessel in `sbi_get_impl_id`. */
 const VESSEL_IMPL_ID = 0x5653;
 const SPEC_VERSION = (2 << 24) | 0;
