@@ -4,7 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Machine } from '../src/machine/machine.js';
@@ -107,4 +107,30 @@ test('live vCPUs: a hart beyond the allotment cannot be started; raised, the gue
   assert.match(await run('echo 1 > /sys/devices/system/cpu/cpu1/online 2>&1; cat /sys/devices/system/cpu/online', 'ON3'), /^0\r?$/m, 'beyond the allotment again: refused');
   machine.stop({ kind: 'poweroff', code: 0 });
   await running;
+});
+
+test('hart threads are named vessel-hartN (top -H, ps -L) and run at the default priority, above V8\'s helpers', async () => {
+  const elf = buildIsaProgram('smp-atomics', dir);
+  const machine = new Machine({ cpus: 4, memoryBytes: 32 << 20, boot: { kind: 'elf', image: readFileSync(elf), name: elf }, onConsoleOutput: () => {}, threads: 'per-hart' });
+  const running = machine.run();
+  const threads = (): Map<string, number> => {
+    const found = new Map<string, number>();
+    for (const task of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${task}/stat`, 'latin1');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        found.set(name, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]));
+      } catch { /* the thread ended */ }
+    }
+    return found;
+  };
+  let seen = threads();
+  const end = performance.now() + 10_000;
+  while (![0, 1, 2, 3].every((i) => seen.has(`vessel-hart${i}`)) && performance.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    seen = threads();
+  }
+  const result = await running;
+  assert.deepEqual(result, { kind: 'poweroff', code: 0 });
+  for (let i = 0; i < 4; i++) assert.equal(seen.get(`vessel-hart${i}`), 0, `vessel-hart${i} at nice 0: ${JSON.stringify([...seen])}`);
 });

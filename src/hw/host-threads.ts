@@ -13,7 +13,7 @@
  * Linux only (thread ids and priorities through /proc and setpriority(2)); elsewhere, and
  * where a thread is gone or the call is refused, priorities stay as they are.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 /** The nice value of V8's background threads. */
@@ -50,4 +50,17 @@ export function lowerOtherThreads(): void {
     return;
   }
   for (const task of tasks) if (Number(task) !== self) lower(Number(task));
+}
+
+/**
+ * Names the calling thread (its `comm`, what `top -H` and `ps -L` show), e.g. "vessel-hart0" for
+ * a hart's thread, so an operator sees which thread runs which vCPU. At most 15 bytes; a host
+ * that refuses keeps the old name.
+ */
+export function nameThisThread(name: string): void {
+  try {
+    writeFileSync('/proc/thread-self/comm', name.slice(0, 15));
+  } catch {
+    // Not Linux, or /proc not mounted: the thread keeps Node's name.
+  }
 }

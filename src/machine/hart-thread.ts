@@ -17,6 +17,7 @@ import { CodeMap, type CodeMapShared } from '../cpu/jit/code-map.js';
 import { Jit, type JitOptions } from '../cpu/jit/jit.js';
 import type { AccessWidth } from '../devices/mmio.js';
 import type { HartBus } from '../hw/bus.js';
+import { nameThisThread } from '../hw/host-threads.js';
 import { GuestMemory } from '../hw/memory.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
 import { HARDWARE_LINES, HartControl, HartWord, MachineWord, MailOp, MailState, RunState } from './hart-control.js';
@@ -252,6 +253,9 @@ function park(): void {
 }
 
 function main(): void {
+  // The hart threads keep the default priority (started after V8's helpers were lowered, see
+  // host-threads.ts) and carry the hart's name.
+  nameThisThread(`vessel-hart${self}`);
   const first = receiveMessageOnPort(data.states);
   if (!first) throw new Error(`hart ${self}: no state to start from`);
   restoreHart(hart, first.message);
