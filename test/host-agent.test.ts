@@ -178,7 +178,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   assert.match(await vmOk(dir, ['set', 'ga', '--disk', 'vda=640M']), /^ga: vda grown from 512 MiB to 640 MiB offline: VM "ga" is stopped; the guest sees the new size when it next boots/m);
   assert.equal(fs.statSync(rootfs).size, 640 << 20);
   assert.match(await vmOk(dir, ['set', 'ga', '--vcpus', '2']), /vcpus 2 \(from its next start\)/);
-  t.diagnostic(`agent up ${bootS.toFixed(1)} s after create; exec uname ${execMs} ms; no-agent refusal ${noneMs} ms; shutdown ${shutdownS.toFixed(1)} s; vda 256 -> 512 MiB: guest saw it ${g0.guest?.seen_after_ms} ms after the request, whole set with resize2fs ${growS.toFixed(1)} s; vcpus 1 -> 2: set ${upMs} ms, nproc 2 ${nprocUpMs} ms after the request; 2 -> 1: set ${downMs} ms`);
+  t.diagnostic(`agent up ${bootS.toFixed(1)} s after create; exec uname ${execMs} ms; no-agent refusal ${noneMs} ms; shutdown ${shutdownS.toFixed(1)} s; vda 256 -> 512 MiB: guest saw it ${g0.guest?.seen_after_ms} ms after the request, whole set with resize2fs ${growS.toFixed(1)} s; vcpus 1 -> 2: set ${upMs} ms (the guest showed 2 online ${/(\d+) ms after the request/.exec(up)?.[1]} ms after it), nproc 2 ${nprocUpMs} ms after the request; 2 -> 1: set ${downMs} ms`);
   // Shutdown without an agent: the initramfs guest's console is at its shell prompt, so
   // `poweroff` is typed there (a client attached to the console would be refused instead).
   await until('the initramfs guest\'s shell', async () => /built-in shell/.test(await vmOk(dir, ['logs', 'bare'])), 150_000, 1000);
