@@ -110,6 +110,10 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.getByLabel('CPU cap, % of a core (0 = none)').fill('50');
   await page.getByRole('button', { name: 'Apply' }).click();
   await page.getByText('cap 50 % of a core').waitFor();
+  // A page opened now draws the minutes before it: the host keeps the VM's recent stats.
+  await page.reload();
+  const points = page.locator('figure', { hasText: 'Memory' });
+  await until('the graphs\' history after a reload', async () => Number(await points.getAttribute('data-points')) >= 5 || undefined, 3000, 100);
   await page.getByRole('heading', { name: 'Events' }).waitFor();
   await page.locator('.events').getByText(/VM process \d+ started/).waitFor();
   await shot(page, '03-vm-page');

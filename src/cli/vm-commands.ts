@@ -212,12 +212,12 @@ export function registerHostCommands(program: Command): void {
     .option('--no-rng', 'no virtio-rng device')
     .addOption(new Option('--restart <policy>', 'start the VM again when its process ends').choices(['no', 'on-failure', 'always']))
     .option('--no-start', 'create it stopped')
+    .option('--disk-size <size>', 'the size of the VM\'s own root disk copy (default image only), e.g. 2G: grown with its file system before the first boot', mibArg)
     .addOption(new Option('--image <image>', 'default: the default image with the VM\'s own root disk (as without --kernel, --initrd, --disk); initramfs: its kernel and initramfs only (tenants choose this way)').choices(['default', 'initramfs']))
     .option('--json', 'print the VM as JSON')
     .action(async (name: string, o: { image?: string; diskSize?: number; vcpus?: number; memory?: number; memoryMin?: number; memoryShares?: number; cpuWeight?: number; cpuCap?: number; kernel?: string; initrd?: string; append?: string; disk: string[]; net: string[]; rng: boolean; restart?: string; start: boolean; json?: boolean }) => {
       const disks = o.disk.map((d) => {
         const parts = d.split(',');
-    .option('--disk-size <size>', 'the size of the VM\'s own root disk copy (default image only), e.g. 2G: grown with its file system before the first boot', mibArg)
         let readonly = false;
         while (parts.length > 1 && ['readonly', 'ro'].includes(parts[parts.length - 1])) { parts.pop(); readonly = true; }
         return { path: path.resolve(parts.join(',')), readonly };

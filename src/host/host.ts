@@ -24,6 +24,8 @@ import { Tenants } from './tenants.js';
 import { loadPrices, Metering } from './metering.js';
 import { tenantOperations } from './api/tenant-operations.js';
 import { liveOperations, liveWsOperations } from './api/live-operations.js';
+import { StatsHistory } from './stats-history.js';
+import { ADMIN } from './tenants.js';
 
 export const VESSEL_VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
@@ -121,15 +123,23 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   const token = hostToken(dir, opts.token);
   const tenancy = { tenants, metering, store };
   let server: HostApiServer;
+  let history: StatsHistory | null = null;
   try {
     const ctx = { supervisor, store, usage, memory, registry, cgroups, cgroupProbe: probe, stateDir: dir, version: VESSEL_VERSION, hostCpus, tenancy };
+    const ops = hostOperations(ctx);
+    history = new StatsHistory(supervisor, async (id) => {
+      const r = await ops.getVmStats({ params: { vm: id }, query: {}, body: undefined, who: ADMIN } as unknown as Parameters<typeof ops.getVmStats>[0]);
+      return 'body' in r ? r.body : null;
+    });
+    history.start();
     server = await HostApiServer.listen(
       { socketPath, tcp, authenticate: (t) => tenants.authenticate(t, token) },
-      { ...hostOperations(ctx), ...tenantOperations(tenants, metering, supervisor), ...liveOperations(ctx) },
+      { ...ops, ...tenantOperations(tenants, metering, supervisor), ...liveOperations(ctx, history) },
       log,
       liveWsOperations(ctx),
     );
   } catch (e) {
+    history?.stop();
     metering.stop();
     usage.stop();
     memory.stop();
@@ -144,6 +154,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   return {
     supervisor,
     async close() {
+      history?.stop();
       metering.stop();
       usage.stop();
       memory.stop();

@@ -24,7 +24,7 @@ export function Graph(props: { title: string; unit: string; series: string[]; da
   }, []);
   useEffect(() => { plot.current?.setData(props.data as uPlot.AlignedData); }, [props.data]);
   return (
-    <figure class="graph">
+    <figure class="graph" data-points={props.data[0]?.length ?? 0}>
       <figcaption>{props.title}</figcaption>
       <div ref={box} role="img" aria-label={`${props.title}: ${props.series.map((s, i) => `${s} ${lastOf(props.data[i + 1])} ${props.unit}`).join(', ')}`} />
     </figure>

@@ -27,18 +27,28 @@ function useStatsStream(name: string): { series: Series; live: boolean } {
     const es = new EventSource(withToken(`/vms/${encodeURIComponent(name)}/stats/stream`));
     es.onopen = () => setLive(true);
     es.onerror = () => setLive(false);
-    es.addEventListener('stats', (m) => {
-      const s = JSON.parse((m as MessageEvent).data) as Stats;
-      const at = Date.now() / 1000;
+    /** Appends one sample to `old` (rates from the difference with the sample before). */
+    const add = (old: Series, s: Stats, at: number): Series => {
       const cur = { at, rd: sum(s.disk, 'read_bytes'), wr: sum(s.disk, 'write_bytes'), rx: sum(s.net, 'rx_bytes'), tx: sum(s.net, 'tx_bytes') };
       const rate = (k: 'rd' | 'wr' | 'rx' | 'tx'): number => (prev && at > prev.at ? Math.max(0, (cur[k] - prev[k]) / (at - prev.at) / 1024) : 0);
       const point = { cpu: s.cpu?.percent ?? 0, target: s.memory.target_mib ?? s.memory.guest_mib, actual: s.memory.actual_mib ?? s.memory.guest_mib, avail: s.memory.guest_available_mib ?? 0, rd: rate('rd'), wr: rate('wr'), rx: rate('rx'), tx: rate('tx') };
       prev = cur;
-      setSeries((old) => {
-        const next = empty();
-        for (const k of Object.keys(next) as (keyof Series)[]) next[k] = [...old[k], k === 't' ? at : point[k as keyof typeof point]].slice(-POINTS);
-        return next;
-      });
+      const next = empty();
+      for (const k of Object.keys(next) as (keyof Series)[]) next[k] = [...old[k], k === 't' ? at : point[k as keyof typeof point]].slice(-POINTS);
+      return next;
+    };
+    // The host's last minutes first (a page opened now has graphs of the time before it), then live.
+    es.addEventListener('history', (m) => {
+      prev = null;
+      let series = empty();
+      for (const p of JSON.parse((m as MessageEvent).data) as { at: string; stats: Stats | null }[]) {
+        if (p.stats) series = add(series, p.stats, Date.parse(p.at) / 1000);
+      }
+      setSeries(series);
+    });
+    es.addEventListener('stats', (m) => {
+      const s = JSON.parse((m as MessageEvent).data) as Stats;
+      setSeries((old) => add(old, s, Date.now() / 1000));
     });
     es.addEventListener('gone', () => es.close());
     return () => es.close();

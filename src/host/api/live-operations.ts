@@ -1,8 +1,9 @@
 /**
  * The host API's live feeds, for the web console and anyone else:
  *
- * - `GET /vms/{vm}/stats/stream`: server-sent events, one `stats` event (GET /vms/{vm}/stats's
- *   body) every SAMPLE_INTERVAL_MS until the client leaves; `gone` when the VM is deleted.
+ * - `GET /vms/{vm}/stats/stream`: server-sent events: first a `history` event (the last five
+ *   minutes of stats, stats-history.ts), then one `stats` event (GET /vms/{vm}/stats's body)
+ *   every SAMPLE_INTERVAL_MS until the client leaves; `gone` when the VM is deleted.
  * - `GET /vms/{vm}/console` (WebSocket): the serial console. On connect the last 64 KiB of the
  *   console log (binary frames), then what the guest prints (read from the log, so any number
  *   of clients see the same output); every frame a client sends (text or binary, at most
@@ -13,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { WebSocket } from 'ws';
+import type { StatsHistory } from '../stats-history.js';
 import type { VmHandle } from '../supervisor.js';
 import { SAMPLE_INTERVAL_MS } from '../usage.js';
 import { hostOperations, type HostContext } from './operations.js';
@@ -42,15 +44,17 @@ function readRange(file: string, from: number, to: number): Buffer {
   }
 }
 
-export function liveOperations(ctx: HostContext): Record<string, HostHandler> {
+export function liveOperations(ctx: HostContext, history?: StatsHistory): Record<string, HostHandler> {
   const ops = hostOperations(ctx);
   return {
     streamVmStats: async (req: HostRequest) => {
       const first = await ops.getVmStats(req);
+      const vmId = (first as { body?: { id?: string } }).body?.id;
       req.reply.hijack();
       const res = req.reply.raw;
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
       const send = (event: string, data: unknown): void => { res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`); };
+      if (history && vmId) send('history', history.of(vmId));
       if ('body' in first) send('stats', first.body);
       await new Promise<void>((resolve) => {
         const timer = setInterval(() => {

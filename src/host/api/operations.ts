@@ -24,8 +24,8 @@ import { DEFAULT_SPEC, SpecError, type DiskSpec, type RestartPolicy, type VmSpec
 import type { Registry } from 'prom-client';
 import { BadRequestError, type HostHandler, type HostRequest } from './server.js';
 import { tenantScope, type TenantContext } from './tenant-scope.js';
-
 import { growRootDisk } from '../disk-size.js';
+
 export interface HostContext {
   supervisor: Supervisor;
   store: StateStore;
@@ -62,10 +62,10 @@ interface VmCreateBody {
   image?: 'default' | 'initramfs';
   /** The admin creates a VM for this tenant. */
   tenant?: string;
-}
-
   /** The size of the VM's own root disk copy, grown with its file system before the first boot (disk-size.ts). */
   disk_mib?: number;
+}
+
 /** What the API shows of a VM. */
 export function vmView(vm: VmHandle, lastExit: ExitRecord | null): Record<string, unknown> {
   const s = vm.record.spec;
@@ -130,15 +130,15 @@ async function specFor(ctx: HostContext, body: VmCreateBody, vmDir: string): Pro
     throw e;
   }
   const disks: DiskSpec[] = choice.disks.map((d) => ({ path: d.path, readonly: d.readonly }));
+  if (body.disk_mib !== undefined && choice.defaultRootDisk === undefined) throw new SpecError('disk_mib sizes the VM\'s own copy of the default root disk: it needs the default image (no kernel, initrd or disks, and not "image": "initramfs")');
   if (choice.defaultRootDisk !== undefined) {
     // Each VM boots its own copy of the default root disk: never two VMs writing one file system.
     const copy = path.join(vmDir, 'rootfs.ext4');
-  if (body.disk_mib !== undefined && choice.defaultRootDisk === undefined) throw new SpecError('disk_mib sizes the VM\'s own copy of the default root disk: it needs the default image (no kernel, initrd or disks, and not "image": "initramfs")');
     copyRootDisk(choice.defaultRootDisk, copy);
+    if (body.disk_mib !== undefined) growRootDisk(copy, body.disk_mib);
     disks[0] = { path: copy, readonly: false, owned: true };
   }
   const memory = body.memory_mib ?? DEFAULT_SPEC.memory_mib;
-    if (body.disk_mib !== undefined) growRootDisk(copy, body.disk_mib);
   return {
     vcpus: body.vcpus ?? DEFAULT_SPEC.vcpus,
     ...(body.max_vcpus !== undefined ? { max_vcpus: body.max_vcpus } : {}),
@@ -188,12 +188,12 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
         const { id, dir } = sup.reserveVmDir();
         let spec: VmSpec;
         try {
+          // What the request says is checked before any file is made; the disks' real size after.
+          if (owner) scope.checkRequest(owner, b);
           spec = await specFor(ctx, b, dir);
           if (owner) scope.checkCreate(owner, spec, b.name);
         } catch (e) {
           fs.rmSync(dir, { recursive: true, force: true });
-          // What the request says is checked before any file is made; the disks' real size after.
-          if (owner) scope.checkRequest(owner, b);
           throw e;
         }
         const vm = owner
