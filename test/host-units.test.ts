@@ -136,6 +136,12 @@ test('vm spec: names, networks, CPU values and files are checked with a sentence
   assert.throws(() => checkSpec(spec(dir, { cpu_weight: 0 }), 2), /cpu_weight must be an integer from 1 to 10000/);
   assert.throws(() => checkSpec(spec(dir, { cpu_cap: 201 }), 2), /cpu_cap .*from 0 to 200/);
   assert.throws(() => checkSpec(spec(dir, { vcpus: 65 }), 2), /vcpus must be an integer from 1 to 64/);
+  // max_vcpus: the board's harts, at least vcpus; the VMM's machine-config gets both (vcpus is the allotment).
+  assert.throws(() => checkSpec(spec(dir, { vcpus: 2, max_vcpus: 1 }), 2), /max_vcpus 1 is less than vcpus 2: max_vcpus is the most the VM can have \(give at least 2\)/);
+  assert.throws(() => checkSpec(spec(dir, { max_vcpus: 65 }), 2), /max_vcpus must be an integer from 1 \(vcpus\) to 64, not 65/);
+  checkSpec(spec(dir, { vcpus: 1, max_vcpus: 4 }), 2);
+  assert.deepEqual(vmmConfig('abcdef123456', spec(dir, { vcpus: 1, max_vcpus: 4 }))['machine-config'], { vcpu_count: 1, mem_size_mib: 128, max_vcpus: 4 });
+  assert.deepEqual(vmmConfig('abcdef123456', spec(dir, { vcpus: 2 }))['machine-config'], { vcpu_count: 2, mem_size_mib: 128 }, 'without max_vcpus the board has vcpus harts');
   assert.throws(() => checkSpec(spec(dir, { memory_min_mib: 256 }), 2), /memory_min/);
   assert.throws(() => checkSpec(spec(dir, { kernel: path.join(dir, 'missing') }), 2), /kernel ".*missing" does not exist/);
   assert.throws(() => checkSpec(spec(dir, { kernel: 'relative/Image' }), 2), /absolute path/);
