@@ -19,6 +19,8 @@ export interface HartEnvironment {
   now(): number;
   /** Timebase ticks per second of now(). */
   readonly timebaseHz: number;
+  /** Harts on other threads share the memory: FENCEs that x86-64 does not keep by itself become host barriers. */
+  readonly concurrent?: boolean;
   /**
    * Firmware services: an `ecall` from S-mode is offered here first (Vessel serves SBI itself).
    * Returns true when handled; the hart then continues after the ecall.
@@ -986,7 +988,7 @@ export class Hart implements FpuHart {
         case Opcode.LoadFp: this.loadFp(insn, d, s1, f3); break;
         case Opcode.MiscMem: // MISC-MEM: FENCE, FENCE.I (translated code is kept coherent with every store, see jit.ts)
           if (f3 > 1) this.illegal(insn);
-          if (f3 === 0 && fenceOrdersStoreLoad(insn)) Atomics.add(this.state, FENCE_CELL, 0); // a locked instruction: a full host barrier
+          if (f3 === 0 && this.env.concurrent && fenceOrdersStoreLoad(insn)) Atomics.add(this.state, FENCE_CELL, 0); // a locked instruction: a full host barrier
           if (insn === PAUSE && ++this.pauses >= PAUSES_BEFORE_YIELD) { this.pauses = 0; this.yielding = true; this.breakLoop = true; }
           // FENCE.I: code stored by harts on other threads must be seen from here on.
           if (f3 === 1) { this.jit?.drain(); this.breakLoop = true; }

@@ -147,6 +147,7 @@ const sbi = new Sbi({
 const hart = new Hart(self, new RemoteBus(memory, data.devices), {
   now: () => clock.now(),
   timebaseHz: TIMEBASE_FREQUENCY,
+  concurrent: true,
   supervisorEcall: data.hostFirmware ? (h: Hart) => sbi.handle(h) : undefined,
   machineTrap: data.hostFirmware ? (h: Hart, cause: number, interrupt: boolean) => {
     mail(MailOp.MachineTrap, cause, interrupt ? 1 : 0, h.pcLo, h.pcHi);

@@ -14,6 +14,8 @@ export interface CompileJob {
   readonly id: number;
   readonly memoryPages: number;
   readonly layout: JitLayout;
+  /** Harts on other threads share the memory (ModuleTranslator). */
+  readonly concurrent: boolean;
   readonly plans: BlockPlan[];
   readonly links: LinkAnswers;
 }

@@ -10,7 +10,7 @@ import { ModuleTranslator } from './translate.js';
 
 function compile(job: CompileJob): CompileResult {
   try {
-    const translator = new ModuleTranslator(job.memoryPages, job.layout, job.plans, new ReplayLinker(job.links));
+    const translator = new ModuleTranslator(job.memoryPages, job.layout, job.plans, new ReplayLinker(job.links), job.concurrent);
     const module = new WebAssembly.Module(translator.translate());
     return { id: job.id, module, importedSlots: translator.importedSlots };
   } catch (e) {

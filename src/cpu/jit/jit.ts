@@ -116,6 +116,8 @@ export class Jit {
   private readonly code: CodeMap;
   private readonly thread: number;
   private readonly layout: JitLayout;
+  /** Harts of other threads share the memory: compiled AMOs are atomic and FENCEs host barriers. */
+  readonly concurrent: boolean;
   private waiting: WaitingBatch[] = [];
   /** Per RAM page, the CodeMap epoch at which this thread last began to own it. */
   private readonly announced: Int32Array;
@@ -191,6 +193,7 @@ export class Jit {
     this.code = code?.map ?? CodeMap.create(memory.size >>> 12, 1);
     this.thread = code?.thread ?? 0;
     this.layout = jitLayout(this.thread);
+    this.concurrent = this.code.threads > 1;
     this.codePages = this.code.owners;
     this.announced = new Int32Array(memory.size >>> 12);
     this.pageInvalidations = new Uint8Array(memory.size >>> 12);
@@ -355,7 +358,7 @@ export class Jit {
 
   /** Translates, compiles and installs `plans` on this thread. */
   private compileHere(plans: BlockPlan[]): void {
-    const translator = new ModuleTranslator(this.memoryPages, this.layout, plans, this.linker);
+    const translator = new ModuleTranslator(this.memoryPages, this.layout, plans, this.linker, this.concurrent);
     this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
   }
 
@@ -366,7 +369,7 @@ export class Jit {
    */
   private send(line: CompileLine, plans: BlockPlan[]): void {
     const recorder = new RecordingLinker(this.linker);
-    new ModuleTranslator(this.memoryPages, this.layout, plans, recorder).link();
+    new ModuleTranslator(this.memoryPages, this.layout, plans, recorder, this.concurrent).link();
     const pages = new Map<number, number>();
     for (const plan of plans) {
       const page = plan.ramOff >>> 12;
@@ -379,7 +382,7 @@ export class Jit {
     }
     const id = this.nextJobId++;
     this.inFlight.set(id, { plans, pages, resets: this.resets });
-    line.send({ id, memoryPages: this.memoryPages, layout: this.layout, plans, links: recorder.answers });
+    line.send({ id, memoryPages: this.memoryPages, layout: this.layout, concurrent: this.concurrent, plans, links: recorder.answers });
   }
 
   /** A module came back from the compile worker: installs it unless its code changed meanwhile. */

@@ -254,7 +254,12 @@ export class ModuleTranslator {
   /** Type index of the block functions' signature. */
   private blockType = 0;
 
-  constructor(memoryPages: number, private readonly layout: JitLayout, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker) {
+  /**
+   * `concurrent`: harts on other threads share the memory, so AMOs and SC are atomic
+   * read-modify-writes and FENCEs host barriers; with all harts on one thread, plain accesses do.
+   */
+  constructor(memoryPages: number, private readonly layout: JitLayout, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker,
+    private readonly concurrent: boolean) {
     this.w = new ModuleWriter(memoryPages);
   }
 
@@ -666,9 +671,17 @@ export class ModuleTranslator {
       f.open(Op.If);
       // SC.W compares the low word of what the LR read (as the interpreter does).
       const expected = (): void => { f.get(L_BASE); f.mem(word ? Op.I64Load32U : Op.I64Load, word ? 2 : 3, HartState.ReservedValue); };
-      f.get(L_ENT); expected(); this.reg(rs2);
-      f.atomic(word ? AtomicOp.I64Rmw32CmpxchgU : AtomicOp.I64RmwCmpxchg, word ? 2 : 3, RAM_OFFSET);
-      expected(); f.op(Op.I64Eq); f.set(L_STATUS);
+      if (this.concurrent) {
+        f.get(L_ENT); expected(); this.reg(rs2);
+        f.atomic(word ? AtomicOp.I64Rmw32CmpxchgU : AtomicOp.I64RmwCmpxchg, word ? 2 : 3, RAM_OFFSET);
+        expected(); f.op(Op.I64Eq); f.set(L_STATUS);
+      } else {
+        loadRaw(); expected(); f.op(Op.I64Eq); f.set(L_STATUS);
+        f.get(L_STATUS);
+        f.open(Op.If);
+        f.get(L_ENT); this.reg(rs2); f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
+        f.close();
+      }
       f.close();
       this.setReg(rd, () => { f.get(L_STATUS); f.op(Op.I32Eqz); f.op(Op.I64ExtendI32U); });
     } else { // AMO: rd = old value (sign-extended for .W), memory = old op x[rs2], atomically
@@ -677,10 +690,20 @@ export class ModuleTranslator {
         4: [AtomicOp.I64RmwXor, AtomicOp.I64Rmw32XorU], 8: [AtomicOp.I64RmwOr, AtomicOp.I64Rmw32OrU],
         12: [AtomicOp.I64RmwAnd, AtomicOp.I64Rmw32AndU],
       };
-      f.get(L_ENT); this.reg(rs2);
-      f.atomic(ops[f5][word ? 1 : 0], word ? 2 : 3, RAM_OFFSET);
-      if (word) { f.op(Op.I32WrapI64); f.op(Op.I64ExtendI32S); }
-      f.set(L_T0);
+      if (this.concurrent) {
+        f.get(L_ENT); this.reg(rs2);
+        f.atomic(ops[f5][word ? 1 : 0], word ? 2 : 3, RAM_OFFSET);
+        if (word) { f.op(Op.I32WrapI64); f.op(Op.I64ExtendI32S); }
+        f.set(L_T0);
+      } else {
+        f.get(L_ENT); f.mem(word ? Op.I64Load32S : Op.I64Load, word ? 2 : 3, RAM_OFFSET); f.set(L_T0);
+        f.get(L_ENT);
+        if (f5 === 1) { this.reg(rs2); } else {
+          f.get(L_T0); this.reg(rs2);
+          f.op(f5 === 0 ? Op.I64Add : f5 === 4 ? Op.I64Xor : f5 === 8 ? Op.I64Or : Op.I64And);
+        }
+        f.mem(word ? Op.I64Store32 : Op.I64Store, word ? 2 : 3, RAM_OFFSET);
+      }
       this.setReg(rd, () => f.get(L_T0));
     }
     f.br(done);
@@ -837,10 +860,10 @@ export class ModuleTranslator {
         return;
       }
       // FENCE: the host (x86-64, TSO) keeps every order but a store before a later load; a fence
-      // that orders those (predecessor W, successor R, not FENCE.TSO) becomes a host fence, for
-      // harts on other threads.
+      // that orders those (predecessor W, successor R, not FENCE.TSO) becomes a host fence when
+      // harts run on other threads.
       case Opcode.MiscMem:
-        if (fenceOrdersStoreLoad(insn)) f.atomicFence();
+        if (this.concurrent && fenceOrdersStoreLoad(insn)) f.atomicFence();
         return;
       case Opcode.Load: this.emitLoad(rd, rs1, immI, f3, pcLo, pcHi, k); return;
       case Opcode.Store: {
