@@ -1,9 +1,11 @@
 // The host's memory policy as a pure function (src/host/memory-policy.ts): a guest under pressure
 // grows even when the host is above its goal, an idle one shrinks toward its minimum, targets
-// never leave [min, max], no move is larger than 100 MiB, and shares split what there is.
+// never leave [min, max], no move is larger than 100 MiB, and shares split what there is; a guest
+// that gives nothing back for 30 s is backed off from and not asked again during a cool-down; a guest
+// without a balloon driver is left alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decideMemory, STEP_MIB, type PolicyVm } from '../src/host/memory-policy.js';
+import { COOLDOWN_MS, decideMemory, STALL_MS, STEP_MIB, type PolicyVm } from '../src/host/memory-policy.js';
 
 const roomy = { totalMib: 16384, availableMib: 12000 };
 const tight = { totalMib: 4096, availableMib: 400 }; // 90% used: 410 MiB above an 80% goal
@@ -104,4 +106,69 @@ test('memory policy: skipped VMs keep their target and say why', () => {
   assert.equal(byId(ds, 'custom').changed, false);
   assert.equal(byId(ds, 'custom').targetMib, 256);
   assert.match(byId(ds, 'custom').reason, /left alone: the guest has no balloon driver/);
+});
+
+/** Rounds every 2 s from `from` to `to` (ms) with the guest's actual from `actual(now)`; the runner's bookkeeping as memory.ts does it. */
+function rounds(v: PolicyVm, host: { totalMib: number; availableMib: number }, from: number, to: number, actual: (now: number, target: number) => number) {
+  const seen: { now: number; target: number; reason: string }[] = [];
+  for (let now = from; now <= to; now += 2000) {
+    v.actualMib = actual(now, v.targetMib);
+    v.guest = { availableMib: v.actualMib - 60, freeMib: v.actualMib - 60, totalMib: v.maxMib }; // an idle guest: it uses 60 MiB
+    const d = byId(decideMemory([v], host, now), v.id);
+    v.targetMib = d.targetMib;
+    v.giving = d.giving;
+    v.backoffUntilMs = d.backoffUntilMs;
+    seen.push({ now, target: d.targetMib, reason: d.reason });
+  }
+  return seen;
+}
+
+test('memory policy: a guest that gives nothing back for 30 s is backed off from (target back to what it holds) and not asked to shrink during the cool-down', () => {
+  const t0 = Date.UTC(2026, 11, 7, 12, 0, 0);
+  // Idle (demand 60 MiB, wants 128), at 400 MiB, on a host above its goal: the policy asks it to shrink, it holds on to 400.
+  const v = vm('stuck', { targetMib: 400, actualMib: 400 });
+  const stuck = rounds(v, tight, t0, t0 + STALL_MS + 4000, () => 400);
+  assert.equal(stuck[0].target, 300, 'first asked for a step less');
+  const off = stuck.findIndex((r) => /^backs off/.test(r.reason));
+  assert.ok(off > 0, `a back-off: ${JSON.stringify(stuck.map((r) => r.reason))}`);
+  assert.equal(stuck[off].now - t0, STALL_MS, 'after 30 s without a fall of actual');
+  assert.equal(stuck[off].target, 400, 'the target goes back up to what the guest holds');
+  assert.match(stuck[off].reason, /^backs off: the guest gave back nothing in 30 s \(asked for 128 MiB, holds 400 MiB\); not asked to shrink before 12:05:30 UTC → 400 MiB$/);
+  assert.ok(stuck.slice(0, off).every((r) => r.target < 400), 'asked all along before that');
+  assert.equal(v.backoffUntilMs, t0 + STALL_MS + COOLDOWN_MS);
+  // The cool-down: idle and on a host above its goal, it is not asked again.
+  const cool = rounds(v, tight, t0 + STALL_MS + 6000, t0 + STALL_MS + COOLDOWN_MS - 2000, () => 400);
+  assert.ok(cool.every((r) => r.target === 400), 'held at what it has');
+  assert.match(cool[0].reason, /^holds: backing off until 12:05:30 UTC \(the guest could not give\)/);
+  // It may still grow under pressure during the cool-down.
+  const busy = byId(decideMemory([{ ...v, guest: { availableMib: 5, freeMib: 5, totalMib: 512 } }], tight, t0 + STALL_MS + 60_000), 'stuck');
+  assert.equal(busy.targetMib, 500);
+  // After the cool-down the policy asks again.
+  const after = rounds(v, tight, t0 + STALL_MS + COOLDOWN_MS, t0 + STALL_MS + COOLDOWN_MS, () => 400);
+  assert.equal(after[0].target, 300);
+  assert.match(after[0].reason, /^shrinks/);
+});
+
+test('memory policy: a guest that gives slowly is not backed off from; a partial give backs off to what it holds', () => {
+  const t0 = 1_000_000;
+  // 1 MiB every 10 s: slow, but it moves toward the target.
+  const slow = vm('slow', { targetMib: 400, actualMib: 400 });
+  const seen = rounds(slow, roomy, t0, t0 + 3 * STALL_MS, (now) => 400 - Math.floor((now - t0) / 10_000));
+  assert.ok(seen.every((r) => !/backs off/.test(r.reason)), `no back-off: ${seen.map((r) => r.reason).find((r) => /backs off/.test(r))}`);
+  assert.ok(seen.at(-1)!.target < 400);
+  // Gives 50 MiB, then stalls: back to the 350 MiB it holds.
+  const part = vm('part', { targetMib: 400, actualMib: 400 });
+  const p = rounds(part, roomy, t0, t0 + 2 * STALL_MS, (now) => (now - t0 >= 10_000 ? 350 : 400));
+  const off = p.find((r) => /^backs off/.test(r.reason));
+  assert.ok(off, 'a back-off');
+  assert.equal(off.now - t0, 10_000 + STALL_MS, '30 s after the last fall');
+  assert.equal(off.target, 350);
+});
+
+test('memory policy: a guest without a balloon driver is left alone, even on a host above its goal', () => {
+  const ds = decideMemory([vm('nodrv', { targetMib: 400, actualMib: 400, available: 300, driverOk: false }), vm('drv', { targetMib: 400, actualMib: 400, available: 300 })], tight);
+  assert.equal(byId(ds, 'nodrv').changed, false);
+  assert.equal(byId(ds, 'nodrv').targetMib, 400);
+  assert.match(byId(ds, 'nodrv').reason, /^left alone: no balloon driver in the guest/);
+  assert.ok(byId(ds, 'drv').targetMib < 400, 'the same guest with a driver is asked to shrink');
 });

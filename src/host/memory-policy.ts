@@ -25,6 +25,13 @@
  *    pressure, down to max(min, demand + half the buffer) so none is squeezed into pressure,
  *    split inversely by shares (a VM with more shares gives less).
  * Every move is at most 100 MiB per round; a move under 4 MiB is not made (no churn).
+ *
+ * Two kinds of guest are not asked for memory:
+ * - One without a balloon driver (`driverOk` false) is left alone: its balloon cannot move.
+ * - One asked to shrink (target below actual) whose actual has not fallen for STALL_MS cannot give
+ *   (it refuses or stalls: nothing free to give, or a stuck driver). The policy backs off: its
+ *   target goes back up to what it holds, and for COOLDOWN_MS it is not asked to shrink again
+ *   (it may still grow). The runner keeps `giving` and `backoffUntilMs` from one round to the next.
  */
 
 export const STEP_MIB = 100;
@@ -32,6 +39,10 @@ export const BUFFER_PERCENT = 20;
 export const BUFFER_MIN_MIB = 32;
 export const HOST_GOAL_PERCENT = 80;
 export const MIN_MOVE_MIB = 4;
+/** A guest asked to shrink whose actual has not fallen for this long cannot give: back off. */
+export const STALL_MS = 30_000;
+/** After a back-off, the VM is not asked to shrink for this long. */
+export const COOLDOWN_MS = 300_000;
 /** The shares a VM has by default; inverse weights are relative to it. */
 const MEMORY_SHARES_REF = 1000;
 
@@ -57,7 +68,15 @@ export interface PolicyVm {
   guest: GuestMemoryStats | null;
   /** Why the VM is not balanced this round (set by hand, no balloon driver, no answer); null = balanced. */
   skip: string | null;
+  /** False: the guest has no balloon driver (the VMM saw no DRIVER_OK); the VM is left alone. */
+  driverOk?: boolean;
+  /** From the last round's decision: the shrink being watched, and the end of a back-off (ms). */
+  giving?: ShrinkWatch | null;
+  backoffUntilMs?: number | null;
 }
+
+/** A shrink the guest was asked for: since when (ms) its actual stands at `actualMib` without falling. */
+export interface ShrinkWatch { sinceMs: number; actualMib: number }
 
 export interface HostMemoryInfo {
   totalMib: number;
@@ -70,6 +89,9 @@ export interface PolicyDecision {
   /** False when the VM keeps its target. */
   changed: boolean;
   reason: string;
+  /** For the next round (PolicyVm.giving, PolicyVm.backoffUntilMs). */
+  giving: ShrinkWatch | null;
+  backoffUntilMs: number | null;
 }
 
 interface Work {
@@ -82,6 +104,10 @@ interface Work {
   floor: number;
   next: number;
   why: string;
+  /** Set when the guest could not give: the target goes back up to what it holds, whatever the size of the move. */
+  backOff: string | null;
+  giving: ShrinkWatch | null;
+  backoffUntilMs: number | null;
 }
 
 const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
@@ -97,12 +123,19 @@ function split<T>(items: T[], weight: (x: T) => number, total: number): Map<T, n
   return new Map(items.map((x) => [x, sum > 0 ? (total * weight(x)) / sum : 0]));
 }
 
-export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo): PolicyDecision[] {
+const clock = (ms: number): string => new Date(ms).toISOString().slice(11, 19);
+
+/**
+ * `nowMs` is the runner's clock (Date.now()); only the back-off uses it. Decisions come in no
+ * particular order; find them by id.
+ */
+export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): PolicyDecision[] {
   const out: PolicyDecision[] = [];
   const work: Work[] = [];
   for (const vm of vms) {
-    if (vm.skip !== null || vm.guest === null) {
-      out.push({ id: vm.id, targetMib: vm.targetMib, changed: false, reason: `left alone: ${vm.skip ?? 'no statistics from the guest'}` });
+    if (vm.driverOk === false || vm.skip !== null || vm.guest === null) {
+      const why = vm.driverOk === false ? 'no balloon driver in the guest (its balloon cannot move)' : vm.skip ?? 'no statistics from the guest';
+      out.push({ id: vm.id, targetMib: vm.targetMib, changed: false, reason: `left alone: ${why}`, giving: null, backoffUntilMs: vm.backoffUntilMs ?? null });
       continue;
     }
     const g = vm.guest;
@@ -114,8 +147,25 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo): PolicyDecis
     else if ((g.allocStalls ?? 0) > 0 && vm.targetMib < vm.maxMib) pressure = `${g.allocStalls} allocation stalls in the guest`;
     // Under pressure the guest's MemAvailable understates what it needs: ask for a full step more.
     const goal = pressure ? clamp(Math.max(want, vm.targetMib + STEP_MIB), vm.minMib, vm.maxMib) : want;
-    const floor = clamp(demand + Math.ceil(buffer / 2), vm.minMib, vm.maxMib);
-    work.push({ vm, guest: g, demand, want: goal, pressure, floor, next: vm.targetMib, why: '' });
+    let floor = clamp(demand + Math.ceil(buffer / 2), vm.minMib, vm.maxMib);
+
+    // 0. A guest that cannot give: watch each shrink; no fall of actual in STALL_MS backs off.
+    let giving: ShrinkWatch | null = null;
+    let backoffUntilMs = vm.backoffUntilMs != null && vm.backoffUntilMs > nowMs ? vm.backoffUntilMs : null;
+    let backOff: string | null = null;
+    if (vm.targetMib < vm.actualMib) {
+      const w = vm.giving;
+      if (!w || vm.actualMib < w.actualMib) giving = { sinceMs: nowMs, actualMib: vm.actualMib };
+      else if (nowMs - w.sinceMs < STALL_MS) giving = w;
+      else {
+        backoffUntilMs = nowMs + COOLDOWN_MS;
+        backOff = `backs off: the guest gave back nothing in ${Math.round((nowMs - w.sinceMs) / 1000)} s (asked for ${vm.targetMib} MiB, holds ${vm.actualMib} MiB); not asked to shrink before ${clock(backoffUntilMs)} UTC`;
+      }
+    }
+    // Backing off: the target goes back up to what the guest holds. Cooling down: it does not fall.
+    if (backOff) floor = Math.max(floor, clamp(vm.actualMib, vm.minMib, vm.maxMib));
+    else if (backoffUntilMs !== null) floor = Math.max(floor, vm.targetMib);
+    work.push({ vm, guest: g, demand, want: goal, pressure, floor, next: vm.targetMib, why: '', backOff, giving, backoffUntilMs });
   }
 
   // 1 and 2: the guest's own demand.
@@ -124,8 +174,13 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo): PolicyDecis
   for (const w of work) {
     const { vm } = w;
     if (w.pressure) {
-      w.next = Math.max(vm.targetMib, Math.min(w.want, vm.targetMib + STEP_MIB));
+      w.next = Math.max(vm.targetMib, w.backOff ? w.floor : 0, Math.min(w.want, vm.targetMib + STEP_MIB));
       w.why = `grows: under pressure (${w.pressure}); demand ${w.demand} MiB, wants ${w.want} MiB`;
+    } else if (w.backOff) {
+      w.next = Math.max(w.floor, Math.min(w.want, vm.targetMib + STEP_MIB));
+      w.why = w.backOff;
+    } else if (w.want < vm.targetMib && w.backoffUntilMs !== null) {
+      w.why = `holds: backing off until ${clock(w.backoffUntilMs)} UTC (the guest could not give); demand ${w.demand} MiB`;
     } else if (w.want < vm.targetMib) {
       w.next = Math.max(w.want, vm.targetMib - STEP_MIB);
       freed += vm.targetMib - w.next;
@@ -168,8 +223,11 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo): PolicyDecis
 
   for (const w of work) {
     const next = clamp(Math.round(w.next), w.vm.minMib, w.vm.maxMib);
-    const changed = Math.abs(next - w.vm.targetMib) >= MIN_MOVE_MIB || (next !== w.vm.targetMib && (next === w.vm.minMib || next === w.vm.maxMib));
-    out.push({ id: w.vm.id, targetMib: changed ? next : w.vm.targetMib, changed, reason: `${changed ? w.why : w.why.replace(/^(grows|shrinks)/, 'holds (move under 4 MiB)')} → ${changed ? next : w.vm.targetMib} MiB` });
+    const changed = Math.abs(next - w.vm.targetMib) >= MIN_MOVE_MIB || (next !== w.vm.targetMib && (w.backOff !== null || next === w.vm.minMib || next === w.vm.maxMib));
+    // A target below what the guest holds is watched (from the first round it is asked).
+    const target = changed ? next : w.vm.targetMib;
+    const giving = target >= w.vm.actualMib ? null : w.giving ?? { sinceMs: nowMs, actualMib: w.vm.actualMib };
+    out.push({ id: w.vm.id, targetMib: target, changed, reason: `${changed ? w.why : w.why.replace(/^(grows|shrinks)/, 'holds (move under 4 MiB)')} → ${target} MiB`, giving, backoffUntilMs: w.backoffUntilMs });
   }
   return out;
 }
