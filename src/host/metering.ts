@@ -119,6 +119,8 @@ export class Metering {
   private flushTimer: NodeJS.Timeout | null = null;
   /** What each VM used since the last row (a VM deleted meanwhile keeps its entry until then). */
   private readonly pending = new Map<string, Totals>();
+  /** What each VM with a process held at the last call, to count a process that ends to its end. */
+  private readonly running = new Map<string, { vcpus: number; memoryMib: number; heldMib: number; startedAt: number }>();
   /** Each VM's tenant, kept so that the row of a VM deleted since the last one still names it. */
   private readonly tenantOf = new Map<string, string | null>();
 
@@ -175,12 +177,27 @@ export class Metering {
    * the usage sampler's last sample, at most 2 s old).
    */
   accumulate(now = Date.now()): void {
-    const dt = (now - this.last) / 1000;
+    const prevTick = this.last;
+    const dt = (now - prevTick) / 1000;
     this.last = now;
     if (dt <= 0) return;
     for (const vm of this.sup.list()) {
       const p = vm.proc;
-      if (!p) { this.baselines.delete(vm.id); continue; }
+      if (!p) {
+        // Its process ended since the last call: count it up to its recorded end.
+        const was = this.running.get(vm.id);
+        const end = Date.parse(this.store.lastExit(vm.id)?.at ?? '');
+        if (was && !Number.isNaN(end)) {
+          const ran = Math.max(0, Math.min(dt, (end - Math.max(prevTick, was.startedAt)) / 1000));
+          const acc = this.totals(vm.id, vm.name);
+          acc.alloc += was.vcpus * ran;
+          acc.memAlloc += was.memoryMib * ran;
+          acc.memHeld += was.heldMib * ran;
+        }
+        this.running.delete(vm.id);
+        this.baselines.delete(vm.id);
+        continue;
+      }
       const spec = vm.record.spec;
       const acc = this.totals(vm.id, vm.name);
       const ran = Math.max(0, Math.min(dt, (now - Date.parse(p.startedAt)) / 1000));
@@ -190,6 +207,7 @@ export class Metering {
       const m = this.memory.cached(vm.id);
       const heldMib = m?.actualMib ?? (u?.memory.rss_bytes != null ? Math.min(spec.memory_mib, u.memory.rss_bytes / MIB) : spec.memory_mib);
       acc.memHeld += heldMib * ran;
+      this.running.set(vm.id, { vcpus: spec.vcpus, memoryMib: spec.memory_mib, heldMib, startedAt: Date.parse(p.startedAt) });
       if (!u) continue;
       const cur = {
         pid: p.pid,
@@ -206,6 +224,8 @@ export class Metering {
       acc.tx += Math.max(0, cur.tx - prev.tx);
       this.baselines.set(vm.id, cur);
     }
+    // A VM deleted since the last call had stopped before; its last moments are not known: not billed.
+    for (const id of [...this.running.keys()]) if (!this.sup.vms.has(id)) this.running.delete(id);
   }
 
   private totals(vmId: string, name: string): Totals {
