@@ -1,7 +1,8 @@
 // The balloon against a real guest under `vessel vmm`: Debian's virtio_balloon binds to the
 // device; PATCH /balloon inflates it (actual follows, MemTotal drops, the host gets the memory
 // back: the VMM's RSS falls after the guest had touched and freed that memory) and deflates it;
-// GET /balloon/statistics carries the guest's real numbers; the API refuses what Firecracker does.
+// GET /balloon/statistics carries the guest's real numbers; the API refuses what Firecracker does;
+// driver_ok says whether the guest's driver runs the device (not before it loads, not after rmmod).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -14,7 +15,7 @@ const MARKER = 'VESSEL-INIT-OK';
 const MEM_MIB = 256;
 const MIB = 1024 * 1024;
 
-interface BalloonInfo { amount_mib: number; deflate_on_oom: boolean; stats_polling_interval_s: number; free_page_reporting: boolean; target_pages?: number; actual_pages?: number; target_mib?: number; actual_mib?: number }
+interface BalloonInfo { amount_mib: number; deflate_on_oom: boolean; stats_polling_interval_s: number; free_page_reporting: boolean; target_pages?: number; actual_pages?: number; target_mib?: number; actual_mib?: number; driver_ok?: boolean }
 interface BalloonStats { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number; free_memory?: number; total_memory?: number; available_memory?: number; minor_faults?: number; swap_in?: number }
 interface BalloonMetrics { target_pages: number; actual_pages: number; inflate_count: number; deflate_count: number; released_bytes: number; bad_pfns: number }
 
@@ -79,7 +80,7 @@ test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal a
   const t0 = performance.now();
   while (info.actual_mib !== 64 && performance.now() - t0 < 90_000) { await sleep(250); info = (await ok('GET', '/balloon')) as BalloonInfo; }
   t.diagnostic(`inflated to ${info.actual_mib} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  assert.deepEqual(info, { amount_mib: 64, deflate_on_oom: false, stats_polling_interval_s: 1, free_page_reporting: false, target_pages: 16384, actual_pages: 16384, target_mib: 64, actual_mib: 64 });
+  assert.deepEqual(info, { amount_mib: 64, deflate_on_oom: false, stats_polling_interval_s: 1, free_page_reporting: false, target_pages: 16384, actual_pages: 16384, target_mib: 64, actual_mib: 64, driver_ok: true });
   await sleep(500);
   const rssInflated = rssOf(vmm.child.pid as number);
   const total1 = await memTotalKb();
@@ -153,6 +154,51 @@ test('vmm balloon: free page reporting without statistics (reporting_vq is queue
   assert.ok(rssFilled - rssReported > 32 * MIB, `the VMM's RSS fell by ${((rssFilled - rssReported) / MIB).toFixed(1)} MiB`);
   // The guest still works on the memory it reported (it reads zeros there and fills it again).
   assert.match(await shell.run('dd if=/dev/zero of=/fpr/again bs=1M count=64 2>/dev/null; md5sum /fpr/again'), /7f614da9329cd3aebf59b91aadc30bf0/);
+  shell.sendLast('poweroff -f');
+  assert.equal((await vmm.waitExit(POWEROFF_MS)).code, 0, vmm.describe());
+});
+
+test('vmm balloon: driver_ok is false until the guest\'s virtio_balloon runs the device and again after rmmod; a target then moves nothing', { timeout: TEST_MS }, async (t) => {
+  const image = await ensureDefaultImage({ quiet: true });
+  const dir = tempDir(t, 'vessel-vmm-balloon-drv-');
+  const { vmm, sock } = await startVmm(dir);
+  t.after(() => vmm.kill());
+  const ok = async (method: string, url: string, body?: unknown) => {
+    const r = await api(sock, method, url, body);
+    assert.ok(r.status === 204 || r.status === 200, `${method} ${url}: ${r.status} ${r.text}`);
+    return r.body;
+  };
+  await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: MEM_MIB });
+  await ok('PUT', '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd, boot_args: 'console=ttyS0 earlycon=sbi' });
+  await ok('PUT', '/balloon', { amount_mib: 0, deflate_on_oom: true, stats_polling_interval_s: 1 });
+  await ok('PUT', '/actions', { action_type: 'InstanceStart' });
+  // The kernel has not probed anything yet.
+  assert.equal(((await ok('GET', '/balloon')) as BalloonInfo).driver_ok, false);
+  const tBoot = performance.now();
+  const shell = new ShellSession(vmm, MARKER);
+  await shell.waitForShell(BOOT_MS);
+  const bootS = ((performance.now() - tBoot) / 1000).toFixed(1);
+  await shell.run('dmesg -n 1');
+  assert.equal(((await ok('GET', '/balloon')) as BalloonInfo).driver_ok, true, 'the default image loads virtio_balloon');
+  assert.equal(((await ok('GET', '/balloon/statistics')) as { driver_ok: boolean }).driver_ok, true);
+
+  // The guest without its driver: the device is reset (status 0).
+  await shell.run('rmmod virtio_balloon');
+  assert.equal((await shell.run('ls /sys/bus/virtio/drivers/virtio_balloon 2>&1; lsmod | grep -c virtio_balloon')).trim().split('\n').at(-1), '0', 'the module is gone');
+  let info = (await ok('GET', '/balloon')) as BalloonInfo;
+  assert.equal(info.driver_ok, false);
+  assert.equal(((await ok('GET', '/balloon/statistics')) as { driver_ok: boolean }).driver_ok, false);
+  await ok('PATCH', '/balloon', { amount_mib: 8 });
+  await sleep(2000);
+  info = (await ok('GET', '/balloon')) as BalloonInfo;
+  assert.deepEqual([info.target_mib, info.actual_mib, info.driver_ok], [8, 0, false], 'nobody inflates it');
+
+  // Loaded again, the driver runs the device and follows the target.
+  await shell.run('modprobe virtio_balloon');
+  const t0 = performance.now();
+  while ((info.driver_ok !== true || info.actual_mib !== 8) && performance.now() - t0 < 30_000) { await sleep(250); info = (await ok('GET', '/balloon')) as BalloonInfo; }
+  assert.deepEqual([info.driver_ok, info.actual_mib], [true, 8]);
+  t.diagnostic(`boot to the shell ${bootS} s; modprobe to 8 MiB inflated ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   shell.sendLast('poweroff -f');
   assert.equal((await vmm.waitExit(POWEROFF_MS)).code, 0, vmm.describe());
 });

@@ -151,9 +151,10 @@ export class VmBalloon {
   }
 }
 
-function sizes(dev: VirtioBalloon): { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number } {
+function sizes(dev: VirtioBalloon): { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number; driver_ok: boolean } {
   return {
     target_pages: dev.targetPages, actual_pages: dev.actual,
     target_mib: Math.floor(dev.targetPages / PAGES_PER_MIB), actual_mib: Math.floor(dev.actual / PAGES_PER_MIB),
+    driver_ok: dev.driverOk,
   };
 }

@@ -104,6 +104,8 @@ export interface BalloonInfo extends Required<Balloon> {
   actual_pages?: number;
   target_mib?: number;
   actual_mib?: number;
+  /** Vessel's: whether the guest's balloon driver runs the device (DRIVER_OK); false before it loads, without one, and after rmmod. */
+  driver_ok?: boolean;
 }
 
 /** GET /balloon/statistics: a statistic the guest did not send is absent. */
@@ -112,6 +114,8 @@ export interface BalloonStats {
   actual_pages: number;
   target_mib: number;
   actual_mib: number;
+  /** As in BalloonInfo. */
+  driver_ok: boolean;
   swap_in?: number;
   swap_out?: number;
   major_faults?: number;

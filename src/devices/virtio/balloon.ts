@@ -32,6 +32,8 @@ import type { VirtioDevice, VirtioTransport } from './mmio.js';
 import type { DescriptorChain, GuestBuffer, VirtQueue } from './queue.js';
 
 export const VIRTIO_ID_BALLOON = 5;
+/** The device status bit a driver sets once it runs the device (virtio 1.2 §2.1). */
+const DRIVER_OK = 4;
 
 export const BalloonFeature = { MUST_TELL_HOST: 0, STATS_VQ: 1, DEFLATE_ON_OOM: 2, FREE_PAGE_HINT: 3, PAGE_POISON: 4, PAGE_REPORTING: 5 } as const;
 
@@ -163,6 +165,8 @@ export class VirtioBalloon implements VirtioDevice {
   get targetPages(): number { return this.numPages; }
   /** Pages the guest says the balloon holds (actual). */
   get actual(): number { return this.actualPages; }
+  /** Whether a guest driver runs the device (DRIVER_OK set; a reset, e.g. rmmod virtio_balloon, clears it). */
+  get driverOk(): boolean { return ((this.transport?.currentStatus ?? 0) & DRIVER_OK) !== 0; }
   get statsEnabled(): boolean { return (this.features >> BigInt(BalloonFeature.STATS_VQ) & 1n) === 1n; }
   get statsInterval(): number { return this.statsIntervalS; }
   /** The latest statistics from the guest, by tag (empty until the driver sent some). */

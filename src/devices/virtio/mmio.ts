@@ -50,6 +50,8 @@ export interface VirtioTransport {
   kick?(queueIndex: number): void;
   /** The features the driver acknowledged (a device whose queues depend on them reads it). Optional, as kick. */
   readonly negotiatedFeatures?: bigint;
+  /** The device status register (a device that reports whether its driver is up reads it). Optional, as kick. */
+  readonly currentStatus?: number;
 }
 
 export const VIRTIO_MMIO_MAGIC = 0x74726976; // "virt"
