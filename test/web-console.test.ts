@@ -171,6 +171,27 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await adm.getByRole('heading', { name: 'Memory policy: recent decisions' }).waitFor();
   await shot(adm, '06-host');
 
+  // Tenants, for the admin: acme's use against its quotas; a new tenant and its token, shown once; delete.
+  await adm.goto(`${base}/#/tenants`);
+  await adm.locator('tr[data-tenant="acme"]').getByText('1 / 2').waitFor();
+  await adm.getByRole('button', { name: 'Create tenant' }).click();
+  await adm.getByRole('dialog').getByLabel('Name').fill('Gamma!');
+  await adm.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+  await adm.getByRole('dialog').getByRole('alert').filter({ hasText: 'which is not valid' }).waitFor();
+  await adm.getByRole('dialog').getByLabel('Name').fill('gamma');
+  await adm.getByRole('dialog').getByLabel('VMs').fill('1');
+  await adm.getByRole('dialog').getByRole('button', { name: 'Create' }).click();
+  const gamma = (await adm.getByTestId('new-token').innerText()).trim();
+  assert.match(gamma, /^vt_/);
+  assert.equal((await fetch(`${base}/vms`, { headers: { Authorization: `Bearer ${gamma}` } })).status, 200, 'the token shown works');
+  await adm.getByRole('button', { name: 'Done' }).click();
+  await adm.locator('tr[data-tenant="gamma"]').getByText('0 / 1').waitFor();
+  await shot(adm, '06-tenants');
+  await adm.getByRole('button', { name: 'delete gamma' }).click();
+  await adm.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await adm.locator('tr[data-tenant="gamma"]').waitFor({ state: 'detached' });
+  assert.equal((await fetch(`${base}/vms`, { headers: { Authorization: `Bearer ${gamma}` } })).status, 401, 'a deleted tenant\'s token stops working');
+
   // Usage: acme's VM is on its bill.
   await page.goto(`${base}/#/usage`);
   await until('web1 on the usage page', async () => {

@@ -4,6 +4,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, onUnauthorized, setToken, takeTokenFromUrl, token, type HostInfo } from './api.js';
 import { HostPage } from './host.js';
+import { TenantsPage } from './tenants.js';
 import { UsagePage } from './usage.js';
 import { VmPage } from './vm.js';
 import { VmList } from './vms.js';
@@ -76,14 +77,14 @@ function App() {
     return <Login reason={reason} onLogin={() => void check()} />;
   }
   const m = /^#\/vms\/([^/]+)$/.exec(hash);
-  const page = m ? <VmPage name={decodeURIComponent(m[1])} /> : hash === '#/host' ? <HostPage /> : hash === '#/usage' ? <UsagePage /> : <VmList />;
+  const page = m ? <VmPage name={decodeURIComponent(m[1])} /> : hash === '#/host' ? <HostPage /> : hash === '#/usage' ? <UsagePage /> : hash === '#/tenants' && who.admin ? <TenantsPage /> : <VmList />;
   const here = m ? '#/' : hash || '#/';
   return (
     <>
       <header>
         <a class="brand" href="#/">Vessel</a>
         <nav aria-label="main">
-          {[['#/', 'VMs'], ['#/host', 'Host'], ['#/usage', 'Usage']].map(([h, label]) => (
+          {[['#/', 'VMs'], ['#/host', 'Host'], ['#/usage', 'Usage'], ...(who.admin ? [['#/tenants', 'Tenants']] : [])].map(([h, label]) => (
             <a key={h} href={h} aria-current={here === h ? 'page' : undefined}>{label}</a>
           ))}
         </nav>
