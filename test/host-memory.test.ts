@@ -2,10 +2,13 @@
 // kernel and initramfs (256 MiB, memory-min 128 MiB) whose virtio_balloon reports to the host;
 // `vessel vm set --memory 160M` moves its balloon by hand (actual follows within seconds, the VM
 // process's RSS does not grow), bad targets are refused with a sentence, and `--memory auto` gives
-// it back to the policy, whose decision is visible with its reason in /memory, events and metrics.
+// it back to the policy, whose decision is visible with its reason in /memory, events and metrics
+// (target and actual gauges); after `rmmod virtio_balloon` in the guest the host says it has no
+// driver (/memory, vessel vm show) and the policy leaves it alone, with the reason in its events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 
 import { ensureDefaultImage } from '../images/build-image.js';
@@ -15,7 +18,7 @@ import { removeStateDir, shortStateDir, startHost, until, vm, vmOk } from './hos
 interface Memory {
   target_mib: number | null; actual_mib: number | null; memory_min_mib: number; memory_max_mib: number;
   guest_used_mib: number | null; guest_available_mib: number | null; guest_total_mib: number | null; host_rss_bytes: number | null;
-  manual: boolean; balloon_driver: boolean | null; skipped: string | null; last_decision: { at: string; target_mib: number; reason: string } | null;
+  manual: boolean; balloon_driver: boolean | null; balloon: string | null; skipped: string | null; last_decision: { at: string; target_mib: number; reason: string } | null;
 }
 
 function get(dir: string, urlPath: string): Promise<string> {
@@ -47,11 +50,12 @@ test('host memory: vm set --memory moves the balloon by hand, actual follows and
   await vmOk(dir, ['set', 'mem', '--memory', '256M']);
   await vmOk(dir, ['start', 'mem']);
   const t0 = performance.now();
-  const booted = await until('the guest\'s balloon driver to report', async () => { const m = await memory(dir, 'mem'); return m.balloon_driver === true ? m : undefined; }, BOOT_MS).catch(async (e: Error) => {
+  const booted = await until('the guest\'s balloon driver to report', async () => { const m = await memory(dir, 'mem'); return m.balloon_driver === true && m.guest_total_mib !== null ? m : undefined; }, BOOT_MS).catch(async (e: Error) => {
     throw new Error(`${e.message}; the console's last lines:\n${(await vm(dir, ['logs', 'mem', '--tail', '15'])).stdout}`);
   });
   const bootS = ((performance.now() - t0) / 1000).toFixed(1);
   assert.equal(booted.memory_max_mib, 256);
+  assert.equal(booted.balloon, 'driver running');
   assert.equal(booted.memory_min_mib, 128);
   assert.ok(booted.guest_total_mib !== null && booted.guest_total_mib > 128, `the guest's MemTotal: ${booted.guest_total_mib} MiB (256 less the kernel and what it reserves)`);
   assert.ok(booted.guest_available_mib !== null && booted.guest_available_mib > 0);
@@ -111,9 +115,28 @@ test('host memory: vm set --memory moves the balloon by hand, actual follows and
   assert.ok(s.memory.target_mib >= 128 && s.memory.guest_available_mib > 0 && s.memory.rss_bytes > 0);
   const metrics = await get(dir, '/metrics');
   assert.match(metrics, /vessel_vm_memory_target_bytes\{vm="mem",id="[0-9a-f]{12}"\} \d+/);
+  assert.match(metrics, /vessel_vm_memory_actual_bytes\{vm="mem",id="[0-9a-f]{12}"\} \d+/);
   assert.match(metrics, /vessel_vm_guest_memory_available_bytes\{vm="mem",id="[0-9a-f]{12}"\} \d+/);
   const later = await memory(dir, 'mem');
   t.diagnostic(`booted: ${JSON.stringify(booted)}; at 160: ${JSON.stringify(at160)}`);
   t.diagnostic(`boot to balloon statistics ${bootS} s; set 160 MiB: actual followed in ${followS} s, RSS ${(rssBefore / 1048576).toFixed(1)} -> ${(rssAfter / 1048576).toFixed(1)} MiB; auto: "${decided.last_decision?.reason}"; then target ${later.target_mib} MiB, actual ${later.actual_mib} MiB, RSS ${((later.host_rss_bytes ?? 0) / 1048576).toFixed(1)} MiB`);
+
+  // The guest without its balloon driver: the VMM sees the device reset, the host says so and leaves the VM alone.
+  const { console_socket: consoleSock } = JSON.parse(await vmOk(dir, ['show', 'mem', '--json'])) as { console_socket: string };
+  const con = net.connect(consoleSock);
+  await new Promise((res, rej) => { con.once('connect', res); con.once('error', rej); });
+  con.write('rmmod virtio_balloon; echo rmmod-$?\n');
+  await until('rmmod in the guest', async () => (await vmOk(dir, ['logs', 'mem', '--tail', '20'])).includes('rmmod-0') || undefined, 60_000);
+  con.destroy();
+  const gone = await until('the host to see no driver', async () => { const m = await memory(dir, 'mem'); return m.balloon === 'no driver in the guest' ? m : undefined; }, 10_000);
+  assert.equal(gone.balloon_driver, false);
+  assert.match(gone.skipped ?? '', /the guest has no balloon driver: its virtio_balloon went away/);
+  assert.match(await vmOk(dir, ['show', 'mem']), /Balloon:\s+no driver in the guest/);
+  await until('the policy\'s reason in the events', async () => {
+    const evs = JSON.parse(await get(dir, '/vms/mem/events')) as { kind: string; message: string }[];
+    return evs.some((e) => e.kind === 'memory' && /policy leaves it alone: the guest has no balloon driver/.test(e.message)) || undefined;
+  }, 10_000);
+  await new Promise((res) => setTimeout(res, 4500));
+  assert.equal((await memory(dir, 'mem')).target_mib, gone.target_mib, 'the policy does not move its target');
   await vmOk(dir, ['delete', '-f', 'mem']);
 });

@@ -131,6 +131,7 @@ interface MemoryJson {
   target_mib: number | null; actual_mib: number | null; memory_min_mib: number; memory_max_mib: number; memory_shares: number;
   guest_used_mib: number | null; guest_available_mib: number | null; guest_free_mib: number | null; guest_total_mib: number | null;
   host_rss_bytes: number | null; manual: boolean; balloon_driver: boolean | null; skipped: string | null;
+  balloon?: string | null; backoff_until?: string | null;
   last_decision: { at: string; target_mib: number; reason: string } | null;
 }
 
@@ -142,6 +143,8 @@ function memoryLines(m: MemoryJson): [string, string][] {
     ['Memory actual', mibOr(m.actual_mib)],
     ['Guest used', mibOr(m.guest_used_mib)], ['Guest available', mibOr(m.guest_available_mib)],
     ['Host RSS', mib(m.host_rss_bytes)],
+    ...(m.balloon ? [['Balloon', m.balloon] as [string, string]] : []),
+    ...(m.backoff_until ? [['Memory policy', `backs off until ${m.backoff_until} (the guest could not give)`] as [string, string]] : []),
     ...(m.skipped ? [['Memory policy', `leaves it alone: ${m.skipped}`] as [string, string]] : []),
     ...(m.last_decision ? [['Last decision', `${m.last_decision.reason} (${m.last_decision.at})`] as [string, string]] : []),
   ];

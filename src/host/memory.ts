@@ -7,7 +7,7 @@
  * alone for the round. Also serves GET/PATCH /vms/{vm}/memory.
  */
 import type { Logger } from 'pino';
-import { decideMemory, type GuestMemoryStats, type PolicyVm } from './memory-policy.js';
+import { decideMemory, type GuestMemoryStats, type PolicyVm, type ShrinkWatch } from './memory-policy.js';
 import { hostMemory, processRss } from './proc.js';
 import type { StateStore } from './store.js';
 import type { Supervisor, VmHandle } from './supervisor.js';
@@ -27,15 +27,31 @@ interface VmMemoryState {
   targetMib: number | null;
   actualMib: number | null;
   guest: GuestMemoryStats | null;
-  /** Whether the guest's virtio_balloon runs: true once it sent statistics, false after the grace time without. */
+  /**
+   * Whether the guest's virtio_balloon runs the device (the VMM's driver_ok): false once it went
+   * away, or when it never came within the grace time; null while the guest may still load it.
+   */
   driver: boolean | null;
+  /** The same in words for the API ("driver running", "no driver in the guest", ...); null without a process. */
+  balloon: string | null;
+  /** The process the state is about (a new one starts afresh), and whether its guest's driver ever ran. */
+  pid: number | null;
+  driverSeen: boolean;
+  /** The policy's bookkeeping between rounds (memory-policy.ts: a shrink being watched, a back-off's end). */
+  giving: ShrinkWatch | null;
+  backoffUntilMs: number | null;
   /** Why the policy left the VM alone in its last round (null: it balanced it). */
   skip: string | null;
+  /** The `skip` the last round saw (an event says a new one once; view() probes too, so not `skip` itself). */
+  skipAnnounced: string | null;
   lastDecision: MemoryDecision | null;
   prevAllocStall: number | null;
 }
 
-const emptyState = (): VmMemoryState => ({ targetMib: null, actualMib: null, guest: null, driver: null, skip: null, lastDecision: null, prevAllocStall: null });
+const emptyState = (): VmMemoryState => ({
+  targetMib: null, actualMib: null, guest: null, driver: null, balloon: null, pid: null, driverSeen: false, giving: null, backoffUntilMs: null,
+  skip: null, skipAnnounced: null, lastDecision: null, prevAllocStall: null,
+});
 
 export class MemoryBalancer {
   private readonly states = new Map<string, VmMemoryState>();
@@ -68,9 +84,13 @@ export class MemoryBalancer {
   private async probe(vm: VmHandle, timeoutMs = 1000): Promise<VmMemoryState> {
     const s = this.state(vm.id);
     const max = vm.record.spec.memory_mib;
+    if (vm.proc?.pid !== s.pid) {
+      // A new process (or none): its guest starts afresh.
+      Object.assign(s, { targetMib: null, actualMib: null, guest: null, driver: null, balloon: null, driverSeen: false, giving: null, backoffUntilMs: null, prevAllocStall: null });
+      s.pid = vm.proc?.pid ?? null;
+    }
     if (!vm.proc || vm.state !== 'running') {
       s.skip = `the VM is ${vm.state}`;
-      if (!vm.proc) Object.assign(s, { targetMib: null, actualMib: null, guest: null, driver: null, prevAllocStall: null });
       return s;
     }
     let info: BalloonInfo;
@@ -84,6 +104,23 @@ export class MemoryBalancer {
     }
     s.targetMib = max - (info.target_mib ?? info.amount_mib);
     s.actualMib = max - (info.actual_mib ?? 0);
+    const age = Date.now() - Date.parse(vm.proc.startedAt);
+    if (info.driver_ok === false) {
+      // The VMM sees no driver on the device (a VMM without driver_ok: the statistics tell, below).
+      s.guest = null;
+      if (s.driverSeen) s.driver = false;
+      else s.driver = age > DRIVER_GRACE_MS ? false : null;
+      s.balloon = s.driver === false ? 'no driver in the guest' : 'waiting for the guest\'s driver';
+      s.skip = s.driver === false
+        ? (s.driverSeen ? 'the guest has no balloon driver: its virtio_balloon went away (unloaded?)' : `the guest has no balloon driver: none within ${DRIVER_GRACE_MS / 1000} s of its start (a kernel without virtio_balloon?)`)
+        : 'waiting for the guest\'s balloon driver';
+      return s;
+    }
+    if (info.driver_ok === true) {
+      s.driverSeen = true;
+      s.driver = true;
+      s.balloon = 'driver running';
+    }
     let st: BalloonStats | null = null;
     try {
       st = await vmmRequest<BalloonStats>(vm.files.apiSock, 'GET', '/balloon/statistics', undefined, timeoutMs);
@@ -93,14 +130,19 @@ export class MemoryBalancer {
     }
     if (st.available_memory === undefined || st.total_memory === undefined) {
       s.guest = null;
-      const age = Date.now() - Date.parse(vm.proc.startedAt);
+      if (info.driver_ok === true) {
+        s.skip = 'waiting for the guest\'s first balloon statistics';
+        return s;
+      }
       s.driver = age > DRIVER_GRACE_MS ? false : null;
+      s.balloon = s.driver === false ? 'no driver in the guest' : 'waiting for the guest\'s driver';
       s.skip = s.driver === false
-        ? `the guest has no balloon driver: no statistics ${Math.round(age / 1000)} s after its start (a kernel without virtio_balloon?)`
+        ? `the guest has no balloon driver: no statistics within ${DRIVER_GRACE_MS / 1000} s of its start (a kernel without virtio_balloon?)`
         : 'waiting for the guest\'s balloon driver';
       return s;
     }
     s.driver = true;
+    s.balloon = 'driver running';
     const stalls = st.alloc_stall;
     const allocStalls = stalls !== undefined && s.prevAllocStall !== null ? Math.max(0, stalls - s.prevAllocStall) : undefined;
     s.prevAllocStall = stalls ?? null;
@@ -119,27 +161,31 @@ export class MemoryBalancer {
       const vms = this.sup.list().filter((vm) => vm.proc);
       for (const id of [...this.states.keys()]) if (!vms.some((vm) => vm.id === id)) this.states.delete(id);
       const inputs: PolicyVm[] = [];
-      const byId = new Map<string, { vm: VmHandle; s: VmMemoryState; skipBefore: string | null }>();
+      const byId = new Map<string, { vm: VmHandle; s: VmMemoryState }>();
       await Promise.all(vms.map(async (vm) => {
-        const skipBefore = this.states.get(vm.id)?.skip ?? null;
         const s = await this.probe(vm);
-        byId.set(vm.id, { vm, s, skipBefore });
+        byId.set(vm.id, { vm, s });
         const spec = vm.record.spec;
         inputs.push({
           id: vm.id, name: vm.name, minMib: spec.memory_min_mib, maxMib: spec.memory_mib, shares: spec.memory_shares ?? MEMORY_SHARES_DEFAULT,
           targetMib: s.targetMib ?? spec.memory_mib, actualMib: s.actualMib ?? spec.memory_mib, guest: s.guest, skip: s.skip,
+          ...(s.driver === false ? { driverOk: false } : {}), giving: s.giving, backoffUntilMs: s.backoffUntilMs,
         });
       }));
       const m = hostMemory();
-      const decisions = decideMemory(inputs, { totalMib: Math.floor(m.totalBytes / MIB), availableMib: Math.floor(m.availableBytes / MIB) });
+      const decisions = decideMemory(inputs, { totalMib: Math.floor(m.totalBytes / MIB), availableMib: Math.floor(m.availableBytes / MIB) }, Date.now());
       for (const d of decisions) {
         const entry = byId.get(d.id);
         if (!entry) continue;
-        const { vm, s, skipBefore } = entry;
+        const { vm, s } = entry;
+        const announced = s.skipAnnounced;
+        s.skipAnnounced = s.skip;
         const at = new Date().toISOString();
+        s.giving = d.giving;
+        s.backoffUntilMs = d.backoffUntilMs;
         if (s.skip !== null) {
           // A VM left alone: say so once when the reason changes, not every round.
-          if (s.skip !== skipBefore && !s.skip.startsWith('waiting') && !s.skip.startsWith('the VM is')) this.store.event(vm.id, vm.name, 'memory', `policy leaves it alone: ${s.skip}`);
+          if (s.skip !== announced && !s.skip.startsWith('waiting') && !s.skip.startsWith('the VM is')) this.store.event(vm.id, vm.name, 'memory', `policy leaves it alone: ${s.skip}`);
           continue;
         }
         if (d.changed) {
@@ -180,6 +226,8 @@ export class MemoryBalancer {
       host_rss_bytes: vm.proc ? processRss(vm.proc.pid) : null,
       manual: spec.memory_manual_mib !== undefined,
       balloon_driver: s.driver,
+      balloon: s.balloon,
+      backoff_until: s.backoffUntilMs !== null && s.backoffUntilMs > Date.now() ? new Date(s.backoffUntilMs).toISOString() : null,
       skipped: s.skip,
       last_decision: s.lastDecision,
     };
