@@ -94,7 +94,7 @@ test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal a
   assert.equal(m.released_bytes, 64 * MIB, 'every inflated page went back to the host');
   assert.ok(rssFreed - rssInflated > 32 * MIB, `the VMM's RSS fell by ${((rssFreed - rssInflated) / MIB).toFixed(1)} MiB (at least 32 expected)`);
   stats = (await ok('GET', '/balloon/statistics')) as BalloonStats;
-  for (let i = 0; i < 25 && stats.total_memory === total0 * 1024; i++) { await sleep(200); stats = (await ok('GET', '/balloon/statistics')) as BalloonStats; }
+  for (let i = 0; i < 75 && stats.total_memory !== total1 * 1024; i++) { await sleep(200); stats = (await ok('GET', '/balloon/statistics')) as BalloonStats; }
   assert.equal(stats.total_memory, total1 * 1024, 'fresh statistics after the inflation (polled every second)');
   assert.equal(stats.actual_mib, 64);
 
