@@ -85,11 +85,12 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await dialog.getByRole('button', { name: 'Create' }).click();
   await dialog.getByRole('alert').filter({ hasText: /"bad name!", which is not valid: 1 to 63 letters/ }).waitFor();
   await dialog.getByLabel('Name').fill('web1');
-  await dialog.getByLabel('vCPUs').fill('3');
+  await dialog.getByLabel('vCPUs', { exact: true }).fill('3');
   await dialog.getByRole('button', { name: 'Create' }).click();
   await dialog.getByRole('alert').filter({ hasText: 'Tenant "acme" is over the vCPU quota of 2 vCPUs' }).waitFor();
   await shot(page, '02-create-over-quota');
-  await dialog.getByLabel('vCPUs').fill('1');
+  await dialog.getByLabel('vCPUs', { exact: true }).fill('1');
+  await dialog.getByLabel('vCPUs maximum (while it runs)').fill('2');
   await dialog.getByLabel('Memory, MiB (maximum)').fill('128');
   await dialog.getByLabel('Image').selectOption('initramfs');
   await dialog.getByLabel('Network').selectOption('none');
@@ -97,10 +98,17 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
 
   // The VM's page: it boots in the console; typing reaches the shell.
   await page.getByRole('heading', { name: /web1/ }).waitFor();
-  await until('the shell prompt in the console', async () => (await terminalText(page)).includes('~ #') || undefined, BOOT_MS, 500);
+  await page.locator('.facts').getByText('1 (at most 2 while it runs)').waitFor();
+  await until('the shell in the console', async () => /~ #|Enter 'help' for a list of built-in commands/.test(await terminalText(page)) || undefined, BOOT_MS, 500);
   await page.locator('.term').click();
-  await page.keyboard.type('echo web-$((6*7))\n');
-  await until('the command\'s output in the console', async () => /^web-42$/m.test(await terminalText(page)) || undefined, 60_000, 300);
+  // Typed again every 20 s while no answer shows, as a user would: the hart-thread machine has at
+  // times kept the guest's last output (the prompt) back until the next input (not this layer's).
+  let typed = 0;
+  await until('the command\'s output in the console', async () => {
+    if (/^web-42\r?$/m.test(await terminalText(page))) return true;
+    if (Date.now() - typed > 20_000) { await page.keyboard.type('echo web-$((6*7))\n'); typed = Date.now(); }
+    return undefined;
+  }, 90_000, 300);
   // The graphs fill from the stats stream.
   const memGraph = page.locator('figure', { hasText: 'Memory' }).getByRole('img');
   await until('the memory graph', async () => /target 128 MiB/.test(await memGraph.getAttribute('aria-label') ?? '') || undefined, 30_000, 500);

@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const out = path.join(here, '..', 'dist', 'web');
+// Built beside and then swapped in, so that a host serving dist/web meanwhile misses it for a moment at most.
+const final = path.join(here, '..', 'dist', 'web');
+const out = `${final}.new-${process.pid}`;
 fs.rmSync(out, { recursive: true, force: true });
 fs.mkdirSync(path.join(out, 'assets'), { recursive: true });
 await esbuild.build({
@@ -23,3 +25,7 @@ await esbuild.build({
   logLevel: 'warning',
 });
 for (const f of ['index.html', 'favicon.svg']) fs.copyFileSync(path.join(here, f), path.join(out, f));
+const old = `${final}.old-${process.pid}`;
+if (fs.existsSync(final)) fs.renameSync(final, old);
+fs.renameSync(out, final);
+fs.rmSync(old, { recursive: true, force: true });

@@ -69,7 +69,7 @@ export function wsUrl(path: string): string {
 }
 
 export interface Vm {
-  id: string; name: string; tenant: string | null; state: string; desired_state: string; vcpus: number;
+  id: string; name: string; tenant: string | null; state: string; desired_state: string; vcpus: number; max_vcpus?: number;
   memory_mib: number; memory_min_mib: number; memory_target: number | 'auto'; cpu_weight: number; cpu_cap: number;
   uptime_s: number; pid: number | null; error: string | null; last_exit: { reason: string; at: string } | null; nets: string[];
   disks: { path: string; readonly: boolean; size_bytes?: number | null }[]; restart: string; created_at: string;

@@ -75,7 +75,7 @@ export function VmPage(props: { name: string }) {
       <ErrorLine error={error ?? actions.error} />
       {vm.error && <p class="error">The last start failed: {vm.error}</p>}
       <dl class="facts">
-        <dt>vCPUs</dt><dd>{vm.vcpus}</dd>
+        <dt>vCPUs</dt><dd>{vm.vcpus}{vm.max_vcpus && vm.max_vcpus !== vm.vcpus ? ` (at most ${vm.max_vcpus} while it runs)` : ''}</dd>
         <dt>Memory</dt><dd>{mib(vm.memory_mib)} at most, {mib(vm.memory_min_mib)} at least; target {vm.memory_target === 'auto' ? 'set by the host\'s policy' : `${vm.memory_target} MiB, set by hand`}</dd>
         <dt>CPU</dt><dd>weight {vm.cpu_weight}, cap {vm.cpu_cap ? `${vm.cpu_cap} % of a core` : 'none'}</dd>
         <dt>Uptime</dt><dd>{duration(vm.uptime_s)}</dd>

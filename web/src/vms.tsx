@@ -110,6 +110,7 @@ function CreateVm(props: { onClose: () => void; onCreated: (name: string) => voi
       name: String(f.get('name') ?? ''),
       image: String(f.get('image')),
       vcpus: num('vcpus'),
+      max_vcpus: num('max_vcpus'),
       memory_mib: num('memory'),
       memory_min_mib: num('memory_min'),
       disk_mib: num('disk'),
@@ -138,6 +139,7 @@ function CreateVm(props: { onClose: () => void; onCreated: (name: string) => voi
         </label>
         <div class="grid2">
           <label>vCPUs <input name="vcpus" inputMode="numeric" value="1" /></label>
+          <label>vCPUs maximum (while it runs) <input name="max_vcpus" inputMode="numeric" placeholder="= vCPUs" /></label>
           <label>Network
             <select name="net"><option value="user">User-mode (NAT)</option><option value="none">None</option></select>
           </label>

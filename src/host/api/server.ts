@@ -110,7 +110,9 @@ export class HostApiServer {
     const isWs = (op: ApiOperation): boolean => (doc.paths[op.path] as Record<string, { 'x-websocket'?: boolean } | undefined>)[op.method]?.['x-websocket'] === true;
     const missing = spec.operations.filter((op) => !(isWs(op) ? wsHandlers[op.id] : handlers[op.id])).map((op) => op.id);
     if (missing.length) throw new Error(`no handler for host API operations ${missing.join(', ')}`);
-    const webRoot = opts.web !== false && fs.existsSync(`${WEB_ROOT}/index.html`) ? WEB_ROOT : null;
+    // Served from the folder at each request (not a list of files taken at start): a build that
+    // replaces dist/web while the host runs is served as it is now.
+    const webRoot = opts.web !== false ? WEB_ROOT : null;
     const build = async (tcp: boolean) => {
       const app = fastify({ loggerInstance: log, disableRequestLogging: true, bodyLimit: BODY_LIMIT, forceCloseConnections: true, routerOptions: { ignoreTrailingSlash: true } });
       app.removeAllContentTypeParsers();
@@ -144,7 +146,7 @@ export class HostApiServer {
         body: request.body, raw: request, reply, who: principals.get(request) ?? (tcp ? (() => { throw new UnauthorizedError('no token'); })() : ADMIN),
       });
       await app.register(fastifyWebsocket, { options: { maxPayload: WS_MAX_PAYLOAD } });
-      if (tcp && webRoot) await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: 'index.html' });
+      if (tcp && webRoot) await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: true, index: 'index.html' });
       for (const op of spec.operations) {
         const url = op.path.replace(/\{(\w+)\}/g, ':$1');
         if (isWs(op)) {
