@@ -163,6 +163,13 @@ test('memory policy: a guest that gives slowly is not backed off from; a partial
   assert.ok(off, 'a back-off');
   assert.equal(off.now - t0, 10_000 + STALL_MS, '30 s after the last fall');
   assert.equal(off.target, 350);
+  // A guest that stops 2 MiB short of its target is no stall (under the 4 MiB a move needs).
+  const near = vm('near', { targetMib: 130, actualMib: 130 });
+  const n = rounds(near, roomy, t0, t0 + 2 * STALL_MS, () => 130);
+  assert.ok(n.every((r) => !/backs off/.test(r.reason)), 'no back-off');
+  const short = byId(decideMemory([{ ...near, targetMib: 128, actualMib: 130, giving: { sinceMs: t0, actualMib: 130 } }], roomy, t0 + 2 * STALL_MS), 'near');
+  assert.equal(short.targetMib, 128);
+  assert.equal(short.giving, null);
 });
 
 test('memory policy: a guest without a balloon driver is left alone, even on a host above its goal', () => {

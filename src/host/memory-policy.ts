@@ -28,7 +28,7 @@
  *
  * Two kinds of guest are not asked for memory:
  * - One without a balloon driver (`driverOk` false) is left alone: its balloon cannot move.
- * - One asked to shrink (target below actual) whose actual has not fallen for STALL_MS cannot give
+ * - One asked to shrink (target MIN_MOVE_MIB or more below actual) whose actual has not fallen for STALL_MS cannot give
  *   (it refuses or stalls: nothing free to give, or a stuck driver). The policy backs off: its
  *   target goes back up to what it holds, and for COOLDOWN_MS it is not asked to shrink again
  *   (it may still grow). The runner keeps `giving` and `backoffUntilMs` from one round to the next.
@@ -153,7 +153,7 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
     let giving: ShrinkWatch | null = null;
     let backoffUntilMs = vm.backoffUntilMs != null && vm.backoffUntilMs > nowMs ? vm.backoffUntilMs : null;
     let backOff: string | null = null;
-    if (vm.targetMib < vm.actualMib) {
+    if (vm.actualMib - vm.targetMib >= MIN_MOVE_MIB) {
       const w = vm.giving;
       if (!w || vm.actualMib < w.actualMib) giving = { sinceMs: nowMs, actualMib: vm.actualMib };
       else if (nowMs - w.sinceMs < STALL_MS) giving = w;
@@ -224,9 +224,9 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
   for (const w of work) {
     const next = clamp(Math.round(w.next), w.vm.minMib, w.vm.maxMib);
     const changed = Math.abs(next - w.vm.targetMib) >= MIN_MOVE_MIB || (next !== w.vm.targetMib && (w.backOff !== null || next === w.vm.minMib || next === w.vm.maxMib));
-    // A target below what the guest holds is watched (from the first round it is asked).
+    // A target below what the guest holds is watched (from the first round it is asked); a few MiB short is no stall.
     const target = changed ? next : w.vm.targetMib;
-    const giving = target >= w.vm.actualMib ? null : w.giving ?? { sinceMs: nowMs, actualMib: w.vm.actualMib };
+    const giving = w.vm.actualMib - target < MIN_MOVE_MIB ? null : w.giving ?? { sinceMs: nowMs, actualMib: w.vm.actualMib };
     out.push({ id: w.vm.id, targetMib: target, changed, reason: `${changed ? w.why : w.why.replace(/^(grows|shrinks)/, 'holds (move under 4 MiB)')} → ${target} MiB`, giving, backoffUntilMs: w.backoffUntilMs });
   }
   return out;
