@@ -160,15 +160,17 @@ let fencesDone = control.get(self, HartWord.FenceAck);
 
 /**
  * SBI remote fence: this hart's at once; every other target's before returning, unless it is
- * asleep (it applies the request before it runs again). While waiting, this hart answers the
- * fences asked of it, so two harts fencing each other do not wait forever.
+ * asleep (it applies the request before it runs again). A target is not woken: a running one
+ * looks at its requests between run slices, a sleeping one when it wakes (an idle Linux guest
+ * sends tens of fences a second, and waking every idle hart for each cost a few % of a core).
+ * While waiting, this hart answers the fences asked of it, so two harts fencing each other do
+ * not wait forever.
  */
 function remoteFence(ids: number[]): void {
   const waits: [number, number][] = [];
   for (const id of ids) {
     if (id === self) { hart.flushTlb(); hart.syncCode(); continue; }
     waits.push([id, Atomics.add(words, control.at(id, HartWord.FenceReq), 1) + 1]);
-    control.wake(id);
   }
   for (const [id, wanted] of waits) {
     const ack = control.at(id, HartWord.FenceAck);
