@@ -991,7 +991,7 @@ export class Hart implements FpuHart {
           if (f3 === 0 && this.env.concurrent && fenceOrdersStoreLoad(insn)) Atomics.add(this.state, FENCE_CELL, 0); // a locked instruction: a full host barrier
           if (insn === PAUSE && ++this.pauses >= PAUSES_BEFORE_YIELD) { this.pauses = 0; this.yielding = true; this.breakLoop = true; }
           // FENCE.I: code stored by harts on other threads must be seen from here on.
-          if (f3 === 1) { this.jit?.drain(); this.breakLoop = true; }
+          if (f3 === 1 && this.env.concurrent) { this.jit?.drain(); this.breakLoop = true; }
           break;
         case Opcode.OpImm: { // OP-IMM
           const imm = insn >> 20, alo = x[s1], ahi = x[s1 + 1];
@@ -1275,12 +1275,16 @@ export class Hart implements FpuHart {
     const off = pa - this.ramBase;
     const inRam = off >= 0 && off + width <= this.ramSize;
     if (op === 3) { // SC
-      // It succeeds while the reservation holds and memory still has the value the LR read, as
-      // one compare-and-swap (QEMU's approach), so a store by a hart on another thread in between
-      // makes it fail.
+      // It succeeds while the reservation holds and memory still has the value the LR read: with
+      // harts on other threads as one compare-and-swap (QEMU's approach), so a store by one of
+      // them in between makes it fail.
       let ok = this.reservation >= 0 && this.reservation === off && inRam;
       this.reservation = -1;
-      if (ok) {
+      if (ok && !this.env.concurrent) {
+        const v = this.loadPhys(pa, width, lo, hi);
+        ok = v === this.state[RESERVED_LO] && (width === 4 || this.tmpHi === this.state[RESERVED_HI]);
+        if (ok) this.storePhys(pa, width, x[s2], x[s2 + 1], lo, hi);
+      } else if (ok) {
         const expectLo = this.state[RESERVED_LO], expectHi = this.state[RESERVED_HI];
         if (width === 4) ok = Atomics.compareExchange(this.ram32, off >>> 2, expectLo, x[s2]) === expectLo;
         else {
@@ -1295,8 +1299,9 @@ export class Hart implements FpuHart {
     // An AMO where nothing answers is a store/AMO access fault, not the load fault of its read half.
     if (!inRam && !this.bus.isMmio(pa, width)) this.accessFault(Access.Write, lo, hi);
     const blo = x[s2], bhi = width === 4 ? x[s2] >> 31 : x[s2 + 1];
-    if (inRam) {
-      // Atomic on RAM: a compare-and-swap loop around the operation.
+    if (inRam && this.env.concurrent) {
+      // Atomic on RAM for harts on other threads: a compare-and-swap loop around the operation
+      // (on one thread, the plain read and write below are atomic already).
       for (;;) {
         let olo: number, ohi: number, old64 = 0n;
         if (width === 4) { olo = Atomics.load(this.ram32, off >>> 2); ohi = olo >> 31; } else {

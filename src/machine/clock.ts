@@ -19,7 +19,8 @@ export type HostClock = () => number;
  * The same monotonic time on every thread: performance.now() counts from each thread's own
  * origin, so it is taken from the process's origin (performance.timeOrigin) instead.
  */
-const hostMonotonicMs: HostClock = () => performance.timeOrigin + performance.now();
+const TIME_ORIGIN = performance.timeOrigin;
+const hostMonotonicMs: HostClock = () => TIME_ORIGIN + performance.now();
 
 /** Float64 fields of the shared state: the tick count at `ORIGIN`, the host time counted from, and the frozen count (NaN while running). */
 const BASE = 0, ORIGIN = 1, FROZEN = 2;
