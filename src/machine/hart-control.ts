@@ -64,8 +64,6 @@ export const enum MailOp {
   Load = 1,
   /** A device store: A, B = address, C = width, D = value; answer: 1 when a device answered. */
   Store = 2,
-  /** SBI debug console write of RAM [A + B * 2^32, + C). */
-  ConsoleWrite = 3,
   /** SBI system reset: A = type, B = reason. */
   SystemReset = 4,
   /** A trap reached M-mode under the host firmware: A = cause, B = 1 for an interrupt, C, D = pc. */

@@ -1,9 +1,10 @@
 /**
  * One hart on a host thread of its own (a worker_threads worker; hart-threads.ts starts them).
  * It runs the hart, with a JIT of its own (its own tables, the VM's compile worker and CodeMap),
- * on the VM's shared guest memory; SBI calls are served here; device registers, the console and
- * the end of the machine go to the main thread through the hart's mailbox (hart-control.ts),
- * one call at a time, the main thread's event loop playing QEMU's "big lock".
+ * on the VM's shared guest memory; SBI calls are served here; device registers and the end of
+ * the machine go to the main thread through the hart's mailbox (hart-control.ts), one call at a
+ * time, the main thread's event loop playing QEMU's "big lock"; the SBI debug console's output
+ * goes by the hart's states port.
  *
  * Between run slices, and before it runs again after a sleep, the thread applies what other
  * threads asked of it: interrupt wires, IPIs, HSM starts, remote fences, stores to translated

@@ -1,7 +1,7 @@
 /**
  * The main thread's side of harts on threads of their own (Machine with `threads: 'per-hart'`):
  * starts one worker per hart (hart-thread.ts), answers their mailboxes (device registers, the
- * console, the machine's end) from the event loop, and pauses, resumes and stops them.
+ * machine's end) from the event loop, and pauses, resumes and stops them.
  *
  * Device emulation stays on this thread, one mailbox call at a time: the event loop is the big
  * lock (as QEMU's iothread lock), so devices need no locking of their own; a hart that waits for
@@ -116,7 +116,6 @@ export class HartThreads {
           break;
         }
         case MailOp.Store: result = bus.storeMmio((a >>> 0) + b * 2 ** 32, c as AccessWidth, d) ? 1 : 0; break;
-        case MailOp.ConsoleWrite: this.o.consoleWrite(this.o.memory.slice((a >>> 0) + b * 2 ** 32, c).slice()); break;
         case MailOp.SystemReset: this.o.systemReset(a, b); break;
         case MailOp.MachineTrap:
           this.o.fail(unhandledTrapMessage(id, a, b === 1, BigInt.asUintN(64, (BigInt(d) << 32n) | BigInt(c >>> 0))));
