@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { CLOCK_SETUP, escapeRe, Guest, GuestError } from './lib/guest.js';
-import { runBench } from './lib/main.js';
+import { readOptions, runBench } from './lib/main.js';
 import { commandRuns, ensureHostPackages } from './lib/host-packages.js';
 import { engineList, intArg } from './lib/options.js';
 import { ensureQemu, QEMU, QEMU_PACKAGE, qemuVersion } from './lib/qemu.js';
@@ -373,14 +373,8 @@ async function bootOnce(kind: RunKind, run: number, o: Options, kernel: string, 
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) { process.stdout.write(USAGE); return 0; }
+  const o = readOptions(parseOptions, USAGE);
+  if (typeof o === 'number') return o;
 
   const qemuVer = o.engines.includes('qemu') ? ensureQemu() : qemuVersion();
   let kernel = o.kernel, initrd = o.initrd;

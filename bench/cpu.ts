@@ -21,7 +21,7 @@ import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
 import { buildToolsDisk, compile } from './lib/guest-tools.js';
-import { runBench } from './lib/main.js';
+import { readOptions, runBench } from './lib/main.js';
 import { engineList, intArg } from './lib/options.js';
 import { fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
 
@@ -169,14 +169,8 @@ function checkChecksums(results: Partial<Record<EngineName, RunResult[]>>): stri
 }
 
 async function main(): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) { process.stdout.write(USAGE); return 0; }
+  const o = readOptions(parseOptions, USAGE);
+  if (typeof o === 'number') return o;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-cpu-'));
   try {
     const guestEngines = o.engines.filter((e): e is GuestEngine => e !== 'native');

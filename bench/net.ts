@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
-import { runBench } from './lib/main.js';
+import { readOptions, runBench } from './lib/main.js';
 import { engineList, ENGINES, intArg, type EngineName } from './lib/options.js';
 import { fmtRatio, ratio, summarize, table, type Summary } from './lib/stats.js';
 
@@ -194,14 +194,8 @@ async function benchEngine(engine: EngineName, o: Options, kernel: string, initr
 }
 
 async function main(): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) { process.stdout.write(USAGE); return 0; }
+  const o = readOptions(parseOptions, USAGE);
+  if (typeof o === 'number') return o;
   const qemuVersion = o.engines.includes('qemu') ? ensureQemu() : null;
   const image = await ensureDefaultImage({ quiet: true });
   const servers = await HostServers.start(o.mib << 20);

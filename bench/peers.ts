@@ -31,7 +31,7 @@ import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { compile, CROSS_GCC } from './lib/guest-tools.js';
 import { commandRuns, ensureHostPackages, fileNeed, type HostNeed } from './lib/host-packages.js';
 import { ensureI386Guest, I386_SUITE } from './lib/i386-guest.js';
-import { runBench } from './lib/main.js';
+import { readOptions, runBench } from './lib/main.js';
 import { engineList, intArg, UsageError } from './lib/options.js';
 import { PEER_MARKER, PEER_PROGRAM, peerInitramfs, type PeerConsole } from './lib/peer-initramfs.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
@@ -275,14 +275,8 @@ const RATIOS: { a: EngineName; b: EngineName }[] = [
 ];
 
 async function main(): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) { process.stdout.write(USAGE); return 0; }
+  const o = readOptions(parseOptions, USAGE);
+  if (typeof o === 'number') return o;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-peers-'));
   try {
     const versions = ensurePrerequisites(o.engines);

@@ -20,7 +20,7 @@ import { BOOT_MARKER, ensureDefaultImage } from '../images/build-image.js';
 import { Guest, GuestError, GuestShell, withGuest } from './lib/guest.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
 import { buildToolsDisk } from './lib/guest-tools.js';
-import { runBench } from './lib/main.js';
+import { readOptions, runBench } from './lib/main.js';
 import { engineList, intArg } from './lib/options.js';
 import { fmtRatio, fmtS, table } from './lib/stats.js';
 
@@ -127,14 +127,8 @@ async function benchOne(engine: Engine, cpus: number, o: Options, kernel: string
 }
 
 async function main(): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) { process.stdout.write(USAGE); return 0; }
+  const o = readOptions(parseOptions, USAGE);
+  if (typeof o === 'number') return o;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vessel-bench-smp-'));
   try {
     const tools = buildToolsDisk(SOURCE, dir);

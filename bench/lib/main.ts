@@ -16,3 +16,20 @@ export function runBench(main: () => Promise<number>): void {
     process.exitCode = 1;
   });
 }
+
+/**
+ * A benchmark's options from its command line (`parse` returns null for --help), or the exit
+ * code when there are none to run with: 0 after printing the usage for --help, 2 after a bad
+ * option (its message and the usage on stderr).
+ */
+export function readOptions<O extends object>(parse: (argv: string[]) => O | null, usage: string): O | number {
+  let o: O | null;
+  try {
+    o = parse(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (!o) { process.stdout.write(usage); return 0; }
+  return o;
+}
