@@ -46,6 +46,23 @@ export async function vm(dir: string, args: string[], timeoutMs = 180_000): Prom
   }
 }
 
+/**
+ * `vessel <args>` against the host of `dir` (VESSEL_HOST) to completion, as the tenant whose
+ * token is `token` (VESSEL_TOKEN), or as the admin without one.
+ */
+export async function cli(dir: string, args: string[], token?: string): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, VESSEL_HOST: path.join(dir, 'host.sock') };
+  delete env['VESSEL_TOKEN'];
+  if (token !== undefined) env['VESSEL_TOKEN'] = token;
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
 /** As `vm`, failing the test unless the command exits 0; returns its stdout. */
 export async function vmOk(dir: string, args: string[]): Promise<string> {
   const r = await vm(dir, args);

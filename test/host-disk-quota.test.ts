@@ -4,30 +4,12 @@
 // a stopped VM (`--vcpus`) are held to the vCPU quota the same way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { promisify } from 'node:util';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { CLI, TEST_MS } from './vessel-cli.js';
-import { removeStateDir, shortStateDir, startHost } from './host-cli.js';
-import type { CliResult } from './host-cli.js';
+import { TEST_MS } from './vessel-cli.js';
+import { cli, removeStateDir, shortStateDir, startHost } from './host-cli.js';
 
-const run = promisify(execFile);
-
-async function cli(dir: string, args: string[], token?: string): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, VESSEL_HOST: path.join(dir, 'host.sock') };
-  delete env['VESSEL_TOKEN'];
-  if (token !== undefined) env['VESSEL_TOKEN'] = token;
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 test('host disk grow: a tenant\'s VM cannot grow past the tenant\'s disk quota; within it, it grows', { timeout: TEST_MS }, async (t) => {
   await ensureDefaultImage({ quiet: true });

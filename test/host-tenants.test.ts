@@ -13,24 +13,11 @@ import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { CLI, freePort, TEST_MS } from './vessel-cli.js';
-import { removeStateDir, shortStateDir, startHost, until } from './host-cli.js';
-import type { CliResult } from './host-cli.js';
+import { freePort, TEST_MS } from './vessel-cli.js';
+import { cli, removeStateDir, shortStateDir, startHost, until } from './host-cli.js';
 
 const run = promisify(execFile);
 
-async function cli(dir: string, args: string[], token?: string): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, VESSEL_HOST: path.join(dir, 'host.sock') };
-  delete env['VESSEL_TOKEN'];
-  if (token !== undefined) env['VESSEL_TOKEN'] = token;
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 async function ok(dir: string, args: string[], token?: string): Promise<string> {
   const r = await cli(dir, args, token);

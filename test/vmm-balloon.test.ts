@@ -22,17 +22,20 @@ interface BalloonMetrics { target_pages: number; actual_pages: number; inflate_c
 const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A VMM API call on `sock` that must succeed (200 or 204); returns the body. */
+const okOn = (sock: string) => async (method: string, url: string, body?: unknown): Promise<unknown> => {
+  const r = await api(sock, method, url, body);
+  assert.ok(r.status === 204 || r.status === 200, `${method} ${url}: ${r.status} ${r.text}`);
+  return r.body;
+};
+
 test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal and the VMM\'s RSS; statistics are the guest\'s; deflating gives the memory back', { timeout: TEST_MS }, async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
   const dir = tempDir(t, 'vessel-vmm-balloon-');
   const { vmm, sock } = await startVmm(dir);
   t.after(() => vmm.kill());
   const call = async (method: string, url: string, body?: unknown) => api(sock, method, url, body);
-  const ok = async (method: string, url: string, body?: unknown) => {
-    const r = await call(method, url, body);
-    assert.ok(r.status === 204 || r.status === 200, `${method} ${url}: ${r.status} ${r.text}`);
-    return r.body;
-  };
+  const ok = okOn(sock);
 
   await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: MEM_MIB });
   await ok('PUT', '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd, boot_args: 'console=ttyS0 earlycon=sbi' });
@@ -123,11 +126,7 @@ test('vmm balloon: free page reporting without statistics (reporting_vq is queue
   const dir = tempDir(t, 'vessel-vmm-balloon-fpr-');
   const { vmm, sock } = await startVmm(dir);
   t.after(() => vmm.kill());
-  const ok = async (method: string, url: string, body?: unknown) => {
-    const r = await api(sock, method, url, body);
-    assert.ok(r.status === 204 || r.status === 200, `${method} ${url}: ${r.status} ${r.text}`);
-    return r.body;
-  };
+  const ok = okOn(sock);
   await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: MEM_MIB });
   await ok('PUT', '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd, boot_args: 'console=ttyS0 earlycon=sbi' });
   await ok('PUT', '/balloon', { amount_mib: 0, deflate_on_oom: true, free_page_reporting: true });
@@ -163,11 +162,7 @@ test('vmm balloon: driver_ok is false until the guest\'s virtio_balloon runs the
   const dir = tempDir(t, 'vessel-vmm-balloon-drv-');
   const { vmm, sock } = await startVmm(dir);
   t.after(() => vmm.kill());
-  const ok = async (method: string, url: string, body?: unknown) => {
-    const r = await api(sock, method, url, body);
-    assert.ok(r.status === 204 || r.status === 200, `${method} ${url}: ${r.status} ${r.text}`);
-    return r.body;
-  };
+  const ok = okOn(sock);
   await ok('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: MEM_MIB });
   await ok('PUT', '/boot-source', { kernel_image_path: image.kernel, initrd_path: image.initrd, boot_args: 'console=ttyS0 earlycon=sbi' });
   await ok('PUT', '/balloon', { amount_mib: 0, deflate_on_oom: true, stats_polling_interval_s: 1 });
