@@ -4,33 +4,11 @@
  * API as `vessel vm` does: `--host`, `--token` (or $VESSEL_HOST, $VESSEL_TOKEN).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import Table from 'cli-table3';
-import { hostJson, hostTarget, HostReplyError } from './host-client.js';
 import { parseMemorySize } from './size.js';
-import { HostCommandError } from './vm-commands.js';
+import { call, HostCommandError, table, type Global } from './vm-commands.js';
 
-interface Global { host?: string; token?: string }
 interface Quota { vcpus?: number; memory_mib?: number; disk_gib?: number; vms?: number }
 interface TenantJson { id: string; name: string; created_at: string; quota: Quota; used: Required<Quota>; token?: string; token_expires_at?: string | null }
-
-async function call<T>(g: Global, method: string, urlPath: string, body?: unknown): Promise<T> {
-  try {
-    return await hostJson<T>(hostTarget(g), method, urlPath, body);
-  } catch (e) {
-    if (e instanceof HostReplyError) throw new HostCommandError(e.message, e.status === 400 ? 2 : 1);
-    throw e;
-  }
-}
-
-function table(head: string[], rows: (string | number)[][]): string {
-  const t = new Table({
-    head,
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
-    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
-  });
-  t.push(...rows.map((r) => r.map(String)));
-  return t.toString().split('\n').map((l) => l.trimEnd()).join('\n') + '\n';
-}
 
 /** A quota option: a number, or "none" for no limit (null in the API). */
 function limit(name: string, parse: (v: string) => number) {

@@ -76,7 +76,8 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-function table(head: string[], rows: (string | number)[][]): string {
+/** Rows under a header, aligned, without borders (the verbs' tables). */
+export function table(head: string[], rows: (string | number)[][]): string {
   const t = new Table({
     head,
     chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
@@ -112,10 +113,11 @@ function json(value: unknown): void {
   print(JSON.stringify(value, null, 2) + '\n');
 }
 
-interface Global { host?: string; token?: string }
+/** The options every host verb takes (`vessel vm`, `vessel tenant`). */
+export interface Global { host?: string; token?: string }
 
 /** Runs one API call of a verb, turning the host's refusals into exit codes. */
-async function call<T>(g: Global, method: string, urlPath: string, body?: unknown): Promise<T> {
+export async function call<T>(g: Global, method: string, urlPath: string, body?: unknown): Promise<T> {
   try {
     return await hostJson<T>(hostTarget(g), method, urlPath, body);
   } catch (e) {
