@@ -221,16 +221,23 @@ function workPending(): boolean {
     || control.get(self, HartWord.SoftIrq) !== 0 || control.get(self, HartWord.Hsm) === HartState.StartPending;
 }
 
+/**
+ * Whether this hart runs no instruction until it has looked at its requests: for remote fences
+ * (Asleep) and for the JIT's epochs (CodeMap quiescent), which both may then skip waiting for it.
+ */
+function setAsleep(asleep: boolean): void {
+  control.set(self, HartWord.Asleep, asleep ? 1 : 0);
+  code.setQuiescent(self, asleep);
+}
+
 /** Sleeps up to `ms` or until woken; runs no instruction meanwhile (Asleep, CodeMap quiescent). */
 function sleep(ms: number): void {
   const wake = control.at(self, HartWord.Wake);
   const seen = Atomics.load(words, wake);
-  control.set(self, HartWord.Asleep, 1);
-  code.setQuiescent(self, true);
+  setAsleep(true);
   if (!workPending()) Atomics.wait(words, wake, seen, ms);
   // Not asleep first, then service(): a request seen as made to a sleeping hart is applied before it runs.
-  control.set(self, HartWord.Asleep, 0);
-  code.setQuiescent(self, false);
+  setAsleep(false);
 }
 
 /**
@@ -238,8 +245,7 @@ function sleep(ms: number): void {
  * thread and counts this thread in `word` (Parked or Ended), which the main thread waits on.
  */
 function handBack(word: MachineWord): void {
-  control.set(self, HartWord.Asleep, 1);
-  code.setQuiescent(self, true);
+  setAsleep(true);
   data.states.postMessage(saveHart(hart));
   control.setInstret(self, hart.instret);
   Atomics.add(words, control.machineAt(word), 1);
@@ -252,8 +258,7 @@ function park(): void {
   while (control.run === RunState.Paused) Atomics.wait(words, control.machineAt(MachineWord.Run), RunState.Paused);
   const next = receiveMessageOnPort(data.states);
   if (next) restoreHart(hart, next.message);
-  control.set(self, HartWord.Asleep, 0);
-  code.setQuiescent(self, false);
+  setAsleep(false);
 }
 
 function main(): void {
