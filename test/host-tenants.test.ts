@@ -35,6 +35,7 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   fs.writeFileSync(prices, 'currency: CHF\nvcpu_hour: 36\nmemory_gib_hour: 3.6\ndedicated_server: { name: big, monthly: 730, vcpus: 2, memory_gib: 1 }\n');
   const host = await startHost(dir, ['--listen', `127.0.0.1:${port}`, '--prices', prices]);
   t.after(() => { host.kill(); removeStateDir(dir); });
+  const readAdminToken = (): string => fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
   const api = (p: string, token: string, init: RequestInit = {}) =>
     fetch(`http://127.0.0.1:${port}${p}`, { ...init, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...(init.headers ?? {}) } });
 
@@ -93,6 +94,32 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   // The admin sees every VM, with its tenant.
   assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'])).map((v: { tenant: string }) => v.tenant), ['acme', 'acme']);
   assert.match(await ok(dir, ['vm', 'list']), /^ID\s+NAME\s+TENANT\s+STATE[^]*\sa1\s+acme\s+stopped\s/m);
+
+  // Names are unique per tenant, not host-wide: beta may have an "a1" too (a taken name tells it
+  // nothing of acme), each tenant sees its own, and the admin sees both and says which by
+  // tenant/name: a bare "a1" is ambiguous for it (409 with the forms to use).
+  const initramfs = ['--image', 'initramfs', '--memory', '64M', '--net', 'none', '--no-start'];
+  await ok(dir, ['vm', 'create', 'a1', ...initramfs], beta);
+  r = await cli(dir, ['vm', 'create', 'a1', ...initramfs], beta);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /a VM named "a1" already exists/);
+  const betaA1 = JSON.parse(await ok(dir, ['vm', 'show', 'a1', '--json'], beta)) as { id: string; tenant: string };
+  assert.equal(betaA1.tenant, 'beta');
+  assert.notEqual(betaA1.id, a1.id);
+  assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'], beta)).map((v: { id: string }) => v.id), [betaA1.id]);
+  assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'show', 'a1', '--json'], acme)).id, a1.id);
+  assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'list', '--json'])).map((v: { name: string; tenant: string }) => `${v.tenant}/${v.name}`).sort(), ['acme/a1', 'acme/a2', 'beta/a1']);
+  r = await cli(dir, ['vm', 'show', 'a1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /2 tenants have a VM named "a1": say which, as acme\/a1 or beta\/a1 \(or by id\)/);
+  assert.equal(JSON.parse(await ok(dir, ['vm', 'show', 'beta/a1', '--json'])).id, betaA1.id);
+  assert.equal(((await (await api('/vms/acme%2Fa1', readAdminToken())).json()) as { id: string }).id, a1.id);
+  r = await cli(dir, ['vm', 'show', 'beta/a1'], acme);
+  assert.match(r.stderr, /no VM named "beta\/a1" \(and no VM has that id\)/, 'another tenant\'s tenant/name is no such VM');
+  r = await cli(dir, ['vm', 'show', betaA1.id.slice(0, 4)], acme);
+  assert.equal(r.code, 1, 'an id prefix finds only the tenant\'s own VMs');
+  await ok(dir, ['vm', 'delete', 'beta/a1']);
+  assert.equal(JSON.parse(await ok(dir, ['vm', 'list', '--json'], beta)).length, 0);
 
   // The console's WebSocket: a token is needed, another tenant's VM is closed as "no such VM",
   // typing into a stopped VM gets a notice, an oversized message closes the socket (1009).
@@ -189,7 +216,7 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   assert.equal(fs.readdirSync(path.join(dir, 'vms')).length, 2, 'nothing was made for it (a1 and a2 only)');
 
   // The admin may create a VM for a tenant: it is the tenant's, in its list and its quotas.
-  const adminToken = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
+  const adminToken = readAdminToken();
   res = await api('/vms', adminToken, { method: 'POST', body: JSON.stringify({ name: 'b1', image: 'initramfs', memory_mib: 64, nets: ['none'], start: false, tenant: 'beta' }) });
   assert.equal(res.status, 201, await res.clone().text());
   assert.deepEqual(((await (await api('/vms', beta3)).json()) as { name: string; tenant: string }[]).map((x) => [x.name, x.tenant]), [['b1', 'beta']]);

@@ -13,6 +13,8 @@ export type DesiredState = 'running' | 'paused' | 'stopped';
 export interface VmRecord {
   id: string;
   name: string;
+  /** The tenant the VM belongs to (tenants.ts); null or absent: the admin's own. Names are unique per tenant. */
+  tenantId?: string | null;
   createdAt: string;
   spec: VmSpec;
   desired: DesiredState;
@@ -52,9 +54,22 @@ export class StateStoreError extends Error {
   }
 }
 
-const SCHEMA_VERSION = 1;
+/** 2: a VM's tenant in vms.tenant_id (was the table vm_owners), names unique per tenant, not host-wide. */
+const SCHEMA_VERSION = 2;
 
-interface VmRow { id: string; name: string; created_at: string; spec: string; desired: DesiredState }
+const vmsTable = (table: string): string => `
+  CREATE TABLE ${table} (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    desired TEXT NOT NULL CHECK (desired IN ('running', 'paused', 'stopped'))
+  );
+  CREATE UNIQUE INDEX vms_tenant_name ON ${table} (COALESCE(tenant_id, ''), name);
+`;
+
+interface VmRow { id: string; tenant_id: string | null; name: string; created_at: string; spec: string; desired: DesiredState }
 interface RuntimeRow { vm_id: string; pid: number; pid_start: string; started_at: string }
 
 export class StateStore {
@@ -81,14 +96,12 @@ export class StateStore {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`the state database ${this.file} is of a newer Vessel (schema ${version}; this one knows ${SCHEMA_VERSION})`);
     if (version === SCHEMA_VERSION) return;
+    if (version === 1) {
+      this.migrateToTenantNames();
+      return;
+    }
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS vms (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        desired TEXT NOT NULL CHECK (desired IN ('running', 'paused', 'stopped'))
-      );
+      ${vmsTable('vms')}
       CREATE TABLE IF NOT EXISTS runtime (
         vm_id TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
         pid INTEGER NOT NULL,
@@ -112,6 +125,34 @@ export class StateStore {
     `);
   }
 
+  /**
+   * Schema 1 to 2: the vms table is rebuilt (as the new table, renamed to vms once the old one is dropped) without its host-wide UNIQUE on name (SQLite cannot
+   * drop a constraint), every row kept, each VM's tenant moved in from vm_owners, and the unique
+   * index on (tenant, name) made. Foreign keys are off meanwhile, so that dropping the old table
+   * does not cascade to runtime and exits (SQLite's documented way to change a table).
+   */
+  private migrateToTenantNames(): void {
+    this.db.pragma('foreign_keys = OFF');
+    try {
+      this.db.transaction(() => {
+        const owners = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vm_owners'").get() !== undefined;
+        this.db.exec(`
+          ${vmsTable('vms_v2')}
+          INSERT INTO vms_v2 (id, tenant_id, name, created_at, spec, desired)
+            SELECT v.id, ${owners ? '(SELECT o.tenant_id FROM vm_owners o WHERE o.vm_id = v.id)' : 'NULL'}, v.name, v.created_at, v.spec, v.desired FROM vms v;
+          DROP TABLE vms;
+          ALTER TABLE vms_v2 RENAME TO vms;
+          ${owners ? 'DROP TABLE vm_owners;' : ''}
+          PRAGMA user_version = ${SCHEMA_VERSION};
+        `);
+        const broken = this.db.pragma('foreign_key_check') as unknown[];
+        if (broken.length) throw new Error(`the state database ${this.file}: ${broken.length} rows lost their VM in the move to schema ${SCHEMA_VERSION}; nothing was changed`);
+      })();
+    } finally {
+      this.db.pragma('foreign_keys = ON');
+    }
+  }
+
   /** Turns SQLite's errors into StateStoreError with a sentence; SQLITE_FULL says the disk is full. */
   private failure(e: unknown, what: string): Error {
     const code = (e as { code?: string }).code ?? '';
@@ -131,7 +172,7 @@ export class StateStore {
   }
 
   private static vm(row: VmRow): VmRecord {
-    return { id: row.id, name: row.name, createdAt: row.created_at, spec: JSON.parse(row.spec) as VmSpec, desired: row.desired };
+    return { id: row.id, tenantId: row.tenant_id, name: row.name, createdAt: row.created_at, spec: JSON.parse(row.spec) as VmSpec, desired: row.desired };
   }
 
   listVms(): VmRecord[] {
@@ -143,20 +184,32 @@ export class StateStore {
     return row && StateStore.vm(row);
   }
 
-  findVm(nameOrId: string): VmRecord | undefined {
-    const row = (this.db.prepare('SELECT * FROM vms WHERE name = ?').get(nameOrId) ?? this.db.prepare('SELECT * FROM vms WHERE id = ?').get(nameOrId)) as VmRow | undefined;
+  /**
+   * The VM with this name among the tenant's (null: the admin's own VMs), else with this id,
+   * else with this unique id prefix (as docker accepts); ids and prefixes only among the
+   * tenant's VMs when `onlyTenant` (a prefix another tenant's VM shares must not tell it exists).
+   */
+  findVm(nameOrId: string, tenantId: string | null = null, onlyTenant = false): VmRecord | undefined {
+    const scope = onlyTenant ? ' AND tenant_id IS ?' : '';
+    const args = onlyTenant ? [tenantId] : [];
+    const row = (this.db.prepare('SELECT * FROM vms WHERE name = ? AND tenant_id IS ?').get(nameOrId, tenantId)
+      ?? this.db.prepare(`SELECT * FROM vms WHERE id = ?${scope}`).get(nameOrId, ...args)) as VmRow | undefined;
     if (row) return StateStore.vm(row);
-    // A unique prefix of an id, as docker accepts.
     if (/^[0-9a-f]{4,}$/.test(nameOrId)) {
-      const rows = this.db.prepare("SELECT * FROM vms WHERE id LIKE ? || '%'").all(nameOrId) as VmRow[];
+      const rows = this.db.prepare(`SELECT * FROM vms WHERE id LIKE ? || '%'${scope}`).all(nameOrId, ...args) as VmRow[];
       if (rows.length === 1) return StateStore.vm(rows[0]);
     }
     return undefined;
   }
 
+  /** Every VM with this name, whichever its tenant. */
+  vmsNamed(name: string): VmRecord[] {
+    return (this.db.prepare('SELECT * FROM vms WHERE name = ? ORDER BY tenant_id').all(name) as VmRow[]).map(StateStore.vm);
+  }
+
   insertVm(vm: VmRecord, event: string): void {
     this.write(`cannot record VM "${vm.name}"`, () => {
-      this.db.prepare('INSERT INTO vms (id, name, created_at, spec, desired) VALUES (?, ?, ?, ?, ?)').run(vm.id, vm.name, vm.createdAt, JSON.stringify(vm.spec), vm.desired);
+      this.db.prepare('INSERT INTO vms (id, tenant_id, name, created_at, spec, desired) VALUES (?, ?, ?, ?, ?, ?)').run(vm.id, vm.tenantId ?? null, vm.name, vm.createdAt, JSON.stringify(vm.spec), vm.desired);
       this.insertEvent(vm.id, vm.name, 'created', event);
     });
   }

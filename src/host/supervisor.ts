@@ -86,6 +86,8 @@ export interface CreateRequest {
   start: boolean;
   /** The id from reserveVmDir when files were made for the VM before it is recorded (its root disk copy). */
   id?: string;
+  /** The tenant it is made for (null or absent: the admin's own VM); its name need only be free among that tenant's VMs. */
+  tenantId?: string | null;
 }
 
 export function newVmId(): string {
@@ -200,13 +202,14 @@ export class Supervisor {
     let vm: VmHandle | null = null;
     try {
       checkName(req.name);
-      if (this.store.findVm(req.name)?.name === req.name) throw new ConflictError(`a VM named "${req.name}" already exists`);
+      const tenantId = req.tenantId ?? null;
+      if (this.store.vmsNamed(req.name).some((v) => v.tenantId === tenantId)) throw new ConflictError(`a VM named "${req.name}" already exists`);
       checkSpec(req.spec, this.opts.hostCpus);
-      const record: VmRecord = { id, name: req.name, createdAt: new Date().toISOString(), spec: req.spec, desired: req.start ? 'running' : 'stopped' };
+      const record: VmRecord = { id, tenantId, name: req.name, createdAt: new Date().toISOString(), spec: req.spec, desired: req.start ? 'running' : 'stopped' };
       try {
         this.store.insertVm(record, `VM "${req.name}" created: ${req.spec.vcpus} vCPU, ${req.spec.memory_mib} MiB`);
       } catch (e) {
-        // Two creates of one name at once: the second loses at the database's unique index.
+        // Two creates of one name (for one tenant) at once: the second loses at the database's unique index.
         if (e instanceof StateStoreError && e.sqliteCode === 'SQLITE_CONSTRAINT_UNIQUE') throw new ConflictError(`a VM named "${req.name}" already exists`);
         throw e;
       }

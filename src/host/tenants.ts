@@ -3,8 +3,9 @@
  * host's token (`<state dir>/token`) or talks to the Unix socket without a token; a tenant is
  * made by the admin and gets its own token, shown once and kept only as its SHA-256 (a token
  * is 32 random bytes, so a plain hash is enough: there is nothing to guess). Each VM belongs
- * to at most one tenant (`vm_owners`); a tenant sees and touches only its own, and another
- * tenant's VM is "no such VM" (404), as if it did not exist.
+ * to at most one tenant (`vms.tenant_id` in store.ts, set when the VM is recorded; names are
+ * unique per tenant); a tenant sees and touches only its own, and another tenant's VM is
+ * "no such VM" (404), as if it did not exist.
  *
  * Quotas per tenant (vCPUs, memory, disk, VM count; absent = no limit) are checked here before
  * a VM is created or grown; a refusal says which quota and by how much (QuotaError, 403).
@@ -98,11 +99,6 @@ export class Tenants {
         token_sha256 TEXT NOT NULL UNIQUE,
         quota TEXT NOT NULL DEFAULT '{}'
       );
-      CREATE TABLE IF NOT EXISTS vm_owners (
-        vm_id TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
-        tenant_id TEXT NOT NULL REFERENCES tenants(id)
-      );
-      CREATE INDEX IF NOT EXISTS vm_owners_tenant ON vm_owners (tenant_id);
     `);
     // Token expiry came after the table: add the column to a table made before it.
     const cols = this.db.prepare('PRAGMA table_info(tenants)').all() as { name: string }[];
@@ -174,7 +170,7 @@ export class Tenants {
 
   /** Deletes a tenant that has no VMs left (its VMs first: nothing is deleted behind the admin's back). */
   delete(t: Tenant): void {
-    const n = (this.db.prepare('SELECT COUNT(*) AS n FROM vm_owners WHERE tenant_id = ?').get(t.id) as { n: number }).n;
+    const n = (this.db.prepare('SELECT COUNT(*) AS n FROM vms WHERE tenant_id = ?').get(t.id) as { n: number }).n;
     if (n > 0) throw new ConflictError(`tenant "${t.name}" still has ${n} VM${n === 1 ? '' : 's'}; delete ${n === 1 ? 'it' : 'them'} first`);
     this.write(`cannot delete tenant "${t.name}"`, () => {
       this.db.prepare('DELETE FROM tenants WHERE id = ?').run(t.id);
@@ -199,20 +195,13 @@ export class Tenants {
 
   /** The tenant id owning each VM (VMs of the admin are absent). */
   owners(): Map<string, string> {
-    const rows = this.db.prepare('SELECT vm_id, tenant_id FROM vm_owners').all() as { vm_id: string; tenant_id: string }[];
-    return new Map(rows.map((r) => [r.vm_id, r.tenant_id]));
+    const rows = this.db.prepare('SELECT id, tenant_id FROM vms WHERE tenant_id IS NOT NULL').all() as { id: string; tenant_id: string }[];
+    return new Map(rows.map((r) => [r.id, r.tenant_id]));
   }
 
   ownerOf(vmId: string): string | null {
-    const row = this.db.prepare('SELECT tenant_id FROM vm_owners WHERE vm_id = ?').get(vmId) as { tenant_id: string } | undefined;
+    const row = this.db.prepare('SELECT tenant_id FROM vms WHERE id = ?').get(vmId) as { tenant_id: string | null } | undefined;
     return row?.tenant_id ?? null;
-  }
-
-  /** Gives a VM (already recorded in the store) to a tenant. */
-  setOwner(vmId: string, tenant: Tenant): void {
-    this.write('cannot record the VM\'s tenant', () => {
-      this.db.prepare('INSERT OR REPLACE INTO vm_owners (vm_id, tenant_id) VALUES (?, ?)').run(vmId, tenant.id);
-    });
   }
 
   /** May `who` see the VM with this id? The admin sees every VM; a tenant its own. */

@@ -75,6 +75,11 @@ export interface Vm {
   disks: { path: string; readonly: boolean; size_bytes?: number | null }[]; restart: string; created_at: string;
 }
 
+/** How the page names a VM in its address and API paths: names are unique per tenant, so `tenant/name` for a tenant's VM. */
+export function vmRef(vm: Pick<Vm, 'name' | 'tenant'>): string {
+  return vm.tenant ? `${vm.tenant}/${vm.name}` : vm.name;
+}
+
 export interface Stats {
   id: string; name: string; state: string; vcpus: number;
   cpu: { usage_s: number; percent: number } | null;

@@ -38,7 +38,7 @@ export function HostPage() {
                 const memShare = ((s.memory.actual_mib ?? s.memory.guest_mib) / totalMib) * 100;
                 return (
                   <tr key={s.id}>
-                    <td data-label="VM"><a href={`#/vms/${encodeURIComponent(s.name)}`}>{s.name}</a></td>
+                    <td data-label="VM"><a href={`#/vms/${s.id}`}>{s.name}</a></td>
                     <td data-label="CPU"><Bar value={cpuShare} /> {pct(cpuShare)}</td>
                     <td data-label="Memory"><Bar value={memShare} /> {mib(s.memory.actual_mib ?? s.memory.guest_mib)} ({pct(memShare)})</td>
                     <td data-label="RSS">{bytes(s.memory.rss_bytes)}</td>

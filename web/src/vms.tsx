@@ -1,7 +1,7 @@
 // The VM list: every VM the token may see, with its state, allocation and use (refreshed every
 // 2 s), the lifecycle actions (stop and delete ask first), and the create dialog.
 import { useState } from 'preact/hooks';
-import { api, type Stats, type Vm } from './api.js';
+import { api, vmRef, type Stats, type Vm } from './api.js';
 import { duration, mib, pct } from './format.js';
 import { Confirm, ErrorLine, Modal, usePoll } from './ui.js';
 
@@ -71,7 +71,7 @@ export function VmList() {
             <tbody>
               {rows.map(({ vm, stats }) => (
                 <tr key={vm.id} data-vm={vm.name}>
-                  <td data-label="Name"><a href={`#/vms/${encodeURIComponent(vm.name)}`}>{vm.name}</a>{vm.tenant && <span class="tag">{vm.tenant}</span>}</td>
+                  <td data-label="Name"><a href={`#/vms/${encodeURIComponent(vmRef(vm))}`}>{vm.name}</a>{vm.tenant && <span class="tag">{vm.tenant}</span>}</td>
                   <td data-label="State"><span class={`state state-${vm.state}`}>{vm.state}</span></td>
                   <td data-label="vCPUs">{vm.vcpus}</td>
                   <td data-label="Memory">{mib(vm.memory_mib)} / {mib(stats?.memory.target_mib)} / {mib(stats?.memory.actual_mib)} / {mib(stats?.memory.guest_used_mib)}</td>

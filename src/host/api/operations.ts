@@ -196,9 +196,7 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
           fs.rmSync(dir, { recursive: true, force: true });
           throw e;
         }
-        const vm = owner
-          ? await scope.createOwned(owner, () => sup.create({ id, name: b.name, spec, start: false }), b.start ?? true)
-          : await sup.create({ id, name: b.name, spec, start: b.start ?? true });
+        const vm = await sup.create({ id, name: b.name, spec, start: b.start ?? true, tenantId: owner?.id ?? null });
         return { status: 201, body: view(vm) };
       });
     },

@@ -5,9 +5,9 @@
  * create (one create per tenant at a time, so two at once cannot both fit), and admin-only paths.
  */
 import { ensureDefaultImage, ImageBuildError } from '../../../images/build-image.js';
-import { NotFoundError, UnavailableError } from '../errors.js';
+import { ConflictError, NotFoundError, UnavailableError } from '../errors.js';
 import type { Metering } from '../metering.js';
-import type { StateStore } from '../store.js';
+import type { StateStore, VmRecord } from '../store.js';
 import type { Supervisor, VmHandle } from '../supervisor.js';
 import { ForbiddenError, sumAllotments, allotmentOf, Tenants, type Principal, type Tenant } from '../tenants.js';
 import { DEFAULT_SPEC, type VmSpec } from '../vm-spec.js';
@@ -38,9 +38,15 @@ export function tenantScope(ctx: TenantContext, sup: Supervisor) {
   };
 
   return {
+    /**
+     * The VM `ref` names for `who` (vmRef below); another tenant's VM is the same NotFoundError
+     * as a name nobody has, and a bare name that several tenants use is a ConflictError for the
+     * admin that lists the `tenant/name` forms.
+     */
     find(who: Principal, ref: string): VmHandle {
-      const vm = sup.find(ref);
-      if (!tenants.visible(who, vm.id)) throw new NotFoundError(`no VM named "${ref}" (and no VM has that id)`);
+      const rec = vmRef(who, ref);
+      const vm = rec && sup.vms.get(rec.id);
+      if (!vm) throw new NotFoundError(`no VM named "${ref}" (and no VM has that id)`);
       return vm;
     },
 
@@ -116,28 +122,42 @@ export function tenantScope(ctx: TenantContext, sup: Supervisor) {
       Tenants.checkQuota(owner, sumAllotments(ownedBy(owner).map((v) => v.record.spec)), allotmentOf(spec), `VM "${name}"`);
     },
 
-    /**
-     * Creates a tenant's VM stopped, gives it to the tenant, then starts it; a start that fails
-     * deletes it again, as a create of the admin's does.
-     */
-    async createOwned(owner: Tenant, create: () => Promise<VmHandle>, start: boolean): Promise<VmHandle> {
-      const vm = await create();
-      try {
-        tenants.setOwner(vm.id, owner);
-        if (start) await sup.start(vm);
-      } catch (e) {
-        await sup.delete(vm, true).catch(() => undefined);
-        throw e;
-      }
-      return vm;
-    },
-
     events(who: Principal, limit: number) {
       if (who.admin) return ctxEvents(limit);
       const mine = new Set(ownedBy(who.tenant).map((v) => v.id));
       return ctxEvents(10_000).filter((e) => e.vm_id !== null && mine.has(e.vm_id)).slice(-limit);
     },
   };
+
+  /**
+   * VM names are unique per tenant, so a name alone may not say which VM. A tenant's `name`,
+   * `own-tenant/name`, id or unique id prefix means one of its own VMs. The admin's
+   * `tenant/name` means that tenant's VM; a bare `name` the admin's own VM of that name, else
+   * the one tenant's VM of that name; an id or unique id prefix any VM.
+   */
+  function vmRef(who: Principal, ref: string): VmRecord | undefined {
+    const slash = ref.indexOf('/');
+    if (slash >= 0) {
+      const tenantName = ref.slice(0, slash), name = ref.slice(slash + 1);
+      if (!who.admin) return tenantName === who.tenant.name ? ctx.store.findVm(name, who.tenant.id, true) : undefined;
+      let t: Tenant;
+      try { t = tenants.get(tenantName); } catch { return undefined; }
+      return ctx.store.vmsNamed(name).find((v) => v.tenantId === t.id);
+    }
+    if (!who.admin) return ctx.store.findVm(ref, who.tenant.id, true);
+    const own = ctx.store.findVm(ref);
+    if (own) return own;
+    const named = ctx.store.vmsNamed(ref);
+    if (named.length > 1) {
+      const forms = named.map((v) => `${v.tenantId === null ? '' : `${nameOfTenant(v.tenantId)}/`}${v.name}`);
+      throw new ConflictError(`${named.length} tenants have a VM named "${ref}": say which, as ${forms.join(' or ')} (or by id)`);
+    }
+    return named[0];
+  }
+
+  function nameOfTenant(id: string | null | undefined): string {
+    try { return tenants.get(id ?? '').name; } catch { return id ?? ''; }
+  }
 
   function ctxEvents(limit: number) {
     return ctx.store.events({ limit });
