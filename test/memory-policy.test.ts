@@ -2,7 +2,8 @@
 // grows even when the host is above its goal, an idle one shrinks toward its minimum, targets
 // never leave [min, max], no move is larger than 100 MiB, and shares split what there is; a guest
 // that gives nothing back for 30 s is backed off from and not asked again during a cool-down; a guest
-// without a balloon driver is left alone.
+// without a balloon driver is left alone; a guest that lies (says its balloon holds pages the host still
+// holds for it, or sends statistics that cannot be true) is judged by the host's own count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { COOLDOWN_MS, decideMemory, STALL_MS, STEP_MIB, type PolicyVm } from '../src/host/memory-policy.js';
@@ -178,4 +179,62 @@ test('memory policy: a guest without a balloon driver is left alone, even on a h
   assert.equal(byId(ds, 'nodrv').targetMib, 400);
   assert.match(byId(ds, 'nodrv').reason, /^left alone: no balloon driver in the guest/);
   assert.ok(byId(ds, 'drv').targetMib < 400, 'the same guest with a driver is asked to shrink');
+});
+
+test('memory policy: a guest that lies is judged by the host\'s count: says its balloon took pages it still uses, gets watched and backed off from', () => {
+  const t0 = Date.UTC(2026, 11, 7, 12, 0, 0);
+  // Asked for 128 MiB, the guest writes actual = its target each round (says it gave) while the
+  // host still holds 400 MiB of its RAM: it is watched on what it holds, not what it says.
+  const liar = vm('liar', { targetMib: 400, actualMib: 400, residentMib: 400 });
+  const seen: { now: number; target: number; reason: string }[] = [];
+  for (let now = t0; now <= t0 + STALL_MS + 4000; now += 2000) {
+    liar.actualMib = liar.targetMib; // the lie
+    liar.guest = { availableMib: liar.actualMib - 60, freeMib: liar.actualMib - 60, totalMib: 512 };
+    const d = byId(decideMemory([liar], tight, now), 'liar');
+    Object.assign(liar, { targetMib: d.targetMib, giving: d.giving, backoffUntilMs: d.backoffUntilMs });
+    seen.push({ now, target: d.targetMib, reason: d.reason });
+  }
+  const off = seen.findIndex((r) => /^backs off/.test(r.reason));
+  assert.ok(off > 0, `a back-off: ${JSON.stringify(seen.map((r) => r.reason))}`);
+  assert.equal(seen[off].now - t0, STALL_MS, '30 s after the host\'s count stopped falling');
+  assert.equal(seen[off].target, 400, 'its target goes back up to what the host holds for it');
+  assert.match(seen[off].reason, /holds 400 MiB by the host's count; it says \d+ MiB\)/);
+  // The same guest telling the truth (actual = what the host holds) is never backed off from.
+  const honest = vm('honest', { targetMib: 400, actualMib: 400, residentMib: 400 });
+  for (let now = t0; now <= t0 + STALL_MS + 4000; now += 2000) {
+    honest.actualMib = honest.targetMib;
+    honest.residentMib = Math.min(honest.residentMib!, honest.actualMib); // given back: the host holds less
+    honest.guest = { availableMib: honest.actualMib - 60, freeMib: honest.actualMib - 60, totalMib: 512 };
+    const d = byId(decideMemory([honest], tight, now), 'honest');
+    assert.doesNotMatch(d.reason, /backs off/);
+    Object.assign(honest, { targetMib: d.targetMib, giving: d.giving, backoffUntilMs: d.backoffUntilMs });
+  }
+  assert.equal(honest.targetMib, 128);
+  // Resident memory a few MiB above actual (pages in flight) is no lie.
+  const near = byId(decideMemory([vm('near', { targetMib: 300, actualMib: 300, residentMib: 302, available: 100 })], roomy, t0), 'near');
+  assert.match(near.reason, /guest uses 200 MiB/, 'demand from its actual');
+});
+
+test('memory policy: what a guest is asked to give (or says it gave) is not memory: others grow only within the host\'s measured headroom', () => {
+  const host = { totalMib: 1000, availableMib: 200 }; // at its 80% goal: no headroom
+  const grower = vm('grower', { maxMib: 1024, targetMib: 340, actualMib: 340, available: 40 }); // wants 360, not under pressure
+  for (const resident of [400, 150]) {
+    // A guest asked to shrink from 400, whether the host still holds its memory (a liar) or not.
+    const giver = vm('giver', { targetMib: 400, actualMib: 200, residentMib: resident, available: 100 });
+    const ds = decideMemory([giver, grower], host);
+    assert.equal(byId(ds, 'grower').targetMib, 340, `no growth on memory only asked for (giver resident ${resident} MiB)`);
+    assert.match(byId(ds, 'grower').reason, /the host is at its 80% goal/);
+  }
+  // Once the host's own numbers show the memory, it grows.
+  assert.equal(byId(decideMemory([grower], { totalMib: 1000, availableMib: 300 }), 'grower').targetMib, 360);
+});
+
+test('memory policy: statistics that cannot be true are cut to what the guest holds', () => {
+  // Available far above what it holds: demand 0, so it shrinks toward its minimum, never below, in steps.
+  const d = byId(decideMemory([vm('big', { targetMib: 400, actualMib: 400, available: 1_000_000 })], roomy), 'big');
+  assert.equal(d.targetMib, 300);
+  assert.match(d.reason, /guest uses 0 MiB, available 400 MiB/);
+  // A liar claiming it holds less than the host counts is judged by the host's count: demand from 400, not 100.
+  const r = byId(decideMemory([vm('under', { targetMib: 400, actualMib: 100, residentMib: 400, available: 20 })], roomy), 'under');
+  assert.match(r.reason, /demand 380 MiB|guest uses 380 MiB/);
 });

@@ -10,7 +10,7 @@
  * the host is above its goal, and an idle VM keeps what it has while the host has room. Here each
  * VM's own demand comes first, as in Hyper-V's Dynamic Memory ("demand plus a buffer"):
  *
- *   demand = actual - guest available        (what the guest uses; ballooned pages are in neither)
+ *   demand = held - guest available          (what the guest uses; ballooned pages are in neither)
  *   want   = clamp(demand + max(20% of demand, 32 MiB), memory_min, memory_max)
  *
  * (demand includes what the guest's kernel keeps out of MemTotal: a 256 MiB guest of the default
@@ -20,11 +20,21 @@
  *    round) grows by up to a step whatever the host's headroom says; it is never shrunk.
  * 2. A VM above `want` shrinks toward it (an idle VM gives its surplus up, down to memory_min).
  * 3. Other VMs below `want` (available under the buffer, not yet pressure) grow only within the
- *    host's headroom (80% goal, plus what step 2 frees), split by shares.
+ *    host's headroom (80% goal), split by shares. What step 2 asks others to give is not counted
+ *    until the host's /proc/meminfo shows it: an ask is not memory.
  * 4. A host above its goal (counting what step 1 gives) takes the rest from VMs not under
  *    pressure, down to max(min, demand + half the buffer) so none is squeezed into pressure,
  *    split inversely by shares (a VM with more shares gives less).
  * Every move is at most 100 MiB per round; a move under 4 MiB is not made (no churn).
+ *
+ * The host trusts only its own count for what a guest gives back. `actual` is the guest's word
+ * (the balloon's size as its driver writes it) and so are its statistics; `residentMib`, the guest
+ * RAM the host holds for the VM (the VMM's mincore of it), is the host kernel's. A guest holds
+ * `held` = actual, or its resident memory where that is more (by MIN_MOVE_MIB or more): a guest
+ * that says its balloon took pages it still uses is treated as holding them, so it is watched
+ * and backed off from like one that gives nothing. Statistics that cannot be true (available
+ * above what it holds) are cut to what it holds. A guest's lies can shrink it, or grow it within
+ * its memory_max (pressure it claims), but never make the host count memory as free.
  *
  * Two kinds of guest are not asked for memory:
  * - One without a balloon driver (`driverOk` false) is left alone: its balloon cannot move.
@@ -61,9 +71,11 @@ export interface PolicyVm {
   minMib: number;
   maxMib: number;
   shares: number;
-  /** The memory target now (memory_max - balloon target) and what the guest has (memory_max - balloon actual). */
+  /** The memory target now (memory_max - balloon target) and what the guest says it has (memory_max - balloon actual). */
   targetMib: number;
   actualMib: number;
+  /** Guest RAM the host holds for the VM, by the host's count (absent: not known; `actualMib` is used). */
+  residentMib?: number;
   /** Null: the policy leaves the VM alone (`skip` says why). */
   guest: GuestMemoryStats | null;
   /** Why the VM is not balanced this round (set by hand, no balloon driver, no answer); null = balanced. */
@@ -97,6 +109,8 @@ export interface PolicyDecision {
 interface Work {
   vm: PolicyVm;
   guest: GuestMemoryStats;
+  /** What the guest holds: its actual, or its resident memory where the host counts more. */
+  held: number;
   demand: number;
   want: number;
   pressure: string | null;
@@ -138,8 +152,9 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
       out.push({ id: vm.id, targetMib: vm.targetMib, changed: false, reason: `left alone: ${why}`, giving: null, backoffUntilMs: vm.backoffUntilMs ?? null });
       continue;
     }
-    const g = vm.guest;
-    const demand = Math.max(0, vm.actualMib - g.availableMib);
+    const held = vm.residentMib !== undefined && vm.residentMib - vm.actualMib >= MIN_MOVE_MIB ? vm.residentMib : vm.actualMib;
+    const g = { ...vm.guest, availableMib: clamp(vm.guest.availableMib, 0, held) };
+    const demand = Math.max(0, held - g.availableMib);
     const buffer = bufferFor(demand);
     const want = clamp(demand + buffer, vm.minMib, vm.maxMib);
     let pressure: string | null = null;
@@ -153,23 +168,23 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
     let giving: ShrinkWatch | null = null;
     let backoffUntilMs = vm.backoffUntilMs != null && vm.backoffUntilMs > nowMs ? vm.backoffUntilMs : null;
     let backOff: string | null = null;
-    if (vm.actualMib - vm.targetMib >= MIN_MOVE_MIB) {
+    if (held - vm.targetMib >= MIN_MOVE_MIB) {
       const w = vm.giving;
-      if (!w || vm.actualMib < w.actualMib) giving = { sinceMs: nowMs, actualMib: vm.actualMib };
+      if (!w || held < w.actualMib) giving = { sinceMs: nowMs, actualMib: held };
       else if (nowMs - w.sinceMs < STALL_MS) giving = w;
       else {
         backoffUntilMs = nowMs + COOLDOWN_MS;
-        backOff = `backs off: the guest gave back nothing in ${Math.round((nowMs - w.sinceMs) / 1000)} s (asked for ${vm.targetMib} MiB, holds ${vm.actualMib} MiB); not asked to shrink before ${clock(backoffUntilMs)} UTC`;
+        const says = held !== vm.actualMib ? ` by the host's count; it says ${vm.actualMib} MiB` : '';
+        backOff = `backs off: the guest gave back nothing in ${Math.round((nowMs - w.sinceMs) / 1000)} s (asked for ${vm.targetMib} MiB, holds ${held} MiB${says}); not asked to shrink before ${clock(backoffUntilMs)} UTC`;
       }
     }
     // Backing off: the target goes back up to what the guest holds. Cooling down: it does not fall.
-    if (backOff) floor = Math.max(floor, clamp(vm.actualMib, vm.minMib, vm.maxMib));
+    if (backOff) floor = Math.max(floor, clamp(held, vm.minMib, vm.maxMib));
     else if (backoffUntilMs !== null) floor = Math.max(floor, vm.targetMib);
-    work.push({ vm, guest: g, demand, want: goal, pressure, floor, next: vm.targetMib, why: '', backOff, giving, backoffUntilMs });
+    work.push({ vm, guest: g, held, demand, want: goal, pressure, floor, next: vm.targetMib, why: '', backOff, giving, backoffUntilMs });
   }
 
   // 1 and 2: the guest's own demand.
-  let freed = 0;
   const growers: Work[] = [];
   for (const w of work) {
     const { vm } = w;
@@ -183,7 +198,6 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
       w.why = `holds: backing off until ${clock(w.backoffUntilMs)} UTC (the guest could not give); demand ${w.demand} MiB`;
     } else if (w.want < vm.targetMib) {
       w.next = Math.max(w.want, vm.targetMib - STEP_MIB);
-      freed += vm.targetMib - w.next;
       w.why = `shrinks: guest uses ${w.demand} MiB, available ${w.guest.availableMib} MiB; demand plus buffer is ${w.want} MiB`;
     } else if (w.want > vm.targetMib) {
       growers.push(w);
@@ -192,10 +206,10 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
     }
   }
 
-  // 3: growth without pressure, within the host's headroom (plus what the shrinking VMs free).
+  // 3: growth without pressure, within the host's measured headroom only.
   const hostUsed = host.totalMib - host.availableMib;
   const headroom = Math.round((host.totalMib * HOST_GOAL_PERCENT) / 100) - hostUsed;
-  const budget = Math.max(0, headroom) + freed;
+  const budget = Math.max(0, headroom);
   const shares = split(growers, (w) => Math.max(1, w.vm.shares), budget);
   for (const w of growers) {
     const room = Math.min(w.want - w.vm.targetMib, STEP_MIB, Math.floor(shares.get(w) ?? 0));
@@ -226,7 +240,7 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
     const changed = Math.abs(next - w.vm.targetMib) >= MIN_MOVE_MIB || (next !== w.vm.targetMib && (w.backOff !== null || next === w.vm.minMib || next === w.vm.maxMib));
     // A target below what the guest holds is watched (from the first round it is asked); a few MiB short is no stall.
     const target = changed ? next : w.vm.targetMib;
-    const giving = w.vm.actualMib - target < MIN_MOVE_MIB ? null : w.giving ?? { sinceMs: nowMs, actualMib: w.vm.actualMib };
+    const giving = w.held - target < MIN_MOVE_MIB ? null : w.giving ?? { sinceMs: nowMs, actualMib: w.held };
     out.push({ id: w.vm.id, targetMib: target, changed, reason: `${changed ? w.why : w.why.replace(/^(grows|shrinks)/, 'holds (move under 4 MiB)')} → ${target} MiB`, giving, backoffUntilMs: w.backoffUntilMs });
   }
   return out;

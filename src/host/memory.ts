@@ -19,6 +19,8 @@ export const POLICY_INTERVAL_MS = 2000;
 /** How long after its start a guest may take to load virtio_balloon before the host says it has none. */
 const DRIVER_GRACE_MS = 120_000;
 const MIB = 1024 * 1024;
+/** GET /balloon with the VMM's count of the guest RAM it holds (resident_mib: mincore, the host kernel's word, not the guest's). */
+type BalloonReply = BalloonInfo & { resident_mib?: number };
 
 export interface MemoryDecision { at: string; target_mib: number; reason: string }
 
@@ -26,6 +28,8 @@ interface VmMemoryState {
   /** Guest memory the balloon leaves (memory_max - balloon size): the target, and what the guest has. */
   targetMib: number | null;
   actualMib: number | null;
+  /** Guest RAM the host holds for the VM by its own count (null: the VMM cannot tell). */
+  residentMib: number | null;
   guest: GuestMemoryStats | null;
   /**
    * Whether the guest's virtio_balloon runs the device (the VMM's driver_ok): false once it went
@@ -49,7 +53,7 @@ interface VmMemoryState {
 }
 
 const emptyState = (): VmMemoryState => ({
-  targetMib: null, actualMib: null, guest: null, driver: null, balloon: null, pid: null, driverSeen: false, giving: null, backoffUntilMs: null,
+  targetMib: null, actualMib: null, residentMib: null, guest: null, driver: null, balloon: null, pid: null, driverSeen: false, giving: null, backoffUntilMs: null,
   skip: null, skipAnnounced: null, lastDecision: null, prevAllocStall: null,
 });
 
@@ -86,16 +90,16 @@ export class MemoryBalancer {
     const max = vm.record.spec.memory_mib;
     if (vm.proc?.pid !== s.pid) {
       // A new process (or none): its guest starts afresh.
-      Object.assign(s, { targetMib: null, actualMib: null, guest: null, driver: null, balloon: null, driverSeen: false, giving: null, backoffUntilMs: null, prevAllocStall: null });
+      Object.assign(s, { targetMib: null, actualMib: null, residentMib: null, guest: null, driver: null, balloon: null, driverSeen: false, giving: null, backoffUntilMs: null, prevAllocStall: null });
       s.pid = vm.proc?.pid ?? null;
     }
     if (!vm.proc || vm.state !== 'running') {
       s.skip = `the VM is ${vm.state}`;
       return s;
     }
-    let info: BalloonInfo;
+    let info: BalloonReply;
     try {
-      info = await vmmRequest<BalloonInfo>(vm.files.apiSock, 'GET', '/balloon', undefined, timeoutMs);
+      info = await vmmRequest<BalloonReply>(vm.files.apiSock, 'GET', '/balloon', undefined, timeoutMs);
     } catch (e) {
       s.skip = e instanceof VmmRequestError && e.status === 400
         ? 'its process has no balloon (it was started by a host without one; a restart adds it)'
@@ -104,6 +108,7 @@ export class MemoryBalancer {
     }
     s.targetMib = max - (info.target_mib ?? info.amount_mib);
     s.actualMib = max - (info.actual_mib ?? 0);
+    s.residentMib = info.resident_mib ?? null;
     const age = Date.now() - Date.parse(vm.proc.startedAt);
     if (info.driver_ok === false) {
       // The VMM sees no driver on the device (a VMM without driver_ok: the statistics tell, below).
@@ -169,6 +174,7 @@ export class MemoryBalancer {
         inputs.push({
           id: vm.id, name: vm.name, minMib: spec.memory_min_mib, maxMib: spec.memory_mib, shares: spec.memory_shares ?? MEMORY_SHARES_DEFAULT,
           targetMib: s.targetMib ?? spec.memory_mib, actualMib: s.actualMib ?? spec.memory_mib, guest: s.guest, skip: s.skip,
+          ...(s.residentMib !== null ? { residentMib: s.residentMib } : {}),
           ...(s.driver === false ? { driverOk: false } : {}), giving: s.giving, backoffUntilMs: s.backoffUntilMs,
         });
       }));
@@ -223,6 +229,7 @@ export class MemoryBalancer {
       guest_available_mib: mib(s.guest?.availableMib),
       guest_free_mib: mib(s.guest?.freeMib),
       guest_total_mib: mib(s.guest?.totalMib),
+      guest_resident_mib: s.residentMib,
       host_rss_bytes: vm.proc ? processRss(vm.proc.pid) : null,
       manual: spec.memory_manual_mib !== undefined,
       balloon_driver: s.driver,

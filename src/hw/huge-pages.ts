@@ -17,6 +17,8 @@ const MADV_DONTNEED = 4;
 interface MmapIo {
   advise(buffer: Buffer, offset: number, length: number, advice: number): void;
   advise(buffer: Buffer, advice: number): void;
+  /** mincore(2) over the buffer: [pages not resident, pages resident]. */
+  incore(buffer: Buffer): [number, number];
 }
 
 let mmapIo: MmapIo | null | undefined;
@@ -79,5 +81,19 @@ export function releasePages(memory: SharedArrayBuffer, offset: number, length: 
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * How many bytes of `length` at `offset` of `memory` the host holds in RAM now (mincore: the
+ * host kernel's count, whatever the guest says), or null where that cannot be read.
+ */
+export function residentBytes(memory: SharedArrayBuffer, offset: number, length: number): number | null {
+  if (offset % 4096 !== 0 || length % 4096 !== 0 || offset < 0 || length <= 0 || offset + length > memory.byteLength) return null;
+  if (!canReleasePages()) return null;
+  try {
+    return (loadMmapIo() as MmapIo).incore(Buffer.from(memory, offset, length))[1] * 4096;
+  } catch {
+    return null;
   }
 }

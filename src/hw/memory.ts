@@ -12,7 +12,7 @@
  * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
  * own range check.
  */
-import { adviseHugePages, releasePages } from './huge-pages.js';
+import { adviseHugePages, releasePages, residentBytes } from './huge-pages.js';
 
 export const HART_SLOT_BYTES = 1024 * 1024;
 export const MAX_HART_SLOTS = 64;
@@ -115,6 +115,10 @@ export class GuestMemory {
     if (len === 0) return true;
     this.onDeviceWrite?.(off, len);
     return releasePages(this.buffer, RAM_OFFSET + off, len);
+  }
+  /** Bytes of RAM the host holds now (its own count, see huge-pages.ts), or null where it cannot tell. */
+  residentBytes(): number | null {
+    return residentBytes(this.buffer, RAM_OFFSET, this.size);
   }
   readU8(addr: number): number { return this.view.getUint8(this.offset(addr, 1)); }
   readU16(addr: number): number { return this.view.getUint16(this.offset(addr, 2), true); }

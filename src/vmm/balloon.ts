@@ -151,10 +151,13 @@ export class VmBalloon {
   }
 }
 
-function sizes(dev: VirtioBalloon): { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number; driver_ok: boolean } {
+function sizes(dev: VirtioBalloon): { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number; driver_ok: boolean; resident_mib?: number } {
+  const resident = dev.residentBytes;
   return {
     target_pages: dev.targetPages, actual_pages: dev.actual,
     target_mib: Math.floor(dev.targetPages / PAGES_PER_MIB), actual_mib: Math.floor(dev.actual / PAGES_PER_MIB),
     driver_ok: dev.driverOk,
+    // The host's own count of the guest RAM it holds: the host policy trusts it over actual, the guest's word.
+    ...(resident !== null ? { resident_mib: Math.ceil(resident / (PAGES_PER_MIB * BALLOON_PAGE)) } : {}),
   };
 }

@@ -169,6 +169,8 @@ export class VirtioBalloon implements VirtioDevice {
   get driverOk(): boolean { return ((this.transport?.currentStatus ?? 0) & DRIVER_OK) !== 0; }
   get statsEnabled(): boolean { return (this.features >> BigInt(BalloonFeature.STATS_VQ) & 1n) === 1n; }
   get statsInterval(): number { return this.statsIntervalS; }
+  /** Bytes of guest RAM the host holds now, by the host kernel's count (null where it cannot tell): what the guest really gave back shows here. */
+  get residentBytes(): number | null { return this.memory.residentBytes(); }
   /** The latest statistics from the guest, by tag (empty until the driver sent some). */
   get statistics(): ReadonlyMap<number, bigint> { return this.lastStats; }
 
