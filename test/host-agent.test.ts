@@ -107,7 +107,7 @@ test('host guest agent: vessel vm exec and shutdown through qemu-ga in a default
   // The VMM itself will not lower the allotment under a hart the guest has online (409, nothing changed).
   const direct = await api(v.api_socket as string, 'PUT', '/vm.resize', { desired_vcpus: 1 });
   assert.equal(direct.status, 409, direct.text);
-  assert.match((direct.body as { fault_message: string }).fault_message, /desired_vcpus 1 is below the 2 harts online in the guest/);
+  assert.match((direct.body as { fault_message: string }).fault_message, /^desired_vcpus 1 allots hart 0 only, but hart 1 is still online in the guest: it must take it offline first \(cpu1: /);
   assert.equal((await vm(dir, ['set', 'ga', '--vcpus', '0'])).code, 2, 'vCPU 0 always stays');
   t1 = Date.now();
   const down = await vmOk(dir, ['set', 'ga', '--vcpus', '1']);

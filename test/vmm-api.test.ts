@@ -101,8 +101,9 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   // PUT /vm.resize (Cloud Hypervisor's): only on a started VM.
   await fault('PUT', '/vm.resize', { desired_vcpus: 2 }, 'PUT /vm.resize is only possible after InstanceStart; the VM is not started');
   await fault('PUT', '/vm.resize', { desired_vcpus: 0 }, 'field "desired_vcpus" must be >= 1, got 0');
-  await fault('PUT', '/vm.resize', {}, 'missing required field "desired_vcpus"');
-  await fault('PUT', '/vm.resize', { desired_vcpus: 1, desired_ram: 1 << 30 }, /^unknown field "desired_ram"/);
+  await fault('PUT', '/vm.resize', { desired_ram: 64 << 20 }, 'PUT /vm.resize is only possible after InstanceStart; the VM is not started');
+  await fault('PUT', '/vm.resize', {}, 'PUT /vm.resize needs desired_vcpus, desired_ram or both');
+  await fault('PUT', '/vm.resize', { desired_vcpus: 1, desired_disk: 1 << 30 }, /^unknown field "desired_disk"/);
 
   // /drives
   await fault('PUT', '/drives/root-fs', { drive_id: 'root-fs', path_on_host: 'disk.img', is_root_device: true }, /^path parameter drive_id is "root-fs", which is not valid: Letters, digits and underscores/);
@@ -206,7 +207,7 @@ test('vmm API: configuration endpoints accept valid requests and refuse bad ones
   assert.equal(vmm.stderr, '', 'nothing on stderr');
 });
 
-test('vmm API: PUT /vm.resize on a started VM sets the vCPU allotment within max_vcpus; GET /machine-config, /vm/config and /metrics follow', async (t) => {
+test('vmm API: PUT /vm.resize on a started VM sets the vCPU allotment within max_vcpus; GET /machine-config, /vm/config and /metrics follow; desired_ram without a balloon is a 409, a bad size a 400', async (t) => {
   const image = await ensureDefaultImage({ quiet: true });
   const dir = tempDir(t);
   const { vmm, sock } = await startVmm(dir, ['--console', `file:${path.join(dir, 'serial.txt')}`]);
@@ -229,6 +230,14 @@ test('vmm API: PUT /vm.resize on a started VM sets the vCPU allotment within max
   assert.deepEqual(await vcpus(), { config: { vcpu_count: 2, mem_size_mib: 128, smt: false, max_vcpus: 2 }, metrics: { max: 2, allotted: 2, online: 1 } });
   assert.deepEqual((await ok('GET', '/vm/config') as Record<string, unknown>)['machine-config'], { vcpu_count: 2, mem_size_mib: 128, smt: false, max_vcpus: 2 });
   await ok('PUT', '/vm.resize', { desired_vcpus: 1 });
+  assert.deepEqual((await vcpus()).metrics, { max: 2, allotted: 1, online: 1 });
+  // desired_ram (Cloud Hypervisor's, bytes) moves the balloon: this VM has none (409), and a bad
+  // size is a 400 before that; a refused request changes the vCPUs in it neither.
+  const noBalloon = await api(sock, 'PUT', '/vm.resize', { desired_vcpus: 2, desired_ram: 64 << 20 });
+  assert.deepEqual({ status: noBalloon.status, body: noBalloon.body }, { status: 409, body: { fault_message: 'PUT /vm.resize: desired_ram needs a balloon device, and this VM has none (PUT /balloon before InstanceStart); its memory stays 128 MiB' } });
+  assert.match(faultOf(await api(sock, 'PUT', '/vm.resize', { desired_ram: 256 << 20 })), /^desired_ram 256 MiB is more than the VM's memory at boot \(mem_size_mib 128\)/);
+  assert.match(faultOf(await api(sock, 'PUT', '/vm.resize', { desired_ram: 32 << 20 })), /^desired_ram 32 MiB is below 64 MiB/);
+  assert.equal(faultOf(await api(sock, 'PUT', '/vm.resize', { desired_ram: (64 << 20) + 4096 })), `desired_ram ${(64 << 20) + 4096} is not a whole number of MiB (the balloon moves in MiB)`);
   assert.deepEqual((await vcpus()).metrics, { max: 2, allotted: 1, online: 1 });
   assert.equal(vmm.exit, null, 'the VMM is still running');
 });

@@ -306,7 +306,12 @@ export class Machine {
 
   /** Harts that are started (SBI HSM Started or about to be), i.e. online in the guest. */
   get startedHarts(): number {
-    return this.harts.filter((h) => { const s = this.hsm(h.id); return s === HartState.Started || s === HartState.StartPending; }).length;
+    return this.startedHartIds.length;
+  }
+
+  /** The ids of those harts, lowest first. */
+  get startedHartIds(): number[] {
+    return this.harts.filter((h) => { const s = this.hsm(h.id); return s === HartState.Started || s === HartState.StartPending; }).map((h) => h.id);
   }
 
   /** Whether each hart runs on a host thread of its own. */

@@ -39,9 +39,10 @@ export interface DiskResize {
   desired_size: number;
 }
 
-/** PUT /vm.resize (Cloud Hypervisor's endpoint and field): the new vCPU allotment. */
+/** PUT /vm.resize (Cloud Hypervisor's endpoint and fields): the new vCPU allotment and/or guest RAM in bytes (one at least). */
 export interface VmResize {
-  desired_vcpus: number;
+  desired_vcpus?: number;
+  desired_ram?: number;
 }
 
 export interface UserNetwork {

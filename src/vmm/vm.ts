@@ -24,7 +24,7 @@ import { NetOptionError, parseNetOption, type NetOption } from './net-option.js'
 import { parseUserNetOptions, UserNetOptionsError } from '../net/user/options.js';
 import { GUEST_AGENT_PORT } from './assemble.js';
 import { HvcSocketError, HvcSocketServer } from './hvc-socket.js';
-import type { BootSource, DiskResize, Drive, FullVmConfiguration, GuestAgent, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmState } from './config.js';
+import type { BootSource, DiskResize, Drive, FullVmConfiguration, GuestAgent, MachineConfiguration, MachineConfigurationUpdate, NetworkInterface, PartialDrive, SerialDevice, SnapshotCreateParams, SnapshotLoadParams, VmResize, VmState } from './config.js';
 import { RequestError } from './errors.js';
 import { VmBalloon } from './balloon.js';
 import type { VmMetrics } from './metrics.js';
@@ -47,6 +47,9 @@ type MachineConfig = Required<Omit<MachineConfiguration, 'max_vcpus'>> & { max_v
 const DEFAULT_MACHINE: MachineConfig = { vcpu_count: 1, mem_size_mib: 128, smt: false };
 /** The board has 8 virtio-mmio slots; the entropy device takes one when configured. */
 const VIRTIO_SLOTS = 8;
+const MIB = 1024 * 1024;
+/** PUT /vm.resize's desired_ram may not go below this (or the boot size, when smaller). */
+export const MIN_DESIRED_RAM_MIB = 64;
 
 export interface VmOptions {
   log: PinoLogger;
@@ -165,16 +168,52 @@ export class Vm {
     if (!machine) throw new VmError(`${what} is not possible: the VM is ${this.starting ? 'starting' : this.stateValue}`);
     const max = machine.harts.length;
     if (desired > max) throw new VmError(`desired_vcpus ${desired} is more than the VM's max_vcpus ${max} (the harts its device tree lists, fixed at boot)`);
-    const online = machine.startedHarts;
-    if (desired < online) {
-      const off = online - desired;
-      throw new VmConflictError(`desired_vcpus ${desired} is below the ${online} harts online in the guest: it must take ${off} of them offline first (echo 0 > /sys/devices/system/cpu/cpuN/online, or the guest agent's guest-set-vcpus), the highest first; nothing was changed`);
+    const started = machine.startedHartIds;
+    const online = started.length;
+    const beyond = started.filter((id) => id >= desired);
+    if (beyond.length > 0) {
+      const which = beyond.length === 1 ? `hart ${beyond[0]} is` : `harts ${beyond.slice(0, -1).join(', ')} and ${beyond[beyond.length - 1]} are`;
+      const cpus = beyond.map((id) => `cpu${id}`).join(', ');
+      throw new VmConflictError(`desired_vcpus ${desired} allots ${desired === 1 ? 'hart 0 only' : `harts 0-${desired - 1}`}, but ${which} still online in the guest: it must take ${beyond.length === 1 ? 'it' : 'them'} offline first (${cpus}: echo 0 > /sys/devices/system/cpu/cpuN/online, or the guest agent's guest-set-vcpus), the highest first; nothing was changed`);
     }
     const before = machine.allottedHarts;
     machine.setAllottedHarts(desired);
     this.machineConfig.vcpu_count = desired;
     if (this.machineConfig.max_vcpus === undefined) this.machineConfig.max_vcpus = max;
     this.opts.log.info({ from: before, vcpus: desired, max_vcpus: max, online }, 'vCPU allotment changed');
+  }
+
+  /**
+   * PUT /vm.resize with Cloud Hypervisor's body: `desired_vcpus` (resizeVcpus) and/or
+   * `desired_ram` in bytes. Debian's riscv64 kernel has no virtio-mem, so the guest RAM is the
+   * boot size (mem_size_mib, the most it can have) less the balloon: desired_ram sets the
+   * balloon's target to mem_size_mib - desired_ram, the same as PATCH /balloon {amount_mib}. Both
+   * fields are checked before either changes.
+   */
+  resize(r: VmResize): void {
+    const what = 'PUT /vm.resize';
+    if (r.desired_vcpus === undefined && r.desired_ram === undefined) throw new VmError(`${what} needs desired_vcpus, desired_ram or both`);
+    const balloonMib = r.desired_ram === undefined ? undefined : this.balloonForRam(r.desired_ram);
+    if (r.desired_vcpus !== undefined) this.resizeVcpus(r.desired_vcpus);
+    if (balloonMib !== undefined) {
+      this.balloon.patch({ amount_mib: balloonMib });
+      this.opts.log.info({ desired_ram: r.desired_ram, balloon_mib: balloonMib }, 'memory resized (balloon target)');
+    }
+  }
+
+  /** The balloon size (MiB) that leaves the guest `bytes` of RAM; throws when it cannot. */
+  private balloonForRam(bytes: number): number {
+    const what = 'PUT /vm.resize';
+    this.postBoot(what);
+    if (!this.machine) throw new VmError(`${what} is not possible: the VM is ${this.starting ? 'starting' : this.stateValue}`);
+    const mib = bytes / MIB;
+    if (!Number.isInteger(mib)) throw new VmError(`desired_ram ${bytes} is not a whole number of MiB (the balloon moves in MiB)`);
+    const boot = this.machineConfig.mem_size_mib;
+    if (mib > boot) throw new VmError(`desired_ram ${mib} MiB is more than the VM's memory at boot (mem_size_mib ${boot}), the most it can have: the guest kernel has no virtio-mem, so memory is only given back up to that size by the balloon`);
+    const floor = Math.min(MIN_DESIRED_RAM_MIB, boot);
+    if (mib < floor) throw new VmError(`desired_ram ${mib} MiB is below ${floor} MiB, the least Vessel leaves a running guest (its kernel and user space would run out of memory)`);
+    if (!this.balloon.configured) throw new VmConflictError(`${what}: desired_ram needs a balloon device, and this VM has none (PUT /balloon before InstanceStart); its memory stays ${boot} MiB`);
+    return boot - mib;
   }
 
   /** The vCPU counts of GET /metrics. */

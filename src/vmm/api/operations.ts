@@ -19,7 +19,7 @@ export function apiOperations(vmm: Vmm): Record<string, ApiHandler> {
     patchMachineConfiguration: ({ body }) => { vmm.vm.patchMachineConfig(body as MachineConfigurationUpdate); return done; },
     putGuestDriveByID: ({ params, body }) => { vmm.vm.putDrive(params.drive_id, body as Drive); return done; },
     patchGuestDriveByID: async ({ params, body }) => { await vmm.vm.patchDrive(params.drive_id, body as PartialDrive); return done; },
-    resizeVm: ({ body }) => { vmm.vm.resizeVcpus((body as VmResize).desired_vcpus); return done; },
+    resizeVm: ({ body }) => { vmm.vm.resize(body as VmResize); return done; },
     resizeDisk: ({ body }) => { vmm.vm.resizeDisk(body as DiskResize); return done; },
     putGuestNetworkInterfaceByID: ({ params, body }) => { vmm.vm.putNetworkInterface(params.iface_id, body as NetworkInterface); return done; },
     putLogger: ({ body }) => { vmm.configureLogger(body as Logger); return done; },
