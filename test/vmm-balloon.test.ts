@@ -2,7 +2,9 @@
 // device; PATCH /balloon inflates it (actual follows, MemTotal drops, the host gets the memory
 // back: the VMM's RSS falls after the guest had touched and freed that memory) and deflates it;
 // GET /balloon/statistics carries the guest's real numbers; the API refuses what Firecracker does;
-// driver_ok says whether the guest's driver runs the device (not before it loads, not after rmmod).
+// driver_ok says whether the guest's driver runs the device (not before it loads, not after rmmod);
+// resident_mib, the host's own count of the guest RAM it holds, falls with an inflation; a snapshot
+// taken while an inflate is in flight loads into a fresh VMM whose balloon carries on to the target.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -15,7 +17,7 @@ const MARKER = 'VESSEL-INIT-OK';
 const MEM_MIB = 256;
 const MIB = 1024 * 1024;
 
-interface BalloonInfo { amount_mib: number; deflate_on_oom: boolean; stats_polling_interval_s: number; free_page_reporting: boolean; target_pages?: number; actual_pages?: number; target_mib?: number; actual_mib?: number; driver_ok?: boolean }
+interface BalloonInfo { amount_mib: number; deflate_on_oom: boolean; stats_polling_interval_s: number; free_page_reporting: boolean; target_pages?: number; actual_pages?: number; target_mib?: number; actual_mib?: number; driver_ok?: boolean; resident_mib?: number }
 interface BalloonStats { target_pages: number; actual_pages: number; target_mib: number; actual_mib: number; free_memory?: number; total_memory?: number; available_memory?: number; minor_faults?: number; swap_in?: number }
 interface BalloonMetrics { target_pages: number; actual_pages: number; inflate_count: number; deflate_count: number; released_bytes: number; bad_pfns: number }
 
@@ -76,6 +78,8 @@ test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal a
   await shell.run('rm /balloon-t/fill');
   await sleep(500);
   const rssFreed = rssOf(vmm.child.pid as number);
+  const residentFreed = ((await ok('GET', '/balloon')) as BalloonInfo).resident_mib;
+  assert.ok(residentFreed !== undefined && residentFreed >= fillMib && residentFreed <= MEM_MIB, `the host holds ${residentFreed} MiB of guest RAM after the fill (its own count)`);
 
   // Inflate to 64 MiB: actual follows, MemTotal drops by it (no deflate_on_oom), the host RSS falls.
   await ok('PATCH', '/balloon', { amount_mib: 64 });
@@ -83,7 +87,10 @@ test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal a
   const t0 = performance.now();
   while (info.actual_mib !== 64 && performance.now() - t0 < 90_000) { await sleep(250); info = (await ok('GET', '/balloon')) as BalloonInfo; }
   t.diagnostic(`inflated to ${info.actual_mib} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  assert.deepEqual(info, { amount_mib: 64, deflate_on_oom: false, stats_polling_interval_s: 1, free_page_reporting: false, target_pages: 16384, actual_pages: 16384, target_mib: 64, actual_mib: 64, driver_ok: true });
+  const { resident_mib: residentInflated, ...sizes } = info;
+  assert.deepEqual(sizes, { amount_mib: 64, deflate_on_oom: false, stats_polling_interval_s: 1, free_page_reporting: false, target_pages: 16384, actual_pages: 16384, target_mib: 64, actual_mib: 64, driver_ok: true });
+  // The host's own count of guest RAM it holds (mincore), which the host policy trusts over actual: it fell with the inflation.
+  assert.ok(residentInflated !== undefined && residentInflated <= residentFreed - 32 && residentInflated <= MEM_MIB - 64, `resident_mib ${residentFreed} -> ${residentInflated} MiB`);
   await sleep(500);
   const rssInflated = rssOf(vmm.child.pid as number);
   const total1 = await memTotalKb();
@@ -116,9 +123,48 @@ test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal a
   assert.deepEqual(cfg.balloon, { amount_mib: 0, deflate_on_oom: false, stats_polling_interval_s: 2, free_page_reporting: false });
   assert.ok(((await ok('GET', '/metrics')) as { balloon: BalloonMetrics }).balloon.deflate_count > 0);
 
-  shell.sendLast('poweroff -f');
-  const exit = await vmm.waitExit(POWEROFF_MS);
-  assert.equal(exit.code, 0, vmm.describe());
+  // A snapshot while an inflate is in flight: paused once the balloon holds some of its new
+  // target, saved, loaded into a fresh VMM, the balloon carries on to its target, and the restored
+  // device's counters add up (every inflated page released once: the 64 MiB before and these 96).
+  await ok('PATCH', '/balloon', { amount_mib: 96 });
+  const tInflate = performance.now();
+  while ((info.actual_pages ?? 0) === 0 && performance.now() - tInflate < 60_000) { await sleep(20); info = (await ok('GET', '/balloon')) as BalloonInfo; }
+  await ok('PATCH', '/vm', { state: 'Paused' });
+  const paused = (await ok('GET', '/balloon')) as BalloonInfo;
+  t.diagnostic(`paused with the balloon at ${paused.actual_pages} of ${paused.target_pages} pages`);
+  assert.ok((paused.actual_pages ?? 0) > 0, 'the guest had started inflating');
+  const snap = `${dir}/vm.snap`, memFile = `${dir}/vm.mem`;
+  await ok('PUT', '/snapshot/create', { snapshot_type: 'Full', snapshot_path: snap, mem_file_path: memFile });
+  const savedMetrics = ((await ok('GET', '/metrics')) as { balloon: BalloonMetrics }).balloon;
+  vmm.kill();
+  await vmm.exited;
+  const dir2 = tempDir(t, 'vessel-vmm-balloon-snap-');
+  const second = await startVmm(dir2);
+  t.after(() => second.vmm.kill());
+  const ok2 = okOn(second.sock);
+  await ok2('PUT', '/snapshot/load', { snapshot_path: snap, mem_backend: { backend_type: 'File', backend_path: memFile }, resume_vm: true });
+  const loaded = (await ok2('GET', '/balloon')) as BalloonInfo;
+  assert.equal(loaded.amount_mib, 96, 'the configuration holds the target of the inflate in flight');
+  assert.equal(loaded.target_pages, 96 * 256);
+  assert.ok((loaded.actual_pages ?? 0) >= (paused.actual_pages ?? 0), `actual goes on from ${paused.actual_pages} pages, not from 0 (${loaded.actual_pages})`);
+  info = loaded;
+  const tRestored = performance.now();
+  while (info.actual_pages !== 96 * 256 && performance.now() - tRestored < 90_000) { await sleep(250); info = (await ok2('GET', '/balloon')) as BalloonInfo; }
+  const m2 = ((await ok2('GET', '/metrics')) as { balloon: BalloonMetrics }).balloon;
+  t.diagnostic(`restored: inflated to ${info.actual_mib} MiB ${((performance.now() - tRestored) / 1000).toFixed(1)} s after the load; metrics at the snapshot ${JSON.stringify(savedMetrics)}, now ${JSON.stringify(m2)}; the host holds ${info.resident_mib} MiB of guest RAM`);
+  assert.equal(info.actual_mib, 96, 'the balloon reaches its target after the restore');
+  assert.ok(m2.inflate_count > savedMetrics.inflate_count, 'the restored device took the rest of the inflation');
+  assert.equal(m2.released_bytes, (64 + 96) * MIB, 'released bytes carried over the snapshot, and each page released once');
+  assert.equal(m2.bad_pfns, 0);
+  const at = second.vmm.stdout.length;
+  second.vmm.send('echo MEM-$((6*7)) $(grep MemTotal /proc/meminfo)\n');
+  const line = await second.vmm.waitFor(/MEM-42 MemTotal:\s+\d+ kB/, at, 60_000);
+  const total2 = Number(/MemTotal:\s+(\d+)/.exec(second.vmm.stdout.slice(line.index, line.end))![1]);
+  assert.equal(total0 - total2, 96 * 1024, 'the restored guest\'s MemTotal is down by the balloon');
+
+  second.vmm.send('poweroff -f\n');
+  const exit = await second.vmm.waitExit(POWEROFF_MS);
+  assert.equal(exit.code, 0, second.vmm.describe());
 });
 
 test('vmm balloon: free page reporting without statistics (reporting_vq is queue 2) gives memory the guest freed back to the host', { timeout: TEST_MS }, async (t) => {

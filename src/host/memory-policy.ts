@@ -30,7 +30,7 @@
  * The host trusts only its own count for what a guest gives back. `actual` is the guest's word
  * (the balloon's size as its driver writes it) and so are its statistics; `residentMib`, the guest
  * RAM the host holds for the VM (the VMM's mincore of it), is the host kernel's. A guest holds
- * `held` = actual, or its resident memory where that is more (by MIN_MOVE_MIB or more): a guest
+ * `held` = actual, or its resident memory where that is more (by RESIDENT_SLACK_MIB or more): a guest
  * that says its balloon took pages it still uses is treated as holding them, so it is watched
  * and backed off from like one that gives nothing. Statistics that cannot be true (available
  * above what it holds) are cut to what it holds. A guest's lies can shrink it, or grow it within
@@ -49,6 +49,12 @@ export const BUFFER_PERCENT = 20;
 export const BUFFER_MIN_MIB = 32;
 export const HOST_GOAL_PERCENT = 80;
 export const MIN_MOVE_MIB = 4;
+/**
+ * Resident guest RAM this far above actual means the guest holds more than it says. Below it is
+ * honest noise: pages in flight, zero pages a snapshot load wrote whole extents over, reads of
+ * never-written RAM (which mincore counts).
+ */
+export const RESIDENT_SLACK_MIB = 16;
 /** A guest asked to shrink whose actual has not fallen for this long cannot give: back off. */
 export const STALL_MS = 30_000;
 /** After a back-off, the VM is not asked to shrink for this long. */
@@ -152,7 +158,7 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
       out.push({ id: vm.id, targetMib: vm.targetMib, changed: false, reason: `left alone: ${why}`, giving: null, backoffUntilMs: vm.backoffUntilMs ?? null });
       continue;
     }
-    const held = vm.residentMib !== undefined && vm.residentMib - vm.actualMib >= MIN_MOVE_MIB ? vm.residentMib : vm.actualMib;
+    const held = vm.residentMib !== undefined && vm.residentMib - vm.actualMib >= RESIDENT_SLACK_MIB ? vm.residentMib : vm.actualMib;
     const g = { ...vm.guest, availableMib: clamp(vm.guest.availableMib, 0, held) };
     const demand = Math.max(0, held - g.availableMib);
     const buffer = bufferFor(demand);

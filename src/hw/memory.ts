@@ -12,7 +12,7 @@
  * through the bounds-checked helpers here; the CPU's fast path uses `view` directly after its
  * own range check.
  */
-import { adviseHugePages, releasePages, residentBytes } from './huge-pages.js';
+import { adviseHugePages, HOST_HUGE_PAGE, hugePageMisalignment, releasePages, residentBytes } from './huge-pages.js';
 
 export const HART_SLOT_BYTES = 1024 * 1024;
 export const MAX_HART_SLOTS = 64;
@@ -116,6 +116,20 @@ export class GuestMemory {
     this.onDeviceWrite?.(off, len);
     return releasePages(this.buffer, RAM_OFFSET + off, len);
   }
+  /**
+   * The offset in RAM (0 to 2 MiB - 4 KiB) at which the host's 2 MiB huge pages start, so that a
+   * release can cover whole ones; 0 where the host does not say (guest and host then agree when
+   * V8 placed the memory 2 MiB-aligned, as it mostly does).
+   */
+  get hugePageOffset(): number {
+    if (this.hugeOffset === undefined) {
+      const mis = hugePageMisalignment(this.buffer);
+      this.hugeOffset = mis === null ? 0 : (HOST_HUGE_PAGE - ((mis + RAM_OFFSET) % HOST_HUGE_PAGE)) % HOST_HUGE_PAGE;
+    }
+    return this.hugeOffset;
+  }
+  private hugeOffset: number | undefined;
+
   /** Bytes of RAM the host holds now (its own count, see huge-pages.ts), or null where it cannot tell. */
   residentBytes(): number | null {
     return residentBytes(this.buffer, RAM_OFFSET, this.size);

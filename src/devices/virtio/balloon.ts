@@ -5,9 +5,17 @@
  * how many the balloon holds into `actual`.
  *
  * Inflate: every PFN is checked to name a page of guest RAM (others are counted, logged and
- * skipped); the PFNs are sorted and coalesced into runs, and each run goes back to the host
- * with madvise(MADV_DONTNEED) (GuestMemory.discard): the host frees the pages, whole 2 MiB huge
- * pages at once where a run covers one, and the guest reads zeros there if it touches them.
+ * skipped) and goes back to the host with madvise(MADV_DONTNEED) (GuestMemory.discard): the host
+ * frees the pages and the guest reads zeros there if it touches them. Guest RAM is in 2 MiB
+ * transparent huge pages, and Linux sends at most 256 PFNs (1 MiB) a chain: released chain by
+ * chain, every huge page would be split first, and the memory would come back in 4 KiB pages
+ * when the guest uses it again (docs/PERFORMANCE.md "Huge pages and the balloon"). So inflated
+ * pages wait, by host huge page, until their huge page is complete (then it goes back whole) or
+ * the inflation ends (the guest's actual reaches the target, or no inflate for PENDING_MS; then
+ * the rest goes back in runs). A page waiting is still the guest's memory on the host, which is
+ * safe: with MUST_TELL_HOST the guest names a page on the deflateq before it uses it again, and
+ * a deflated page simply stops waiting. Reported free pages (below) cannot wait: the guest may
+ * take them back as soon as the report is returned.
  * Deflate: nothing to do on the host (the pages fault back in on first touch), only counted.
  *
  * Statistics (STATS_VQ): the driver posts one buffer of (le16 tag, le64 value) pairs; the device
@@ -61,6 +69,9 @@ const MAX_PFN_BYTES = 64 * 1024;
 const MAX_STATS_BYTES = 4096;
 /** Log lines about bad guest input, at most (then only counted). */
 const MAX_LOG_LINES = 16;
+/** Inflated pages of incomplete huge pages go back this long after the last inflate request at the latest. */
+const PENDING_MS = 1000;
+const HUGE_PAGE = 2 * 1024 * 1024;
 
 export interface BalloonOptions {
   /** The guest RAM the PFNs refer to (the same the transport uses). */
@@ -137,6 +148,9 @@ export class VirtioBalloon implements VirtioDevice {
   private statsTimer: NodeJS.Timeout | null = null;
   private lastStats = new Map<number, bigint>();
   private statsWaiters: (() => void)[] = [];
+  /** Inflated pages not yet given back, by host huge page (its index from RAM's hugePageOffset): a bit per page, and how many are set. */
+  private pending = new Map<number, { bits: Uint32Array; count: number }>();
+  private pendingTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: BalloonOptions) {
     this.opts = opts;
@@ -219,10 +233,11 @@ export class VirtioBalloon implements VirtioDevice {
     return true;
   }
 
-  /** Stops the statistics timer (the machine is closing). */
+  /** Stops the timers (the machine is closing). */
   close(): void {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.statsTimer = null;
+    this.dropPending();
   }
 
   private negotiated(bit: number): boolean {
@@ -246,7 +261,9 @@ export class VirtioBalloon implements VirtioDevice {
     return null;
   }
 
+  /** The device's state; inflated pages still waiting go back to the host first (the state has no place for them). */
   save(): BalloonState {
+    this.releasePending();
     return {
       numPages: this.numPages, actual: this.actualPages, poison: this.poison, statsHead: this.statsHead,
       statsIntervalS: this.statsIntervalS,
@@ -294,10 +311,13 @@ export class VirtioBalloon implements VirtioDevice {
     else c.setUint32(offset, value >>> 0, true);
     this.actualPages = c.getUint32(4, true);
     this.poison = c.getUint32(12, true);
+    // The inflation has reached its target: what still waits goes back now.
+    if (this.actualPages >= this.numPages) this.releasePending();
   }
 
   /** Driver reset: the held statistics buffer belongs to the old rings. The target stays; actual is the new driver's to set. */
   reset(): void {
+    this.dropPending(); // every page is the guest's again: none is given back
     this.statsHead = null;
     this.statsDue = false;
     this.actualPages = 0;
@@ -351,12 +371,79 @@ export class VirtioBalloon implements VirtioDevice {
       if (inflate) {
         this.counters.inflates++;
         this.counters.inflatedPages += pfns.length;
-        this.release(pfnRuns(pfns));
+        this.inflated(pfns);
       } else {
         this.counters.deflates++;
         this.counters.deflatedPages += pfns.length;
+        this.deflated(pfns);
       }
     }
+  }
+
+  /** Host huge page `block`'s [first byte, end) as RAM offsets, cut to RAM. */
+  private hugeBlock(block: number): [number, number] {
+    const start = this.memory.hugePageOffset + block * HUGE_PAGE;
+    return [Math.max(0, start), Math.min(this.memory.size, start + HUGE_PAGE)];
+  }
+
+  /** The host huge page of `pfn` (a page of RAM), and the page's index in it. */
+  private hugeSlot(pfn: number): [number, number] {
+    const at = pfn * BALLOON_PAGE - this.memory.base - this.memory.hugePageOffset;
+    const block = Math.floor(at / HUGE_PAGE);
+    return [block, (at - block * HUGE_PAGE) / BALLOON_PAGE];
+  }
+
+  /** Inflated pages wait by host huge page; a complete huge page goes back whole at once. */
+  private inflated(pfns: number[]): void {
+    for (const pfn of pfns) {
+      const [block, bit] = this.hugeSlot(pfn);
+      let p = this.pending.get(block);
+      if (!p) this.pending.set(block, p = { bits: new Uint32Array(HUGE_PAGE / BALLOON_PAGE / 32), count: 0 });
+      if (p.bits[bit >>> 5] & (1 << (bit & 31))) continue; // named twice
+      p.bits[bit >>> 5] |= 1 << (bit & 31);
+      const [start, end] = this.hugeBlock(block);
+      if (++p.count === (end - start) / BALLOON_PAGE) {
+        this.pending.delete(block);
+        this.release([[this.memory.base + start, end - start]]);
+      }
+    }
+    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    this.pendingTimer = this.pending.size > 0 ? setTimeout(() => this.releasePending(), PENDING_MS) : null;
+    this.pendingTimer?.unref();
+  }
+
+  /** Deflated pages are the guest's again: those still waiting stop waiting (they were never given back). */
+  private deflated(pfns: number[]): void {
+    for (const pfn of pfns) {
+      const [block, bit] = this.hugeSlot(pfn);
+      const p = this.pending.get(block);
+      if (!p || !(p.bits[bit >>> 5] & (1 << (bit & 31)))) continue;
+      p.bits[bit >>> 5] &= ~(1 << (bit & 31));
+      if (--p.count === 0) this.pending.delete(block);
+    }
+  }
+
+  /** Gives every waiting inflated page back now, in runs. */
+  private releasePending(): void {
+    const runs: [number, number][] = [];
+    for (const [block, p] of this.pending) {
+      const origin = this.memory.base + this.memory.hugePageOffset + block * HUGE_PAGE;
+      for (let bit = 0; bit < HUGE_PAGE / BALLOON_PAGE; bit++) {
+        if (!(p.bits[bit >>> 5] & (1 << (bit & 31)))) continue;
+        const addr = origin + bit * BALLOON_PAGE;
+        const last = runs.at(-1);
+        if (last && last[0] + last[1] === addr) last[1] += BALLOON_PAGE;
+        else runs.push([addr, BALLOON_PAGE]);
+      }
+    }
+    this.dropPending();
+    this.release(runs);
+  }
+
+  private dropPending(): void {
+    this.pending.clear();
+    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    this.pendingTimer = null;
   }
 
   /** Gives runs of guest-physical pages ([address, bytes], in RAM, page-aligned) back to the host. */
