@@ -119,7 +119,7 @@ export class GuestMemory {
   /**
    * The offset in RAM (0 to 2 MiB - 4 KiB) at which the host's 2 MiB huge pages start, so that a
    * release can cover whole ones; 0 where the host does not say (guest and host then agree when
-   * V8 placed the memory 2 MiB-aligned, as it mostly does).
+   * V8 placed the memory 2 MiB-aligned, as it does in some processes and not in others).
    */
   get hugePageOffset(): number {
     if (this.hugeOffset === undefined) {
