@@ -30,8 +30,8 @@ export class GuestAgentTimeoutError extends UnavailableError {
 /** The agent answered a command with an error (409, the agent's class and description). */
 export class GuestAgentCommandError extends ConflictError {
   override name = 'GuestAgentCommandError';
-  constructor(readonly command: string, readonly errorClass: string, readonly desc: string) {
-    super(`the guest agent refused ${command}: ${desc} (${errorClass})`);
+  constructor(readonly command: string, readonly errorClass: string, readonly desc: string, message = `the guest agent refused ${command}: ${desc} (${errorClass})`) {
+    super(message);
   }
 }
 
@@ -91,6 +91,13 @@ export class QgaReader {
 }
 
 type Reply = { return?: unknown; error?: { class?: string; desc?: string } };
+
+/** The agent's refusal as an error; a command qemu-ga has disabled says why that happens. */
+function commandError(command: string, error: { class?: string; desc?: string }): GuestAgentCommandError {
+  const desc = error.desc ?? 'no description';
+  const why = /has been disabled/.test(desc) ? '; qemu-ga disables most commands while the guest\'s file systems are frozen (fsfreeze thaw ends it), and those its configuration blocks' : '';
+  return new GuestAgentCommandError(command, error.class ?? 'GenericError', desc + why);
+}
 
 /** One connection to an agent's channel. Commands run one at a time. */
 export class QgaClient {
@@ -179,7 +186,7 @@ export class QgaClient {
       this.outOfStep = true;
       throw e;
     }
-    if (r.error) throw new GuestAgentCommandError(command, r.error.class ?? 'GenericError', r.error.desc ?? 'no description');
+    if (r.error) throw commandError(command, r.error);
     return r.return as T;
   }
 
@@ -191,7 +198,7 @@ export class QgaClient {
     this.startedAt = Date.now();
     try {
       const r = await this.next(this.startedAt + waitMs, command);
-      if (r.error) throw new GuestAgentCommandError(command, r.error.class ?? 'GenericError', r.error.desc ?? 'no description');
+      if (r.error) throw commandError(command, r.error);
     } catch (e) {
       if (e instanceof GuestAgentTimeoutError) return; // no answer: as it should be
       throw e;
@@ -244,48 +251,27 @@ export class QgaClient {
 
   setVcpus(vcpus: { 'logical-id': number; online: boolean }[]): Promise<number> { return this.execute('guest-set-vcpus', { vcpus }); }
 
-  networkInterfaces(): Promise<unknown[]> { return this.execute('guest-network-get-interfaces'); }
+  networkInterfaces(): Promise<QgaInterface[]> { return this.execute('guest-network-get-interfaces'); }
 
-  fsInfo(): Promise<unknown[]> { return this.execute('guest-get-fsinfo'); }
+  fsInfo(): Promise<QgaFilesystem[]> { return this.execute('guest-get-fsinfo'); }
+}
 
-  fsfreezeStatus(): Promise<'thawed' | 'frozen'> { return this.execute('guest-fsfreeze-status'); }
+/** guest-network-get-interfaces: one network interface of the guest. */
+export interface QgaInterface {
+  name: string;
+  'hardware-address'?: string;
+  'ip-addresses'?: { 'ip-address-type': 'ipv4' | 'ipv6'; 'ip-address': string; prefix: number }[];
+  statistics?: { 'rx-bytes': number; 'tx-bytes': number; 'rx-packets': number; 'tx-packets': number; 'rx-errs': number; 'tx-errs': number; 'rx-dropped': number; 'tx-dropped': number };
+}
 
-  fsfreezeFreeze(): Promise<number> { return this.execute('guest-fsfreeze-freeze', undefined, 60_000); }
-
-  fsfreezeThaw(): Promise<number> { return this.execute('guest-fsfreeze-thaw', undefined, 60_000); }
-
-  /** Reads a whole guest file (guest-file-open/read/close), at most `limit` bytes. */
-  async readFile(path: string, limit = 16 * 1024 * 1024): Promise<Buffer> {
-    const handle = await this.execute<number>('guest-file-open', { path, mode: 'r' });
-    const parts: Buffer[] = [];
-    let total = 0;
-    try {
-      for (;;) {
-        const r = await this.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count: 64 * 1024 });
-        const b = Buffer.from(r['buf-b64'], 'base64');
-        parts.push(b);
-        total += b.length;
-        if (r.eof || r.count === 0 || total >= limit) break;
-      }
-    } finally {
-      await this.execute('guest-file-close', { handle }).catch(() => undefined);
-    }
-    return Buffer.concat(parts).subarray(0, limit);
-  }
-
-  /** Writes a whole guest file (created or truncated). */
-  async writeFile(path: string, data: Uint8Array): Promise<void> {
-    const handle = await this.execute<number>('guest-file-open', { path, mode: 'w' });
-    try {
-      for (let at = 0; at < data.length; at += 48 * 1024) {
-        const chunk = data.subarray(at, at + 48 * 1024);
-        await this.execute('guest-file-write', { handle, 'buf-b64': Buffer.from(chunk).toString('base64') });
-      }
-      await this.execute('guest-file-flush', { handle });
-    } finally {
-      await this.execute('guest-file-close', { handle }).catch(() => undefined);
-    }
-  }
+/** guest-get-fsinfo: one mounted file system of the guest. */
+export interface QgaFilesystem {
+  name: string;
+  mountpoint: string;
+  type: string;
+  'used-bytes'?: number;
+  'total-bytes'?: number;
+  disk: { dev?: string; 'bus-type'?: string; serial?: string }[];
 }
 
 interface ExecStatus {

@@ -24,6 +24,7 @@ import { Tenants } from './tenants.js';
 import { loadPrices, Metering } from './metering.js';
 import { tenantOperations } from './api/tenant-operations.js';
 import { liveOperations, liveWsOperations } from './api/live-operations.js';
+import { agentOperations } from './api/agent-operations.js';
 import { StatsHistory } from './stats-history.js';
 import { ADMIN } from './tenants.js';
 
@@ -134,7 +135,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
     history.start();
     server = await HostApiServer.listen(
       { socketPath, tcp, authenticate: (t) => tenants.authenticate(t, token) },
-      { ...ops, ...tenantOperations(tenants, metering, supervisor), ...liveOperations(ctx, history) },
+      { ...ops, ...agentOperations(ctx), ...tenantOperations(tenants, metering, supervisor), ...liveOperations(ctx, history) },
       log,
       liveWsOperations(ctx),
     );

@@ -306,7 +306,7 @@ async function vcpusOnline(vm: VmHandle): Promise<number | null> {
 }
 
 /** What the guest agent helpers need of a VM. */
-function agentVm(vm: VmHandle): AgentVm {
+export function agentVm(vm: VmHandle): AgentVm {
   return { name: vm.name, state: vm.state, running: vm.proc !== null && vm.state !== 'stopping', apiSock: vm.files.apiSock, qgaSock: vm.files.qgaSock };
 }
 

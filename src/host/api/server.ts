@@ -107,7 +107,8 @@ export class HostApiServer {
   static async listen(opts: ListenOptions, handlers: Record<string, HostHandler>, log: Logger, wsHandlers: Record<string, HostWsHandler> = {}): Promise<HostApiServer> {
     const doc = loadOpenApi(HOST_OPENAPI_PATH);
     const spec = new ApiSpec(doc);
-    const isWs = (op: ApiOperation): boolean => (doc.paths[op.path] as Record<string, { 'x-websocket'?: boolean } | undefined>)[op.method]?.['x-websocket'] === true;
+    const opExtension = <T>(op: ApiOperation, name: string): T | undefined => (doc.paths[op.path] as Record<string, Record<string, unknown> | undefined>)[op.method]?.[name] as T | undefined;
+    const isWs = (op: ApiOperation): boolean => opExtension<boolean>(op, 'x-websocket') === true;
     const missing = spec.operations.filter((op) => !(isWs(op) ? wsHandlers[op.id] : handlers[op.id])).map((op) => op.id);
     if (missing.length) throw new Error(`no handler for host API operations ${missing.join(', ')}`);
     // Served from the folder at each request (not a list of files taken at start): a build that
@@ -170,6 +171,8 @@ export class HostApiServer {
         app.route({
           method: op.method.toUpperCase() as 'GET',
           url,
+          // An operation may take a bigger body than BODY_LIMIT (x-body-limit: POST /vms/{vm}/files/write).
+          bodyLimit: opExtension<number>(op, 'x-body-limit') ?? BODY_LIMIT,
           handler: async (request, reply) => {
             const params = request.params as Record<string, string>;
             check(op, params, request.body);
