@@ -36,12 +36,16 @@ function setup(opts: { readonly?: boolean; sectors?: number } = {}) {
   w(Reg.QueueReady, 1);
   w(Reg.Status, Status.Acknowledge | Status.Driver | Status.FeaturesOk | Status.DriverOk);
   let avail = 0;
-  /** Sends one request: header, data buffer of `len` bytes (device-writable for IN/GET_ID), status. */
-  const request = (type: number, sector: bigint, len: number, deviceWrites: boolean): { status: number; used: number } => {
+  /**
+   * Sends one request: header, data buffer of `len` bytes at DATA (device-writable for
+   * IN/GET_ID) in one descriptor, or in descriptors of the lengths `pieces`, then status.
+   */
+  const request = (type: number, sector: bigint, len: number, deviceWrites: boolean, pieces = [len]): { status: number; used: number } => {
     mem.writeU32(HDR, type); mem.writeU32(HDR + 4, 0); mem.writeU64(HDR + 8, sector);
     mem.writeU8(STATUS, 0xff);
     const descs: [number, number, number][] = [[HDR, 16, 0]];
-    if (len > 0) descs.push([DATA, len, deviceWrites ? WRITE : 0]);
+    let at = DATA;
+    if (len > 0) for (const n of pieces) { descs.push([at, n, deviceWrites ? WRITE : 0]); at += n; }
     descs.push([STATUS, 1, WRITE]);
     descs.forEach(([addr, l, flags], i) => {
       const at = DESC + 16 * i;
@@ -86,6 +90,32 @@ test('virtio-blk: capacity, features, IN, OUT, FLUSH, GET_ID', () => {
     assert.equal(r.status, BlkStatus.OK);
     assert.equal(Buffer.from(s.mem.slice(DATA, 20)).toString('latin1'), 'serial-1234'.padEnd(20, '\0'));
     assert.deepEqual(s.logs, []);
+  } finally { s.cleanup(); }
+});
+
+test('virtio-blk: a request of several buffers is read and written in order, across their uneven borders', () => {
+  const s = setup();
+  try {
+    const pieces = [100, 1000, 948, 512, 1536];
+    let r = s.request(BlkType.IN, 3n, 4096, true, pieces);
+    assert.deepEqual(r, { status: BlkStatus.OK, used: 4097 });
+    assert.deepEqual(Buffer.from(s.mem.slice(DATA, 4096)), s.image.subarray(3 * 512, 3 * 512 + 4096));
+
+    const data = Buffer.alloc(4096);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 5) & 0xff;
+    s.mem.write(DATA, data);
+    r = s.request(BlkType.OUT, 8n, 4096, false, pieces);
+    assert.deepEqual(r, { status: BlkStatus.OK, used: 1 });
+    const onDisk = fs.readFileSync(s.file);
+    assert.deepEqual(onDisk.subarray(8 * 512, 8 * 512 + 4096), data);
+    assert.deepEqual(onDisk.subarray(0, 8 * 512), s.image.subarray(0, 8 * 512), 'nothing before it changed');
+    // The host cut the image short under the running disk: what lies past its end reads as zeros.
+    fs.truncateSync(s.file, 9 * 512 + 100);
+    s.mem.write(DATA, new Uint8Array(2048).fill(0xee));
+    r = s.request(BlkType.IN, 8n, 2048, true, [700, 1348]);
+    assert.equal(r.status, BlkStatus.OK);
+    assert.deepEqual(Buffer.from(s.mem.slice(DATA, 612)), onDisk.subarray(8 * 512, 8 * 512 + 612));
+    assert.ok(s.mem.slice(DATA + 612, 2048 - 612).every((b) => b === 0), 'zeros past the end, none of the old 0xee');
   } finally { s.cleanup(); }
 });
 

@@ -47,6 +47,43 @@ function skipBytes(bufs: GuestBuffer[], n: number): GuestBuffer[] {
   return out;
 }
 
+/** The most buffers one preadv/pwritev takes (Linux's IOV_MAX); an indirect table may hold more. */
+const IOV_MAX = 1024;
+
+/** The views that remain after the first `n` bytes of `views`. */
+function skipViews(views: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const v of views) {
+    if (n >= v.length) { n -= v.length; continue; }
+    out.push(n > 0 ? v.subarray(n) : v);
+    n = 0;
+  }
+  return out;
+}
+
+/**
+ * Fills `views` from the file at `pos`, one preadv for the whole request (a 1 MiB request is
+ * up to 256 guest pages); what lies past the file's end reads as zeros.
+ */
+function readAll(fd: number, views: Uint8Array[], pos: number): void {
+  while (views.length > 0) {
+    const n = fs.readvSync(fd, views.length > IOV_MAX ? views.slice(0, IOV_MAX) : views, pos);
+    if (n === 0) { for (const v of views) v.fill(0); return; }
+    views = skipViews(views, n);
+    pos += n;
+  }
+}
+
+/** Writes `views` to the file at `pos`, one pwritev for the whole request. */
+function writeAll(fd: number, views: Uint8Array[], pos: number): void {
+  while (views.length > 0) {
+    const n = fs.writevSync(fd, views.length > IOV_MAX ? views.slice(0, IOV_MAX) : views, pos);
+    if (n === 0) throw Object.assign(new Error('the image file took no bytes'), { code: 'EIO' });
+    views = skipViews(views, n);
+    pos += n;
+  }
+}
+
 export interface BlkOptions {
   path: string;
   readonly?: boolean;
@@ -243,17 +280,7 @@ export class VirtioBlk implements VirtioDevice {
         let total = 0;
         for (const b of chain.writable) total += b.len;
         if (!this.inRange(sector, total)) return fail();
-        let pos = Number(sector) * SECTOR;
-        for (const b of chain.writable) {
-          const dst = queue.slice(b);
-          let done = 0;
-          while (done < b.len) {
-            const n = fs.readSync(this.fd, dst, done, b.len - done, pos + done);
-            if (n === 0) { dst.fill(0, done); break; }
-            done += n;
-          }
-          pos += b.len;
-        }
+        readAll(this.fd, chain.writable.map((b) => queue.slice(b)), Number(sector) * SECTOR);
         this.stats.readOps++;
         this.stats.readBytes += total;
         return ok(total);
@@ -265,13 +292,7 @@ export class VirtioBlk implements VirtioDevice {
         let total = 0;
         for (const b of bufs) total += b.len;
         if (!this.inRange(sector, total)) return fail();
-        let pos = Number(sector) * SECTOR;
-        for (const b of bufs) {
-          const src = queue.slice(b);
-          let done = 0;
-          while (done < b.len) done += fs.writeSync(this.fd, src, done, b.len - done, pos + done);
-          pos += b.len;
-        }
+        writeAll(this.fd, bufs.map((b) => queue.slice(b)), Number(sector) * SECTOR);
         this.stats.writeOps++;
         this.stats.writeBytes += total;
         return ok();
