@@ -19,8 +19,6 @@ export const POLICY_INTERVAL_MS = 2000;
 /** How long after its start a guest may take to load virtio_balloon before the host says it has none. */
 const DRIVER_GRACE_MS = 120_000;
 const MIB = 1024 * 1024;
-/** GET /balloon with the VMM's count of the guest RAM it holds (resident_mib: mincore, the host kernel's word, not the guest's). */
-type BalloonReply = BalloonInfo & { resident_mib?: number };
 
 export interface MemoryDecision { at: string; target_mib: number; reason: string }
 
@@ -97,9 +95,9 @@ export class MemoryBalancer {
       s.skip = `the VM is ${vm.state}`;
       return s;
     }
-    let info: BalloonReply;
+    let info: BalloonInfo;
     try {
-      info = await vmmRequest<BalloonReply>(vm.files.apiSock, 'GET', '/balloon', undefined, timeoutMs);
+      info = await vmmRequest<BalloonInfo>(vm.files.apiSock, 'GET', '/balloon', undefined, timeoutMs);
     } catch (e) {
       s.skip = e instanceof VmmRequestError && e.status === 400
         ? 'its process has no balloon (it was started by a host without one; a restart adds it)'

@@ -107,6 +107,8 @@ export interface BalloonInfo extends Required<Balloon> {
   actual_mib?: number;
   /** Vessel's: whether the guest's balloon driver runs the device (DRIVER_OK); false before it loads, without one, and after rmmod. */
   driver_ok?: boolean;
+  /** Vessel's: guest RAM the host holds now, by the host kernel's count (mincore); absent where it cannot tell. */
+  resident_mib?: number;
 }
 
 /** GET /balloon/statistics: a statistic the guest did not send is absent. */
@@ -117,6 +119,7 @@ export interface BalloonStats {
   actual_mib: number;
   /** As in BalloonInfo. */
   driver_ok: boolean;
+  resident_mib?: number;
   swap_in?: number;
   swap_out?: number;
   major_faults?: number;
