@@ -121,6 +121,21 @@ test('host tenants: isolation, quotas, hashed tokens, metering and usage prices'
   await ok(dir, ['vm', 'delete', 'beta/a1']);
   assert.equal(JSON.parse(await ok(dir, ['vm', 'list', '--json'], beta)).length, 0);
 
+  // Snapshots' refusals (test/web-console takes and restores one of a running guest): a stopped
+  // VM has no memory to snapshot (409), a snapshot nobody took is a 404 naming the VM's, a bad
+  // name is a 400 (exit 2), and another tenant's VM is no such VM.
+  assert.deepEqual(JSON.parse(await ok(dir, ['vm', 'snapshots', 'a1', '--json'], acme)), []);
+  r = await cli(dir, ['vm', 'snapshot', 'a1', 'first'], acme);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /VM "a1" is stopped: a snapshot holds a running or paused VM's memory; start it first/);
+  r = await cli(dir, ['vm', 'restore', 'a1', 'first'], acme);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /VM "a1" has no snapshot named "first" \(it has none\)/);
+  r = await cli(dir, ['vm', 'snapshot', 'a1', 'no good'], acme);
+  assert.equal(r.code, 2, r.stderr);
+  r = await cli(dir, ['vm', 'snapshots', 'a1'], beta);
+  assert.match(r.stderr, /no VM named "a1" \(and no VM has that id\)/);
+
   // The console's WebSocket: a token is needed, another tenant's VM is closed as "no such VM",
   // typing into a stopped VM gets a notice, an oversized message closes the socket (1009).
   const ws = (p: string, token?: string) => new WebSocket(`ws://127.0.0.1:${port}${p}${token ? `?token=${token}` : ''}`);

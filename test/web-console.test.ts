@@ -2,7 +2,9 @@
 // `vessel host --listen` and a real VM. A tenant logs in, gets the API's own sentence for a bad
 // create, creates a VM, watches it boot in the xterm.js console, types a command and reads its
 // output, sees the live graphs fill, caps its CPU, keeps its console across a host restart,
-// reads its usage and deletes the VM; a second tenant sees none of it; a wrong token is refused;
+// snapshots the VM and restores it (a marker in the guest comes back), reads its usage and
+// deletes the VM; a second tenant sees none of it; the page keeps no token (an HttpOnly session
+// cookie, ended by a replaced token and by logout); a wrong token is refused;
 // the list works on a narrow screen and from the keyboard. Screenshots go to test-results/screenshots.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +25,21 @@ async function shot(page: Page, name: string): Promise<void> {
 
 async function terminalText(page: Page): Promise<string> {
   return page.locator('.xterm-rows').innerText();
+}
+
+/**
+ * Types `text` into the page's console until `answer` shows, typing again every 20 s as a user
+ * would: the hart-thread machine has at times kept the guest's last output (the prompt) back
+ * until the next input (not this layer's).
+ */
+async function typeUntil(page: Page, text: string, answer: RegExp, ms = 90_000): Promise<void> {
+  await page.locator('.term').click();
+  let typed = 0;
+  await until(`"${answer.source}" in the console`, async () => {
+    if (answer.test(await terminalText(page))) return true;
+    if (Date.now() - typed > 20_000) { await page.keyboard.type(text); typed = Date.now(); }
+    return undefined;
+  }, ms, 300);
 }
 
 test('web console: log in, create, boot, type, graphs, reconnect, usage, delete; tenants kept apart', { timeout: TEST_MS }, async (t) => {
@@ -100,20 +117,17 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.getByRole('heading', { name: /web1/ }).waitFor();
   await page.locator('.facts').getByText('1 (at most 2 while it runs)').waitFor();
   await until('the shell in the console', async () => /~ #|Enter 'help' for a list of built-in commands/.test(await terminalText(page)) || undefined, BOOT_MS, 500);
-  await page.locator('.term').click();
-  // Typed again every 20 s while no answer shows, as a user would: the hart-thread machine has at
-  // times kept the guest's last output (the prompt) back until the next input (not this layer's).
-  let typed = 0;
-  await until('the command\'s output in the console', async () => {
-    if (/^web-42\r?$/m.test(await terminalText(page))) return true;
-    if (Date.now() - typed > 20_000) { await page.keyboard.type('echo web-$((6*7))\n'); typed = Date.now(); }
-    return undefined;
-  }, 90_000, 300);
+  await typeUntil(page, 'echo web-$((6*7))\n', /^web-42\r?$/m);
   // The graphs fill from the stats stream.
   const memGraph = page.locator('figure', { hasText: 'Memory' }).getByRole('img');
   await until('the memory graph', async () => /target 128 MiB/.test(await memGraph.getAttribute('aria-label') ?? '') || undefined, 30_000, 500);
   const cpuGraph = page.locator('figure', { hasText: 'CPU' }).getByRole('img');
   assert.match(await cpuGraph.getAttribute('aria-label') ?? '', /of one core \d/);
+  // The balloon as the host's memory policy sees it (GET /vms/{vm}/memory: its driver's state, a back-off).
+  await until('the balloon\'s state on the page', async () => {
+    const m = await call('GET', '/vms/web1/memory', acme) as { balloon: string | null };
+    return (m.balloon !== null && (await page.getByTestId('balloon').innerText().catch(() => '')).startsWith(m.balloon)) || undefined;
+  }, 15_000, 500);
   // A change that applies at once: a CPU cap.
   await page.getByLabel('CPU cap, % of a core (0 = none)').fill('50');
   await page.getByRole('button', { name: 'Apply' }).click();
@@ -147,13 +161,23 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await other.getByText('tenant beta').waitFor();
   await other.getByText('No VMs yet').waitFor();
   assert.equal(new URL(other.url()).searchParams.get('token'), null, 'the token leaves the address bar');
+  // The page holds no token: it was exchanged for an HttpOnly, SameSite=Strict session cookie that expires.
+  const session = (await other.context().cookies()).find((c) => c.name === 'vessel_session');
+  assert.ok(session, 'a session cookie');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Strict');
+  assert.ok(session.expires * 1000 > Date.now() + 11 * 3600_000 && session.expires * 1000 < Date.now() + 12 * 3600_000 + 60_000, `expires in 12 h: ${session.expires}`);
+  const visible = await other.evaluate(() => `${document.cookie} ${JSON.stringify({ ...localStorage })} ${JSON.stringify({ ...sessionStorage })}`);
+  assert.ok(!visible.includes(beta) && !visible.includes(session.value), `no token or session where a script can read it: ${visible}`);
+  assert.equal((await fetch(`${base}/vms`, { headers: { Cookie: `vessel_session=${session.value}` } })).status, 200, 'the API takes the cookie');
   await other.goto(`${base}/#/vms/web1`);
   await other.getByRole('alert').filter({ hasText: 'No VM named "web1"' }).waitFor();
   await shot(other, '04-other-tenant');
   // beta's token is replaced while its page is open: the page goes back to the login and says why.
-  await call('POST', '/tenants/beta/token', admin);
-  await other.getByRole('alert').filter({ hasText: 'The token is not valid' }).filter({ hasText: 'Log in again' }).waitFor();
+  const betaNow = (await call('POST', '/tenants/beta/token', admin)).token as string;
+  await other.getByRole('alert').filter({ hasText: 'Your session is not valid any more: its token was replaced' }).filter({ hasText: 'Log in again' }).waitFor();
   await other.getByLabel('Token').waitFor();
+  assert.equal((await fetch(`${base}/vms`, { headers: { Cookie: `vessel_session=${session.value}` } })).status, 401, 'the session ended with its token');
 
   // The admin sees it, with its tenant; on a narrow screen the list fits.
   const adm = await newPage(390);
@@ -179,6 +203,19 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await adm.getByRole('heading', { name: 'Memory policy: recent decisions' }).waitFor();
   await shot(adm, '06-host');
 
+  // Every writable disk can be grown from the VM's page (a stopped VM: its image files alone).
+  const disks = [0, 1].map((i) => path.join(dir, `disk${i}.img`));
+  for (const d of disks) fs.writeFileSync(d, Buffer.alloc(8 << 20));
+  const kernel = path.join(dir, 'Image');
+  fs.writeFileSync(kernel, 'never booted');
+  await call('POST', '/vms', admin, { name: 'disky', kernel, disks: disks.map((p) => ({ path: p })), nets: ['none'], start: false });
+  await adm.goto(`${base}/#/vms/disky`);
+  await adm.getByLabel('Disk vdb, MiB (grow only)').fill('16');
+  await adm.getByRole('button', { name: 'Apply' }).click();
+  await adm.getByRole('status').filter({ hasText: 'Applied.' }).waitFor();
+  assert.deepEqual(disks.map((d) => fs.statSync(d).size), [8 << 20, 16 << 20], 'vdb grew, vda did not');
+  await call('DELETE', '/vms/disky', admin);
+
   // Tenants, for the admin: acme's use against its quotas; a new tenant and its token, shown once; delete.
   await adm.goto(`${base}/#/tenants`);
   await adm.locator('tr[data-tenant="acme"]').getByText('1 / 2').waitFor();
@@ -199,6 +236,12 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await adm.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
   await adm.locator('tr[data-tenant="gamma"]').waitFor({ state: 'detached' });
   assert.equal((await fetch(`${base}/vms`, { headers: { Authorization: `Bearer ${gamma}` } })).status, 401, 'a deleted tenant\'s token stops working');
+  // Logging out ends the admin's session: its cookie no longer opens the API.
+  const admSession = (await adm.context().cookies()).find((c) => c.name === 'vessel_session')?.value as string;
+  await adm.getByRole('button', { name: 'Log out' }).click();
+  await adm.getByRole('textbox', { name: 'Token' }).waitFor();
+  assert.equal(await adm.evaluate(() => fetch('/vms').then((r) => r.status)), 401);
+  assert.equal((await fetch(`${base}/vms`, { headers: { Cookie: `vessel_session=${admSession}` } })).status, 401, 'the logged-out session is gone on the host');
 
   // Usage: acme's VM is on its bill.
   await page.goto(`${base}/#/usage`);
@@ -208,6 +251,36 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   }, 60_000, 2000);
   await page.getByText('Billed:').waitFor();
   await shot(page, '07-usage');
+
+  // Snapshots from the VM's page: a marker in the guest, a snapshot, the marker changed, a restore
+  // after a confirmation, and the marker reads as it was. A snapshot counts against the tenant's
+  // disk quota (403 with the quota's sentence); another tenant's VM has no snapshots to show (404).
+  const web1Id = (await call('GET', '/vms/web1', acme)).id as string;
+  await page.goto(`${base}/#/vms/web1`);
+  await typeUntil(page, 'echo one > /marker; echo marked-$((6*7))\n', /^marked-42\r?$/m);
+  await call('PATCH', '/tenants/acme', admin, { quota: { disk_gib: 0.01 } });
+  await page.getByLabel('Snapshot name (optional)').fill('before');
+  await page.getByRole('button', { name: 'Take snapshot' }).click();
+  await page.getByRole('alert').filter({ hasText: /Tenant "acme" is over the disk quota of 0\.01 GiB .*a snapshot of VM "web1"/ }).waitFor();
+  await call('PATCH', '/tenants/acme', admin, { quota: { disk_gib: null } });
+  await page.getByRole('button', { name: 'Take snapshot' }).click();
+  await page.locator('tr[data-snapshot="before"]').waitFor({ timeout: 120_000 });
+  const snaps = await call('GET', `/vms/${web1Id}/snapshots`, acme) as unknown as { name: string; vm_state: string; size_bytes: number }[];
+  assert.deepEqual(snaps.map((x) => [x.name, x.vm_state]), [['before', 'running']]);
+  assert.ok(snaps[0].size_bytes > 0 && snaps[0].size_bytes <= 130 * 1024 * 1024, `the snapshot holds ${snaps[0].size_bytes} bytes (RAM is 128 MiB, sparse)`);
+  assert.equal((await fetch(`${base}/vms/${web1Id}/snapshots`, { headers: { Authorization: `Bearer ${betaNow}` } })).status, 404, 'another tenant\'s VM: no such VM');
+  await typeUntil(page, 'echo two > /marker; echo changed-$((6*7))\n', /^changed-42\r?$/m);
+  await shot(page, '07-snapshot');
+  await page.getByRole('button', { name: 'restore before' }).click();
+  await page.getByRole('dialog').getByText('What it did since is lost').waitFor();
+  const restoreStart = Date.now();
+  await page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
+  await page.getByRole('dialog').waitFor({ state: 'detached', timeout: 120_000 });
+  const restoreMs = Date.now() - restoreStart;
+  await typeUntil(page, 'echo marker-$(cat /marker)\n', /^marker-(one|two)\r?$/m);
+  assert.match(await terminalText(page), /^marker-one\r?$/m, 'the marker is back as it was at the snapshot');
+  assert.doesNotMatch(await terminalText(page), /^marker-two\r?$/m);
+  t.diagnostic(`snapshot restore took ${restoreMs} ms`);
 
   // Delete from the list, after a confirmation.
   await page.goto(`${base}/#/`);

@@ -11,6 +11,7 @@ import { attachSocketConsole } from './console-client.js';
 import { hostJson, hostRequest, hostTarget, HostReplyError, type HostTarget } from './host-client.js';
 import { parseMemorySize } from './size.js';
 import { registerVmAgentCommands } from './vm-agent-commands.js';
+import { registerVmSnapshotCommands } from './vm-snapshot-commands.js';
 import { defaultStateDir } from '../host/state-dir.js';
 
 interface VmJson {
@@ -195,7 +196,7 @@ export function registerHostCommands(program: Command): void {
     });
 
   const vm = program.command('vm')
-    .description('manage the VMs of a running `vessel host` (create, list, show, start, stop, shutdown, pause, resume, exec, file-read, file-write, fsfreeze, ifaddr, fsinfo, delete, logs, console, stats, set)')
+    .description('manage the VMs of a running `vessel host` (create, list, show, start, stop, shutdown, pause, resume, exec, file-read, file-write, fsfreeze, ifaddr, fsinfo, snapshot, snapshots, restore, snapshot-delete, delete, logs, console, stats, set)')
     .addOption(new Option('--host <socket|url>', 'the host\'s API socket, or http://ADDR:PORT (default: $VESSEL_HOST, else the default state directory\'s host.sock)'))
     .addOption(new Option('--token <token>', 'bearer token for a host reached over HTTP (default $VESSEL_TOKEN)'));
   const g = (): Global => vm.opts<Global>();
@@ -299,6 +300,7 @@ export function registerHostCommands(program: Command): void {
     });
 
   registerVmAgentCommands(vm, g);
+  registerVmSnapshotCommands(vm, g);
 
   vm.command('delete').alias('rm').description('delete a stopped VM and its files (its own root disk copy; disks given with --disk are kept)').argument('<vm...>', 'names or ids')
     .option('-f, --force', 'stop it first if it runs')

@@ -24,6 +24,9 @@ import { Tenants } from './tenants.js';
 import { loadPrices, Metering } from './metering.js';
 import { tenantOperations } from './api/tenant-operations.js';
 import { liveOperations, liveWsOperations } from './api/live-operations.js';
+import { snapshotOperations } from './api/snapshot-operations.js';
+import { sessionOperations } from './api/session-operations.js';
+import { Sessions } from './sessions.js';
 import { agentOperations } from './api/agent-operations.js';
 import { StatsHistory } from './stats-history.js';
 import { ADMIN } from './tenants.js';
@@ -123,6 +126,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   const socketPath = path.join(dir, 'host.sock');
   const token = hostToken(dir, opts.token);
   const tenancy = { tenants, metering, store };
+  const sessions = new Sessions(store, tenants, token);
   let server: HostApiServer;
   let history: StatsHistory | null = null;
   try {
@@ -134,8 +138,8 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
     });
     history.start();
     server = await HostApiServer.listen(
-      { socketPath, tcp, authenticate: (t) => tenants.authenticate(t, token) },
-      { ...ops, ...agentOperations(ctx), ...tenantOperations(tenants, metering, supervisor), ...liveOperations(ctx, history) },
+      { socketPath, tcp, authenticate: (t) => tenants.authenticate(t, token), session: (id) => sessions.who(id) },
+      { ...ops, ...agentOperations(ctx), ...tenantOperations(tenants, metering, supervisor), ...snapshotOperations(ctx), ...sessionOperations(sessions), ...liveOperations(ctx, history) },
       log,
       liveWsOperations(ctx),
     );

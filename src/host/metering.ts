@@ -7,7 +7,8 @@
  *   CPU time of its cgroup or threads, from the usage sampler: the increase since the last row);
  * - memory MiB-seconds allotted (memory_mib while its process runs) and held (what the balloon
  *   leaves the guest, `actual_mib`, else the process's RSS);
- * - disk GiB-seconds (the apparent size of its disks, stopped or not: storage is held either way);
+ * - disk GiB-seconds (the apparent size of its disks, stopped or not: storage is held either way,
+ *   and what its snapshots hold on disk, snapshots.ts);
  * - network bytes received and sent (the increase of its VMM's counters).
  *
  * Rows outlive their VM (a bill does not shrink when the VM is deleted). `usage()` sums them
@@ -23,6 +24,7 @@ import { HostStartError } from './errors.js';
 import type { MemoryBalancer } from './memory.js';
 import type { StateStore } from './store.js';
 import type { Supervisor } from './supervisor.js';
+import { snapshotBytes } from './snapshots.js';
 import { diskGib, type Tenants } from './tenants.js';
 import type { UsageSampler } from './usage.js';
 
@@ -247,7 +249,7 @@ export class Metering {
     const names = new Map(this.tenants.list().map((t) => [t.id, t.name]));
     const disks = new Map<string, number>();
     for (const vm of this.sup.list()) {
-      const d = diskGib(vm.record.spec) * dt;
+      const d = (diskGib(vm.record.spec) + snapshotBytes(vm) / 2 ** 30) * dt;
       if (d > 0) { disks.set(vm.id, d); this.totals(vm.id, vm.name); }
     }
     const rows: unknown[][] = [];

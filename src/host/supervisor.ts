@@ -90,6 +90,15 @@ export interface CreateRequest {
   tenantId?: string | null;
 }
 
+/** A snapshot a fresh VM process loads instead of booting (snapshots.ts). */
+export interface SnapshotLoad {
+  name: string;
+  statePath: string;
+  memoryPath: string;
+  /** Loaded paused (as it was when taken) or running. */
+  paused: boolean;
+}
+
 export function newVmId(): string {
   return randomBytes(6).toString('hex');
 }
@@ -252,13 +261,13 @@ export class Supervisor {
    * Spawns the VM's process, puts it in its cgroup, records it, and waits until its API says
    * the VM runs. A process that ends first makes this throw with the VMM's own sentence.
    */
-  private async startNow(vm: VmHandle): Promise<void> {
+  private async startNow(vm: VmHandle, snapshot?: SnapshotLoad): Promise<void> {
     const spec = vm.record.spec;
     vm.error = null;
     vm.state = 'starting';
     let child: ChildProcess;
     try {
-      child = spawnVmm(vm.id, vm.files, vmmConfig(vm.id, spec));
+      child = spawnVmm(vm.id, vm.files, vmmConfig(vm.id, spec), snapshot === undefined);
     } catch (e) {
       vm.state = 'stopped';
       vm.error = (e as Error).message;
@@ -289,6 +298,7 @@ export class Supervisor {
       throw e;
     }
     const deadline = Date.now() + START_TIMEOUT_MS;
+    let loaded = false;
     for (;;) {
       if (vm.proc !== proc) {
         const exit = this.store.lastExit(vm.id);
@@ -297,6 +307,19 @@ export class Supervisor {
         throw new ConflictError(`VM "${vm.name}" did not start: ${why}`);
       }
       const state = await this.queryState(vm).catch(() => null);
+      if (snapshot && state === 'starting' && !loaded) {
+        // The fresh VMM answers: it gets the snapshot instead of a configuration (docs/SNAPSHOT.md).
+        loaded = true;
+        const loading = vmmRequest(vm.files.apiSock, 'PUT', '/snapshot/load', { snapshot_path: snapshot.statePath, mem_backend: { backend_type: 'File', backend_path: snapshot.memoryPath }, resume_vm: !snapshot.paused }, START_TIMEOUT_MS);
+        try {
+          await loading;
+        } catch (e) {
+          process.kill(pid, 'SIGKILL');
+          vm.error = `its snapshot ${snapshot.name} did not load: ${(e as Error).message}`;
+          throw new ConflictError(`VM "${vm.name}" did not start: ${vm.error}`);
+        }
+        continue;
+      }
       if (state === 'running' || state === 'paused') {
         vm.state = state;
         this.store.event(vm.id, vm.name, 'started', `VM process ${pid} started`);
@@ -403,28 +426,50 @@ export class Supervisor {
 
   /** Ends the VM's process: SIGTERM, then SIGKILL after the grace time (or at once with `force`). */
   stop(vm: VmHandle, force = false): Promise<void> {
+    return vm.serial(() => this.stopNow(vm, force));
+  }
+
+  private async stopNow(vm: VmHandle, force: boolean): Promise<void> {
+    this.cancelRestart(vm);
+    this.store.setDesired(vm.id, 'stopped');
+    vm.record.desired = 'stopped';
+    const proc = vm.proc;
+    if (!proc) {
+      if (vm.state === 'crashed') vm.state = 'stopped';
+      return;
+    }
+    vm.state = 'stopping';
+    this.signal(proc, force ? 'SIGKILL' : 'SIGTERM');
+    const timer = setTimeout(() => this.signal(proc, 'SIGKILL'), force ? 0 : STOP_GRACE_MS);
+    if (!proc.child) {
+      // An adopted process: the watch notices its end; look more often meanwhile.
+      const poll = setInterval(() => { if (!sameProcess(proc.pid, proc.pidStart)) void this.processEnded(vm, proc, null, null); }, 50);
+      await proc.exited;
+      clearInterval(poll);
+    } else {
+      await proc.exited;
+    }
+    clearTimeout(timer);
+    this.store.event(vm.id, vm.name, 'stopped', force ? 'stopped (killed)' : 'stopped');
+  }
+
+  /**
+   * Rolls the VM back to a snapshot (snapshots.ts), as Proxmox's `qm rollback` and libvirt's
+   * `snapshot-revert` do: its process (if any) is killed, `prepare` puts the snapshot's disks
+   * back and gives the spec the snapshot was taken with, and a fresh VM process loads the
+   * snapshot's state, running or paused as it was then. In the VM's queue.
+   */
+  restoreSnapshot(vm: VmHandle, load: SnapshotLoad, prepare: () => VmSpec): Promise<void> {
+    if (vm.state === 'starting') return Promise.reject(new ConflictError(`VM "${vm.name}" is still starting; restore a snapshot once it runs or has stopped`));
     return vm.serial(async () => {
-      this.cancelRestart(vm);
-      this.store.setDesired(vm.id, 'stopped');
-      vm.record.desired = 'stopped';
-      const proc = vm.proc;
-      if (!proc) {
-        if (vm.state === 'crashed') vm.state = 'stopped';
-        return;
-      }
-      vm.state = 'stopping';
-      this.signal(proc, force ? 'SIGKILL' : 'SIGTERM');
-      const timer = setTimeout(() => this.signal(proc, 'SIGKILL'), force ? 0 : STOP_GRACE_MS);
-      if (!proc.child) {
-        // An adopted process: the watch notices its end; look more often meanwhile.
-        const poll = setInterval(() => { if (!sameProcess(proc.pid, proc.pidStart)) void this.processEnded(vm, proc, null, null); }, 50);
-        await proc.exited;
-        clearInterval(poll);
-      } else {
-        await proc.exited;
-      }
-      clearTimeout(timer);
-      this.store.event(vm.id, vm.name, 'stopped', force ? 'stopped (killed)' : 'stopped');
+      await this.stopNow(vm, true);
+      const spec = prepare();
+      this.store.updateSpec(vm.id, spec);
+      vm.record.spec = spec;
+      this.setDesired(vm, load.paused ? 'paused' : 'running');
+      vm.failures = [];
+      await this.startNow(vm, load);
+      this.store.event(vm.id, vm.name, 'restored', `restored from snapshot ${load.name}`);
     });
   }
 

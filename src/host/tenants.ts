@@ -193,6 +193,12 @@ export class Tenants {
     return { admin: false, tenant: Tenants.tenant(row) };
   }
 
+  /** The SHA-256 of the tenant's token now (sessions.ts: a session ends when its token is replaced). */
+  tokenHashOf(t: Tenant): string | null {
+    const row = this.db.prepare('SELECT token_sha256 FROM tenants WHERE id = ?').get(t.id) as { token_sha256: string } | undefined;
+    return row?.token_sha256 ?? null;
+  }
+
   /** The tenant id owning each VM (VMs of the admin are absent). */
   owners(): Map<string, string> {
     const rows = this.db.prepare('SELECT id, tenant_id FROM vms WHERE tenant_id IS NOT NULL').all() as { id: string; tenant_id: string }[];

@@ -55,9 +55,12 @@ export function checkSocketPaths(files: VmFiles): void {
   }
 }
 
-/** The vmm arguments for a VM; the host recognizes its processes by `--id <vmId>` in them. */
-export function vmmArgs(vmId: string, files: VmFiles): string[] {
-  return [CLI, 'vmm', '--id', vmId, '--config-file', files.config, '--api-sock', files.apiSock,
+/**
+ * The vmm arguments for a VM; the host recognizes its processes by `--id <vmId>` in them.
+ * Without `boot`, the VMM waits on its API (for a snapshot to load) instead of booting from its configuration.
+ */
+export function vmmArgs(vmId: string, files: VmFiles, boot = true): string[] {
+  return [CLI, 'vmm', '--id', vmId, ...(boot ? ['--config-file', files.config] : []), '--api-sock', files.apiSock,
     '--console', `unix:${files.consoleSock}`, '--console-log', files.consoleLog, '--exit-file', files.exitFile];
 }
 
@@ -67,15 +70,15 @@ export function isVmmOf(args: string[], vmId: string): boolean {
   return args.includes('vmm') && i >= 0 && args[i + 1] === vmId;
 }
 
-/** Writes the configuration and starts the process; the caller moves it into its cgroup. */
-export function spawnVmm(vmId: string, files: VmFiles, config: FullVmConfiguration): ChildProcess {
+/** Writes the configuration and starts the process (booting it unless `boot` is false); the caller moves it into its cgroup. */
+export function spawnVmm(vmId: string, files: VmFiles, config: FullVmConfiguration, boot = true): ChildProcess {
   fs.mkdirSync(files.dir, { recursive: true });
   checkSocketPaths(files);
   fs.writeFileSync(files.config, JSON.stringify(config, null, 2) + '\n');
   fs.rmSync(files.exitFile, { force: true });
   const log = fs.openSync(files.vmmLog, 'a');
   try {
-    const child = spawn(process.execPath, vmmArgs(vmId, files), { detached: true, stdio: ['ignore', log, log], cwd: files.dir });
+    const child = spawn(process.execPath, vmmArgs(vmId, files, boot), { detached: true, stdio: ['ignore', log, log], cwd: files.dir });
     child.unref();
     return child;
   } finally {

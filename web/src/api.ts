@@ -1,26 +1,28 @@
-// The host API from the browser: the token (from the login, or the ?token= of the URL the host
-// printed) is kept in localStorage and sent as a bearer header; EventSource and WebSocket cannot
-// send headers, so they carry it as ?token=. Every error becomes one sentence for the page.
+// The host API from the browser. The page holds no token: the one it is given (the ?token= of
+// the URL the host prints, or the login form) is exchanged once for the host's session cookie
+// (POST /session: HttpOnly, SameSite=Strict, expiring), which every request, EventSource and
+// WebSocket then carries by itself. Every error becomes one sentence for the page.
 
-const KEY = 'vessel.token';
-
-export function token(): string | null {
-  return localStorage.getItem(KEY);
-}
-
-export function setToken(t: string | null): void {
-  if (t === null) localStorage.removeItem(KEY); else localStorage.setItem(KEY, t);
-}
-
-/** A token in the address (the host's printed URL) logs in at once and leaves the address. */
-export function takeTokenFromUrl(): void {
+/**
+ * A token in the address (the host's printed URL): taken out of the address bar at once (before
+ * anything else can read or log it), then exchanged for a session. Null when there is none.
+ */
+export function takeTokenFromUrl(): string | null {
   const url = new URL(location.href);
   const t = url.searchParams.get('token');
-  if (t) {
-    setToken(t);
-    url.searchParams.delete('token');
-    history.replaceState(null, '', url.pathname + url.search + url.hash);
-  }
+  if (!t) return null;
+  url.searchParams.delete('token');
+  history.replaceState(null, '', url.pathname + url.search + url.hash);
+  return t;
+}
+
+/** Logs in: the host checks the token and sets the session cookie; the token is not kept. */
+export async function login(token: string): Promise<void> {
+  await request('POST', '/session', undefined, token);
+}
+
+export async function logout(): Promise<void> {
+  await request('DELETE', '/session').catch(() => undefined);
 }
 
 export class ApiError extends Error {
@@ -36,12 +38,17 @@ export function onUnauthorized(f: (why: string) => void): () => void {
   return () => unauthorized.delete(f);
 }
 
-export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+export function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  return request<T>(method, path, body);
+}
+
+async function request<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, {
       method,
-      headers: { Authorization: `Bearer ${token() ?? ''}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      credentials: 'same-origin',
+      headers: { ...(token !== undefined ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
   } catch {
@@ -54,18 +61,14 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     const msg = (parsed as { fault_message?: string } | undefined)?.fault_message ?? `The host answered ${res.status} ${res.statusText}.`;
     const sentence = /[.!?)]$/.test(msg) ? msg : `${msg}.`;
     const cap = sentence.charAt(0).toUpperCase() + sentence.slice(1);
-    if (res.status === 401) for (const f of unauthorized) f(cap);
+    if (res.status === 401 && token === undefined) for (const f of unauthorized) f(cap);
     throw new ApiError(cap, res.status);
   }
   return parsed as T;
 }
 
-export function withToken(path: string): string {
-  return `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token() ?? '')}`;
-}
-
 export function wsUrl(path: string): string {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${withToken(path)}`;
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
 }
 
 export interface Vm {

@@ -1,8 +1,9 @@
 // The Vessel web console: a login with a token (the ?token= URL the host prints logs in with
-// one click), then the VMs, a VM's page, the host and the usage, routed by the address's hash.
+// one click; the token becomes a session cookie, api.ts), then the VMs, a VM's page, the host
+// and the usage, routed by the address's hash.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, onUnauthorized, setToken, takeTokenFromUrl, token, type HostInfo } from './api.js';
+import { api, login, logout, onUnauthorized, takeTokenFromUrl, type HostInfo } from './api.js';
 import { HostPage } from './host.js';
 import { TenantsPage } from './tenants.js';
 import { UsagePage } from './usage.js';
@@ -33,12 +34,10 @@ function Login(props: { reason: string | null; onLogin: () => void }) {
         const t = String(new FormData(e.target as HTMLFormElement).get('token') ?? '').trim();
         if (!t) { setError('Enter a token.'); return; }
         setBusy(true);
-        setToken(t);
         try {
-          await api('GET', '/host');
+          await login(t);
           props.onLogin();
         } catch (err) {
-          setToken(null);
           setError((err as Error).message);
           setBusy(false);
         }
@@ -56,24 +55,34 @@ function App() {
   const [reason, setReason] = useState<string | null>(null);
   const [checked, setChecked] = useState(false);
   const hash = useHash();
+  // Without a session (401) the login shows; another failure (the host is down) offers a retry.
+  const [down, setDown] = useState(false);
   const check = async (): Promise<void> => {
-    if (!token()) { setWho(null); setChecked(true); return; }
+    let tried = false;
     try {
+      if (urlToken !== null) {
+        const t = urlToken;
+        urlToken = null;
+        tried = true;
+        await login(t);
+      }
       setWho((await api<HostInfo>('GET', '/host')).you);
       setReason(null);
+      setDown(false);
     } catch (e) {
       setWho(null);
-      setReason((e as Error).message);
-      if ((e as { status?: number }).status === 401) setToken(null);
+      const status = (e as { status?: number }).status;
+      setDown(status === 0 || (status !== undefined && status >= 500));
+      // No session yet is no error: the login form says what to do.
+      setReason(status === 401 && !tried ? null : (e as Error).message);
     }
     setChecked(true);
   };
   useEffect(() => { void check(); }, []);
-  useEffect(() => onUnauthorized((why) => { setToken(null); setWho(null); setReason(`${why} Log in again.`); }), []);
+  useEffect(() => onUnauthorized((why) => { setWho(null); setDown(false); setReason(`${why} Log in again.`); }), []);
   if (!checked) return <p class="muted">Loading…</p>;
   if (!who) {
-    // A token that is there but did not work for another reason (the host is down): retry.
-    if (token() && reason) return <main class="login"><h1>Vessel</h1><ErrorLine error={reason} /><button onClick={() => void check()}>Try again</button></main>;
+    if (down && reason) return <main class="login"><h1>Vessel</h1><ErrorLine error={reason} /><button onClick={() => void check()}>Try again</button></main>;
     return <Login reason={reason} onLogin={() => void check()} />;
   }
   const m = /^#\/vms\/([^/]+)$/.exec(hash);
@@ -89,12 +98,13 @@ function App() {
           ))}
         </nav>
         <span class="who">{who.admin ? 'admin' : `tenant ${who.tenant}`}</span>
-        <button class="link" onClick={() => { setToken(null); setWho(null); setReason(null); }}>Log out</button>
+        <button class="link" onClick={() => { void logout().then(() => { setWho(null); setReason(null); }); }}>Log out</button>
       </header>
       <main>{page}</main>
     </>
   );
 }
 
-takeTokenFromUrl();
+/** The printed URL's token, out of the address bar before anything else runs; App logs in with it. */
+let urlToken = takeTokenFromUrl();
 render(<App />, document.getElementById('app') as HTMLElement);

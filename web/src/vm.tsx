@@ -1,12 +1,14 @@
 // One VM: its state and settings, the actions, live graphs fed by the host's server-sent events
 // (CPU, memory target/actual/guest available, disk and network throughput over the last five
-// minutes), changes that apply at once (memory target, CPU weight and cap), and its serial console.
+// minutes), the balloon's state, changes that apply at once (memory target, CPU weight and cap,
+// vCPUs, every writable disk's size), snapshots, and its serial console.
 import { useEffect, useState } from 'preact/hooks';
-import { api, withToken, type Stats, type Vm, type VmEvent } from './api.js';
+import { api, type Stats, type Vm, type VmEvent } from './api.js';
 import { SerialConsole } from './console.js';
 import { duration, mib } from './format.js';
 import { Graph } from './graph.js';
 import { actionsFor, useActions } from './vms.js';
+import { Snapshots } from './snapshots.js';
 import { ErrorLine, usePoll } from './ui.js';
 
 const POINTS = 150; // 5 minutes at one sample every 2 s
@@ -24,7 +26,7 @@ function useStatsStream(name: string): { series: Series; live: boolean } {
   const [live, setLive] = useState(false);
   useEffect(() => {
     let prev: { at: number; rd: number; wr: number; rx: number; tx: number } | null = null;
-    const es = new EventSource(withToken(`/vms/${encodeURIComponent(name)}/stats/stream`));
+    const es = new EventSource(`/vms/${encodeURIComponent(name)}/stats/stream`);
     es.onopen = () => setLive(true);
     es.onerror = () => setLive(false);
     /** Appends one sample to `old` (rates from the difference with the sample before). */
@@ -77,6 +79,7 @@ export function VmPage(props: { name: string }) {
       <dl class="facts">
         <dt>vCPUs</dt><dd>{vm.vcpus}{vm.max_vcpus && vm.max_vcpus !== vm.vcpus ? ` (at most ${vm.max_vcpus} while it runs)` : ''}</dd>
         <dt>Memory</dt><dd>{mib(vm.memory_mib)} at most, {mib(vm.memory_min_mib)} at least; target {vm.memory_target === 'auto' ? 'set by the host\'s policy' : `${vm.memory_target} MiB, set by hand`}</dd>
+        {vm.pid !== null && <Balloon vm={vm.id} />}
         <dt>CPU</dt><dd>weight {vm.cpu_weight}, cap {vm.cpu_cap ? `${vm.cpu_cap} % of a core` : 'none'}</dd>
         <dt>Uptime</dt><dd>{duration(vm.uptime_s)}</dd>
         <dt>Network</dt><dd>{vm.nets.length ? vm.nets.join(', ') : 'none'}</dd>
@@ -93,7 +96,8 @@ export function VmPage(props: { name: string }) {
         <Graph title="Network" unit="KiB/s" series={['received', 'sent']} data={[series.t, series.rx, series.tx]} />
       </div>
       <h2>Serial console</h2>
-      <SerialConsole vm={vm.name} />
+      <SerialConsole vm={vm.id} />
+      <Snapshots vm={vm} onChanged={reload} />
       <Events vm={vm.id} />
       {actions.dialog}
     </section>
@@ -102,8 +106,8 @@ export function VmPage(props: { name: string }) {
 
 /**
  * Changes: the balloon's target, CPU weight and cap (at once), vCPUs (a stopped VM's, from its
- * next start; the host refuses a running VM's with its reason) and a disk's size (grown live, its
- * file system too when the guest agent can; the host's notes say what happened).
+ * next start; the host refuses a running VM's with its reason) and each writable disk's size
+ * (grown live, its file system too when the guest agent can; the host's notes say what happened).
  */
 function Resize(props: { vm: Vm; onChanged: () => void }) {
   const [error, setError] = useState<string | null>(null);
@@ -124,10 +128,11 @@ function Resize(props: { vm: Vm; onChanged: () => void }) {
       if (String(val('vcpus')) !== String(vm.vcpus)) change.vcpus = val('vcpus');
       if (Object.keys(change).length) await api('PATCH', `/vms/${vm.id}`, change);
       const notes: string[] = [];
-      const diskMib = String(f.get('disk') ?? '').trim();
-      const current = vm.disks[0]?.size_bytes ?? null;
-      if (diskMib !== '' && vm.disks.length && (current === null || Number(diskMib) * 1048576 !== current)) {
-        const r = await api<{ notes: string[] }>('POST', `/vms/${vm.id}/disks/vda/resize`, { size_bytes: /^\d+$/.test(diskMib) ? Number(diskMib) * 1048576 : diskMib });
+      for (const [i, d] of vm.disks.entries()) {
+        const name = diskName(i);
+        const given = String(f.get(`disk-${name}`) ?? '').trim();
+        if (d.readonly || given === '' || (d.size_bytes != null && Number(given) * 1048576 === d.size_bytes)) continue;
+        const r = await api<{ notes: string[] }>('POST', `/vms/${vm.id}/disks/${name}/resize`, { size_bytes: /^\d+$/.test(given) ? Number(given) * 1048576 : given });
         notes.push(...r.notes);
       }
       setDone(notes.length ? `Applied. ${notes.join('. ')}.` : 'Applied.');
@@ -144,12 +149,37 @@ function Resize(props: { vm: Vm; onChanged: () => void }) {
         <label>CPU weight (1–10000) <input name="weight" inputMode="numeric" defaultValue={String(vm.cpu_weight)} /></label>
         <label>CPU cap, % of a core (0 = none) <input name="cap" inputMode="numeric" defaultValue={String(vm.cpu_cap)} /></label>
         <label>vCPUs <input name="vcpus" inputMode="numeric" defaultValue={String(vm.vcpus)} /></label>
-        {vm.disks.length > 0 && <label>Disk vda, MiB (grow only) <input name="disk" inputMode="numeric" defaultValue={vm.disks[0].size_bytes ? String(Math.round(vm.disks[0].size_bytes / 1048576)) : ''} /></label>}
+        {vm.disks.map((d, i) => !d.readonly && (
+          <label key={diskName(i)}>Disk {diskName(i)}, MiB (grow only) <input name={`disk-${diskName(i)}`} inputMode="numeric" defaultValue={d.size_bytes ? String(Math.round(d.size_bytes / 1048576)) : ''} /></label>
+        ))}
       </div>
       <ErrorLine error={error} />
       {done && <p class="ok" role="status">{done}</p>}
       <button type="submit">Apply</button>
     </form>
+  );
+}
+
+const diskName = (i: number): string => `vd${String.fromCharCode(97 + i)}`;
+
+interface MemoryView { balloon: string | null; balloon_driver: boolean | null; backoff_until: string | null; skipped: string | null }
+
+/**
+ * The balloon as the host's memory policy sees it (GET /vms/{vm}/memory): whether the guest's
+ * driver runs it, and a back-off (the guest gave nothing back when asked; not asked to shrink until then).
+ */
+function Balloon(props: { vm: string }) {
+  const { data } = usePoll(() => api<MemoryView>('GET', `/vms/${props.vm}/memory`), 5000, [props.vm]);
+  if (!data?.balloon) return null;
+  const until = data.backoff_until ? new Date(data.backoff_until) : null;
+  return (
+    <>
+      <dt>Balloon</dt>
+      <dd data-testid="balloon" class={data.balloon_driver === false ? 'warn' : undefined}>
+        {data.balloon}{until ? `; backing off until ${until.toLocaleTimeString()} (the guest gave nothing back when asked)` : ''}
+        {data.balloon_driver === false && data.skipped ? <span class="muted"> — {data.skipped}</span> : null}
+      </dd>
+    </>
   );
 }
 

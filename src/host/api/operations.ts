@@ -16,7 +16,7 @@ import { copyRootDisk, type Supervisor, type VmHandle } from '../supervisor.js';
 import { agentStatus, NoGuestAgentError, withAgent, type AgentVm } from '../guest-agent.js';
 import { consolePoweroff } from '../shutdown-fallback.js';
 import { diskIndex, growGuestFilesystem } from '../disk-resize.js';
-import { sumAllotments, Tenants, type Allotment } from '../tenants.js';
+import type { Allotment } from '../tenants.js';
 import { vmmRequest } from '../vmm-client.js';
 import { resizeVcpusLive, type VcpuChange } from '../vcpu-resize.js';
 import type { UsageSampler } from '../usage.js';
@@ -164,14 +164,7 @@ export function hostOperations(ctx: HostContext): Record<string, HostHandler> {
   // A tenant finds only its own VMs: another tenant's is "no such VM", word for word.
   const find = (req: HostRequest): VmHandle => scope.find(req.who, req.params.vm);
   const ok = (body: unknown) => ({ status: 200 as const, body });
-  /** Refuses (QuotaError, 403) a change of a tenant's VM that adds `extra` past the tenant's quota; the admin's own VMs have none. */
-  const tenantQuota = (vm: VmHandle, extra: Partial<Allotment>, what: string): void => {
-    const ownerId = ctx.tenancy.tenants.ownerOf(vm.id);
-    if (ownerId === null) return;
-    const owners = ctx.tenancy.tenants.owners();
-    const held = sumAllotments(sup.list().filter((v) => owners.get(v.id) === ownerId).map((v) => v.record.spec));
-    Tenants.checkQuota(ctx.tenancy.tenants.get(ownerId), held, extra, what);
-  };
+  const tenantQuota = (vm: VmHandle, extra: Partial<Allotment>, what: string): void => scope.checkGrowth(vm, extra, what);
   return {
     getHost: (req) => ok({
       vessel_version: ctx.version,

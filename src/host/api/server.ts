@@ -2,10 +2,10 @@
  * The host API's HTTP server (fastify): on the Unix socket `<state dir>/host.sock` (the socket
  * file is 0600, owned by the host's user: a request without a token acts as the admin, one with
  * a token as whoever the token is), and on TCP only with a token, the admin's or a tenant's
- * (`Authorization: Bearer <token>`, or `?token=` where a browser cannot set a header: an
- * EventSource, a WebSocket). Routes and request validation come from openapi.yaml (see
- * ../../vmm/api/spec.ts); operations marked `x-websocket` are WebSocket routes. Errors are
- * `{"fault_message": ...}` with the status of their kind. The TCP side also serves the web
+ * (`Authorization: Bearer <token>`, or `?token=`), or with the web console's session cookie
+ * (sessions.ts: POST /session exchanges a token for it). Routes and request validation come
+ * from openapi.yaml (see ../../vmm/api/spec.ts); operations marked `x-websocket` are WebSocket
+ * routes. Errors are `{"fault_message": ...}` with the status of their kind. The TCP side also serves the web
  * console's static files (dist/web) at `/` without a token: the page logs in itself.
  */
 import * as fs from 'node:fs';
@@ -20,6 +20,7 @@ import { SpecError } from '../vm-spec.js';
 import { ConflictError, NotFoundError, UnavailableError } from '../errors.js';
 import { StateStoreError } from '../store.js';
 import { ADMIN, ForbiddenError, QuotaError, UnauthorizedError, type Principal } from '../tenants.js';
+import { sessionCookie } from '../sessions.js';
 import { VmmRequestError } from '../vmm-client.js';
 
 export const HOST_OPENAPI_PATH = fileURLToPath(new URL('../../../../src/host/api/openapi.yaml', import.meta.url));
@@ -97,6 +98,8 @@ export interface ListenOptions {
   tcp?: { host: string; port: number };
   /** Who sends this token (null: nobody the host knows; `expired`: a tenant's token past its time, with the sentence). */
   authenticate: (token: string) => Principal | null | { expired: string };
+  /** Who a session cookie is for (sessions.ts), on TCP; absent: no sessions. */
+  session?: (id: string) => Principal | null | { expired: string };
   /** Serve the web console's files on TCP (default true; false where dist/web is absent). */
   web?: boolean;
 }
@@ -131,10 +134,14 @@ export class HostApiServer {
       app.addHook('onRequest', async (request, reply) => {
         if (tcp && webRoot && request.method === 'GET' && isWebPath(request.url)) return;
         const token = requestToken(request);
-        const found = token === undefined ? (tcp ? null : ADMIN) : token === null ? null : opts.authenticate(token);
+        const session = tcp && token === undefined && opts.session ? sessionCookie(request.headers.cookie) : undefined;
+        const found = session !== undefined && opts.session ? opts.session(session)
+          : token === undefined ? (tcp ? null : ADMIN) : token === null ? null : opts.authenticate(token);
         const who = found !== null && 'expired' in found ? null : found;
         if (!who) {
-          const why = found !== null && 'expired' in found ? found.expired : token === undefined
+          const why = found !== null && 'expired' in found ? found.expired : session !== undefined
+            ? 'your session is not valid any more: its token was replaced or its tenant deleted, or it was logged out'
+            : token === undefined
             ? 'this API needs a token: "Authorization: Bearer <token>" with the host\'s token or a tenant\'s'
             : 'the token is not valid (not the host\'s, and no tenant\'s: it may have been replaced or its tenant deleted)';
           await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ fault_message: why });

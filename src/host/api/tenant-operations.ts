@@ -6,7 +6,8 @@
 import { NotFoundError } from '../errors.js';
 import type { Metering } from '../metering.js';
 import type { Supervisor } from '../supervisor.js';
-import { ForbiddenError, sumAllotments, type Principal, type Quota, type Tenant, type Tenants } from '../tenants.js';
+import { heldBy } from './tenant-scope.js';
+import { ForbiddenError, type Principal, type Quota, type Tenant, type Tenants } from '../tenants.js';
 import { BadRequestError, type HostHandler } from './server.js';
 
 function adminOnly(who: Principal, what: string): void {
@@ -24,8 +25,7 @@ function timeOf(q: string | undefined, name: string, fallback: Date): string {
 export function tenantOperations(tenants: Tenants, metering: Metering, sup: Supervisor): Record<string, HostHandler> {
   const view = (t: Tenant) => {
     const owners = tenants.owners();
-    const specs = sup.list().filter((vm) => owners.get(vm.id) === t.id).map((vm) => vm.record.spec);
-    const used = sumAllotments(specs);
+    const used = heldBy(sup.list().filter((vm) => owners.get(vm.id) === t.id));
     return { ...t, used: { ...used, disk_gib: Math.round(used.disk_gib * 100) / 100 } };
   };
   return {

@@ -9,7 +9,8 @@ import { ConflictError, NotFoundError, UnavailableError } from '../errors.js';
 import type { Metering } from '../metering.js';
 import type { StateStore, VmRecord } from '../store.js';
 import type { Supervisor, VmHandle } from '../supervisor.js';
-import { ForbiddenError, sumAllotments, allotmentOf, Tenants, type Principal, type Tenant } from '../tenants.js';
+import { snapshotBytes } from '../snapshots.js';
+import { ForbiddenError, sumAllotments, allotmentOf, Tenants, type Allotment, type Principal, type Tenant } from '../tenants.js';
 import { DEFAULT_SPEC, type VmSpec } from '../vm-spec.js';
 
 export interface TenantContext {
@@ -26,6 +27,13 @@ interface CreateFields {
   nets?: string[];
   image?: 'default' | 'initramfs';
   tenant?: string;
+}
+
+/** What these VMs hold against quotas: their allotments, and their snapshots' bytes on disk as disk. */
+export function heldBy(vms: VmHandle[]): Allotment {
+  const a = sumAllotments(vms.map((v) => v.record.spec));
+  a.disk_gib += vms.reduce((n, v) => n + snapshotBytes(v), 0) / 2 ** 30;
+  return a;
 }
 
 export function tenantScope(ctx: TenantContext, sup: Supervisor) {
@@ -68,7 +76,7 @@ export function tenantScope(ctx: TenantContext, sup: Supervisor) {
     hostExtras(who: Principal): Record<string, unknown> {
       if (who.admin) return { tenants: tenants.list().length, you: { admin: true } };
       const t = who.tenant;
-      return { you: { admin: false, tenant: t.name, quota: t.quota, used: sumAllotments(ownedBy(t).map((v) => v.record.spec)) } };
+      return { you: { admin: false, tenant: t.name, quota: t.quota, used: heldBy(ownedBy(t)) } };
     },
 
     /**
@@ -113,13 +121,21 @@ export function tenantScope(ctx: TenantContext, sup: Supervisor) {
 
     /** Refuses a create whose asked-for vCPUs, memory, disk size or count are over a quota, before anything is made. */
     checkRequest(owner: Tenant, b: { name: string; vcpus?: number; memory_mib?: number; disk_mib?: number }): void {
-      Tenants.checkQuota(owner, sumAllotments(ownedBy(owner).map((v) => v.record.spec)),
+      Tenants.checkQuota(owner, heldBy(ownedBy(owner)),
         { vms: 1, vcpus: b.vcpus ?? DEFAULT_SPEC.vcpus, memory_mib: b.memory_mib ?? DEFAULT_SPEC.memory_mib, disk_gib: (b.disk_mib ?? 0) / 1024 }, `VM "${b.name}"`);
     },
 
     /** Refuses a create that takes the tenant over a quota (QuotaError, 403). */
     checkCreate(owner: Tenant, spec: VmSpec, name: string): void {
-      Tenants.checkQuota(owner, sumAllotments(ownedBy(owner).map((v) => v.record.spec)), allotmentOf(spec), `VM "${name}"`);
+      Tenants.checkQuota(owner, heldBy(ownedBy(owner)), allotmentOf(spec), `VM "${name}"`);
+    },
+
+    /** Refuses (QuotaError, 403) a change of a tenant's VM that adds `extra` past the tenant's quota; the admin's own VMs have none. */
+    checkGrowth(vm: VmHandle, extra: Partial<Allotment>, what: string): void {
+      const ownerId = tenants.ownerOf(vm.id);
+      if (ownerId === null) return;
+      const owner = tenants.get(ownerId);
+      Tenants.checkQuota(owner, heldBy(ownedBy(owner)), extra, what);
     },
 
     events(who: Principal, limit: number) {
@@ -149,7 +165,7 @@ export function tenantScope(ctx: TenantContext, sup: Supervisor) {
     if (own) return own;
     const named = ctx.store.vmsNamed(ref);
     if (named.length > 1) {
-      const forms = named.map((v) => `${v.tenantId === null ? '' : `${nameOfTenant(v.tenantId)}/`}${v.name}`);
+      const forms = named.map((v) => `${v.tenantId === null ? '' : `${nameOfTenant(v.tenantId)}/`}${v.name}`).sort();
       throw new ConflictError(`${named.length} tenants have a VM named "${ref}": say which, as ${forms.join(' or ')} (or by id)`);
     }
     return named[0];
