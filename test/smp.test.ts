@@ -107,6 +107,9 @@ test('live vCPUs: a hart beyond the allotment cannot be started; raised, the gue
   assert.match(await run('echo 1 > /sys/devices/system/cpu/cpu1/online 2>&1; cat /sys/devices/system/cpu/online', 'ON3'), /^0\r?$/m, 'beyond the allotment again: refused');
   machine.stop({ kind: 'poweroff', code: 0 });
   await running;
+  // The VM compiles its code once: hart 1's thread installed modules compiled for hart 0's.
+  const [, second] = machine.jitStats();
+  assert.ok(second && second.adoptedModules > 0, `hart 1's thread adopted no module of hart 0's: ${JSON.stringify(machine.jitStats())}`);
 });
 
 test('hart threads are named vessel-hartN (top -H, ps -L) and run at the default priority, above V8\'s helpers', async () => {

@@ -201,6 +201,7 @@ function service(): void {
   const epoch = code.pendingEpoch(self);
   if (epoch >= 0) { hart.forgetCodePages(); code.acknowledge(self, epoch); }
   hart.syncCode();
+  jit?.poll(); // modules back from the compile worker, and the other threads' to adopt
   applyFences();
   const lines = control.get(self, HartWord.Lines) & HARDWARE_LINES;
   const changed = lines ^ (hart.mipHw & HARDWARE_LINES);
@@ -246,6 +247,7 @@ function sleep(ms: number): void {
  */
 function handBack(word: MachineWord): void {
   setAsleep(true);
+  if (jit) data.states.postMessage({ jitStats: { ...jit.stats } });
   data.states.postMessage(saveHart(hart));
   control.setInstret(self, hart.instret);
   Atomics.add(words, control.machineAt(word), 1);

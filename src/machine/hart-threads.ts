@@ -11,8 +11,8 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import type { Hart } from '../cpu/hart.js';
 import { restoreHart, saveHart } from '../cpu/hart-snapshot.js';
 import type { CodeMap } from '../cpu/jit/code-map.js';
-import { openCompilePort } from '../cpu/jit/background.js';
-import type { JitOptions } from '../cpu/jit/jit.js';
+import { openCompilePorts } from '../cpu/jit/background.js';
+import type { JitOptions, JitStats } from '../cpu/jit/jit.js';
 import type { AccessWidth } from '../devices/mmio.js';
 import type { Bus } from '../hw/bus.js';
 import type { GuestMemory } from '../hw/memory.js';
@@ -55,6 +55,9 @@ export class HartThreads {
 
   constructor(private readonly o: HartThreadsOptions) {}
 
+  /** Each thread's JIT statistics as of the last pause or stop (null before, or without a JIT). */
+  readonly jitStats: (JitStats | null)[] = [];
+
   /** The worker thread of hart `id` (after start()), for diagnostics and tests. */
   worker(id: number): Worker { return this.workers[id]; }
 
@@ -62,9 +65,11 @@ export class HartThreads {
   start(): void {
     const { control, memory } = this.o;
     control.setRun(RunState.Running);
-    for (const hart of this.o.harts) {
+    // One group of lines to the compile worker: the threads share what it compiles for each.
+    const compilePorts = this.o.jit === false ? null : openCompilePorts(this.o.harts.length);
+    for (const [i, hart] of this.o.harts.entries()) {
       const { port1, port2 } = new MessageChannel();
-      const compilePort = this.o.jit === false ? null : openCompilePort();
+      const compilePort = compilePorts?.[i] ?? null;
       port1.postMessage(saveHart(hart));
       const data: HartThreadData = {
         id: hart.id, harts: this.o.harts.length, memory: memory.wasmMemory, ramBase: memory.base, ramSize: memory.size,
@@ -155,6 +160,7 @@ export class HartThreads {
       for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
         const msg = m.message as unknown;
         if (typeof msg === 'object' && msg !== null && 'console' in msg) this.o.consoleWrite((msg as { console: Uint8Array }).console);
+        else if (typeof msg === 'object' && msg !== null && 'jitStats' in msg) this.jitStats[i] = (msg as { jitStats: JitStats }).jitStats;
         else restoreHart(this.o.harts[i], msg);
       }
     });

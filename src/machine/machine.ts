@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Hart } from '../cpu/hart.js';
-import { Jit, type JitOptions } from '../cpu/jit/jit.js';
+import { Jit, type JitOptions, type JitStats } from '../cpu/jit/jit.js';
 import { Irq } from '../cpu/csr.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { SifiveTest } from '../devices/sifive-test.js';
@@ -316,6 +316,11 @@ export class Machine {
 
   /** Whether each hart runs on a host thread of its own. */
   get threadPerHart(): boolean { return this.hartThreads !== null; }
+
+  /** The JIT statistics of each thread that runs harts (with a thread per hart, as of the last pause or stop). */
+  jitStats(): (JitStats | null)[] {
+    return this.hartThreads ? [...this.hartThreads.jitStats] : [this.jit?.stats ?? null];
+  }
 
   /** Instructions hart `id` retired. */
   hartInstret(id: number): number {

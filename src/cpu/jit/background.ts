@@ -7,22 +7,35 @@ import { setFlagsFromString } from 'node:v8';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { lowerOtherThreads } from '../../hw/host-threads.js';
 import type { BlockPlan } from './block.js';
-import type { JitLayout } from './dispatcher.js';
 import type { LinkAnswers } from './links.js';
+import type { ModuleLinks } from './translate.js';
 
 export interface CompileJob {
   readonly id: number;
   readonly memoryPages: number;
-  readonly layout: JitLayout;
   /** Harts on other threads share the memory (ModuleTranslator). */
   readonly concurrent: boolean;
   readonly plans: BlockPlan[];
   readonly links: LinkAnswers;
+  /** The CodeMap content version of each page of the blocks, read before their code was. */
+  readonly versions: [page: number, version: number][];
+}
+
+/** A module compiled for another thread of the same VM, offered to this one (Jit.adopt). */
+export interface SharedModule {
+  readonly module: WebAssembly.Module;
+  readonly plans: BlockPlan[];
+  readonly links: ModuleLinks;
+  readonly versions: [page: number, version: number][];
 }
 
 export type CompileResult =
-  | { readonly id: number; readonly module: WebAssembly.Module; readonly importedSlots: number[]; readonly error?: undefined }
-  | { readonly id: number; readonly error: string; readonly module?: undefined };
+  | { readonly id: number; readonly module: WebAssembly.Module; readonly links: ModuleLinks; readonly error?: undefined; readonly shared?: undefined }
+  | { readonly id: number; readonly error: string; readonly module?: undefined; readonly shared?: undefined }
+  | { readonly shared: SharedModule; readonly id?: undefined };
+
+/** What the compile worker is sent to attach a line: the lines of one group (a VM's hart threads) share their modules. */
+export interface LineAttach { readonly port: MessagePort; readonly group: number }
 
 /** The process's compile worker: undefined until first asked for, null once it failed. */
 let worker: Worker | null | undefined;
@@ -50,13 +63,26 @@ function compileWorker(): Worker | null {
   return worker;
 }
 
-/** A port to the process's compile worker for a JIT on another thread (CompileLine.connect), or null. */
-export function openCompilePort(): MessagePort | null {
+let groups = 0;
+
+/** A port to the compile worker for a line in `group`; the worker gets the other end. */
+function attach(w: Worker, group: number): MessagePort {
+  const { port1, port2 } = new MessageChannel();
+  const message: LineAttach = { port: port2, group };
+  w.postMessage(message, [port2]);
+  return port1;
+}
+
+/**
+ * Ports to the process's compile worker for `count` JITs on other threads (CompileLine.connect)
+ * that run one VM's harts: a module compiled for one of them is offered to the others. Null
+ * when no worker thread can be started.
+ */
+export function openCompilePorts(count: number): MessagePort[] | null {
   const w = compileWorker();
   if (!w) return null;
-  const { port1, port2 } = new MessageChannel();
-  w.postMessage({ port: port2 }, [port2]);
-  return port1;
+  const group = ++groups;
+  return Array.from({ length: count }, () => attach(w, group));
 }
 
 /** One JIT's connection to the compile worker. */
@@ -72,7 +98,7 @@ export class CompileLine {
 
   /**
    * A line to the process's compile worker, or null when no worker thread can be started.
-   * `port`: a line made on another thread with openCompilePort (a hart's worker thread uses the
+   * `port`: a line made on another thread with openCompilePorts (a hart's worker thread uses the
    * compile worker of the VM's main thread, so the VM has one).
    */
   static connect(onResult: (result: CompileResult) => void, onFailure: (error: Error) => void, port?: MessagePort): CompileLine | null {
@@ -83,9 +109,7 @@ export class CompileLine {
     }
     const w = compileWorker();
     if (!w) return null;
-    const { port1, port2 } = new MessageChannel();
-    w.postMessage({ port: port2 }, [port2]);
-    return new CompileLine(port1, onResult, onFailure);
+    return new CompileLine(attach(w, ++groups), onResult, onFailure);
   }
 
   send(job: CompileJob): void { this.port.postMessage(job); }

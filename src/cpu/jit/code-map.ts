@@ -15,6 +15,12 @@
  *   every other thread acknowledged that epoch (dropped such entries) or is quiescent (all its
  *   harts asleep or stopped: they acknowledge before running again). A store that slipped
  *   through a stale entry therefore happened before the read, and any later one is seen.
+ * - **content versions**: a page's version changes whenever it is written while some thread
+ *   holds translations of it, and whenever its last owner lets go (then stores are no longer
+ *   seen). A module compiled for one thread is offered to the others (jit.ts `adopt`) with the
+ *   versions its pages had when its code was read; a thread that makes itself an owner of the
+ *   pages and then finds the same versions knows that the pages stayed watched, settled and
+ *   unwritten in between, so the module's code is the memory's.
  *
  * Owners are one bit per thread (thread index & 31) in a uint32 per page; threads that share a
  * bit both get the written message, which costs them a needless drop at most.
@@ -30,6 +36,7 @@ const DIRTY_COUNT = 0, ACKED = 1, QUIESCENT = 2;
 
 export interface CodeMapShared {
   readonly owners: SharedArrayBuffer;
+  readonly versions: SharedArrayBuffer;
   readonly dirty: SharedArrayBuffer;
   readonly control: SharedArrayBuffer;
   readonly threads: number;
@@ -38,6 +45,8 @@ export interface CodeMapShared {
 export class CodeMap {
   /** Per RAM page, the bits of the threads that hold translations of it (nonzero: code). */
   readonly owners: Uint32Array;
+  /** Per RAM page, its content version (see the file comment). */
+  private readonly versions: Int32Array;
   readonly threads: number;
   private readonly dirty: Int32Array;
   private readonly control: Int32Array;
@@ -47,6 +56,7 @@ export class CodeMap {
   constructor(readonly shared: CodeMapShared) {
     this.threads = shared.threads;
     this.owners = new Uint32Array(shared.owners);
+    this.versions = new Int32Array(shared.versions);
     this.dirty = new Int32Array(shared.dirty);
     this.control = new Int32Array(shared.control);
     this.words = this.dirty.length / this.threads;
@@ -59,6 +69,7 @@ export class CodeMap {
     const words = Math.ceil(ramPages / 32);
     return new CodeMap({
       owners: new SharedArrayBuffer(ramPages * 4),
+      versions: new SharedArrayBuffer(ramPages * 4),
       dirty: new SharedArrayBuffer(words * threads * 4),
       control: new SharedArrayBuffer((THREAD_WORDS + threads * THREAD_WORDS) * 4),
       threads,
@@ -76,7 +87,20 @@ export class CodeMap {
   }
 
   disown(thread: number, page: number): void {
-    Atomics.and(this.owners, page, ~CodeMap.bit(thread));
+    const bit = CodeMap.bit(thread);
+    for (;;) {
+      const owners = Atomics.load(this.owners, page);
+      if ((owners & bit) === 0) return;
+      // The version moves before the last owner goes, so a thread that owns the page from
+      // then on and reads the version sees the page was unwatched.
+      if ((owners & ~bit) === 0) Atomics.add(this.versions, page, 1);
+      if (Atomics.compareExchange(this.owners, page, owners, owners & ~bit) === owners) return;
+    }
+  }
+
+  /** The content version of `page` (see the file comment). */
+  version(page: number): number {
+    return Atomics.load(this.versions, page);
   }
 
   owns(thread: number, page: number): boolean {
@@ -87,6 +111,7 @@ export class CodeMap {
   written(page: number, writer: number): void {
     const owners = Atomics.load(this.owners, page);
     if (owners === 0) return;
+    Atomics.add(this.versions, page, 1);
     for (let t = 0; t < this.threads; t++) {
       if (t === writer || (owners & CodeMap.bit(t)) === 0) continue;
       Atomics.or(this.dirty, t * this.words + (page >>> 5), 1 << (page & 31));

@@ -1,11 +1,17 @@
 import type { GuestMemory } from '../../hw/memory.js';
-import { blockKey, MAX_BLOCK_INSNS, scanBlock, type BlockPlan } from './block.js';
+import { blockKey, scanBlock, type BlockPlan } from './block.js';
 import { buildDispatcher, jitLayout, LOOKUP_MASK, LOOKUP_ENTRIES, LookupField, MAX_SLOTS, type JitLayout } from './dispatcher.js';
 import { CodeMap } from './code-map.js';
 import type { MessagePort } from 'node:worker_threads';
-import { CompileLine, type CompileResult } from './background.js';
+import { CompileLine, type CompileResult, type SharedModule } from './background.js';
 import { RecordingLinker } from './links.js';
-import { ModuleTranslator, type BlockLinker } from './translate.js';
+import { ModuleTranslator, type BlockLinker, type ModuleLinks } from './translate.js';
+
+/** What a JIT counts (Jit.stats). */
+export interface JitStats {
+  blocks: number; modules: number; compileMs: number; invalidatedBlocks: number; invalidatedModules: number;
+  discardedModules: number; workerErrors: number; adoptedModules: number; declinedModules: number;
+}
 
 /** The hart as the JIT sees it: slow paths for compiled code and TLB upkeep. */
 export interface JitHart {
@@ -80,8 +86,6 @@ interface InFlightJob {
   readonly plans: BlockPlan[];
   /** Each RAM page the blocks are on, with its pageVersions entry when the blocks were read. */
   readonly pages: Map<number, number>;
-  /** The reset count when its table slots were handed out. */
-  readonly resets: number;
 }
 
 /** A page invalidated this often by CPU stores (code and data mixed on it) is no longer compiled. */
@@ -107,7 +111,10 @@ const MAX_PAGE_INVALIDATIONS = 32;
  * drop them through GuestMemory.onDeviceWrite. With harts on several threads, each thread's
  * JIT has its own tables (its region of the wasm memory, jitLayout) and `codePages` is the
  * shared CodeMap, through which stores and DMA from other threads reach it (code-map.ts);
- * `drain` applies them, and runs at FENCE.I and remote fences.
+ * `drain` applies them, and runs at FENCE.I and remote fences. The VM still compiles its code
+ * once: a module names nothing of one thread's tables (ModuleLinks), so the compile worker
+ * offers each module to the VM's other threads, which install it too (`adopt`) when its
+ * pages' content is still what was compiled.
  */
 export class Jit {
   /** Nonzero for RAM pages that hold translated code (of any thread: CodeMap.owners). */
@@ -128,10 +135,12 @@ export class Jit {
    * and instantiating); invalidatedBlocks, invalidatedModules: blocks dropped because their
    * code may have changed, and modules left with none; discardedModules: modules from the
    * worker thrown away because their code changed meanwhile; workerErrors: batches the worker
-   * failed, compiled here instead.
+   * failed, compiled here instead; adoptedModules, declinedModules: modules compiled for
+   * another thread of the VM installed here, and not (their code had changed).
    */
-  readonly stats = {
+  readonly stats: JitStats = {
     blocks: 0, modules: 0, compileMs: 0, invalidatedBlocks: 0, invalidatedModules: 0, discardedModules: 0, workerErrors: 0,
+    adoptedModules: 0, declinedModules: 0,
   };
   /**
    * Runs compiled code from a lookup() target until it leaves compiled code; see
@@ -178,7 +187,6 @@ export class Jit {
    * the wasm memory, where compiled code checks it (see PAGE_VERSIONS_OFFSET).
    */
   private readonly pageVersions: Uint32Array;
-  private resets = 0;
   private nextJobId = 1;
   private polls = 0;
 
@@ -215,13 +223,8 @@ export class Jit {
     };
     this.chain = dispatcher.exports.chain;
     this.linker = {
-      slot: (ramOff, pcLo, pcHi) => this.key(ramOff, pcLo, pcHi).slot,
       fetchRamOffset: (pcLo, pcHi) => this.current?.fetchRamOffset(pcLo, pcHi) ?? -1,
-      compiled: (ramOff, pcLo, pcHi) => {
-        const block = this.findKey(ramOff, pcLo, pcHi)?.block;
-        return block ? { slot: block.key.slot, generation: this.generations[block.key.slot] } : null;
-      },
-      pageVersion: (page) => this.pageVersions[page],
+      compiled: (ramOff, pcLo, pcHi) => !!this.findKey(ramOff, pcLo, pcHi)?.block,
     };
     // With harts on several threads the devices run on another thread, which tells the owners of
     // pages it writes through the CodeMap.
@@ -270,10 +273,17 @@ export class Jit {
       this.request(ramOff, pcLo, pcHi);
     }
     if (this.pending.length > 0 && ++this.pendingAge >= this.patience) this.compilePending();
-    if ((this.inFlight.size > 0 || this.waiting.length > 0) && (++this.polls & 31) === 0) {
-      this.line?.poll();
-      this.compileSettled();
-    }
+    if ((this.inFlight.size > 0 || this.waiting.length > 0) && (++this.polls & 31) === 0) this.poll();
+  }
+
+  /**
+   * Takes what the compile worker sent (modules for this thread, and other threads' to adopt)
+   * and compiles the waiting batches that settled. A thread that runs harts and never returns
+   * to its event loop calls this between run slices.
+   */
+  poll(): void {
+    this.line?.poll();
+    this.compileSettled();
   }
 
   private request(ramOff: number, pcLo: number, pcHi: number): void {
@@ -330,12 +340,15 @@ export class Jit {
     // Stores other threads made to these pages since they became code are applied first, so the
     // versions taken below are those of the code read.
     this.drain();
+    // Content versions before the code is read: a store after this moves them (see CodeMap).
+    const versions: [number, number][] = batch.pages.map((page) => [page, this.code.version(page)]);
     const plans: BlockPlan[] = [];
     for (const p of batch.blocks) {
       const plan = scanBlock(this.memory.view, p.ramOff, p.pcLo, p.pcHi);
       if (plan) plans.push(plan);
     }
-    if (plans.length > 0) this.compilePlans(plans);
+    const planned = new Set(plans.map((plan) => plan.ramOff >>> 12));
+    if (plans.length > 0) this.compilePlans(plans, versions.filter(([page]) => planned.has(page)));
     this.release(batch.pages);
   }
 
@@ -347,29 +360,26 @@ export class Jit {
     }
   }
 
-  private compilePlans(plans: BlockPlan[]): void {
-    // A block makes at most a key per instruction (a branch or JAL target), one for where it
-    // falls through and its own: slots (and their generations) must not run out mid-module.
-    if (this.keyCount + (MAX_BLOCK_INSNS + 2) * plans.length > MAX_SLOTS) this.reset();
+  private compilePlans(plans: BlockPlan[], versions: [number, number][]): void {
     const started = performance.now();
-    if (this.line) this.send(this.line, plans); else this.compileHere(plans);
+    if (this.line) this.send(this.line, plans, versions); else this.compileHere(plans);
     this.stats.compileMs += performance.now() - started;
   }
 
   /** Translates, compiles and installs `plans` on this thread. */
   private compileHere(plans: BlockPlan[]): void {
-    const translator = new ModuleTranslator(this.memoryPages, this.layout, plans, this.linker, this.concurrent);
-    this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.importedSlots);
+    const translator = new ModuleTranslator(this.memoryPages, plans, this.linker, this.concurrent);
+    this.instantiate(plans, new WebAssembly.Module(translator.translate()), translator.links);
   }
 
   /**
-   * Hands the blocks to the compile worker. Their table slots are handed out and the link
-   * questions answered now (RecordingLinker); their pages count as code from now on, so a store
-   * to one bumps its version and the module that comes back is not used.
+   * Hands the blocks to the compile worker. The link questions are answered now
+   * (RecordingLinker); their pages count as code from now on, so a store to one bumps its
+   * version and the module that comes back is not used.
    */
-  private send(line: CompileLine, plans: BlockPlan[]): void {
+  private send(line: CompileLine, plans: BlockPlan[], versions: [number, number][]): void {
     const recorder = new RecordingLinker(this.linker);
-    new ModuleTranslator(this.memoryPages, this.layout, plans, recorder, this.concurrent).link();
+    new ModuleTranslator(this.memoryPages, plans, recorder, this.concurrent).link();
     const pages = new Map<number, number>();
     for (const plan of plans) {
       const page = plan.ramOff >>> 12;
@@ -381,20 +391,21 @@ export class Jit {
       this.inFlightBlocks.add(blockKey(plan.ramOff, plan.pcLo, plan.pcHi));
     }
     const id = this.nextJobId++;
-    this.inFlight.set(id, { plans, pages, resets: this.resets });
-    line.send({ id, memoryPages: this.memoryPages, layout: this.layout, concurrent: this.concurrent, plans, links: recorder.answers });
+    this.inFlight.set(id, { plans, pages });
+    line.send({ id, memoryPages: this.memoryPages, concurrent: this.concurrent, plans, links: recorder.answers, versions });
   }
 
   /** A module came back from the compile worker: installs it unless its code changed meanwhile. */
   private finish(result: CompileResult): void {
+    if (result.shared) { this.adopt(result.shared); return; }
     const job = this.inFlight.get(result.id);
     if (!job) return;
     this.drain(); // stores from other threads bump the versions checked below
     this.settle(result.id, job);
     const started = performance.now();
-    const current = job.resets === this.resets && [...job.pages].every(([page, version]) => this.pageVersions[page] === version);
+    const current = [...job.pages].every(([page, version]) => this.pageVersions[page] === version);
     if (!current) this.stats.discardedModules++;
-    else if (result.error === undefined) this.instantiate(job.plans, result.module, result.importedSlots);
+    else if (result.error === undefined) this.instantiate(job.plans, result.module, result.links);
     else {
       this.stats.workerErrors++;
       this.compileHere(job.plans);
@@ -418,10 +429,46 @@ export class Jit {
     for (const [id, job] of [...this.inFlight]) this.settle(id, job);
   }
 
-  /** Instantiates a module of `plans` (importing what `importedSlots` hold as env.t<i>) and installs its blocks. */
-  private instantiate(plans: BlockPlan[], compiled: WebAssembly.Module, importedSlots: number[]): void {
+  /**
+   * A module compiled for another thread of the VM (the compile worker offers each; see
+   * background.ts): installs its blocks here too, unless all of them are compiled here already
+   * or its code may have changed since it was read. This thread owns the pages first, then
+   * compares their content versions (see CodeMap): equal versions mean they stayed watched and
+   * unwritten, so no store since is unseen.
+   */
+  adopt(shared: SharedModule): void {
+    if (shared.plans.every((p) => this.findKey(p.ramOff, p.pcLo, p.pcHi)?.block)) return;
+    const pages = shared.versions.map(([page]) => page);
+    for (const page of pages) { this.inFlightPages[page]++; this.watchPage(page); }
+    const started = performance.now();
+    if (shared.versions.every(([page, version]) => this.code.version(page) === version)) {
+      this.instantiate(shared.plans, shared.module, shared.links);
+      this.stats.adoptedModules++;
+    } else this.stats.declinedModules++;
+    this.stats.compileMs += performance.now() - started;
+    this.release(pages);
+  }
+
+  /**
+   * Instantiates a module of `plans` with this thread's values for what it links to (see
+   * ModuleLinks) and installs its blocks.
+   */
+  private instantiate(plans: BlockPlan[], compiled: WebAssembly.Module, links: ModuleLinks): void {
+    // Slots (and their generations) must not run out mid-module.
+    if (this.keyCount + plans.length + links.slots.length + links.targets.length > MAX_SLOTS) this.reset();
     const env = { ...this.env };
-    importedSlots.forEach((slot, i) => { env[`t${i}`] = this.table.get(slot) as WebAssembly.ExportValue; });
+    links.slots.forEach((b, i) => { env[`s${i}`] = this.key(b.ramOff, b.pcLo, b.pcHi).slot; });
+    links.targets.forEach((b, i) => {
+      const key = this.key(b.ramOff, b.pcLo, b.pcHi), generation = this.generations[key.slot];
+      env[`t${i}`] = key.block ? this.table.get(key.slot) as WebAssembly.ExportValue : this.chain;
+      env[`ga${i}`] = this.layout.generations + 4 * key.slot;
+      // A target not compiled here is never called directly: a generation its slot cannot have yet.
+      env[`gv${i}`] = key.block ? generation : (generation - 1) | 0;
+    });
+    links.pages.forEach((page, i) => {
+      env[`pa${i}`] = this.layout.pageVersions + 4 * page;
+      env[`pv${i}`] = this.pageVersions[page];
+    });
     const instance = new WebAssembly.Instance(compiled, { env });
     const module: CompiledModule = { blocks: [], live: plans.length };
     plans.forEach((plan, index) => {
@@ -476,7 +523,6 @@ export class Jit {
    * code is running (this is called between blocks) and none that is left can be reached.
    */
   private reset(): void {
-    this.resets++; // modules on the compile worker name slots of the old numbering
     for (const page of [...this.pageModules.keys()]) this.dropBlocks(page);
     this.keys = new Map();
     this.keyCount = 0;

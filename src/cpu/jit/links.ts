@@ -9,36 +9,24 @@ import type { BlockLinker } from './translate.js';
  */
 export interface LinkAnswers {
   readonly fetch: Map<string, number>;
-  readonly slots: Map<string, number>;
-  readonly compiled: Map<string, { slot: number; generation: number } | null>;
-  readonly pageVersions: Map<number, number>;
+  readonly compiled: Map<string, boolean>;
 }
 
 /** A linker that asks `inner` and writes down every answer. */
 export class RecordingLinker implements BlockLinker {
-  readonly answers: LinkAnswers = { fetch: new Map(), slots: new Map(), compiled: new Map(), pageVersions: new Map() };
+  readonly answers: LinkAnswers = { fetch: new Map(), compiled: new Map() };
 
   constructor(private readonly inner: BlockLinker) {}
 
-  slot(ramOff: number, pcLo: number, pcHi: number): number {
-    const slot = this.inner.slot(ramOff, pcLo, pcHi);
-    this.answers.slots.set(blockKey(ramOff, pcLo, pcHi), slot);
-    return slot;
-  }
   fetchRamOffset(pcLo: number, pcHi: number): number {
     const ramOff = this.inner.fetchRamOffset(pcLo, pcHi);
     this.answers.fetch.set(`${pcLo}:${pcHi}`, ramOff);
     return ramOff;
   }
-  compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null {
+  compiled(ramOff: number, pcLo: number, pcHi: number): boolean {
     const compiled = this.inner.compiled(ramOff, pcLo, pcHi);
     this.answers.compiled.set(blockKey(ramOff, pcLo, pcHi), compiled);
     return compiled;
-  }
-  pageVersion(page: number): number {
-    const version = this.inner.pageVersion(page);
-    this.answers.pageVersions.set(page, version);
-    return version;
   }
 }
 
@@ -49,17 +37,11 @@ export class RecordingLinker implements BlockLinker {
 export class ReplayLinker implements BlockLinker {
   constructor(private readonly answers: LinkAnswers) {}
 
-  slot(ramOff: number, pcLo: number, pcHi: number): number {
-    return this.answer(this.answers.slots, blockKey(ramOff, pcLo, pcHi), 'slot');
-  }
   fetchRamOffset(pcLo: number, pcHi: number): number {
     return this.answer(this.answers.fetch, `${pcLo}:${pcHi}`, 'fetch mapping');
   }
-  compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null {
+  compiled(ramOff: number, pcLo: number, pcHi: number): boolean {
     return this.answer(this.answers.compiled, blockKey(ramOff, pcLo, pcHi), 'compiled block');
-  }
-  pageVersion(page: number): number {
-    return this.answer(this.answers.pageVersions, page, 'version of RAM page');
   }
 
   private answer<K, T>(map: Map<K, T>, key: K, what: string): T {

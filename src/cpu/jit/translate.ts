@@ -4,7 +4,7 @@ import { HartState } from '../hart-state.js';
 import { TLB_INDEX_MASK, TlbField } from '../mmu.js';
 import { branchOffset, fenceOrdersStoreLoad, jalOffset, Opcode } from '../opcode.js';
 import { BlockEnd, blockKey, InsnKind, type BlockInsn, type BlockPlan } from './block.js';
-import { JUMP_CACHE_MASK, JumpCacheField, type JitLayout } from './dispatcher.js';
+import { JUMP_CACHE_MASK, JumpCacheField } from './dispatcher.js';
 import { AtomicOp, FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
 
 /**
@@ -61,14 +61,30 @@ export const BLOCK_PARAMS = [ValType.I32, ValType.I32, ValType.I32];
 
 /** What the translator asks the JIT about blocks outside the module being translated. */
 export interface BlockLinker {
-  /** The function table slot of the block at (ramOff, pc): its function once compiled, the dispatcher's chain before. */
-  slot(ramOff: number, pcLo: number, pcHi: number): number;
   /** The RAM offset the fetch TLB maps virtual pc (lo, hi) to now, or -1. */
   fetchRamOffset(pcLo: number, pcHi: number): number;
-  /** The slot of the compiled block at (ramOff, pc) and the slot's generation now, or null when it is not compiled. */
-  compiled(ramOff: number, pcLo: number, pcHi: number): { slot: number; generation: number } | null;
-  /** The version of RAM page `page` now (see JitLayout.pageVersions). */
-  pageVersion(page: number): number;
+  /** Whether the block at (ramOff, pc) is compiled now (then the module calls it directly). */
+  compiled(ramOff: number, pcLo: number, pcHi: number): boolean;
+}
+
+/** A block start outside the module's own blocks, which the instantiating thread resolves. */
+export interface BlockRef { readonly ramOff: number; readonly pcLo: number; readonly pcHi: number }
+
+/**
+ * What a module's imports stand for. A module bakes in nothing of one thread's JIT (each
+ * numbers its table slots and keeps its slot generations and page versions in a region of its
+ * own), so every thread of a VM can instantiate the one compiled module, with its own values:
+ * - global s<i>: the table slot of `slots[i]`;
+ * - function t<i>: `targets[i]`, compiled before the module and called directly while the
+ *   int32 at address ga<i> (its slot's generation) is gv<i>, which a thread where the target is
+ *   not compiled makes a value the generation never has;
+ * - for calls within the module to its blocks on page `pages[i]`: the int32 at address pa<i>
+ *   (the page's version) must be pv<i>.
+ */
+export interface ModuleLinks {
+  readonly slots: BlockRef[];
+  readonly targets: BlockRef[];
+  readonly pages: number[];
 }
 
 /** Where a jump to a constant pc goes. */
@@ -80,12 +96,16 @@ interface ExitTarget {
   inModule: number;
   /** Function index of the target's import, or -1 (not compiled before this module). */
   imported: number;
-  /** The target's table slot, or -1 for a target in this module on the caller's page (always called directly). */
+  /**
+   * The global holding the target's table slot, or -1 for a target in this module on the
+   * caller's page (always called directly).
+   */
   slot: number;
   /**
    * For a direct call that may go stale (an import, or a block of this module on another page):
-   * the int32 in the wasm memory at `guardAddress` must still be `guardValue` (a slot's
-   * generation, a page's version); otherwise the call goes through the slot.
+   * the int32 in the wasm memory at the address in global `guardAddress` must still be the
+   * value of global `guardValue` (a slot's generation, a page's version); otherwise the call
+   * goes through the slot.
    */
   guardAddress: number;
   guardValue: number;
@@ -240,14 +260,13 @@ export class ModuleTranslator {
    * register whose local holds its value is ever dirty.
    */
   private readonly dirty = new Uint8Array(32);
-  /** Targets compiled before this module, by blockKey: their import's function index, slot and its generation. */
-  private readonly imported = new Map<string, { fn: number; slot: number; generation: number }>();
-  /**
-   * The table slots whose functions the module imports as env.t<i>, in import order (the
-   * instantiator passes what each slot holds; code calls it only while the slot's generation is
-   * the one compiled in).
-   */
-  readonly importedSlots: number[] = [];
+  /** Targets compiled before this module, by blockKey: their import's function index and guard globals. */
+  private readonly imported = new Map<string, { fn: number; guardAddress: number; guardValue: number }>();
+  /** Slot globals by blockKey, and page guard globals by page. */
+  private readonly slotGlobals = new Map<string, number>();
+  private readonly pageGuards = new Map<number, { guardAddress: number; guardValue: number }>();
+  /** What the imports stand for (see ModuleLinks). */
+  readonly links: ModuleLinks = { slots: [], targets: [], pages: [] };
   /** Function index of the module's first block. */
   private firstBlock = FIXED_IMPORTS;
   private linked = false;
@@ -258,8 +277,7 @@ export class ModuleTranslator {
    * `concurrent`: harts on other threads share the memory, so AMOs and SC are atomic
    * read-modify-writes and FENCEs host barriers; with all harts on one thread, plain accesses do.
    */
-  constructor(memoryPages: number, private readonly layout: JitLayout, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker,
-    private readonly concurrent: boolean) {
+  constructor(memoryPages: number, private readonly blocks: BlockPlan[], private readonly linker: BlockLinker, private readonly concurrent: boolean) {
     this.w = new ModuleWriter(memoryPages);
   }
 
@@ -278,7 +296,7 @@ export class ModuleTranslator {
     w.importFunction('jump', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     w.importFunction('chainCached', w.type([...BLOCK_PARAMS, ValType.I32], [ValType.I32]));
     this.importTargets(this.blockType);
-    this.firstBlock = FIXED_IMPORTS + this.importedSlots.length;
+    this.firstBlock = FIXED_IMPORTS + this.links.targets.length;
   }
 
   /** The module's bytes. */
@@ -302,11 +320,11 @@ export class ModuleTranslator {
       for (const [lo, hi] of constantExits(b)) {
         const t = this.exitTarget(lo, hi);
         if (t.ramOff < 0 || t.inModule >= 0 || t.imported >= 0) continue;
-        const compiled = this.linker.compiled(t.ramOff, lo, hi);
-        if (!compiled) continue;
-        const fn = this.w.importFunction(`t${this.importedSlots.length}`, blockType);
-        this.imported.set(blockKey(t.ramOff, lo, hi), { fn, slot: compiled.slot, generation: compiled.generation });
-        this.importedSlots.push(compiled.slot);
+        if (!this.linker.compiled(t.ramOff, lo, hi)) continue;
+        const i = this.links.targets.length;
+        const fn = this.w.importFunction(`t${i}`, blockType);
+        this.imported.set(blockKey(t.ramOff, lo, hi), { fn, guardAddress: this.w.importGlobal(`ga${i}`), guardValue: this.w.importGlobal(`gv${i}`) });
+        this.links.targets.push({ ramOff: t.ramOff, pcLo: lo, pcHi: hi });
       }
     }
   }
@@ -327,15 +345,35 @@ export class ModuleTranslator {
       // A store to the caller's page drops the caller too; one to another page drops only the blocks there.
       const page = ramOff >>> 12;
       if (page === b.ramOff >>> 12) return { ...none, inModule };
-      return { ...none, inModule, slot: this.linker.slot(ramOff, lo, hi),
-        guardAddress: this.layout.pageVersions + 4 * page, guardValue: this.linker.pageVersion(page) };
+      return { ...none, inModule, slot: this.slotGlobal(ramOff, lo, hi), ...this.pageGuard(page) };
     }
     const imported = this.imported.get(blockKey(ramOff, lo, hi));
-    if (imported) {
-      return { ...none, imported: imported.fn, slot: imported.slot,
-        guardAddress: this.layout.generations + 4 * imported.slot, guardValue: imported.generation };
+    if (imported) return { ...none, imported: imported.fn, slot: this.slotGlobal(ramOff, lo, hi), ...imported };
+    return { ...none, slot: this.slotGlobal(ramOff, lo, hi) };
+  }
+
+  /** The global holding the table slot of the block at (ramOff, pc). */
+  private slotGlobal(ramOff: number, lo: number, hi: number): number {
+    const key = blockKey(ramOff, lo, hi);
+    let global = this.slotGlobals.get(key);
+    if (global === undefined) {
+      global = this.w.importGlobal(`s${this.links.slots.length}`);
+      this.slotGlobals.set(key, global);
+      this.links.slots.push({ ramOff, pcLo: lo, pcHi: hi });
     }
-    return { ...none, slot: this.linker.slot(ramOff, lo, hi) };
+    return global;
+  }
+
+  /** The globals of page `page`'s version guard. */
+  private pageGuard(page: number): { guardAddress: number; guardValue: number } {
+    let guard = this.pageGuards.get(page);
+    if (!guard) {
+      const i = this.links.pages.length;
+      guard = { guardAddress: this.w.importGlobal(`pa${i}`), guardValue: this.w.importGlobal(`pv${i}`) };
+      this.pageGuards.set(page, guard);
+      this.links.pages.push(page);
+    }
+    return guard;
   }
 
   /**
@@ -536,13 +574,13 @@ export class ModuleTranslator {
     }
     if (direct >= 0) { // directly, while the guard shows the target is still there
       const stale = f.open(Op.Block);
-      f.i32(0); f.mem(Op.I32Load, 2, guardAddress); f.i32(guardValue); f.op(Op.I32Ne); f.brIf(stale);
+      f.global(guardAddress); f.mem(Op.I32Load, 2, 0); f.global(guardValue); f.op(Op.I32Ne); f.brIf(stale);
       this.tailCall(direct);
       f.close();
     }
     // Through the target's slot; the pc is stored for chain (in case the target is not compiled).
     f.get(L_BASE); f.i64(lo, hi); f.mem(Op.I64Store, 3, HartState.Pc);
-    f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.i32(slot);
+    f.get(L_BASE); f.get(L_N); f.get(L_BUDGET); f.global(slot);
     f.byte(Op.ReturnCall); f.u32(IMPORT_JUMP);
   }
 

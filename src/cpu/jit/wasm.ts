@@ -12,7 +12,7 @@ export const enum Op {
   Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b,
   Br = 0x0c, BrIf = 0x0d, Return = 0x0f, Call = 0x10, CallIndirect = 0x11,
   ReturnCall = 0x12, ReturnCallIndirect = 0x13, Drop = 0x1a, Select = 0x1b,
-  LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22,
+  LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22, GlobalGet = 0x23,
   I32Load = 0x28, I64Load = 0x29,
   I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33, I64Load32S = 0x34, I64Load32U = 0x35,
   I32Store = 0x36, I64Store = 0x37, I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
@@ -109,6 +109,7 @@ export class FunctionBody extends ByteWriter {
   i32(v: number): void { this.byte(Op.I32Const); this.s32(v); }
   i64(lo: number, hi: number): void { this.byte(Op.I64Const); this.s64(lo, hi); }
   get(local: number): void { this.byte(Op.LocalGet); this.u32(local); }
+  global(index: number): void { this.byte(Op.GlobalGet); this.u32(index); }
   set(local: number): void { this.byte(Op.LocalSet); this.u32(local); }
   tee(local: number): void { this.byte(Op.LocalTee); this.u32(local); }
   call(fn: number): void { this.byte(Op.Call); this.u32(fn); }
@@ -135,10 +136,14 @@ export class FunctionBody extends ByteWriter {
 export interface FuncType { params: ValType[]; results: ValType[] }
 export interface FunctionDef { type: number; locals: ValType[]; body: FunctionBody }
 
-/** Builds a module that imports one shared memory ("env.memory"), some functions and optionally a function table. */
+/**
+ * Builds a module that imports one shared memory ("env.memory"), some functions, optionally a
+ * function table, and immutable i32 globals.
+ */
 export class ModuleWriter {
   readonly types: FuncType[] = [];
   private readonly imports: { name: string; type: number }[] = [];
+  private readonly globals: string[] = [];
   private importsTable = false;
   private readonly functions: FunctionDef[] = [];
   private readonly exports: { name: string; fn: number }[] = [];
@@ -157,6 +162,11 @@ export class ModuleWriter {
     if (this.functions.length > 0) throw new Error('imports must be declared before functions');
     this.imports.push({ name, type });
     return this.imports.length - 1;
+  }
+  /** Declares an imported immutable i32 global "env.<name>"; returns its index. */
+  importGlobal(name: string): number {
+    this.globals.push(name);
+    return this.globals.length - 1;
   }
   /** Adds a function; returns its index (imports come first). */
   addFunction(def: FunctionDef): number {
@@ -185,11 +195,12 @@ export class ModuleWriter {
       }
     });
     section(2, (w) => {
-      w.u32(this.imports.length + 1 + (this.importsTable ? 1 : 0));
+      w.u32(this.imports.length + this.globals.length + 1 + (this.importsTable ? 1 : 0));
       name(w, 'env'); name(w, 'memory');
       w.byte(0x02); w.byte(0x03); w.u32(this.memoryPages); w.u32(this.memoryPages); // shared, min = max
       if (this.importsTable) { name(w, 'env'); name(w, 'table'); w.byte(0x01); w.byte(0x70); w.byte(0x00); w.u32(0); } // funcref, min 0
       for (const imp of this.imports) { name(w, 'env'); name(w, imp.name); w.byte(0x00); w.u32(imp.type); }
+      for (const g of this.globals) { name(w, 'env'); name(w, g); w.byte(0x03); w.byte(ValType.I32); w.byte(0x00); } // const i32
     });
     section(3, (w) => {
       w.u32(this.functions.length);
