@@ -41,6 +41,12 @@ export interface HartThreadsOptions {
 
 /** How long pause and stop wait for a hart thread to answer (a hart in a device call answers when it returns). */
 const HART_STOP_MS = 10_000;
+/**
+ * V8's young generation of a hart thread's heap. A hart thread allocates little that dies young
+ * (instances of modules, which live): V8's default (48 MB, sized for the main thread) only held
+ * RSS, 20 MB per hart thread more than this in a 4-hart boot (docs/PERFORMANCE.md).
+ */
+const HART_YOUNG_GENERATION_MB = 4;
 
 type WaitAsync = (a: Int32Array, i: number, v: number) => { async: false; value: string } | { async: true; value: Promise<string> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
@@ -78,7 +84,7 @@ export class HartThreads {
       };
       const transfer: MessagePort[] = [port2];
       if (compilePort) transfer.push(compilePort);
-      const worker = new Worker(new URL('./hart-thread.js', import.meta.url), { workerData: data, transferList: transfer, name: `hart ${hart.id}` });
+      const worker = new Worker(new URL('./hart-thread.js', import.meta.url), { workerData: data, transferList: transfer, name: `hart ${hart.id}`, resourceLimits: { maxYoungGenerationSizeMb: HART_YOUNG_GENERATION_MB } });
       port1.on('message', (m: unknown) => {
         if (typeof m === 'object' && m !== null && 'console' in m) this.o.consoleWrite((m as { console: Uint8Array }).console);
       });

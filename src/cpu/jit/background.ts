@@ -37,6 +37,13 @@ export type CompileResult =
 /** What the compile worker is sent to attach a line: the lines of one group (a VM's hart threads) share their modules. */
 export interface LineAttach { readonly port: MessagePort; readonly group: number }
 
+/**
+ * V8's young generation of the compile worker's heap: a translation's garbage dies young and
+ * little survives, so a small one costs no time and V8's default (48 MB) only held RSS
+ * (docs/PERFORMANCE.md, "Compiled once per VM").
+ */
+const COMPILER_YOUNG_GENERATION_MB = 8;
+
 /** The process's compile worker: undefined until first asked for, null once it failed. */
 let worker: Worker | null | undefined;
 const lines = new Set<CompileLine>();
@@ -50,7 +57,7 @@ function compileWorker(): Worker | null {
   // process's, so it takes effect with the worker.
   setFlagsFromString('--no-wasm-lazy-compilation');
   try {
-    worker = new Worker(new URL('./compile-worker.js', import.meta.url));
+    worker = new Worker(new URL('./compile-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: COMPILER_YOUNG_GENERATION_MB } });
   } catch {
     worker = null;
     return null;
