@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { ensureDefaultImage } from '../images/build-image.js';
-import { SNAPSHOT_HEADER_BYTES } from '../src/vmm/snapshot.js';
+import { SNAPSHOT_HEADER_BYTES, type MemoryChunk } from '../src/vmm/snapshot.js';
 import { api, faultOf, startVmm, tempDir } from './vmm-client.js';
 import { BOOT_MS, COMMAND_MS, ShellSession, TEST_MS, type VesselProcess } from './vessel-cli.js';
 
@@ -80,9 +80,9 @@ test('vmm snapshot: a paused guest is saved, a fresh VMM restores it and the gue
   assert.equal(await load(p2), `PUT /snapshot/load: snapshot file "${p2}" is truncated: its header announces ${good.length - SNAPSHOT_HEADER_BYTES} bytes of state, the file has ${good.length - SNAPSHOT_HEADER_BYTES - 10}`);
   const p3 = variant('header.snap', good.subarray(0, 20));
   assert.equal(await load(p3), `PUT /snapshot/load: snapshot file "${p3}" is truncated: 20 bytes, shorter than the 64-byte header`);
-  const v2 = Buffer.from(good); v2.writeUInt32LE(2, 8);
-  const p4 = variant('v2.snap', v2);
-  assert.equal(await load(p4), `PUT /snapshot/load: snapshot file "${p4}" has snapshot format version 2; this Vessel reads version 1 only`);
+  const v3 = Buffer.from(good); v3.writeUInt32LE(3, 8);
+  const p4 = variant('v3.snap', v3);
+  assert.equal(await load(p4), `PUT /snapshot/load: snapshot file "${p4}" has snapshot format version 3; this Vessel reads versions 1 and 2`);
   const magic = Buffer.from(good); magic.write('NOTASNAP', 0, 'latin1');
   const p5 = variant('magic.snap', magic);
   assert.equal(await load(p5), `PUT /snapshot/load: snapshot file "${p5}" is not a Vessel snapshot (no "VSSLSNAP" magic)`);
@@ -90,14 +90,23 @@ test('vmm snapshot: a paused guest is saved, a fresh VMM restores it and the gue
   assert.equal(await load(snap, smallMem), `PUT /snapshot/load: memory file "${smallMem}" has 4096 bytes, but the snapshot's guest has 134217728 bytes of RAM`);
   const otherMem = path.join(dir2, 'other.mem');
   fs.copyFileSync(mem, otherMem);
-  const fd = fs.openSync(otherMem, 'r+'); fs.writeSync(fd, Buffer.from([1]), 0, 1, 12345); fs.closeSync(fd);
-  assert.equal(await load(snap, otherMem), `PUT /snapshot/load: memory file "${otherMem}" does not hold the memory this snapshot was taken with (SHA-256 mismatch)`);
+  // One byte changed in a non-zero page the state file lists (the load reads only those).
+  const chunk = (JSON.parse(good.subarray(SNAPSHOT_HEADER_BYTES).toString('utf8')) as { memory: { chunks: MemoryChunk[] } }).memory.chunks[3];
+  const bits = Buffer.from(chunk.pages, 'base64');
+  const page = Array.from({ length: bits.length * 8 }, (_, p) => p).find((p) => bits[p >> 3] & (1 << (p & 7))) as number;
+  const byteAt = chunk.offset + page * 4096 + 7;
+  const fd = fs.openSync(otherMem, 'r+'); fs.writeSync(fd, Buffer.from([fs.readFileSync(mem).subarray(byteAt, byteAt + 1)[0] ^ 1]), 0, 1, byteAt); fs.closeSync(fd);
+  assert.equal(await load(snap, otherMem), `PUT /snapshot/load: memory file "${otherMem}" does not hold the memory this snapshot was taken with: the pages of bytes 0x${chunk.offset.toString(16)}-0x${(chunk.offset + (2 << 20) - 1).toString(16)} differ (SHA-256 mismatch)`);
   assert.equal(((await api(second.sock, 'GET', '/')).body as { state: string }).state, 'Not started', 'refused loads leave the VMM fresh');
 
+  await put(second.sock, '/logger', { level: 'Info' }); // on stderr: "snapshot loaded" with what the memory file took
   const restoreFrom = second.vmm.stdout.length;
   const t1 = performance.now();
   await put(second.sock, '/snapshot/load', { snapshot_path: snap, mem_backend: { backend_type: 'File', backend_path: mem }, resume_vm: true });
   t.diagnostic(`snapshot of a 128 MiB guest loaded in ${(performance.now() - t1).toFixed(0)} ms (request to reply)`);
+  const loaded = /"memory_ms":(\d+),"memory_bytes_read":(\d+)/.exec(second.vmm.stderr);
+  assert.ok(loaded && Number(loaded[2]) <= memStat.blocks * 512, `the load read the non-zero pages, not all of RAM: ${loaded?.[2]} bytes (${memStat.blocks * 512} allocated)`);
+  t.diagnostic(`of which the memory file ${loaded[1]} ms`);
   assert.equal(((await api(second.sock, 'GET', '/')).body as { state: string }).state, 'Running');
   assert.match(await load(snap), /^PUT \/snapshot\/load: a snapshot can only be loaded into a fresh VMM; the VM is already started$/);
   const config = (await api(second.sock, 'GET', '/vm/config')).body as { drives: { drive_id: string }[]; 'machine-config': { mem_size_mib: number } };

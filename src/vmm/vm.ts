@@ -14,7 +14,7 @@ import type { Logger as PinoLogger } from 'pino';
 import type { Machine, StopReason } from '../machine/machine.js';
 import { SnapshotStateError } from '../hw/snapshot-state.js';
 import { DiskLockError } from '../devices/virtio/disk-lock.js';
-import { readMemoryFile, readStateFile, SnapshotFileError, writeMemoryFile, writeStateFile, type SnapshotBody } from './snapshot.js';
+import { readMemoryFile, readStateFile, SnapshotFileError, writeMemoryFile, writeStateFile, type MemoryFileStats, type SnapshotBody } from './snapshot.js';
 import { VmAssembly, type VmBoot } from './assemble.js';
 import { checkBootFile, DEFAULT_APPEND } from './boot-files.js';
 import { checkDisk, lockDisk, releaseDisks } from './disks.js';
@@ -512,10 +512,10 @@ export class Vm {
           balloon: this.balloon.config(),
           ...(this.guestAgent ? { 'guest-agent': { ...this.guestAgent } } : {}),
         },
-        memory: { size: machine.memory.size, sha256: memory.sha256 },
+        memory: memory.description,
         machine: state,
       });
-      this.opts.log.info({ snapshot_path: p.snapshot_path, mem_file_path: p.mem_file_path, memory_ms: Math.round(t1 - t0), state_ms: Math.round(performance.now() - t1), memory_bytes_written: memory.written }, 'snapshot created');
+      this.opts.log.info({ snapshot_path: p.snapshot_path, mem_file_path: p.mem_file_path, memory_ms: Math.round(t1 - t0), state_ms: Math.round(performance.now() - t1), memory_bytes_written: memory.stats.bytes, memory_chunks: memory.stats.chunks }, 'snapshot created');
     } catch (e) {
       if (e instanceof SnapshotFileError) throw new VmError(`PUT /snapshot/create: ${e.message}`);
       throw e;
@@ -549,17 +549,18 @@ export class Vm {
     try {
       this.applySnapshotConfig(body, what);
       this.starting = true;
-      if (body.memory?.size !== this.machineConfig.mem_size_mib * 1024 * 1024 || typeof body.memory.sha256 !== 'string') {
+      if (body.memory?.size !== this.machineConfig.mem_size_mib * 1024 * 1024) {
         throw new VmError(`${what}: snapshot file "${p.snapshot_path}": its memory description does not match its machine configuration`);
       }
       const resume = p.resume_vm ?? false;
       const t0 = performance.now();
+      let memory: MemoryFileStats | undefined;
       await this.launch({ kind: 'snapshot' }, what, (machine) => {
         if (!resume) machine.pause();
-        readMemoryFile(memPath, machine.memory, body.memory.sha256);
+        memory = readMemoryFile(memPath, machine.memory, body.memory);
         machine.restoreState(body.machine);
       }, !resume);
-      this.opts.log.info({ snapshot_path: p.snapshot_path, mem_file_path: memPath, resumed: resume, restore_ms: Math.round(performance.now() - t0) }, 'snapshot loaded');
+      this.opts.log.info({ snapshot_path: p.snapshot_path, mem_file_path: memPath, resumed: resume, restore_ms: Math.round(performance.now() - t0), memory_ms: Math.round(memory?.ms ?? 0), memory_bytes_read: memory?.bytes }, 'snapshot loaded');
     } catch (e) {
       this.bootSource = null;
       this.machineConfig = { ...DEFAULT_MACHINE };
