@@ -55,7 +55,7 @@ test('jit-worker: a module compiled for another hart thread is adopted only whil
     const plan = scanBlock(memory.view, ramOff, pcLo, pcHi);
     assert.ok(plan, 'the block scans');
     const translator = new ModuleTranslator(memory.buffer.byteLength >>> 16, [plan], { fetchRamOffset: () => -1, compiled: () => false }, true);
-    return { module: new WebAssembly.Module(translator.translate()), plans: [plan], links: translator.links, versions };
+    return { module: new WebAssembly.Module(translator.translate()), blocks: [{ ramOff, pcLo, pcHi }], links: translator.links, versions };
   };
   try {
     // Written by a hart after thread 0 read it: declined, and thread 1 does not keep the page.

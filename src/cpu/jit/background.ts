@@ -8,7 +8,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import { lowerOtherThreads } from '../../hw/host-threads.js';
 import type { BlockPlan } from './block.js';
 import type { LinkAnswers } from './links.js';
-import type { ModuleLinks } from './translate.js';
+import type { BlockRef, ModuleLinks } from './translate.js';
 
 export interface CompileJob {
   readonly id: number;
@@ -24,7 +24,8 @@ export interface CompileJob {
 /** A module compiled for another thread of the same VM, offered to this one (Jit.adopt). */
 export interface SharedModule {
   readonly module: WebAssembly.Module;
-  readonly plans: BlockPlan[];
+  /** Its blocks, in export order (b<i>): only where they start, the cheapest to clone. */
+  readonly blocks: BlockRef[];
   readonly links: ModuleLinks;
   readonly versions: [page: number, version: number][];
 }

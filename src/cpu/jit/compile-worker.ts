@@ -34,7 +34,8 @@ parentPort?.on('message', ({ port, group }: LineAttach) => {
     const result = compile(job);
     port.postMessage(result);
     if (result.shared || result.error !== undefined) return;
-    const offer: CompileResult = { shared: { module: result.module, plans: job.plans, links: result.links, versions: job.versions } };
+    const blocks = job.plans.map(({ ramOff, pcLo, pcHi }) => ({ ramOff, pcLo, pcHi }));
+    const offer: CompileResult = { shared: { module: result.module, blocks, links: result.links, versions: job.versions } };
     for (const other of members) if (other !== port) other.postMessage(offer);
   });
 });

@@ -5,7 +5,7 @@ import { CodeMap } from './code-map.js';
 import type { MessagePort } from 'node:worker_threads';
 import { CompileLine, type CompileResult, type SharedModule } from './background.js';
 import { RecordingLinker } from './links.js';
-import { ModuleTranslator, type BlockLinker, type ModuleLinks } from './translate.js';
+import { ModuleTranslator, type BlockLinker, type BlockRef, type ModuleLinks } from './translate.js';
 
 /** What a JIT counts (Jit.stats). */
 export interface JitStats {
@@ -437,12 +437,12 @@ export class Jit {
    * unwritten, so no store since is unseen.
    */
   adopt(shared: SharedModule): void {
-    if (shared.plans.every((p) => this.findKey(p.ramOff, p.pcLo, p.pcHi)?.block)) return;
+    if (shared.blocks.every((b) => this.findKey(b.ramOff, b.pcLo, b.pcHi)?.block)) return;
     const pages = shared.versions.map(([page]) => page);
     for (const page of pages) { this.inFlightPages[page]++; this.watchPage(page); }
     const started = performance.now();
     if (shared.versions.every(([page, version]) => this.code.version(page) === version)) {
-      this.instantiate(shared.plans, shared.module, shared.links);
+      this.instantiate(shared.blocks, shared.module, shared.links);
       this.stats.adoptedModules++;
     } else this.stats.declinedModules++;
     this.stats.compileMs += performance.now() - started;
@@ -450,12 +450,12 @@ export class Jit {
   }
 
   /**
-   * Instantiates a module of `plans` with this thread's values for what it links to (see
+   * Instantiates a module of `blocks` with this thread's values for what it links to (see
    * ModuleLinks) and installs its blocks.
    */
-  private instantiate(plans: BlockPlan[], compiled: WebAssembly.Module, links: ModuleLinks): void {
+  private instantiate(blocks: readonly BlockRef[], compiled: WebAssembly.Module, links: ModuleLinks): void {
     // Slots (and their generations) must not run out mid-module.
-    if (this.keyCount + plans.length + links.slots.length + links.targets.length > MAX_SLOTS) this.reset();
+    if (this.keyCount + blocks.length + links.slots.length + links.targets.length > MAX_SLOTS) this.reset();
     const env = { ...this.env };
     links.slots.forEach((b, i) => { env[`s${i}`] = this.key(b.ramOff, b.pcLo, b.pcHi).slot; });
     links.targets.forEach((b, i) => {
@@ -470,17 +470,17 @@ export class Jit {
       env[`pv${i}`] = this.pageVersions[page];
     });
     const instance = new WebAssembly.Instance(compiled, { env });
-    const module: CompiledModule = { blocks: [], live: plans.length };
-    plans.forEach((plan, index) => {
-      const key = this.key(plan.ramOff, plan.pcLo, plan.pcHi);
+    const module: CompiledModule = { blocks: [], live: blocks.length };
+    blocks.forEach((b, index) => {
+      const key = this.key(b.ramOff, b.pcLo, b.pcHi);
       this.setSlot(key.slot, instance.exports[`b${index}`]);
       const block: CompiledBlock = { key, module };
       key.block = block;
       module.blocks.push(block);
       this.install(block);
-      this.markCode(plan.ramOff >>> 12, module);
+      this.markCode(b.ramOff >>> 12, module);
     });
-    this.stats.blocks += plans.length;
+    this.stats.blocks += blocks.length;
     this.stats.modules++;
   }
 
