@@ -30,7 +30,8 @@ async function terminalText(page: Page): Promise<string> {
 /**
  * Types `text` into the page's console until `answer` shows, typing again every 20 s as a user
  * would: the hart-thread machine has at times kept the guest's last output (the prompt) back
- * until the next input (not this layer's).
+ * until the next input. Not the host's relay: the held-back bytes were missing from the VM's
+ * console.log itself (`vessel vm logs`, no browser), which the VMM writes synchronously.
  */
 async function typeUntil(page: Page, text: string, answer: RegExp, ms = 90_000): Promise<void> {
   await page.locator('.term').click();
