@@ -98,6 +98,13 @@ test('live vCPUs: a hart beyond the allotment cannot be started; raised, the gue
   assert.match(await run('echo 1 > /sys/devices/system/cpu/cpu1/online; cat /sys/devices/system/cpu/online', 'ON2'), /^0-1\r?$/m);
   assert.equal(machine.startedHarts, 2);
   assert.match(await run('nproc', 'NP2'), /^2\r?$/m);
+  // Pause parks both hart threads; a resume must wake them, and the guest goes on.
+  machine.pause();
+  const instret = [machine.hartInstret(0), machine.hartInstret(1)];
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual([machine.hartInstret(0), machine.hartInstret(1)], instret, 'a hart ran while paused');
+  machine.resume();
+  assert.match(await run('nproc', 'RESUMED'), /^2\r?$/m, 'the guest did not go on after a resume');
   // Offline: the hart stops itself through SBI HSM; with the allotment lowered it cannot come back.
   assert.match(await run('echo 0 > /sys/devices/system/cpu/cpu1/online; cat /sys/devices/system/cpu/online', 'OFF'), /^0\r?$/m);
   const end = performance.now() + 10_000;

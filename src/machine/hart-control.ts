@@ -132,6 +132,8 @@ export class HartControl {
 
   setRun(state: RunState): void {
     Atomics.store(this.words, this.machineAt(MachineWord.Run), state);
+    // Parked threads wait on this word (a resume), running and sleeping ones on their Wake words.
+    Atomics.notify(this.words, this.machineAt(MachineWord.Run));
     this.wakeAll();
   }
 }
