@@ -3,7 +3,8 @@
 // back: the VMM's RSS falls after the guest had touched and freed that memory) and deflates it;
 // GET /balloon/statistics carries the guest's real numbers; the API refuses what Firecracker does;
 // driver_ok says whether the guest's driver runs the device (not before it loads, not after rmmod);
-// resident_mib, the host's own count of the guest RAM it holds, falls with an inflation; a snapshot
+// resident_mib, the host's own count of the guest RAM it holds, falls with an inflation and not
+// when a guest lies (writes actual into the device with devmem, giving nothing); a snapshot
 // taken while an inflate is in flight loads into a fresh VMM whose balloon carries on to the target.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -233,6 +234,20 @@ test('vmm balloon: driver_ok is false until the guest\'s virtio_balloon runs the
   await sleep(2000);
   info = (await ok('GET', '/balloon')) as BalloonInfo;
   assert.deepEqual([info.target_mib, info.actual_mib, info.driver_ok], [8, 0, false], 'nobody inflates it');
+
+  // A guest that lies: with no driver, it writes the balloon's actual (64 MiB) into the device's
+  // configuration with devmem, giving nothing. The guest's word moves; the host's count does not.
+  const residentBefore = info.resident_mib;
+  const base = (await shell.run('for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" = 0x0005 ] && basename $(readlink -f $d/..); done')).trim().split('\n').at(-1)!.split('.')[0];
+  assert.match(base, /^[0-9a-f]+$/, `the balloon's virtio-mmio base: ${base}`);
+  // The transport lets go of the region first (the kernel refuses /dev/mem over a claimed one), and takes it back after.
+  const unbind = `echo ${base}.virtio_mmio > /sys/bus/platform/drivers/virtio-mmio/unbind`;
+  const wrote = await shell.run(`${unbind}; devmem $(printf 0x%x $((0x${base} + 0x104))) 32 16384; echo devmem=$?`);
+  info = (await ok('GET', '/balloon')) as BalloonInfo;
+  assert.equal(info.actual_mib, 64, `the device has the guest's word (devmem: ${wrote.trim()})`);
+  assert.ok(residentBefore !== undefined && info.resident_mib !== undefined && Math.abs(info.resident_mib - residentBefore) <= 4,
+    `the host's count did not move: resident_mib ${residentBefore} -> ${info.resident_mib}`);
+  await shell.run(`echo ${base}.virtio_mmio > /sys/bus/platform/drivers/virtio-mmio/bind`);
 
   // Loaded again, the driver runs the device and follows the target.
   await shell.run('modprobe virtio_balloon');
