@@ -8,6 +8,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Machine } from '../src/machine/machine.js';
+import { HartState as SbiHartState } from '../src/machine/sbi.js';
+import { Irq } from '../src/cpu/csr.js';
 import { buildIsaProgram } from './isa-programs.js';
 import { ensureDefaultImage } from '../images/build-image.js';
 
@@ -143,4 +145,29 @@ test('hart threads are named vessel-hartN (top -H, ps -L) and run at the default
   const result = await running;
   assert.deepEqual(result, { kind: 'poweroff', code: 0 });
   for (let i = 0; i < 4; i++) assert.equal(seen.get(`vessel-hart${i}`), 0, `vessel-hart${i} at nice 0: ${JSON.stringify([...seen])}`);
+});
+
+test('a snapshot restored with a thread per hart drives the harts\' interrupt wires as the harts had them', async () => {
+  const elf = buildIsaProgram('smp-atomics', dir);
+  const options = { cpus: 2, memoryBytes: 32 << 20, onConsoleOutput: () => {}, threads: 'per-hart' as const };
+  const source = new Machine({ ...options, boot: { kind: 'elf', image: readFileSync(elf), name: elf } });
+  source.pause();
+  const state = source.saveState();
+  source.close();
+  // Hart 0 had an external interrupt pending (the PLIC drives a wire only when it changes, so
+  // nothing would raise it again); both harts stopped, so their threads only look at their wires.
+  state.harts[0].csrs.mipHw |= 1 << Irq.SEI;
+  state.hartStates = [SbiHartState.Stopped, SbiHartState.Stopped];
+  const restored = new Machine({ ...options, boot: { kind: 'snapshot' } });
+  restored.restoreState(state);
+  const running = restored.run();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  restored.pause();
+  const after = restored.saveState();
+  restored.stop({ kind: 'poweroff', code: 0 });
+  restored.resume();
+  await running;
+  restored.close();
+  assert.notEqual(after.harts[0].csrs.mipHw & (1 << Irq.SEI), 0, 'hart 0\'s thread lowered the external interrupt the snapshot had pending');
+  assert.equal(after.harts[1].csrs.mipHw & (1 << Irq.SEI), 0);
 });

@@ -70,8 +70,9 @@ export const enum MailOp {
   MachineTrap = 5,
 }
 
-/** The interrupt wires the main thread drives. */
-export const HARDWARE_LINES = (1 << Irq.MEI) | (1 << Irq.SEI) | (1 << Irq.MTI) | (1 << Irq.MSI);
+/** The interrupt wires the main thread drives (as a list, and as mip bits). */
+export const HARDWARE_WIRES = [Irq.MEI, Irq.SEI, Irq.MTI, Irq.MSI];
+export const HARDWARE_LINES = HARDWARE_WIRES.reduce((bits, irq) => bits | (1 << irq), 0);
 
 export class HartControl {
   readonly words: Int32Array;

@@ -21,7 +21,7 @@ import type { HartBus } from '../hw/bus.js';
 import { nameThisThread } from '../hw/host-threads.js';
 import { GuestMemory } from '../hw/memory.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
-import { HARDWARE_LINES, HartControl, HartWord, MachineWord, MailOp, MailState, RunState } from './hart-control.js';
+import { HARDWARE_LINES, HARDWARE_WIRES, HartControl, HartWord, MachineWord, MailOp, MailState, RunState } from './hart-control.js';
 import { HartState, Sbi, SbiError } from './sbi.js';
 
 export interface HartThreadData {
@@ -194,8 +194,6 @@ function applyFences(): void {
   Atomics.notify(words, control.at(self, HartWord.FenceAck));
 }
 
-const WIRES = [Irq.MEI, Irq.SEI, Irq.MTI, Irq.MSI];
-
 /** Applies what other threads asked of this hart (see the file comment). */
 function service(): void {
   const epoch = code.pendingEpoch(self);
@@ -205,7 +203,7 @@ function service(): void {
   applyFences();
   const lines = control.get(self, HartWord.Lines) & HARDWARE_LINES;
   const changed = lines ^ (hart.mipHw & HARDWARE_LINES);
-  if (changed !== 0) for (const irq of WIRES) if ((changed & (1 << irq)) !== 0) hart.setInterruptLine(irq, (lines & (1 << irq)) !== 0);
+  if (changed !== 0) for (const irq of HARDWARE_WIRES) if ((changed & (1 << irq)) !== 0) hart.setInterruptLine(irq, (lines & (1 << irq)) !== 0);
   if (control.get(self, HartWord.SoftIrq) !== 0 && (Atomics.exchange(words, control.at(self, HartWord.SoftIrq), 0) & (1 << Irq.SSI)) !== 0) {
     hart.raiseSoftwareInterrupt(Irq.SSI);
   }

@@ -15,7 +15,7 @@ import type { NetBackend } from '../net/backend.js';
 import { defaultMac, parseMac } from '../net/mac.js';
 import { Bus } from '../hw/bus.js';
 import { CodeMap } from '../cpu/jit/code-map.js';
-import { HartControl, HartWord, RunState } from './hart-control.js';
+import { HARDWARE_WIRES, HartControl, HartWord, RunState } from './hart-control.js';
 import { HartThreads } from './hart-threads.js';
 import { Clint } from './clint.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
@@ -550,6 +550,12 @@ export class Machine {
     });
     // Last: the devices above may have driven their lines while restoring.
     this.plic.restore(s.plic);
+    // Hart threads take their wires from the control words, not from the harts' states: drive
+    // them as the harts had them (the PLIC and CLINT drive a wire only when it changes, so a
+    // wire left low here would stay low, and an external interrupt pending at the snapshot lost).
+    if (this.hartThreads) {
+      for (const hart of this.harts) for (const irq of HARDWARE_WIRES) this.control.setLine(hart.id, irq, (hart.mipHw & (1 << irq)) !== 0);
+    }
     this.clock.set(clockTicks);
     this.consoleTail = s.consoleTail;
   }
