@@ -25,7 +25,6 @@
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +35,7 @@ import { GuestMemory, RAM_OFFSET } from '../src/hw/memory.js';
 import { api, startVmm } from '../test/vmm-client.js';
 import { PROMPT, ShellSession, VesselProcess } from '../test/vessel-cli.js';
 import { GuestError } from './lib/guest.js';
+import { Qmp } from './lib/qmp.js';
 import { readOptions, runBench } from './lib/main.js';
 import { intArg, UsageError } from './lib/options.js';
 import { hue, plotPng, type Chart } from './lib/plot.js';
@@ -128,50 +128,6 @@ function secondsToReturn(t: number[], rss: number[], base: number, peak: number,
 
 // ---------------------------------------------------------------------------------------------
 // 1. Memory returned: Vessel and QEMU, free page reporting on and off
-
-/** QEMU's QMP on a Unix socket: one command at a time, events skipped. */
-class Qmp {
-  private buf = '';
-  private waiting: ((line: Record<string, unknown>) => void) | null = null;
-  private constructor(private readonly sock: net.Socket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
-        const msg = JSON.parse(this.buf.slice(0, nl)) as Record<string, unknown>;
-        this.buf = this.buf.slice(nl + 1);
-        if ('event' in msg || 'QMP' in msg) continue;
-        const w = this.waiting;
-        this.waiting = null;
-        w?.(msg);
-      }
-    });
-  }
-
-  static async connect(file: string, timeoutMs = 30_000): Promise<Qmp> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      try {
-        const sock = await new Promise<net.Socket>((resolve, reject) => { const s = net.connect(file, () => resolve(s)); s.once('error', reject); });
-        const q = new Qmp(sock);
-        await q.command('qmp_capabilities');
-        return q;
-      } catch (e) {
-        if (performance.now() > deadline) throw new GuestError(`QMP on ${file}: ${(e as Error).message}`);
-        await sleep(100);
-      }
-    }
-  }
-
-  command<T>(execute: string, args?: Record<string, unknown>): Promise<T> {
-    return new Promise((resolve, reject) => {
-      this.waiting = (msg) => (msg['error'] ? reject(new GuestError(`QMP ${execute}: ${JSON.stringify(msg['error'])}`)) : resolve(msg['return'] as T));
-      this.sock.write(JSON.stringify({ execute, ...(args ? { arguments: args } : {}) }) + '\n');
-    });
-  }
-
-  close(): void { this.sock.destroy(); }
-}
 
 /** A guest of part 1: its process, and how its balloon is moved and read (guest RAM left, MiB). */
 interface ReturnedGuest {
