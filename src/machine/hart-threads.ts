@@ -42,11 +42,12 @@ export interface HartThreadsOptions {
 /** How long pause and stop wait for a hart thread to answer (a hart in a device call answers when it returns). */
 const HART_STOP_MS = 10_000;
 /**
- * V8's young generation of a hart thread's heap. A hart thread allocates little that dies young
- * (instances of modules, which live): V8's default (48 MB, sized for the main thread) only held
- * RSS, 20 MB per hart thread more than this in a 4-hart boot (docs/PERFORMANCE.md).
+ * V8's young generation of a hart thread's heap. V8's default (48 MB, sized for the main thread)
+ * held ~18 MB more per hart thread in a 4-hart boot; 4 MB held less still but made 2-hart boots
+ * ~10% slower in two of three A/Bs (hart 0's thread allocates through the boot: the JIT's
+ * tables and instances), 8 and 16 MB were within the noise (docs/PERFORMANCE.md).
  */
-const HART_YOUNG_GENERATION_MB = 4;
+const HART_YOUNG_GENERATION_MB = 8;
 
 type WaitAsync = (a: Int32Array, i: number, v: number) => { async: false; value: string } | { async: true; value: Promise<string> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
