@@ -28,19 +28,15 @@ async function terminalText(page: Page): Promise<string> {
 }
 
 /**
- * Types `text` into the page's console until `answer` shows, typing again every 20 s as a user
- * would: the hart-thread machine has at times kept the guest's last output (the prompt) back
- * until the next input. Not the host's relay: the held-back bytes were missing from the VM's
- * console.log itself (`vessel vm logs`, no browser), which the VMM writes synchronously.
+ * Types `text` into the page's console once and waits until `answer` shows. (It used to type
+ * again every 20 s: the prompt was held back until the next input after a snapshot restore with
+ * a thread per hart, whose interrupt wires lost the pending UART interrupt, and a resumed VM's
+ * hart threads never ran again. Both are fixed, and typing once must be enough.)
  */
-async function typeUntil(page: Page, text: string, answer: RegExp, ms = 90_000): Promise<void> {
+async function typeAndWait(page: Page, text: string, answer: RegExp, ms = 90_000): Promise<void> {
   await page.locator('.term').click();
-  let typed = 0;
-  await until(`"${answer.source}" in the console`, async () => {
-    if (answer.test(await terminalText(page))) return true;
-    if (Date.now() - typed > 20_000) { await page.keyboard.type(text); typed = Date.now(); }
-    return undefined;
-  }, ms, 300);
+  await page.keyboard.type(text);
+  await until(`"${answer.source}" in the console`, async () => (answer.test(await terminalText(page)) ? true : undefined), ms, 300);
 }
 
 test('web console: log in, create, boot, type, graphs, reconnect, usage, delete; tenants kept apart', { timeout: TEST_MS }, async (t) => {
@@ -118,7 +114,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.getByRole('heading', { name: /web1/ }).waitFor();
   await page.locator('.facts').getByText('1 (at most 2 while it runs)').waitFor();
   await until('the shell in the console', async () => /~ #|Enter 'help' for a list of built-in commands/.test(await terminalText(page)) || undefined, BOOT_MS, 500);
-  await typeUntil(page, 'echo web-$((6*7))\n', /^web-42\r?$/m);
+  await typeAndWait(page, 'echo web-$((6*7))\n', /^web-42\r?$/m);
   // The graphs fill from the stats stream.
   const memGraph = page.locator('figure', { hasText: 'Memory' }).getByRole('img');
   await until('the memory graph', async () => /target 128 MiB/.test(await memGraph.getAttribute('aria-label') ?? '') || undefined, 30_000, 500);
@@ -258,7 +254,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   // disk quota (403 with the quota's sentence); another tenant's VM has no snapshots to show (404).
   const web1Id = (await call('GET', '/vms/web1', acme)).id as string;
   await page.goto(`${base}/#/vms/web1`);
-  await typeUntil(page, 'echo one > /marker; echo marked-$((6*7))\n', /^marked-42\r?$/m);
+  await typeAndWait(page, 'echo one > /marker; echo marked-$((6*7))\n', /^marked-42\r?$/m);
   await call('PATCH', '/tenants/acme', admin, { quota: { disk_gib: 0.01 } });
   await page.getByLabel('Snapshot name (optional)').fill('before');
   await page.getByRole('button', { name: 'Take snapshot' }).click();
@@ -270,7 +266,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   assert.deepEqual(snaps.map((x) => [x.name, x.vm_state]), [['before', 'running']]);
   assert.ok(snaps[0].size_bytes > 0 && snaps[0].size_bytes <= 130 * 1024 * 1024, `the snapshot holds ${snaps[0].size_bytes} bytes (RAM is 128 MiB, sparse)`);
   assert.equal((await fetch(`${base}/vms/${web1Id}/snapshots`, { headers: { Authorization: `Bearer ${betaNow}` } })).status, 404, 'another tenant\'s VM: no such VM');
-  await typeUntil(page, 'echo two > /marker; echo changed-$((6*7))\n', /^changed-42\r?$/m);
+  await typeAndWait(page, 'echo two > /marker; echo changed-$((6*7))\n', /^changed-42\r?$/m);
   await shot(page, '07-snapshot');
   await page.getByRole('button', { name: 'restore before' }).click();
   await page.getByRole('dialog').getByText('What it did since is lost').waitFor();
@@ -278,7 +274,7 @@ test('web console: log in, create, boot, type, graphs, reconnect, usage, delete;
   await page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
   await page.getByRole('dialog').waitFor({ state: 'detached', timeout: 120_000 });
   const restoreMs = Date.now() - restoreStart;
-  await typeUntil(page, 'echo marker-$(cat /marker)\n', /^marker-(one|two)\r?$/m);
+  await typeAndWait(page, 'echo marker-$(cat /marker)\n', /^marker-(one|two)\r?$/m);
   assert.match(await terminalText(page), /^marker-one\r?$/m, 'the marker is back as it was at the snapshot');
   assert.doesNotMatch(await terminalText(page), /^marker-two\r?$/m);
   t.diagnostic(`snapshot restore took ${restoreMs} ms`);
