@@ -21,14 +21,14 @@ import { AtomicOp, FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * were not dropped: see JitLayout.pageVersions), a branch back to the block's own start is a
  * loop, and a target compiled before this module is imported and called directly, as long as
  * its slot's generation shows that the slot still holds it (it was not invalidated since).
- * Any other goes through the target's table slot (BlockLinker), which holds the target's
- * function once it is compiled (the dispatcher's `jump` calls it: only the dispatcher imports
- * the table, as V8 makes every table.set update each instance that imports the table). A
- * computed target (JALR) first tries the hart's jump cache, which remembers where jumps to a pc
- * went; a miss, and anything else, goes through the dispatcher's `chain` (dispatcher.ts), which
- * finds the block for the pc in the lookup table. Every exit first checks `budget` (that bounds
- * interrupt latency). A block leaves compiled code by returning (n << 2) | RunExit flags, with
- * the pc in the state slot.
+ * Any other goes through the target's table slot (its number an imported global: ModuleLinks),
+ * which holds the target's function once it is compiled (the dispatcher's `jump` calls it: only
+ * the dispatcher imports the table, as V8 makes every table.set update each instance that
+ * imports the table). A computed target (JALR) first tries the hart's jump cache, which
+ * remembers where jumps to a pc went; a miss, and anything else, goes through the dispatcher's
+ * `chain` (dispatcher.ts), which finds the block for the pc in the lookup table. Every exit
+ * first checks `budget` (that bounds interrupt latency). A block leaves compiled code by
+ * returning (n << 2) | RunExit flags, with the pc in the state slot.
  *
  * Guest registers are cached in i64 locals, each loaded before the first instruction that reads
  * it (at entry in a block that loops). A write goes to the local only; the registers written so
