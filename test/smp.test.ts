@@ -147,16 +147,19 @@ test('hart threads are named vessel-hartN (top -H, ps -L) and run at the default
   for (let i = 0; i < 4; i++) assert.equal(seen.get(`vessel-hart${i}`), 0, `vessel-hart${i} at nice 0: ${JSON.stringify([...seen])}`);
 });
 
-test('a snapshot restored with a thread per hart drives the harts\' interrupt wires as the harts had them', async () => {
+test('a snapshot restored with a thread per hart drives the harts\' interrupt wires as the PLIC had them', async () => {
   const elf = buildIsaProgram('smp-atomics', dir);
   const options = { cpus: 2, memoryBytes: 32 << 20, onConsoleOutput: () => {}, threads: 'per-hart' as const };
   const source = new Machine({ ...options, boot: { kind: 'elf', image: readFileSync(elf), name: elf } });
   source.pause();
   const state = source.saveState();
   source.close();
-  // Hart 0 had an external interrupt pending (the PLIC drives a wire only when it changes, so
-  // nothing would raise it again); both harts stopped, so their threads only look at their wires.
-  state.harts[0].csrs.mipHw |= 1 << Irq.SEI;
+  // The PLIC drove hart 0's supervisor external interrupt (context 1) high, and drives a wire only
+  // when it changes: nothing would raise it again. Hart 1's saved mip still shows the wire high,
+  // as a hart thread's view lags the PLIC: kept high, the wire would never be lowered and the hart
+  // would take the interrupt for ever. Both harts are stopped, so their threads only look at wires.
+  state.plic.output[1] = 1;
+  state.harts[1].csrs.mipHw |= 1 << Irq.SEI;
   state.hartStates = [SbiHartState.Stopped, SbiHartState.Stopped];
   const restored = new Machine({ ...options, boot: { kind: 'snapshot' } });
   restored.restoreState(state);
@@ -168,6 +171,6 @@ test('a snapshot restored with a thread per hart drives the harts\' interrupt wi
   restored.resume();
   await running;
   restored.close();
-  assert.notEqual(after.harts[0].csrs.mipHw & (1 << Irq.SEI), 0, 'hart 0\'s thread lowered the external interrupt the snapshot had pending');
-  assert.equal(after.harts[1].csrs.mipHw & (1 << Irq.SEI), 0);
+  assert.notEqual(after.harts[0].csrs.mipHw & (1 << Irq.SEI), 0, 'hart 0\'s thread lost the external interrupt the PLIC had pending');
+  assert.equal(after.harts[1].csrs.mipHw & (1 << Irq.SEI), 0, 'hart 1\'s thread kept a wire the PLIC had lowered');
 });

@@ -58,6 +58,11 @@ export class Clint implements MmioDevice {
     this.mtip = new Uint8Array(harts);
   }
 
+  /** The levels this CLINT drives on hart `hart`'s software and timer interrupt wires. */
+  levels(hart: number): { msip: boolean; mtip: boolean } {
+    return { msip: this.msip[hart] === 1, mtip: this.mtip[hart] === 1 };
+  }
+
   /** MSIP bits, comparators and the reported MTIP levels, for a snapshot (mtime is the board's clock). */
   save(): ClintState {
     return { msip: [...this.msip], cmpLo: [...this.cmpLo], cmpHi: [...this.cmpHi], mtip: [...this.mtip] };

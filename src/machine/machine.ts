@@ -15,7 +15,7 @@ import type { NetBackend } from '../net/backend.js';
 import { defaultMac, parseMac } from '../net/mac.js';
 import { Bus } from '../hw/bus.js';
 import { CodeMap } from '../cpu/jit/code-map.js';
-import { HARDWARE_WIRES, HartControl, HartWord, RunState } from './hart-control.js';
+import { HartControl, HartWord, RunState } from './hart-control.js';
 import { HartThreads } from './hart-threads.js';
 import { Clint } from './clint.js';
 import { TIMEBASE_FREQUENCY, VirtualClock } from './clock.js';
@@ -551,10 +551,18 @@ export class Machine {
     // Last: the devices above may have driven their lines while restoring.
     this.plic.restore(s.plic);
     // Hart threads take their wires from the control words, not from the harts' states: drive
-    // them as the harts had them (the PLIC and CLINT drive a wire only when it changes, so a
-    // wire left low here would stay low, and an external interrupt pending at the snapshot lost).
+    // them as the restored PLIC and CLINT do (they drive a wire only when it changes, so a wire
+    // left low here would stay low, and an interrupt pending at the snapshot be lost). The
+    // devices, not the harts' mip: a hart thread's view of a wire lags it by up to a run slice,
+    // so a saved hart may show a wire the PLIC had lowered, which it would then never lower.
     if (this.hartThreads) {
-      for (const hart of this.harts) for (const irq of HARDWARE_WIRES) this.control.setLine(hart.id, irq, (hart.mipHw & (1 << irq)) !== 0);
+      for (const { id } of this.harts) {
+        const { msip, mtip } = this.clint.levels(id);
+        this.control.setLine(id, Irq.MEI, this.plic.outputLevel(id, 'M'));
+        this.control.setLine(id, Irq.SEI, this.plic.outputLevel(id, 'S'));
+        this.control.setLine(id, Irq.MSI, msip);
+        this.control.setLine(id, Irq.MTI, mtip);
+      }
     }
     this.clock.set(clockTicks);
     this.consoleTail = s.consoleTail;

@@ -160,6 +160,11 @@ export class Plic implements MmioDevice {
     }
   }
 
+  /** The level this PLIC drives on hart `hart`'s external interrupt wire of privilege `mode`. */
+  outputLevel(hart: number, mode: 'M' | 'S'): boolean {
+    return this.output[hart * 2 + (mode === 'S' ? 1 : 0)] === 1;
+  }
+
   /** Priorities, pending/claimed/level bits, enables, thresholds and output levels, for a snapshot. */
   save(): PlicState {
     return {
