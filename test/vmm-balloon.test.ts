@@ -4,8 +4,9 @@
 // GET /balloon/statistics carries the guest's real numbers; the API refuses what Firecracker does;
 // driver_ok says whether the guest's driver runs the device (not before it loads, not after rmmod);
 // resident_mib, the host's own count of the guest RAM it holds, falls with an inflation and not
-// when a guest lies (writes actual into the device with devmem, giving nothing); a snapshot
-// taken while an inflate is in flight loads into a fresh VMM whose balloon carries on to the target.
+// when a guest lies (writes actual into the device with devmem, giving nothing), nor with a
+// snapshot create; a snapshot taken while an inflate is in flight loads into a fresh VMM whose
+// balloon carries on to the target.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -136,6 +137,13 @@ test('vmm balloon: the guest driver binds; inflating to 64 MiB lowers MemTotal a
   assert.ok((paused.actual_pages ?? 0) > 0, 'the guest had started inflating');
   const snap = `${dir}/vm.snap`, memFile = `${dir}/vm.mem`;
   await ok('PUT', '/snapshot/create', { snapshot_type: 'Full', snapshot_path: snap, mem_file_path: memFile });
+  // The save reads only the pages the host holds: reading the others would map the host's zero
+  // page there, which mincore counts, and resident_mib would rise toward the guest's size.
+  const saved = (await ok('GET', '/balloon')) as BalloonInfo;
+  t.diagnostic(`resident_mib ${paused.resident_mib} before the snapshot, ${saved.resident_mib} after`);
+  assert.ok(paused.resident_mib !== undefined && saved.resident_mib !== undefined && saved.resident_mib <= paused.resident_mib + 2,
+    `a snapshot does not add to the guest RAM the host holds: resident_mib ${paused.resident_mib} -> ${saved.resident_mib}`);
+  assert.ok(paused.resident_mib <= MEM_MIB - 16, `the guest has RAM the host does not hold for the check to mean something (resident_mib ${paused.resident_mib})`);
   const savedMetrics = ((await ok('GET', '/metrics')) as { balloon: BalloonMetrics }).balloon;
   vmm.kill();
   await vmm.exited;

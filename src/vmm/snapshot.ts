@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { withoutHugePages } from '../hw/huge-pages.js';
+import { residentBytes, withoutHugePages } from '../hw/huge-pages.js';
 import type { GuestMemory } from '../hw/memory.js';
 import type { MachineState } from '../machine/machine.js';
 import type { Balloon, BootSource, Drive, GuestAgent, MachineConfiguration, NetworkInterface } from './config.js';
@@ -111,36 +111,18 @@ function* pageRuns(bitmap: Uint8Array, pageCount: number): Generator<[number, nu
  */
 export function writeMemoryFile(path: string, memory: GuestMemory): { description: MemoryDescription; stats: MemoryFileStats } {
   const t0 = performance.now();
-  const ram = Buffer.from(memory.buffer, memory.bytes.byteOffset, memory.size);
-  const zero = Buffer.alloc(MEMORY_CHUNK);
   let fd: number;
   try {
     fd = fs.openSync(path, 'w', 0o600);
   } catch (e) {
     throw new SnapshotFileError(`memory file "${path}" cannot be created: ${describe(e)}`);
   }
-  const chunks: MemoryChunk[] = [];
-  let written = 0;
+  let chunks: MemoryChunk[], written: number;
   try {
-    for (let chunk = 0; chunk < memory.size; chunk += MEMORY_CHUNK) {
-      const chunkEnd = Math.min(chunk + MEMORY_CHUNK, memory.size);
-      // Most of a large guest's RAM is untouched: one comparison skips a whole zero chunk.
-      if (ram.compare(zero, 0, chunkEnd - chunk, chunk, chunkEnd) === 0) continue;
-      const pageCount = (chunkEnd - chunk) / PAGE;
-      const bitmap = new Uint8Array(MEMORY_CHUNK / PAGE / 8);
-      for (let p = 0; p < pageCount; p++) {
-        const at = chunk + p * PAGE;
-        if (ram.compare(zero, 0, PAGE, at, at + PAGE) !== 0) bitmap[p >> 3] |= 1 << (p & 7);
-      }
-      const hash = createHash('sha256');
-      for (const [first, end] of pageRuns(bitmap, pageCount)) {
-        const at = chunk + first * PAGE, n = (end - first) * PAGE;
-        fs.writeSync(fd, ram, at, n, at);
-        hash.update(ram.subarray(at, at + n));
-        written += n;
-      }
-      chunks.push({ offset: chunk, pages: Buffer.from(bitmap).toString('base64'), sha256: hash.digest('hex') });
-    }
+    const held = heldProbe(memory);
+    ({ chunks, written } = writeChunks(fd, memory, held));
+    // A page swapped out while it was scanned looked not held: scan again, reading every page.
+    if (held && swappedBytes() !== 0) ({ chunks, written } = writeChunks(fd, memory, null));
     fs.ftruncateSync(fd, memory.size);
   } catch (e) {
     throw new SnapshotFileError(`memory file "${path}" cannot be written: ${describe(e)}`);
@@ -148,6 +130,68 @@ export function writeMemoryFile(path: string, memory: GuestMemory): { descriptio
     fs.closeSync(fd);
   }
   return { description: { size: memory.size, chunks }, stats: { bytes: written, chunks: chunks.length, ms: performance.now() - t0 } };
+}
+
+/** Bytes of `length` at RAM offset `at` that the host holds (mincore), or null where it cannot tell. */
+type HeldProbe = (at: number, length: number) => number | null;
+
+/**
+ * What the save asks before it reads RAM. A page the host does not hold is zero (never touched,
+ * or given back with MADV_DONTNEED), and reading it would map the host's shared zero page there,
+ * which mincore then counts as resident: the balloon's resident_mib, which the host's memory
+ * policy trusts, rose to RAM's size after a snapshot. So pages the host does not hold are not
+ * read. Null (every page is read) without mincore, or with pages of this process in swap: a
+ * swapped-out page is not held either, but not zero.
+ */
+function heldProbe(memory: GuestMemory): HeldProbe | null {
+  if (swappedBytes() !== 0) return null;
+  const base = memory.bytes.byteOffset;
+  if (residentBytes(memory.buffer, base, PAGE) === null) return null;
+  return (at, length) => residentBytes(memory.buffer, base + at, length);
+}
+
+/** This process's memory in swap (VmSwap), or null where /proc does not say. */
+function swappedBytes(): number | null {
+  try {
+    const m = /^VmSwap:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes RAM's non-zero pages at their offsets in `fd`; pages `held` says the host does not hold are zero and not read. */
+function writeChunks(fd: number, memory: GuestMemory, held: HeldProbe | null): { chunks: MemoryChunk[]; written: number } {
+  const ram = Buffer.from(memory.buffer, memory.bytes.byteOffset, memory.size);
+  const zero = Buffer.alloc(MEMORY_CHUNK);
+  const chunks: MemoryChunk[] = [];
+  let written = 0;
+  for (let chunk = 0; chunk < memory.size; chunk += MEMORY_CHUNK) {
+    const chunkEnd = Math.min(chunk + MEMORY_CHUNK, memory.size);
+    const chunkHeld = held?.(chunk, chunkEnd - chunk) ?? null;
+    if (chunkHeld === 0) continue;
+    // Only where every page is held (or nobody can tell): most of a large guest's RAM is untouched, and one comparison skips a whole zero chunk.
+    const whole = chunkHeld === null || chunkHeld === chunkEnd - chunk;
+    if (whole && ram.compare(zero, 0, chunkEnd - chunk, chunk, chunkEnd) === 0) continue;
+    const pageCount = (chunkEnd - chunk) / PAGE;
+    const bitmap = new Uint8Array(MEMORY_CHUNK / PAGE / 8);
+    let any = false;
+    for (let p = 0; p < pageCount; p++) {
+      const at = chunk + p * PAGE;
+      if (!whole && held?.(at, PAGE) === 0) continue;
+      if (ram.compare(zero, 0, PAGE, at, at + PAGE) !== 0) { bitmap[p >> 3] |= 1 << (p & 7); any = true; }
+    }
+    if (!any) continue;
+    const hash = createHash('sha256');
+    for (const [first, end] of pageRuns(bitmap, pageCount)) {
+      const at = chunk + first * PAGE, n = (end - first) * PAGE;
+      fs.writeSync(fd, ram, at, n, at);
+      hash.update(ram.subarray(at, at + n));
+      written += n;
+    }
+    chunks.push({ offset: chunk, pages: Buffer.from(bitmap).toString('base64'), sha256: hash.digest('hex') });
+  }
+  return { chunks, written };
 }
 
 /** A version 2 chunk list checked against RAM's size: chunk-aligned, in order, a bitmap of the chunk's pages, a SHA-256. */
