@@ -280,7 +280,7 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-async function acquireLock(lockPath: string, log: Logger): Promise<() => void> {
+export async function acquireLock(lockPath: string, log: Logger): Promise<() => void> {
   let announced = false;
   for (;;) {
     try {

@@ -1,0 +1,64 @@
+// bench/systemd.ts's pieces that need no VM: reading systemd-analyze's output, and the files the
+// Debian systemd disk gets (images/debian-systemd.ts), including the marker unit's command run
+// on the host and matched as the bench matches it. Building or booting the disk is not tested
+// here: it takes minutes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+
+import { parseAnalyzeTime, parseBlame, parseSpan } from '../bench/lib/systemd-analyze.js';
+import { SYSTEMD_MARKER_RE, systemdImageFiles } from '../images/debian-systemd.js';
+
+test('systemd time spans', () => {
+  assert.equal(parseSpan('812ms'), 0.812);
+  assert.equal(parseSpan('3.5s'), 3.5);
+  assert.ok(Math.abs(parseSpan('1min 2.345s')! - 62.345) < 1e-9);
+  assert.equal(parseSpan('1h 2min'), 3720);
+  assert.ok(Math.abs(parseSpan('50us')! - 50e-6) < 1e-12);
+  assert.equal(parseSpan('fast'), null);
+  assert.equal(parseSpan(''), null);
+});
+
+test('systemd-analyze time, with and without an initrd phase', () => {
+  const plain = 'Startup finished in 3.512s (kernel) + 1min 9.873s (userspace) = 1min 13.385s \r\nmulti-user.target reached after 1min 9.801s in userspace.\r\n';
+  const t = parseAnalyzeTime(plain)!;
+  assert.equal(t.kernelS, 3.512);
+  assert.ok(Math.abs(t.userspaceS - 69.873) < 1e-9);
+  assert.ok(Math.abs(t.totalS - 73.385) < 1e-9);
+  assert.ok(Math.abs(t.multiUserS! - 69.801) < 1e-9);
+  const initrd = parseAnalyzeTime('Startup finished in 1.200s (kernel) + 2.300s (initrd) + 5s (userspace) = 8.500s\n')!;
+  assert.ok(Math.abs(initrd.kernelS - 3.5) < 1e-9);
+  assert.equal(initrd.multiUserS, null);
+  assert.equal(parseAnalyzeTime('Bootup is not yet finished (org.freedesktop.systemd1.Manager.FinishTimestampMonotonic=0).\n'), null);
+});
+
+test('systemd-analyze blame lines, in order, other lines skipped', () => {
+  const b = parseBlame('$ systemd-analyze blame\n  1min 2.100s systemd-udev-trigger.service\r\n   812ms dev-vda.device\n     50us sys-kernel-config.mount\nroot@x:~# ');
+  assert.deepEqual(b.map((e) => e.unit), ['systemd-udev-trigger.service', 'dev-vda.device', 'sys-kernel-config.mount']);
+  assert.ok(Math.abs(b[0].seconds - 62.1) < 1e-9);
+  assert.equal(b[1].seconds, 0.812);
+});
+
+test('the disk files: a valid machine id, the marker unit wanted by multi-user.target and ordered after it', () => {
+  assert.throws(() => systemdImageFiles('not-hex'), /32 lowercase hex/);
+  const files = systemdImageFiles('0123456789abcdef0123456789abcdef');
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  const id = byPath.get('etc/machine-id');
+  assert.ok(id && 'data' in id && id.data === '0123456789abcdef0123456789abcdef\n');
+  const unit = byPath.get('etc/systemd/system/vessel-boot-marker.service');
+  assert.ok(unit && 'data' in unit);
+  assert.match(unit.data, /^After=multi-user\.target$/m);
+  assert.match(unit.data, /^WantedBy=multi-user\.target$/m);
+  const link = byPath.get('etc/systemd/system/multi-user.target.wants/vessel-boot-marker.service');
+  assert.ok(link && 'symlink' in link && link.symlink === '/etc/systemd/system/vessel-boot-marker.service');
+
+  // The unit's command, run by a host shell with its output to stdout instead of /dev/console,
+  // prints the line the bench waits for.
+  const exec = /^ExecStart=\/bin\/sh -c '(.*)'$/m.exec(unit.data);
+  assert.ok(exec, 'ExecStart is a /bin/sh -c line');
+  const r = spawnSync('sh', ['-c', exec[1].replace('>/dev/console', '')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const m = SYSTEMD_MARKER_RE.exec(r.stdout);
+  assert.ok(m, `marker line not matched in ${JSON.stringify(r.stdout)}`);
+  assert.ok(Number(m[1]) > 0, 'the uptime is a positive number');
+});
