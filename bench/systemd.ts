@@ -27,7 +27,7 @@ import { commandRuns, ensureHostPackages } from './lib/host-packages.js';
 import { readOptions, runBench } from './lib/main.js';
 import { engineList, ENGINES, intArg, UsageError, type EngineName } from './lib/options.js';
 import { ensureQemu, QEMU } from './lib/qemu.js';
-import { parseAnalyzeTime, parseBlame, type AnalyzeTime, type BlameEntry } from './lib/systemd-analyze.js';
+import { parseAnalyzeTime, parseBlame, parseGuestCounters, type AnalyzeTime, type BlameEntry, type GuestCounters } from './lib/systemd-analyze.js';
 import { fmtRatio, fmtS, ratio, summarize, table, type Summary } from './lib/stats.js';
 
 const VESSEL_CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -125,6 +125,8 @@ interface Analysis {
   blame: BlameEntry[];
   /** `systemd-analyze critical-chain` as printed. */
   criticalChain: string;
+  /** The guest kernel's counters once the boot is finished. */
+  counters: GuestCounters | null;
 }
 
 interface BootResult {
@@ -155,12 +157,13 @@ async function analyze(guest: Guest, timeoutS: number): Promise<Analysis> {
   // systemd-analyze refuses while jobs are still running ("Bootup is not yet finished").
   guest.type('export SYSTEMD_PAGER=cat SYSTEMD_COLORS=0; until systemd-analyze time >/dev/null 2>&1; do sleep 1; done; ' +
     'echo BENCH_TIME_$((1)); systemd-analyze time; echo BENCH_BLAME_$((2)); systemd-analyze blame | head -n 10; ' +
-    'echo BENCH_CHAIN_$((3)); systemd-analyze critical-chain; echo BENCH_END_$((4))');
-  const end = await guest.waitFor(/BENCH_END_4\r?\n/, from, timeoutS, 'systemd-analyze output');
+    'echo BENCH_CHAIN_$((3)); systemd-analyze critical-chain; echo BENCH_COUNTERS_$((4)); cat /proc/stat /proc/vmstat /proc/interrupts; echo BENCH_END_$((5))');
+  const end = await guest.waitFor(/BENCH_END_5\r?\n/, from, timeoutS, 'systemd-analyze output');
   const out = guest.output.slice(from, end.match.index);
   // The echoed command shows `$((n))`, so only the printed marker lines match.
   const part = (name: string): string => new RegExp(`BENCH_${name}_\\d\\r?\\n([\\s\\S]*?)(?=BENCH_\\w+_\\d\\r?\\n|$)`).exec(out)?.[1] ?? '';
-  return { time: parseAnalyzeTime(part('TIME')), blame: parseBlame(part('BLAME')), criticalChain: part('CHAIN').replace(/\r/g, '').trimEnd() };
+  return { time: parseAnalyzeTime(part('TIME')), blame: parseBlame(part('BLAME')), criticalChain: part('CHAIN').replace(/\r/g, '').trimEnd(),
+    counters: parseGuestCounters(part('COUNTERS')) };
 }
 
 async function bootOnce(engine: EngineName, cpus: number, run: number, o: Options, img: { kernel: string; initrd: string; disk: string }, dir: string): Promise<BootResult> {
@@ -316,6 +319,14 @@ async function main(): Promise<number> {
       (a.time.multiUserS !== null ? `; multi-user.target after ${fmtS(a.time.multiUserS)} s in userspace` : '') : '  time: not printed');
     out.push('  blame (top 10):', ...a.blame.map((b) => `    ${fmtS(b.seconds).padStart(8)} s  ${b.unit}`));
     out.push('  critical-chain:', ...a.criticalChain.split('\n').filter((l) => l.trim()).map((l) => `    ${l}`));
+    const c = a.counters;
+    if (c) {
+      const s = (x: number): string => x.toFixed(1);
+      out.push(`  guest kernel counters at login (all harts): user ${s(c.cpu.user)} s, system ${s(c.cpu.system)} s, idle ${s(c.cpu.idle)} s, ` +
+        `iowait ${s(c.cpu.iowait)} s, irq+softirq ${s(c.cpu.irq + c.cpu.softirq)} s; ${c.processes} processes, ${c.ctxt} context switches, ` +
+        `${c.pgfault} page faults (${c.pgmajfault} major), ${(c.pgpginKiB / 1024).toFixed(1)} MiB read`);
+      out.push(`  IPIs: ${Object.entries(c.ipis).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+    }
   }
   if (stats) {
     const { welcome: w, marker: m } = stats;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 
-import { parseAnalyzeTime, parseBlame, parseSpan } from '../bench/lib/systemd-analyze.js';
+import { parseAnalyzeTime, parseBlame, parseGuestCounters, parseSpan } from '../bench/lib/systemd-analyze.js';
 import { SYSTEMD_MARKER_RE, systemdImageFiles } from '../images/debian-systemd.js';
 
 test('systemd time spans', () => {
@@ -37,6 +37,24 @@ test('systemd-analyze blame lines, in order, other lines skipped', () => {
   assert.deepEqual(b.map((e) => e.unit), ['systemd-udev-trigger.service', 'dev-vda.device', 'sys-kernel-config.mount']);
   assert.ok(Math.abs(b[0].seconds - 62.1) < 1e-9);
   assert.equal(b[1].seconds, 0.812);
+});
+
+test('guest kernel counters from /proc/stat, /proc/vmstat and /proc/interrupts', () => {
+  const text = [
+    'cpu  1200 30 800 5000 150 10 40 0 0 0', 'cpu0 600 15 400 2500 75 5 20 0 0 0', 'intr 12345 0 1', 'ctxt 98765', 'btime 1', 'processes 432',
+    'nr_free_pages 1000', 'pgpgin 81920', 'pgpgout 12', 'pgfault 250000', 'pgmajfault 1500',
+    '           CPU0       CPU1', ' 10:       1234          0  RISC-V INTC   5 Edge      riscv-timer',
+    'IPI0:        12         34  Rescheduling interrupts', 'IPI1:         5          6  Function call interrupts', 'IPI2:         0          0  CPU stop interrupts',
+  ].join('\r\n');
+  const c = parseGuestCounters(text)!;
+  assert.deepEqual(c.cpu, { user: 12.3, system: 8, idle: 50, iowait: 1.5, irq: 0.1, softirq: 0.4 });
+  assert.equal(c.ctxt, 98765);
+  assert.equal(c.processes, 432);
+  assert.equal(c.pgfault, 250000);
+  assert.equal(c.pgmajfault, 1500);
+  assert.equal(c.pgpginKiB, 81920);
+  assert.deepEqual(c.ipis, { 'Rescheduling interrupts': 46, 'Function call interrupts': 11, 'CPU stop interrupts': 0 });
+  assert.equal(parseGuestCounters('no stat here'), null);
 });
 
 test('the disk files: a valid machine id, the marker unit wanted by multi-user.target and ordered after it', () => {

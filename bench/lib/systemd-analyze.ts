@@ -62,3 +62,37 @@ export function parseBlame(text: string): BlameEntry[] {
   }
   return out;
 }
+
+/** What the guest kernel counted during the boot: where its harts' time went, and the work done. */
+export interface GuestCounters {
+  /** Seconds summed over all harts, from /proc/stat's `cpu` line (USER_HZ = 100). */
+  cpu: { user: number; system: number; idle: number; iowait: number; irq: number; softirq: number };
+  /** Context switches and processes created since boot. */
+  ctxt: number;
+  processes: number;
+  /** /proc/vmstat: page faults, major ones, KiB read from block devices. */
+  pgfault: number;
+  pgmajfault: number;
+  pgpginKiB: number;
+  /** /proc/interrupts' IPI rows, summed over harts, by their description. */
+  ipis: Record<string, number>;
+}
+
+/** Reads `cat /proc/stat /proc/vmstat /proc/interrupts` output; null when the `cpu` line is missing. */
+export function parseGuestCounters(text: string, userHz = 100): GuestCounters | null {
+  const t = text.replace(/\r/g, '');
+  const cpu = /^cpu\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(t);
+  if (!cpu) return null;
+  const n = (i: number): number => Number(cpu[i]) / userHz;
+  const num = (re: RegExp): number => Number(re.exec(t)?.[1] ?? NaN);
+  const ipis: Record<string, number> = {};
+  for (const m of t.matchAll(/^\s*IPI\d+:((?:\s+\d+)+)\s+(.*)$/gm)) {
+    ipis[m[2].trim()] = m[1].trim().split(/\s+/).reduce((a, x) => a + Number(x), 0);
+  }
+  return {
+    cpu: { user: n(1) + n(2), system: n(3), idle: n(4), iowait: n(5), irq: n(6), softirq: n(7) },
+    ctxt: num(/^ctxt (\d+)$/m), processes: num(/^processes (\d+)$/m),
+    pgfault: num(/^pgfault (\d+)$/m), pgmajfault: num(/^pgmajfault (\d+)$/m), pgpginKiB: num(/^pgpgin (\d+)$/m),
+    ipis,
+  };
+}
