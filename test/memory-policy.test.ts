@@ -4,9 +4,11 @@
 // that gives nothing back for 30 s is backed off from and not asked again during a cool-down; a guest
 // without a balloon driver is left alone; a guest that lies (says its balloon holds pages the host still
 // holds for it, or sends statistics that cannot be true) is judged by the host's own count.
+// A VM whose balloon moved in the last 6 s waits for statistics from after the move before it is
+// shrunk or grown without pressure (stale statistics shrank idle guests into pressure and back).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { COOLDOWN_MS, decideMemory, RESIDENT_SLACK_MIB, STALL_MS, STEP_MIB, type PolicyVm } from '../src/host/memory-policy.js';
+import { COOLDOWN_MS, decideMemory, RESIDENT_SLACK_MIB, SETTLE_MS, STALL_MS, STEP_MIB, type PolicyVm } from '../src/host/memory-policy.js';
 
 const roomy = { totalMib: 16384, availableMib: 12000 };
 const tight = { totalMib: 4096, availableMib: 400 }; // 90% used: 410 MiB above an 80% goal
@@ -237,4 +239,55 @@ test('memory policy: statistics that cannot be true are cut to what the guest ho
   // A liar claiming it holds less than the host counts is judged by the host's count: demand from 400, not 100.
   const r = byId(decideMemory([vm('under', { targetMib: 400, actualMib: 100, residentMib: 400, available: 20 })], roomy), 'under');
   assert.match(r.reason, /demand 380 MiB|guest uses 380 MiB/);
+});
+
+/**
+ * An idle guest using 106 MiB whose statistics lag its balloon by one 2 s round (as the driver
+ * sends them every 2 s), the balloon moving to each new target within the round. Returns the
+ * targets and whether the guest was ever short (available below half its buffer).
+ */
+function idleWithLaggingStats(settle: boolean): { targets: number[]; short: boolean } {
+  const demand = 106;
+  let target = 256, actual = 256, laggedAvailable = 256 - demand, actualSince = -60_000;
+  const targets: number[] = [];
+  let short = false;
+  for (let round = 0; round < 20; round++) {
+    const now = round * 2000;
+    const d = byId(decideMemory([vm('idle', { minMib: 64, maxMib: 256, targetMib: target, actualMib: actual, available: laggedAvailable, ...(settle ? { balloonStillMs: now - actualSince } : {}) })], roomy, now), 'idle');
+    laggedAvailable = Math.max(0, actual - demand);
+    if (d.targetMib !== actual) actualSince = now;
+    target = actual = d.targetMib;
+    short ||= actual - demand < 16;
+    targets.push(target);
+  }
+  return { targets, short };
+}
+
+test('memory policy: statistics from before a balloon move do not move it again (an idle guest shrank past its demand, then grew back under pressure)', () => {
+  // Without knowing when the balloon last moved: the old behaviour, shrunk into pressure and grown back.
+  const blind = idleWithLaggingStats(false);
+  assert.equal(blind.short, true, `without the settling rule the guest is left short: ${blind.targets.join(' ')}`);
+  assert.ok(Math.max(...blind.targets.slice(3)) > Math.min(...blind.targets), `and its target goes down and up again: ${blind.targets.join(' ')}`);
+  // Settling: one step, a wait for fresh statistics, then demand plus buffer (106 + 32), and it stays there.
+  const settled = idleWithLaggingStats(true);
+  assert.equal(settled.short, false, `never short: ${settled.targets.join(' ')}`);
+  for (let i = 1; i < settled.targets.length; i++) assert.ok(settled.targets[i] <= settled.targets[i - 1], `never grows back: ${settled.targets.join(' ')}`);
+  assert.equal(settled.targets.at(-1), 138);
+  assert.equal(settled.targets[0], 156);
+});
+
+test('memory policy: a settling VM holds (no shrink, no growth without pressure, not taken from for the host) but grows under pressure', () => {
+  const moving = { balloonStillMs: SETTLE_MS - 1000 };
+  const shrink = byId(decideMemory([vm('s', { targetMib: 400, actualMib: 400, available: 350, ...moving })], roomy), 's');
+  assert.equal(shrink.changed, false);
+  assert.match(shrink.reason, /^holds: settling \(its balloon moved 5\.0 s ago/);
+  assert.equal(byId(decideMemory([vm('s', { targetMib: 400, actualMib: 400, available: 350, balloonStillMs: SETTLE_MS })], roomy), 's').targetMib, 300, 'settled: it shrinks');
+  const grow = byId(decideMemory([vm('g', { targetMib: 200, actualMib: 200, available: 30, ...moving })], roomy), 'g');
+  assert.equal(grow.changed, false, 'no growth without pressure while settling');
+  const pressed = byId(decideMemory([vm('p', { targetMib: 200, actualMib: 200, available: 5, ...moving })], tight), 'p');
+  assert.equal(pressed.targetMib, 200 + STEP_MIB, 'pressure grows it at once');
+  // Host above its goal: only the settled VM gives.
+  const ds = decideMemory([vm('a', { targetMib: 400, actualMib: 400, available: 200, ...moving }), vm('b', { targetMib: 400, actualMib: 400, available: 200 })], tight);
+  assert.equal(byId(ds, 'a').targetMib, 400);
+  assert.ok(byId(ds, 'b').targetMib < 400);
 });

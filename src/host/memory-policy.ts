@@ -27,6 +27,16 @@
  *    split inversely by shares (a VM with more shares gives less).
  * Every move is at most 100 MiB per round; a move under 4 MiB is not made (no churn).
  *
+ * The guest's statistics lag its balloon: the driver sends them every 2 s, while `actual` is read
+ * as it is. Right after the balloon moved, `held - available` is wrong by the move: a shrink looks
+ * like less demand (the next round shrinks again, past what the guest needs, into pressure, and
+ * the pressure grows it back by a step), a growth like more (and it grows again). Idle VMs went
+ * up and down by up to 100 MiB that way, and each round trip left host memory behind (guest pages
+ * touched in between; docs/PERFORMANCE.md "Idle density with the policy"). So a VM whose balloon
+ * moved less than SETTLE_MS ago (`balloonStillMs`) is settling: it is neither shrunk nor grown
+ * without pressure, nor taken from for the host, until its statistics are from after the move.
+ * Pressure still grows it at once: a growth too large is given back later, a guest left short is not.
+ *
  * The host trusts only its own count for what a guest gives back. `actual` is the guest's word
  * (the balloon's size as its driver writes it) and so are its statistics; `residentMib`, the guest
  * RAM the host holds for the VM (the VMM's mincore of it), is the host kernel's. A guest holds
@@ -59,6 +69,8 @@ export const RESIDENT_SLACK_MIB = 16;
 export const STALL_MS = 30_000;
 /** After a back-off, the VM is not asked to shrink for this long. */
 export const COOLDOWN_MS = 300_000;
+/** A balloon that moved less than this long ago is settling: its statistics may be from before the move (3 of the host's 2 s statistics intervals). */
+export const SETTLE_MS = 6000;
 /** The shares a VM has by default; inverse weights are relative to it. */
 const MEMORY_SHARES_REF = 1000;
 
@@ -82,6 +94,8 @@ export interface PolicyVm {
   actualMib: number;
   /** Guest RAM the host holds for the VM, by the host's count (absent: not known; `actualMib` is used). */
   residentMib?: number;
+  /** How long the balloon's actual has stood still (ms); under SETTLE_MS the VM is settling. Absent: long enough. */
+  balloonStillMs?: number;
   /** Null: the policy leaves the VM alone (`skip` says why). */
   guest: GuestMemoryStats | null;
   /** Why the VM is not balanced this round (set by hand, no balloon driver, no answer); null = balanced. */
@@ -120,6 +134,8 @@ interface Work {
   demand: number;
   want: number;
   pressure: string | null;
+  /** Why the VM's statistics may be from before its balloon's last move (null: they are not). */
+  settling: string | null;
   /** The least step 4 leaves the VM: its minimum, or its demand plus half its buffer. */
   floor: number;
   next: number;
@@ -187,7 +203,9 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
     // Backing off: the target goes back up to what the guest holds. Cooling down: it does not fall.
     if (backOff) floor = Math.max(floor, clamp(held, vm.minMib, vm.maxMib));
     else if (backoffUntilMs !== null) floor = Math.max(floor, vm.targetMib);
-    work.push({ vm, guest: g, held, demand, want: goal, pressure, floor, next: vm.targetMib, why: '', backOff, giving, backoffUntilMs });
+    const settling = vm.balloonStillMs !== undefined && vm.balloonStillMs < SETTLE_MS
+      ? `its balloon moved ${(vm.balloonStillMs / 1000).toFixed(1)} s ago, its statistics may be older` : null;
+    work.push({ vm, guest: g, held, demand, want: goal, pressure, settling, floor, next: vm.targetMib, why: '', backOff, giving, backoffUntilMs });
   }
 
   // 1 and 2: the guest's own demand.
@@ -200,6 +218,8 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
     } else if (w.backOff) {
       w.next = Math.max(w.floor, Math.min(w.want, vm.targetMib + STEP_MIB));
       w.why = w.backOff;
+    } else if (w.settling && w.want !== vm.targetMib) {
+      w.why = `holds: settling (${w.settling}); demand ${w.demand} MiB`;
     } else if (w.want < vm.targetMib && w.backoffUntilMs !== null) {
       w.why = `holds: backing off until ${clock(w.backoffUntilMs)} UTC (the guest could not give); demand ${w.demand} MiB`;
     } else if (w.want < vm.targetMib) {
@@ -229,7 +249,7 @@ export function decideMemory(vms: PolicyVm[], host: HostMemoryInfo, nowMs = 0): 
   const shrunk = work.reduce((a, w) => a + (w.vm.targetMib - w.next), 0);
   const over = -headroom - shrunk;
   if (over > 0) {
-    const givers = work.filter((w) => !w.pressure && w.next > w.floor);
+    const givers = work.filter((w) => !w.pressure && !w.settling && w.next > w.floor);
     const take = split(givers, (w) => (w.next - w.floor) * (MEMORY_SHARES_REF / Math.max(1, w.vm.shares)), over);
     for (const w of givers) {
       const floor = Math.max(w.floor, w.vm.targetMib - STEP_MIB);

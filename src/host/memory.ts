@@ -26,6 +26,8 @@ interface VmMemoryState {
   /** Guest memory the balloon leaves (memory_max - balloon size): the target, and what the guest has. */
   targetMib: number | null;
   actualMib: number | null;
+  /** When (Date.now()) the host first saw the balloon's actual at its present value: the policy lets a moved balloon settle. */
+  actualSinceMs: number | null;
   /** Guest RAM the host holds for the VM by its own count (null: the VMM cannot tell). */
   residentMib: number | null;
   guest: GuestMemoryStats | null;
@@ -51,7 +53,7 @@ interface VmMemoryState {
 }
 
 const emptyState = (): VmMemoryState => ({
-  targetMib: null, actualMib: null, residentMib: null, guest: null, driver: null, balloon: null, pid: null, driverSeen: false, giving: null, backoffUntilMs: null,
+  targetMib: null, actualMib: null, actualSinceMs: null, residentMib: null, guest: null, driver: null, balloon: null, pid: null, driverSeen: false, giving: null, backoffUntilMs: null,
   skip: null, skipAnnounced: null, lastDecision: null, prevAllocStall: null,
 });
 
@@ -88,7 +90,7 @@ export class MemoryBalancer {
     const max = vm.record.spec.memory_mib;
     if (vm.proc?.pid !== s.pid) {
       // A new process (or none): its guest starts afresh.
-      Object.assign(s, { targetMib: null, actualMib: null, residentMib: null, guest: null, driver: null, balloon: null, driverSeen: false, giving: null, backoffUntilMs: null, prevAllocStall: null });
+      Object.assign(s, { targetMib: null, actualMib: null, actualSinceMs: null, residentMib: null, guest: null, driver: null, balloon: null, driverSeen: false, giving: null, backoffUntilMs: null, prevAllocStall: null });
       s.pid = vm.proc?.pid ?? null;
     }
     if (!vm.proc || vm.state !== 'running') {
@@ -105,7 +107,9 @@ export class MemoryBalancer {
       return s;
     }
     s.targetMib = max - (info.target_mib ?? info.amount_mib);
-    s.actualMib = max - (info.actual_mib ?? 0);
+    const actual = max - (info.actual_mib ?? 0);
+    if (actual !== s.actualMib) s.actualSinceMs = Date.now();
+    s.actualMib = actual;
     s.residentMib = info.resident_mib ?? null;
     const age = Date.now() - Date.parse(vm.proc.startedAt);
     if (info.driver_ok === false) {
@@ -173,6 +177,7 @@ export class MemoryBalancer {
           id: vm.id, name: vm.name, minMib: spec.memory_min_mib, maxMib: spec.memory_mib, shares: spec.memory_shares ?? MEMORY_SHARES_DEFAULT,
           targetMib: s.targetMib ?? spec.memory_mib, actualMib: s.actualMib ?? spec.memory_mib, guest: s.guest, skip: s.skip,
           ...(s.residentMib !== null ? { residentMib: s.residentMib } : {}),
+          ...(s.actualSinceMs !== null ? { balloonStillMs: Date.now() - s.actualSinceMs } : {}),
           ...(s.driver === false ? { driverOk: false } : {}), giving: s.giving, backoffUntilMs: s.backoffUntilMs,
         });
       }));
