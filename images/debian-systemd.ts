@@ -25,7 +25,7 @@ import { acquireLock, DEFAULT_SUITES, ensureDefaultImage, imagesDir, type ImageI
 import { ImageBuildError } from './errors.js';
 
 /** Bump when the package list or the files below change, so a cached disk is rebuilt. */
-export const SYSTEMD_IMAGE_VERSION = 1;
+export const SYSTEMD_IMAGE_VERSION = 2;
 
 /** Printed to the console by a oneshot unit once multi-user.target is reached. */
 export const SYSTEMD_MARKER = 'VESSEL-SYSTEMD-MULTI-USER';
@@ -88,17 +88,26 @@ export interface SystemdImageOptions {
   mirror?: string;
 }
 
-export type StagedFile = { path: string; data: string; mode: number } | { path: string; symlink: string };
+/** `mtimeS`: the file's modification time, whole seconds since the epoch (else the time of the build). */
+export type StagedFile = { path: string; data: string; mode: number; mtimeS?: number } | { path: string; symlink: string };
 
 /**
  * The files added to the tree after mmdebstrap: hostname, fstab, a machine id (so no boot is a
- * "first boot" with its presets and setup), root logged in on the serial console, and the
- * oneshot unit that prints the marker when multi-user.target has been reached.
+ * "first boot" with its presets and setup), /etc/.updated and /var/.updated stamped with /usr's
+ * modification time (else every boot of a fresh copy runs the after-an-update units: ldconfig,
+ * the journal catalog, sysusers), root logged in on the serial console, and the oneshot unit
+ * that prints the marker when multi-user.target has been reached.
  */
-export function systemdImageFiles(machineId: string): StagedFile[] {
+export function systemdImageFiles(machineId: string, usrMtimeNs: bigint): StagedFile[] {
   if (!/^[0-9a-f]{32}$/.test(machineId)) throw new ImageBuildError(`machine id must be 32 lowercase hex digits, got "${machineId}"`);
   const unit = 'vessel-boot-marker.service';
+  // What systemd-update-done writes. ConditionNeedsUpdate= compares the file's mtime with /usr's,
+  // seconds first: one second later than /usr reads as "updated" whatever the nanoseconds.
+  const stampS = Number(usrMtimeNs / 1_000_000_000n) + 1;
+  const updated = `# This file was created by systemd-update-done. The timestamp below is the\n# modification time of /usr for which the most recent updates of /etc and\n# /var have been applied.\nTIMESTAMP_NSEC=${usrMtimeNs}\n`;
   return [
+    { path: 'etc/.updated', data: updated, mode: 0o644, mtimeS: stampS },
+    { path: 'var/.updated', data: updated, mode: 0o644, mtimeS: stampS },
     { path: 'etc/hostname', data: `${SYSTEMD_HOSTNAME}\n`, mode: 0o644 },
     { path: 'etc/hosts', data: `127.0.0.1 localhost\n127.0.1.1 ${SYSTEMD_HOSTNAME}\n::1 localhost ip6-localhost ip6-loopback\n`, mode: 0o644 },
     // The initramfs mounted the root read-write already; no fsck pass (nothing to check it with before switch_root).
@@ -258,6 +267,7 @@ function stageFiles(root: string, files: StagedFile[]): void {
     else {
       fs.writeFileSync(p, f.data);
       fs.chmodSync(p, f.mode);
+      if (f.mtimeS !== undefined) fs.utimesSync(p, f.mtimeS, f.mtimeS);
     }
   }
 }
@@ -277,7 +287,8 @@ async function buildDisk(suite: string, mirror: string, base: ImageInfo, log: (m
       ...DPKG_EXCLUDES.map((p) => `--dpkgopt=path-exclude=${p}`),
       suite, tree, mirror,
     ], `mmdebstrap ${suite}`, quiet);
-    stageFiles(tree, systemdImageFiles(randomBytes(16).toString('hex')));
+    const usrMtimeNs = fs.statSync(path.join(tree, 'usr'), { bigint: true }).mtimeNs;
+    stageFiles(tree, systemdImageFiles(randomBytes(16).toString('hex'), usrMtimeNs));
     const installed = spawnSync('dpkg-query', [`--admindir=${path.join(tree, 'var/lib/dpkg')}`, '-W'], { encoding: 'utf8' }).stdout ?? '';
     const disk = path.join(tmp, 'rootfs.ext4');
     log(`formatting ${SYSTEMD_DISK_MIB} MiB ext4 from the tree`);

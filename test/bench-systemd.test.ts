@@ -58,11 +58,17 @@ test('guest kernel counters from /proc/stat, /proc/vmstat and /proc/interrupts',
 });
 
 test('the disk files: a valid machine id, the marker unit wanted by multi-user.target and ordered after it', () => {
-  assert.throws(() => systemdImageFiles('not-hex'), /32 lowercase hex/);
-  const files = systemdImageFiles('0123456789abcdef0123456789abcdef');
+  assert.throws(() => systemdImageFiles('not-hex', 0n), /32 lowercase hex/);
+  const files = systemdImageFiles('0123456789abcdef0123456789abcdef', 1765152000123456789n);
   const byPath = new Map(files.map((f) => [f.path, f]));
   const id = byPath.get('etc/machine-id');
   assert.ok(id && 'data' in id && id.data === '0123456789abcdef0123456789abcdef\n');
+  for (const p of ['etc/.updated', 'var/.updated']) {
+    const u = byPath.get(p);
+    assert.ok(u && 'data' in u, p);
+    assert.match(u.data, /^TIMESTAMP_NSEC=1765152000123456789$/m);
+    assert.equal(u.mtimeS, 1765152001, 'a second after /usr');
+  }
   const unit = byPath.get('etc/systemd/system/vessel-boot-marker.service');
   assert.ok(unit && 'data' in unit);
   assert.match(unit.data, /^After=multi-user\.target$/m);
