@@ -57,15 +57,18 @@ function assertBadInput(r: { code: number | null; stdout: string; stderr: string
   assert.equal(r.stdout, '', 'no guest started');
 }
 
-test('parseNetOption: user with its settings passed through, tap=NAME, mac= for both', () => {
+test('parseNetOption: user with its settings passed through, tap=NAME, passt, mac= for each', () => {
   assert.deepEqual(parseNetOption('user'), { kind: 'user', settings: '', mac: undefined });
   assert.deepEqual(parseNetOption('user,hostfwd=tcp:127.0.0.1:2222-:22,mac=52:54:00:00:00:09,hostfwd=tcp::8080-:80'),
     { kind: 'user', settings: 'hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp::8080-:80', mac: '52:54:00:00:00:09' });
   assert.deepEqual(parseNetOption('tap=vtap0'), { kind: 'tap', ifname: 'vtap0', mac: undefined });
   assert.deepEqual(parseNetOption('tap=br-0.1_x,mac=02:00:00:00:00:01'), { kind: 'tap', ifname: 'br-0.1_x', mac: '02:00:00:00:00:01' });
+  assert.deepEqual(parseNetOption('passt'), { kind: 'passt', mac: undefined });
+  assert.deepEqual(parseNetOption('passt,mac=02:00:00:00:00:02'), { kind: 'passt', mac: '02:00:00:00:00:02' });
   const bad: [string, RegExp][] = [
     ['', /unknown network ""/],
-    ['socket,listen=:1234', /unknown network "socket" \(expected user\[,hostfwd=\.\.\.\]\[,mac=\.\.\.\] or tap=NAME\[,mac=\.\.\.\]\)/],
+    ['socket,listen=:1234', /unknown network "socket" \(expected user\[,hostfwd=\.\.\.\]\[,mac=\.\.\.\], tap=NAME\[,mac=\.\.\.\] or passt\[,mac=\.\.\.\]\)/],
+    ['passt,hostfwd=tcp::22-:22', /unknown setting "hostfwd=tcp::22-:22" for passt/],
     ['tap', /tap needs a device name, tap=NAME/],
     ['tap=', /the TAP device name is empty/],
     ['tap=sixteen-chars-xx', /longer than 15 characters/],

@@ -17,6 +17,7 @@ PACKAGES=(
   xz-utils                   # the image builder decompresses .ko.xz modules
   debian-archive-keyring     # the image builder's private apt checks Debian's signatures
   socat                      # vessel run --net tap=NAME relays the TAP through it; vessel vmm --console pty makes the pty
+  passt                      # vessel run --net passt (test/net-user.test.ts, bench/net.ts)
   iputils-ping               # test/net-tap.test.ts pings the guests from the host side
   curl                       # test/vmm-*.test.ts drive the VMM API with curl --unix-socket
   chromium                   # test/web-console.test.ts drives it with playwright-core (the web console in a real browser)

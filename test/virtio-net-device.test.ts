@@ -16,7 +16,10 @@ import { GuestMemory } from '../src/hw/memory.js';
 import { VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../src/devices/virtio/queue.js';
 import { INT_USED_BUFFER, Reg, Status, VirtioMmio } from '../src/devices/virtio/mmio.js';
 import { ETHERNET_HEADER, NET_HDR_SIZE, NetConfig, NetFeature, RECEIVEQ, RX_QUEUE_FRAMES, TRANSMITQ, VIRTIO_NET_S_LINK_UP, VirtioNet } from '../src/devices/virtio/net.js';
-import { MAX_ETHERNET_FRAME, type NetBackend } from '../src/net/backend.js';
+import { MAX_ETHERNET_FRAME, type FrameOffload, type GuestOffloads, type NetBackend } from '../src/net/backend.js';
+import { internetChecksum, pseudoHeaderSum } from '../src/net/user/checksum.js';
+import { PROTO_TCP, writeIpv4Header } from '../src/net/user/ipv4.js';
+import { buildTcp, TcpFlag, writeTcpHeader } from '../src/net/user/tcp-segment.js';
 import { defaultMac, formatMac, parseMac } from '../src/net/mac.js';
 import { BASE, driveDevice, QSIZE, RINGS } from './virtio-driver.js';
 
@@ -385,4 +388,116 @@ test('property: random and adversarial chains never crash the host, never write 
   ), { numRuns: 500 });
   console.log(`property outcomes over 500 runs: ${JSON.stringify(seen)}`);
   for (const [outcome, runs] of Object.entries(seen)) assert.ok(runs > 0, `no run reached "${outcome}"`);
+});
+
+/** A backend like the user-mode stack's: takes and makes offloaded frames, and sees what the guest accepted. */
+class OffloadingBackend implements NetBackend {
+  readonly name = 'offloader';
+  readonly offloads = true;
+  readonly sent: { frame: Uint8Array; offload?: FrameOffload }[] = [];
+  receive: ((frame: Uint8Array, offload?: FrameOffload) => void) | null = null;
+  guestOffloads: (() => GuestOffloads) | null = null;
+  send(frame: Uint8Array, offload?: FrameOffload): void { this.sent.push({ frame: Uint8Array.from(frame), offload }); }
+  attach(receive: (frame: Uint8Array, offload?: FrameOffload) => void, guestOffloads?: () => GuestOffloads): void {
+    this.receive = receive;
+    this.guestOffloads = guestOffloads ?? null;
+  }
+  close(): void {}
+}
+
+const GUEST_IP = 0x0a00020f;
+const HOST_IP = 0x0a000202;
+/** An Ethernet + IPv4 + TCP frame with `payload` bytes, its TCP checksum left partial (pseudo header only), as the stack sends it. */
+function partialTcpFrame(payload: number): Uint8Array {
+  const f = new Uint8Array(14 + 20 + 20 + payload);
+  for (let i = 54; i < f.length; i++) f[i] = (i * 7) & 0xff;
+  f.fill(0x52, 0, 6); f[12] = 0x08;
+  writeIpv4Header(f, 14, HOST_IP, GUEST_IP, PROTO_TCP, 1, f.length - 14);
+  writeTcpHeader(f, 34, HOST_IP, GUEST_IP, { srcPort: 80, dstPort: 40000, seq: 1, ack: 2, flags: TcpFlag.ack, window: 1000 }, true);
+  return f;
+}
+const tcpChecksumOk = (f: Uint8Array): boolean => internetChecksum(f, 34, f.length, pseudoHeaderSum(HOST_IP, GUEST_IP, PROTO_TCP, f.length - 34)) === 0;
+
+function offloadSetup(features: number) {
+  const backend = new OffloadingBackend();
+  const logs: string[] = [];
+  const dev = new VirtioNet({ backend, mac: parseMac(MAC), log: (l) => logs.push(l) });
+  const rig = driveDevice(dev, { features, ram: RAM, logs });
+  const txRequest = (f: Uint8Array, header: Uint8Array) => {
+    rig.mem.write(TX_BUF, header);
+    rig.mem.write(TX_BUF + NET_HDR_SIZE, f);
+    return TX_BUF;
+  };
+  return { backend, dev, txRequest, ...rig };
+}
+const BASIC = (1 << NetFeature.MAC) | (1 << NetFeature.STATUS) | (1 << NetFeature.MTU);
+const ALL_OFFLOADS = BASIC | (1 << NetFeature.CSUM) | (1 << NetFeature.GUEST_CSUM) | (1 << NetFeature.HOST_TSO4) | (1 << NetFeature.GUEST_TSO4) | (1 << NetFeature.MRG_RXBUF);
+
+test('virtio-net offloads: offered only with an offloading backend; a 3000-byte TCP segment goes to the guest in merged buffers with NEEDS_CSUM and GSO_TCPV4', () => {
+  assert.equal(new VirtioNet({ backend: new RecordingBackend(), mac: parseMac(MAC) }).features & BigInt(ALL_OFFLOADS & ~BASIC), 0n, 'a TAP or passt gets no offloads');
+  const { backend, dev, mem, post, usedIdx, usedLen, logs } = offloadSetup(ALL_OFFLOADS);
+  assert.equal(dev.features & BigInt(ALL_OFFLOADS), BigInt(ALL_OFFLOADS));
+  assert.deepEqual(backend.guestOffloads?.(), { checksum: true, tcp4Segmentation: true });
+  // Three 1100-byte buffers (Linux's mergeable buffers are one descriptor each): too few bytes for the frame until the third.
+  post(RECEIVEQ, 0, [[RX_BUF, 1100, WRITE]]);
+  post(RECEIVEQ, 1, [[RX_BUF + 0x800, 1100, WRITE]]);
+  const f = partialTcpFrame(3000 - 54);
+  backend.receive!(f, { checksum: { start: 34, offset: 16 }, tcp4SegmentSize: 1460 });
+  assert.equal(usedIdx(RECEIVEQ), 0, 'two buffers hold 2200 bytes: the frame waits, nothing is taken');
+  post(RECEIVEQ, 2, [[RX_BUF + 0x1000, 1100, WRITE]]);
+  assert.equal(usedIdx(RECEIVEQ), 3, 'the frame took all three buffers');
+  assert.deepEqual([0, 1, 2].map((n) => usedLen(RECEIVEQ, n)), [1100, 1100, NET_HDR_SIZE + 3000 - 2200]);
+  const header = mem.slice(RX_BUF, NET_HDR_SIZE);
+  // flags NEEDS_CSUM, gso_type TCPV4, hdr_len 54, gso_size 1460, csum_start 34, csum_offset 16, num_buffers 3
+  assert.deepEqual([...header], [1, 1, 54, 0, 0xb4, 0x05, 34, 0, 16, 0, 3, 0]);
+  const got = new Uint8Array([...mem.slice(RX_BUF + NET_HDR_SIZE, 1100 - NET_HDR_SIZE), ...mem.slice(RX_BUF + 0x800, 1100), ...mem.slice(RX_BUF + 0x1000, 3000 - 2200 + NET_HDR_SIZE)]);
+  assert.deepEqual(got, f, 'the frame as the backend gave it: the checksum stays for the guest to take as partial');
+  assert.deepEqual(dev.stats, { txPackets: 0, txBytes: 0, txDropped: 0, rxPackets: 1, rxBytes: 3000, rxDropped: 0 });
+  assert.deepEqual(logs, []);
+});
+
+test('virtio-net offloads: a driver without GUEST_CSUM gets the checksum completed by the device, and no segment above the MTU', () => {
+  const { backend, mem, post, usedIdx, usedLen, dev, logs } = offloadSetup(BASIC | (1 << NetFeature.CSUM));
+  assert.deepEqual(backend.guestOffloads?.(), { checksum: false, tcp4Segmentation: false });
+  post(RECEIVEQ, 0, [[RX_BUF, NET_HDR_SIZE + MAX_ETHERNET_FRAME, WRITE]]);
+  const f = partialTcpFrame(1000);
+  assert.equal(tcpChecksumOk(f), false, 'a partial checksum does not verify');
+  backend.receive!(f, { checksum: { start: 34, offset: 16 } });
+  assert.equal(usedLen(RECEIVEQ, 0), NET_HDR_SIZE + f.length);
+  assert.deepEqual(mem.slice(RX_BUF, NET_HDR_SIZE), Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0), 'a plain header');
+  const delivered = mem.slice(RX_BUF + NET_HDR_SIZE, f.length);
+  assert.ok(tcpChecksumOk(delivered), 'the guest gets a frame whose TCP checksum verifies');
+  const full = buildTcp(HOST_IP, GUEST_IP, { srcPort: 80, dstPort: 40000, seq: 1, ack: 2, flags: TcpFlag.ack, window: 1000, payload: f.subarray(54) });
+  assert.deepEqual(delivered.subarray(34), full, 'the same checksum the stack computes for a guest without the offload');
+  post(RECEIVEQ, 1, [[RX_BUF + 0x1000, 0x4000, WRITE]]);
+  backend.receive!(partialTcpFrame(3000), { checksum: { start: 34, offset: 16 }, tcp4SegmentSize: 1460 });
+  assert.equal(usedIdx(RECEIVEQ), 1, 'a segment above the MTU is dropped for a driver without GUEST_TSO4');
+  assert.equal(dev.stats.rxDropped, 1);
+  assert.match(logs.join('\n'), /GUEST_TSO4 not negotiated/);
+});
+
+test('virtio-net offloads: the guest\'s TSO and partial-checksum requests reach the backend when negotiated, are dropped when not', () => {
+  const tsoHeader = Uint8Array.of(1, 1, 54, 0, 0xb4, 0x05, 34, 0, 16, 0, 0, 0);
+  const f = partialTcpFrame(4000 - 54);
+  {
+    const { backend, txRequest, post, dev, logs } = offloadSetup(ALL_OFFLOADS);
+    post(TRANSMITQ, 0, [[txRequest(f, tsoHeader), NET_HDR_SIZE + f.length, 0]]);
+    assert.equal(backend.sent.length, 1);
+    assert.deepEqual(backend.sent[0].frame, f);
+    assert.deepEqual(backend.sent[0].offload, { checksum: { start: 34, offset: 16 }, tcp4SegmentSize: 1460 });
+    // A partial checksum pointing past the frame, and a TSO request without a segment size.
+    post(TRANSMITQ, 1, [[txRequest(f.subarray(0, 60), Uint8Array.of(1, 0, 0, 0, 0, 0, 50, 0, 16, 0, 0, 0)), NET_HDR_SIZE + 60, 0]]);
+    post(TRANSMITQ, 2, [[txRequest(f, Uint8Array.of(1, 1, 54, 0, 0, 0, 34, 0, 16, 0, 0, 0)), NET_HDR_SIZE + f.length, 0]]);
+    assert.equal(backend.sent.length, 1);
+    assert.equal(dev.stats.txDropped, 2);
+    assert.match(logs.join('\n'), /lies outside the 60-byte frame[\s\S]*needs a segment size/);
+  }
+  {
+    const { backend, txRequest, post, dev, logs } = offloadSetup(BASIC);
+    post(TRANSMITQ, 0, [[txRequest(f, tsoHeader), NET_HDR_SIZE + f.length, 0]]);
+    post(TRANSMITQ, 1, [[txRequest(f.subarray(0, 1000), Uint8Array.of(1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0)), NET_HDR_SIZE + 1000, 0]]);
+    assert.equal(backend.sent.length, 0, 'a driver that did not negotiate CSUM/HOST_TSO4 cannot use them');
+    assert.equal(dev.stats.txDropped, 2);
+    assert.match(logs.join('\n'), /holds 4012 bytes[\s\S]*not negotiated/);
+  }
 });

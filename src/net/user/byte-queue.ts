@@ -15,9 +15,21 @@ export class ByteQueue {
     this.size += chunk.length;
   }
 
-  /** Copies `count` bytes starting `offset` bytes into the queue (both must lie inside it). */
+  /**
+   * `count` bytes starting `offset` bytes into the queue (both must lie inside it): a view into
+   * the chunk that holds them when one does (valid until they are discarded), else a copy.
+   */
   read(offset: number, count: number): Uint8Array {
     if (offset < 0 || count < 0 || offset + count > this.size) throw new RangeError(`ByteQueue.read(${offset}, ${count}) outside ${this.size} bytes`);
+    let start = offset + this.head;
+    for (const chunk of this.chunks) {
+      if (start >= chunk.length) {
+        start -= chunk.length;
+        continue;
+      }
+      if (start + count <= chunk.length) return chunk.subarray(start, start + count);
+      break;
+    }
     const out = new Uint8Array(count);
     let skip = offset + this.head;
     let written = 0;

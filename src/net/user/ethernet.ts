@@ -16,9 +16,10 @@ export interface EthernetFrame {
   payload: Uint8Array;
 }
 
-export function parseEthernet(frame: Uint8Array): EthernetFrame | string {
+/** `limit` is larger than an MTU's frame for a TCP segment the guest left to the device to cut (TSO). */
+export function parseEthernet(frame: Uint8Array, limit = MAX_ETHERNET_FRAME): EthernetFrame | string {
   if (frame.length < ETHERNET_HEADER) return 'ethernet-short';
-  if (frame.length > MAX_ETHERNET_FRAME) return 'ethernet-oversized';
+  if (frame.length > limit) return 'ethernet-oversized';
   return {
     dst: frame.subarray(0, 6),
     src: frame.subarray(6, 12),
@@ -29,12 +30,17 @@ export function parseEthernet(frame: Uint8Array): EthernetFrame | string {
 
 export function buildEthernet(dst: Mac, src: Mac, etherType: number, payload: Uint8Array): Uint8Array {
   const frame = new Uint8Array(ETHERNET_HEADER + payload.length);
+  writeEthernetHeader(frame, dst, src, etherType);
+  frame.set(payload, ETHERNET_HEADER);
+  return frame;
+}
+
+/** Writes the 14-byte header at the start of `frame`. */
+export function writeEthernetHeader(frame: Uint8Array, dst: Mac, src: Mac, etherType: number): void {
   frame.set(dst, 0);
   frame.set(src, 6);
   frame[12] = etherType >>> 8;
   frame[13] = etherType;
-  frame.set(payload, ETHERNET_HEADER);
-  return frame;
 }
 
 export function isMulticastMac(mac: Mac): boolean {

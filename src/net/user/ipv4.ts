@@ -41,20 +41,28 @@ export function parseIpv4Packet(bytes: Uint8Array): Ipv4Packet | string {
 /** Builds a packet with a 20-byte header, DF set, TTL 64. */
 export function buildIpv4Packet(src: Ipv4, dst: Ipv4, protocol: number, id: number, payload: Uint8Array): Uint8Array {
   const packet = new Uint8Array(IPV4_HEADER + payload.length);
-  packet[0] = 0x45;
-  const total = packet.length;
-  packet[2] = total >>> 8;
-  packet[3] = total;
-  packet[4] = id >>> 8;
-  packet[5] = id;
-  packet[6] = 0x40; // don't fragment
-  packet[8] = 64;
-  packet[9] = protocol;
-  writeIpv4(packet, 12, src);
-  writeIpv4(packet, 16, dst);
-  const sum = internetChecksum(packet, 0, IPV4_HEADER);
-  packet[10] = sum >>> 8;
-  packet[11] = sum;
+  writeIpv4Header(packet, 0, src, dst, protocol, id, packet.length);
   packet.set(payload, IPV4_HEADER);
   return packet;
+}
+
+/** Writes a 20-byte header (DF set, TTL 64) at `at` for a packet of `total` bytes. */
+export function writeIpv4Header(bytes: Uint8Array, at: number, src: Ipv4, dst: Ipv4, protocol: number, id: number, total: number): void {
+  bytes[at] = 0x45;
+  bytes[at + 1] = 0;
+  bytes[at + 2] = total >>> 8;
+  bytes[at + 3] = total;
+  bytes[at + 4] = id >>> 8;
+  bytes[at + 5] = id;
+  bytes[at + 6] = 0x40; // don't fragment
+  bytes[at + 7] = 0;
+  bytes[at + 8] = 64;
+  bytes[at + 9] = protocol;
+  bytes[at + 10] = 0;
+  bytes[at + 11] = 0;
+  writeIpv4(bytes, at + 12, src);
+  writeIpv4(bytes, at + 16, dst);
+  const sum = internetChecksum(bytes, at, at + IPV4_HEADER);
+  bytes[at + 10] = sum >>> 8;
+  bytes[at + 11] = sum;
 }

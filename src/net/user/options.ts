@@ -22,6 +22,11 @@ export interface HostForward {
 
 export interface UserNetOptions {
   hostForwards: HostForward[];
+  /**
+   * Offer the guest checksum and TCP segmentation offloads (default). `offloads=off` is for a
+   * guest whose driver mishandles them, and for comparing with and without them.
+   */
+  offloads: boolean;
 }
 
 function fail(setting: string, why: string): never {
@@ -74,7 +79,7 @@ function parseHostForward(value: string): HostForward {
 
 /** Parses e.g. "hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp::8080-:80" (a leading comma is fine). */
 export function parseUserNetOptions(text: string): UserNetOptions {
-  const options: UserNetOptions = { hostForwards: [] };
+  const options: UserNetOptions = { hostForwards: [], offloads: true };
   const settings = text.replace(/^,/, '').split(',');
   for (const setting of settings) {
     if (setting === '') {
@@ -83,9 +88,15 @@ export function parseUserNetOptions(text: string): UserNetOptions {
     }
     const eq = setting.indexOf('=');
     const key = eq < 0 ? setting : setting.slice(0, eq);
-    if (key !== 'hostfwd') throw new UserNetOptionsError(`--net user: unknown setting "${setting}" (known: hostfwd=[tcp]:[hostaddr]:hostport-[guestaddr]:guestport)`);
+    if (key !== 'hostfwd' && key !== 'offloads') throw new UserNetOptionsError(`--net user: unknown setting "${setting}" (known: hostfwd=[tcp]:[hostaddr]:hostport-[guestaddr]:guestport, offloads=on|off)`);
     if (eq < 0) fail(setting, 'needs a value');
-    options.hostForwards.push(parseHostForward(setting.slice(eq + 1)));
+    const value = setting.slice(eq + 1);
+    if (key === 'offloads') {
+      if (value !== 'on' && value !== 'off') fail(setting, 'expected on or off');
+      options.offloads = value === 'on';
+      continue;
+    }
+    options.hostForwards.push(parseHostForward(value));
   }
   const seen = new Set<string>();
   for (const f of options.hostForwards) {

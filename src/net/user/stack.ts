@@ -3,7 +3,7 @@
  * one guest and turns the guest's connections into ordinary host sockets (like QEMU's slirp).
  * Every guest frame is validated; anything malformed is dropped and counted, never thrown.
  */
-import type { NetBackend } from '../backend.js';
+import { MAX_TSO_FRAME, NO_GUEST_OFFLOADS, type FrameOffload, type GuestOffloads, type NetBackend } from '../backend.js';
 import {
   BROADCAST_MAC, DNS_SERVER, GATEWAY, LIMITED_BROADCAST, SUBNET_BROADCAST, formatIpv4, inVirtualNetwork, virtualMac,
   type Ipv4, type Mac,
@@ -12,12 +12,13 @@ import { ARP_REPLY, ARP_REQUEST, buildArp, parseArp } from './arp.js';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpServer } from './dhcp.js';
 import { Diagnostics, stderrLogger, type Logger } from './diagnostics.js';
 import { DnsServer } from './dns.js';
-import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, buildEthernet, parseEthernet } from './ethernet.js';
+import { ETHERNET_HEADER, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, buildEthernet, parseEthernet, writeEthernetHeader } from './ethernet.js';
 import type { GuestLink } from './guest-link.js';
 import { echoReply } from './icmp.js';
-import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, buildIpv4Packet, parseIpv4Packet, type Ipv4Packet } from './ipv4.js';
+import { IPV4_HEADER, PROTO_ICMP, PROTO_TCP, PROTO_UDP, buildIpv4Packet, parseIpv4Packet, writeIpv4Header, type Ipv4Packet } from './ipv4.js';
 import type { UserNetOptions } from './options.js';
 import { TcpNat, type ForwardAddress } from './tcp.js';
+import { TCP_CHECKSUM_OFFSET, tcpHeaderLength, writeTcpHeader, type OutgoingSegment } from './tcp-segment.js';
 import { buildUdp, parseUdp } from './udp.js';
 import { UdpNat } from './udp-nat.js';
 
@@ -30,8 +31,11 @@ export interface UserNetworkHooks {
 
 export class UserNetwork implements NetBackend, GuestLink {
   readonly name = 'user';
+  /** Takes and makes offloaded frames: checksums left partial, TCP segments up to 64 KiB (unless `offloads=off`). */
+  readonly offloads: boolean;
   readonly diagnostics: Diagnostics;
-  private receive: ((frame: Uint8Array) => void) | null = null;
+  private receive: ((frame: Uint8Array, offload?: FrameOffload) => void) | null = null;
+  private offloadsOfGuest: () => GuestOffloads = () => NO_GUEST_OFFLOADS;
   private closed = false;
   /** Learned from the guest's frames; frames for the guest wait for it. */
   private guestMac: Mac | null = null;
@@ -42,11 +46,12 @@ export class UserNetwork implements NetBackend, GuestLink {
   private readonly tcp: TcpNat;
   private readonly udp: UdpNat;
   /** Frames for the guest, delivered after the current call stack so send() never re-enters the device. */
-  private outbox: Uint8Array[] = [];
+  private outbox: { frame: Uint8Array; offload?: FrameOffload }[] = [];
   private flushQueued = false;
 
   constructor(readonly options: UserNetOptions, hooks: UserNetworkHooks = {}) {
     this.diagnostics = new Diagnostics(hooks.log ?? stderrLogger);
+    this.offloads = options.offloads;
     this.tcp = new TcpNat(this, options.hostForwards);
     this.udp = new UdpNat(this);
   }
@@ -66,15 +71,20 @@ export class UserNetwork implements NetBackend, GuestLink {
     return { tcp: this.tcp.connectionCount, udp: this.udp.flowCount };
   }
 
-  attach(receive: (frame: Uint8Array) => void): void {
+  attach(receive: (frame: Uint8Array, offload?: FrameOffload) => void, guestOffloads?: () => GuestOffloads): void {
     this.receive = receive;
+    this.offloadsOfGuest = guestOffloads ?? (() => NO_GUEST_OFFLOADS);
     this.scheduleFlush();
   }
 
-  send(frame: Uint8Array): void {
+  guestOffloads(): GuestOffloads {
+    return this.offloadsOfGuest();
+  }
+
+  send(frame: Uint8Array, offload?: FrameOffload): void {
     if (this.closed) return;
     try {
-      this.handleFrame(frame);
+      this.handleFrame(frame, offload);
     } catch (e) {
       // A bug in the stack must not take the VM down: count it, log its first occurrence.
       this.diagnostics.drop('internal-error', (e as Error).stack ?? String(e));
@@ -96,17 +106,43 @@ export class UserNetwork implements NetBackend, GuestLink {
   // ------------------------------------------------------------------ output
 
   sendIpv4(src: Ipv4, dst: Ipv4, protocol: number, payload: Uint8Array): void {
-    if (this.closed) return;
-    const broadcast = dst === LIMITED_BROADCAST || dst === SUBNET_BROADCAST;
-    if (!broadcast && !this.guestMac) {
-      this.diagnostics.drop('to-guest-mac-unknown', `for ${formatIpv4(dst)}`);
-      this.requestGuestMac(dst);
-      return;
-    }
-    this.ipId = (this.ipId + 1) & 0xffff;
-    const packet = buildIpv4Packet(src, dst, protocol, this.ipId, payload);
-    const dstMac = broadcast ? BROADCAST_MAC : this.guestMac!;
+    const dstMac = this.macFor(dst);
+    if (!dstMac) return;
+    const packet = buildIpv4Packet(src, dst, protocol, this.nextIpId(), payload);
     this.queue(buildEthernet(dstMac, virtualMac(src), ETHERTYPE_IPV4, packet));
+  }
+
+  sendTcp(src: Ipv4, dst: Ipv4, segment: OutgoingSegment, segmentSize?: number): void {
+    const dstMac = this.macFor(dst);
+    if (!dstMac) return;
+    const offloads = this.offloadsOfGuest();
+    const payload = segment.payload;
+    const tcpStart = ETHERNET_HEADER + IPV4_HEADER;
+    const headerLength = tcpHeaderLength(segment);
+    const frame = new Uint8Array(tcpStart + headerLength + (payload?.length ?? 0));
+    if (payload) frame.set(payload, tcpStart + headerLength);
+    writeEthernetHeader(frame, dstMac, virtualMac(src), ETHERTYPE_IPV4);
+    writeIpv4Header(frame, ETHERNET_HEADER, src, dst, PROTO_TCP, this.nextIpId(), frame.length - ETHERNET_HEADER);
+    writeTcpHeader(frame, tcpStart, src, dst, segment, offloads.checksum);
+    if (!offloads.checksum) return this.queue(frame);
+    const offload: FrameOffload = { checksum: { start: tcpStart, offset: TCP_CHECKSUM_OFFSET } };
+    if (segmentSize !== undefined && payload && payload.length > segmentSize && offloads.tcp4Segmentation) offload.tcp4SegmentSize = segmentSize;
+    this.queue(frame, offload);
+  }
+
+  /** The guest's MAC for a frame to `dst`, or null (counted, and the guest asked) while it is unknown. */
+  private macFor(dst: Ipv4): Mac | null {
+    if (this.closed) return null;
+    if (dst === LIMITED_BROADCAST || dst === SUBNET_BROADCAST) return BROADCAST_MAC;
+    if (this.guestMac) return this.guestMac;
+    this.diagnostics.drop('to-guest-mac-unknown', `for ${formatIpv4(dst)}`);
+    this.requestGuestMac(dst);
+    return null;
+  }
+
+  private nextIpId(): number {
+    this.ipId = (this.ipId + 1) & 0xffff;
+    return this.ipId;
   }
 
   sendUdp(src: Ipv4, dst: Ipv4, srcPort: number, dstPort: number, payload: Uint8Array): void {
@@ -120,8 +156,8 @@ export class UserNetwork implements NetBackend, GuestLink {
     this.queue(buildEthernet(BROADCAST_MAC, virtualMac(GATEWAY), ETHERTYPE_ARP, arp));
   }
 
-  private queue(frame: Uint8Array): void {
-    this.outbox.push(frame);
+  private queue(frame: Uint8Array, offload?: FrameOffload): void {
+    this.outbox.push(offload ? { frame, offload } : { frame });
     this.scheduleFlush();
   }
 
@@ -134,14 +170,17 @@ export class UserNetwork implements NetBackend, GuestLink {
       this.outbox = [];
       const receive = this.receive;
       if (this.closed || !receive) return;
-      for (const f of frames) receive(f);
+      for (const f of frames) {
+        if (f.offload) receive(f.frame, f.offload);
+        else receive(f.frame);
+      }
     });
   }
 
   // ------------------------------------------------------------------ input
 
-  private handleFrame(frame: Uint8Array): void {
-    const eth = parseEthernet(frame);
+  private handleFrame(frame: Uint8Array, offload: FrameOffload | undefined): void {
+    const eth = parseEthernet(frame, offload?.tcp4SegmentSize ? MAX_TSO_FRAME : undefined);
     if (typeof eth === 'string') return this.diagnostics.drop(eth, `${frame.length} bytes`);
     if ((eth.src[0] & 1) !== 0) return this.diagnostics.drop('ethernet-multicast-source');
     switch (eth.etherType) {
@@ -149,7 +188,7 @@ export class UserNetwork implements NetBackend, GuestLink {
         return this.handleArp(eth.payload);
       case ETHERTYPE_IPV4:
         this.learnGuestMac(eth.src);
-        return this.handleIpv4(eth.payload, eth.src);
+        return this.handleIpv4(eth.payload, eth.src, offload !== undefined && offload.checksum !== undefined);
       case ETHERTYPE_IPV6:
         // Linux solicits IPv6 routers on every interface it brings up: expected, so only counted.
         return this.diagnostics.count('ipv6-ignored');
@@ -179,7 +218,8 @@ export class UserNetwork implements NetBackend, GuestLink {
     this.queue(buildEthernet(arp.senderMac, virtualMac(arp.targetIp), ETHERTYPE_ARP, reply));
   }
 
-  private handleIpv4(bytes: Uint8Array, srcMac: Mac): void {
+  /** `partialChecksum`: the guest left the TCP or UDP checksum to the device (there is no wire to check it against). */
+  private handleIpv4(bytes: Uint8Array, srcMac: Mac, partialChecksum: boolean): void {
     const ip = parseIpv4Packet(bytes);
     if (typeof ip === 'string') return this.diagnostics.drop(ip);
     if (ip.src !== 0 && ip.src !== LIMITED_BROADCAST) this.guestIp = ip.src;
@@ -187,10 +227,10 @@ export class UserNetwork implements NetBackend, GuestLink {
       case PROTO_ICMP:
         return this.handleIcmp(ip);
       case PROTO_UDP:
-        return this.handleUdp(ip, srcMac);
+        return this.handleUdp(ip, srcMac, partialChecksum);
       case PROTO_TCP:
         if (!this.isGuestSource(ip.src)) return this.diagnostics.drop('tcp-bad-source', formatIpv4(ip.src));
-        return this.tcp.onPacket(ip);
+        return this.tcp.onPacket(ip, partialChecksum);
       default:
         return this.diagnostics.drop('ipv4-protocol', `protocol ${ip.protocol}`);
     }
@@ -203,8 +243,8 @@ export class UserNetwork implements NetBackend, GuestLink {
     this.sendIpv4(ip.dst, ip.src, PROTO_ICMP, reply);
   }
 
-  private handleUdp(ip: Ipv4Packet, srcMac: Mac): void {
-    const udp = parseUdp(ip.src, ip.dst, ip.payload);
+  private handleUdp(ip: Ipv4Packet, srcMac: Mac, partialChecksum: boolean): void {
+    const udp = parseUdp(ip.src, ip.dst, ip.payload, !partialChecksum);
     if (typeof udp === 'string') return this.diagnostics.drop(udp);
     if (udp.dstPort === DHCP_SERVER_PORT && (ip.dst === LIMITED_BROADCAST || ip.dst === GATEWAY || ip.dst === SUBNET_BROADCAST)) {
       const reply = this.dhcp.handle(udp.payload);

@@ -50,12 +50,15 @@ const RECEIVE_HARD_LIMIT = 4 * RECEIVE_BUFFER;
 /** Our window-scale shift: RECEIVE_BUFFER >> 4 fits the 16-bit field. */
 const RECEIVE_WINDOW_SCALE = 4;
 /** Host -> guest bytes held (sent or not) before the host socket is paused. */
-const SEND_BUFFER = 512 * 1024;
+const SEND_BUFFER = 1024 * 1024;
+/** Largest payload of one segment the guest cuts itself (TSO): an IPv4 packet's 64 KiB less the headers. */
+const MAX_OFFLOADED_PAYLOAD = 65_535 - IPV4_HEADER - TCP_HEADER;
 const INITIAL_CWND_SEGMENTS = 10;
 /**
- * The congestion window never exceeds this many segments: the virtio-net device drops frames
- * when the guest has no receive buffers posted (a ring of typically 256), so staying below the
- * ring size avoids losses rather than recovering from them.
+ * The congestion window never exceeds this many segments (frames): the virtio-net device drops
+ * frames beyond the 256 it holds while the guest has no receive buffers posted, so staying below
+ * that avoids losses rather than recovering from them. A segment is up to 64 KiB when the guest
+ * takes TCP segmentation offload.
  */
 const MAX_CWND_SEGMENTS = 128;
 const INITIAL_RTO_MS = 1000;
@@ -98,7 +101,8 @@ export class TcpConnection {
   private hostEnded = false;
   private finSeq: number | null = null;
   private cwnd = INITIAL_CWND_SEGMENTS * DEFAULT_MSS;
-  private ssthresh = MAX_CWND_SEGMENTS * OUR_MSS;
+  /** RFC 5681: arbitrarily high at first; the window's cap is MAX_CWND_SEGMENTS. */
+  private ssthresh = Number.MAX_SAFE_INTEGER;
   private dupAcks = 0;
   /** During fast recovery: sndMax when the loss was detected. */
   private recoverSeq: number | null = null;
@@ -184,7 +188,8 @@ export class TcpConnection {
 
   // ------------------------------------------------------------------ output
 
-  private emit(flags: number, seq: number, payload?: Uint8Array, synOptions = false): void {
+  /** `segmentSize`: the payload may be larger (an offloaded segment), to be cut into segments of this size. */
+  private emit(flags: number, seq: number, payload?: Uint8Array, synOptions = false, segmentSize?: number): void {
     const isSyn = (flags & TcpFlag.syn) !== 0;
     const segment: OutgoingSegment = {
       srcPort: this.endpoints.remotePort,
@@ -201,7 +206,13 @@ export class TcpConnection {
     }
     if (flags & TcpFlag.ack) this.ackQueued = false;
     const { remoteIp, guestIp } = this.endpoints;
-    this.link.sendIpv4(remoteIp, guestIp, PROTO_TCP, buildTcp(remoteIp, guestIp, segment));
+    this.link.sendTcp(remoteIp, guestIp, segment, segmentSize);
+  }
+
+  /** The most payload one segment to the guest may carry: a 64 KiB segment when the guest takes TSO, else the MSS. */
+  private maxSegment(): number {
+    if (!this.link.guestOffloads().tcp4Segmentation) return this.mss;
+    return Math.floor(MAX_OFFLOADED_PAYLOAD / this.mss) * this.mss;
   }
 
   /** The window field for the next segment; the advertised right edge never moves left. */
@@ -261,7 +272,7 @@ export class TcpConnection {
           if (this.sndWnd === 0 && inFlight === 0 && !this.timer) this.armTimer();
           return;
         }
-        const count = Math.min(unsent, room, this.mss);
+        const count = Math.min(unsent, room, this.maxSegment());
         // Silly-window avoidance: no small segment while a full one is possible later, unless
         // nothing is in flight (then no ACK would come to send it).
         if (count < this.mss && count < unsent && inFlight > 0) return;
@@ -279,7 +290,7 @@ export class TcpConnection {
     const payload = this.sendQueue.read(offset, count);
     const end = seqAdd(seq, count);
     const last = offset + count === this.sendQueue.length;
-    this.emit(TcpFlag.ack | (last ? TcpFlag.psh : 0), seq, payload);
+    this.emit(TcpFlag.ack | (last ? TcpFlag.psh : 0), seq, payload, false, count > this.mss ? this.mss : undefined);
     if (seqDiff(end, this.sndNxt) > 0) this.sndNxt = end;
     if (seqDiff(end, this.sndMax) > 0) {
       this.sndMax = end;
@@ -596,9 +607,12 @@ export class TcpConnection {
       }
       return;
     }
-    if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.mss);
+    // Slow start counts the bytes acknowledged (RFC 3465), up to one segment per ACK: a guest
+    // taking 64 KiB segments acknowledges each with one ACK.
+    const segment = this.maxSegment();
+    if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, segment);
     else this.cwnd += Math.max(1, Math.floor((this.mss * this.mss) / this.cwnd));
-    this.cwnd = Math.min(this.cwnd, MAX_CWND_SEGMENTS * this.mss);
+    this.cwnd = Math.min(this.cwnd, MAX_CWND_SEGMENTS * segment);
   }
 
   private fastRetransmit(inFlight: number): void {

@@ -1,6 +1,6 @@
 /** TCP segments (RFC 9293): header and option parsing, building, and sequence-number arithmetic. */
 import type { Ipv4 } from './address.js';
-import { internetChecksum, pseudoHeaderSum } from './checksum.js';
+import { finishChecksum, internetChecksum, pseudoHeaderSum } from './checksum.js';
 import { PROTO_TCP } from './ipv4.js';
 
 export const TCP_HEADER = 20;
@@ -23,11 +23,12 @@ export interface TcpSegment {
   payload: Uint8Array;
 }
 
-export function parseTcp(src: Ipv4, dst: Ipv4, bytes: Uint8Array): TcpSegment | string {
+/** `verifyChecksum` is false when the guest left the checksum partial (checksum offload). */
+export function parseTcp(src: Ipv4, dst: Ipv4, bytes: Uint8Array, verifyChecksum = true): TcpSegment | string {
   if (bytes.length < TCP_HEADER) return 'tcp-short';
   const headerLength = (bytes[12] >>> 4) * 4;
   if (headerLength < TCP_HEADER || headerLength > bytes.length) return 'tcp-header-length';
-  if (internetChecksum(bytes, 0, bytes.length, pseudoHeaderSum(src, dst, PROTO_TCP, bytes.length)) !== 0) return 'tcp-checksum';
+  if (verifyChecksum && internetChecksum(bytes, 0, bytes.length, pseudoHeaderSum(src, dst, PROTO_TCP, bytes.length)) !== 0) return 'tcp-checksum';
   const segment: TcpSegment = {
     srcPort: (bytes[0] << 8) | bytes[1],
     dstPort: (bytes[2] << 8) | bytes[3],
@@ -71,29 +72,62 @@ export interface OutgoingSegment {
   payload?: Uint8Array;
 }
 
+/** Offset of the checksum field in the TCP header. */
+export const TCP_CHECKSUM_OFFSET = 16;
+
 export function buildTcp(src: Ipv4, dst: Ipv4, segment: OutgoingSegment): Uint8Array {
-  const options: number[] = [];
-  if (segment.mss !== undefined) options.push(2, 4, segment.mss >>> 8, segment.mss & 0xff);
-  if (segment.windowScale !== undefined) options.push(1, 3, 3, segment.windowScale);
-  const headerLength = TCP_HEADER + options.length;
+  const headerLength = tcpHeaderLength(segment);
   const payload = segment.payload ?? new Uint8Array(0);
   const bytes = new Uint8Array(headerLength + payload.length);
-  bytes[0] = segment.srcPort >>> 8;
-  bytes[1] = segment.srcPort;
-  bytes[2] = segment.dstPort >>> 8;
-  bytes[3] = segment.dstPort;
-  writeU32(bytes, 4, segment.seq);
-  writeU32(bytes, 8, segment.ack);
-  bytes[12] = (headerLength / 4) << 4;
-  bytes[13] = segment.flags;
-  bytes[14] = segment.window >>> 8;
-  bytes[15] = segment.window;
-  bytes.set(options, TCP_HEADER);
   bytes.set(payload, headerLength);
-  const sum = internetChecksum(bytes, 0, bytes.length, pseudoHeaderSum(src, dst, PROTO_TCP, bytes.length));
-  bytes[16] = sum >>> 8;
-  bytes[17] = sum;
+  writeTcpHeader(bytes, 0, src, dst, segment, false);
   return bytes;
+}
+
+/** The header's length with the segment's options (MSS and window scale, on a SYN). */
+export function tcpHeaderLength(segment: OutgoingSegment): number {
+  return TCP_HEADER + (segment.mss !== undefined ? 4 : 0) + (segment.windowScale !== undefined ? 4 : 0);
+}
+
+/**
+ * Writes the header at `at`, in front of the payload already in place behind it (the segment
+ * runs to the end of `bytes`). With `partialChecksum` the checksum field gets only the pseudo
+ * header's sum, not complemented, as Linux leaves it for a NIC to complete (CHECKSUM_PARTIAL).
+ */
+export function writeTcpHeader(bytes: Uint8Array, at: number, src: Ipv4, dst: Ipv4, segment: OutgoingSegment, partialChecksum: boolean): void {
+  bytes[at] = segment.srcPort >>> 8;
+  bytes[at + 1] = segment.srcPort;
+  bytes[at + 2] = segment.dstPort >>> 8;
+  bytes[at + 3] = segment.dstPort;
+  writeU32(bytes, at + 4, segment.seq);
+  writeU32(bytes, at + 8, segment.ack);
+  let headerLength = TCP_HEADER;
+  if (segment.mss !== undefined) {
+    bytes.set([2, 4, segment.mss >>> 8, segment.mss & 0xff], at + headerLength);
+    headerLength += 4;
+  }
+  if (segment.windowScale !== undefined) {
+    bytes.set([1, 3, 3, segment.windowScale], at + headerLength);
+    headerLength += 4;
+  }
+  bytes[at + 12] = (headerLength / 4) << 4;
+  bytes[at + 13] = segment.flags;
+  bytes[at + 14] = segment.window >>> 8;
+  bytes[at + 15] = segment.window;
+  bytes[at + 18] = 0; // urgent pointer
+  bytes[at + 19] = 0;
+  const length = bytes.length - at;
+  const pseudo = pseudoHeaderSum(src, dst, PROTO_TCP, length);
+  let sum: number;
+  if (partialChecksum) {
+    sum = ~finishChecksum(pseudo) & 0xffff;
+  } else {
+    bytes[at + TCP_CHECKSUM_OFFSET] = 0;
+    bytes[at + TCP_CHECKSUM_OFFSET + 1] = 0;
+    sum = internetChecksum(bytes, at, bytes.length, pseudo);
+  }
+  bytes[at + TCP_CHECKSUM_OFFSET] = sum >>> 8;
+  bytes[at + TCP_CHECKSUM_OFFSET + 1] = sum;
 }
 
 function readU32(bytes: Uint8Array, offset: number): number {

@@ -11,13 +11,14 @@ export interface UdpDatagram {
   payload: Uint8Array;
 }
 
-export function parseUdp(src: Ipv4, dst: Ipv4, bytes: Uint8Array): UdpDatagram | string {
+/** `verifyChecksum` is false when the guest left the checksum partial (checksum offload). */
+export function parseUdp(src: Ipv4, dst: Ipv4, bytes: Uint8Array, verifyChecksum = true): UdpDatagram | string {
   if (bytes.length < UDP_HEADER) return 'udp-short';
   const length = (bytes[4] << 8) | bytes[5];
   if (length < UDP_HEADER || length > bytes.length) return 'udp-length';
   const checksum = (bytes[6] << 8) | bytes[7];
   // A zero checksum means "none" over IPv4.
-  if (checksum !== 0 && internetChecksum(bytes, 0, length, pseudoHeaderSum(src, dst, PROTO_UDP, length)) !== 0) return 'udp-checksum';
+  if (verifyChecksum && checksum !== 0 && internetChecksum(bytes, 0, length, pseudoHeaderSum(src, dst, PROTO_UDP, length)) !== 0) return 'udp-checksum';
   return { srcPort: (bytes[0] << 8) | bytes[1], dstPort: (bytes[2] << 8) | bytes[3], payload: bytes.subarray(UDP_HEADER, length) };
 }
 
