@@ -320,7 +320,7 @@ async function main(): Promise<number> {
     const a = r.analysis!;
     out.push('', `systemd-analyze, ${ENGINE_LABEL[r.engine]}, ${r.cpus} hart(s), run ${r.run} (guest clock):`);
     out.push(a.time ? `  time: kernel+initrd ${fmtS(a.time.kernelS)} s, userspace ${fmtS(a.time.userspaceS)} s, total ${fmtS(a.time.totalS)} s` +
-      (a.time.multiUserS !== null ? `; multi-user.target after ${fmtS(a.time.multiUserS)} s in userspace` : '') : '  time: not printed');
+      (a.time.target ? `; ${a.time.target.unit} after ${fmtS(a.time.target.seconds)} s in userspace` : '') : '  time: not printed');
     out.push('  blame (top 10):', ...a.blame.map((b) => `    ${fmtS(b.seconds).padStart(8)} s  ${b.unit}`));
     out.push('  critical-chain:', ...a.criticalChain.split('\n').filter((l) => l.trim()).map((l) => `    ${l}`));
     const c = a.counters;

@@ -25,10 +25,12 @@ test('systemd-analyze time, with and without an initrd phase', () => {
   assert.equal(t.kernelS, 3.512);
   assert.ok(Math.abs(t.userspaceS - 69.873) < 1e-9);
   assert.ok(Math.abs(t.totalS - 73.385) < 1e-9);
-  assert.ok(Math.abs(t.multiUserS! - 69.801) < 1e-9);
-  const initrd = parseAnalyzeTime('Startup finished in 1.200s (kernel) + 2.300s (initrd) + 5s (userspace) = 8.500s\n')!;
+  assert.equal(t.target!.unit, 'multi-user.target');
+  assert.ok(Math.abs(t.target!.seconds - 69.801) < 1e-9);
+  const initrd = parseAnalyzeTime('Startup finished in 1.200s (kernel) + 2.300s (initrd) + 5s (userspace) = 8.500s\ngraphical.target reached after 4.9s in userspace.\n')!;
   assert.ok(Math.abs(initrd.kernelS - 3.5) < 1e-9);
-  assert.equal(initrd.multiUserS, null);
+  assert.deepEqual(initrd.target, { unit: 'graphical.target', seconds: 4.9 });
+  assert.equal(parseAnalyzeTime('Startup finished in 1s (kernel) + 2s (userspace) = 3s\n')!.target, null);
   assert.equal(parseAnalyzeTime('Bootup is not yet finished (org.freedesktop.systemd1.Manager.FinishTimestampMonotonic=0).\n'), null);
 });
 

@@ -5,8 +5,8 @@ export interface AnalyzeTime {
   kernelS: number;
   userspaceS: number;
   totalS: number;
-  /** "multi-user.target reached after X in userspace", seconds; null when not printed. */
-  multiUserS: number | null;
+  /** "<default target> reached after X in userspace": the target (graphical.target on Debian) and X in seconds; null when not printed. */
+  target: { unit: string; seconds: number } | null;
 }
 
 export interface BlameEntry {
@@ -47,8 +47,9 @@ export function parseAnalyzeTime(text: string): AnalyzeTime | null {
   }
   const totalS = parseSpan(line[2]);
   if (!found || totalS === null) return null;
-  const mu = /multi-user\.target reached after (.+?) in userspace/.exec(text);
-  return { kernelS, userspaceS, totalS, multiUserS: mu ? parseSpan(mu[1]) : null };
+  const reached = /(\S+\.target) reached after (.+?) in userspace/.exec(text);
+  const targetS = reached ? parseSpan(reached[2]) : null;
+  return { kernelS, userspaceS, totalS, target: reached && targetS !== null ? { unit: reached[1], seconds: targetS } : null };
 }
 
 /** The lines of `systemd-analyze blame` ("  1.234s foo.service"), in the order printed. */
