@@ -5,7 +5,7 @@
 //   npm run build && node dist/bench/memory.js [--skip returned,density,giveback,hugepages]
 //
 // Every guest is the default image's kernel and busybox initramfs, "console=ttyS0", no network.
-//   1. returned: guests of --vm-mib (512) fill a tmpfs with --fill-mib (200) and delete it; the
+//   1. returned: guests of --vm-mib (512) fill a tmpfs with --fill-mib (300) and delete it; the
 //      process's RSS before, at the peak, and every second for --watch-s (60) after; then the
 //      balloon is inflated to leave --keep-mib (256). Vessel (`vessel vmm`, PUT /balloon) and QEMU
 //      TCG (`-device virtio-balloon-device,free-page-reporting=on|off`, QMP `balloon`), each with
@@ -14,9 +14,13 @@
 //      it off (memory_min = memory_max: the balloon cannot move; free page reporting stays on),
 //      all under one `vessel host`, idle for --settle-s (60); RSS per VM and how many would fit
 //      in 75% of host RAM (extrapolated from the measured RSS per VM).
-//   3. giveback: the same VMs each fill --giveback-mib (100) at once, hold it 5 s and delete it;
-//      RSS, target and actual of every VM every second for --giveback-s (60) after; seconds until
-//      90% of what the fill added to the RSS is back with the host, and a PNG of it all.
+//   3. giveback: --giveback-vms (8) VMs of --giveback-vm-mib (512) with the policy (memory_min
+//      64 MiB) under one `vessel host` settle for --settle-s (60); then one of them allocates
+//      --giveback-percent (70) % of its memory_max (busybox dd with one block of that size: it
+//      touches every page of its buffer) and prints when it is done: seconds until it has it (the
+//      host's clock, from typing the command, and the guest's /proc/uptime), OOM kills in every
+//      guest (its kernel log and /proc/vmstat), and a PNG of every VM's target, actual and RSS
+//      every second until --giveback-s (60) after it is done.
 //   4. hugepages: in this process, guest RAM (GuestMemory) of 256 MiB, 128 MiB touched, then given
 //      back the way the balloon (1 MiB chains) and free page reporting (2 MiB guest-aligned
 //      chunks) send it, or in whole host huge pages: RSS returned, host MemAvailable, time of the
@@ -46,11 +50,16 @@ import { VesselHost, type VmInfo } from './lib/vessel-host.js';
 const PARTS = ['returned', 'density', 'giveback', 'hugepages'] as const;
 type Part = typeof PARTS[number];
 const APPEND = 'console=ttyS0';
-const BOOT_MS = 900_000;
+const BOOT_MS = 2_400_000;
 const MiB = 2 ** 20;
 const HUGE = 2 * MiB;
 /** Returned: the share of what the fill added to the RSS that counts as "back with the host". */
 const RETURNED_SHARE = 0.9;
+/** Guest RAM a fill must leave: the default image's kernel, its reserved memory and its initramfs take ~170 MiB of a 512 MiB guest. */
+const FILL_SPARE_MIB = 192;
+/** memory_min of the VMs with the policy in parts density and giveback. */
+const POLICY_MIN_MIB = 64;
+const DENSITY_VM_MIB = 256;
 
 const USAGE = `Usage: node dist/bench/memory.js [options]
 
@@ -59,13 +68,15 @@ the same run), VM density with the memory policy on and off, eight VMs giving ba
 
 Options:
   --vm-mib <n>        guest RAM in part returned (default 512)
-  --fill-mib <n>      what the guest fills and frees in part returned (default 200)
+  --fill-mib <n>      what the guest fills and frees in part returned (default 300)
   --keep-mib <n>      guest RAM the balloon leaves after the inflate (default 256)
   --watch-s <s>       seconds watched after the free (default 60)
   --vms <n>           VMs with the policy on, and as many with it off (default 4)
   --settle-s <s>      idle seconds before the density is measured (default 60)
-  --giveback-mib <n>  what each VM fills and frees in part giveback (default 100)
-  --giveback-s <s>    seconds watched after the free (default 60)
+  --giveback-vms <n>  VMs in part giveback, all with the policy (default 8)
+  --giveback-vm-mib <n>  their memory_max (default 512)
+  --giveback-percent <n> what one of them allocates, % of its memory_max (default 70)
+  --giveback-s <s>    seconds watched after the allocation is done (default 60)
   --out <dir>         where the plot and the JSON go (default bench/results)
   --skip <list>       parts to leave out: ${PARTS.join(',')}
   -h, --help          this text
@@ -73,7 +84,7 @@ Options:
 
 interface Options {
   vmMib: number; fillMib: number; keepMib: number; watchS: number;
-  vms: number; settleS: number; givebackMib: number; givebackS: number;
+  vms: number; settleS: number; givebackVms: number; givebackVmMib: number; givebackPercent: number; givebackS: number;
   out: string; skip: Set<Part>;
 }
 
@@ -84,7 +95,7 @@ function parseOptions(argv: string[]): Options | null {
       args: argv, strict: true, allowPositionals: false,
       options: {
         'vm-mib': { type: 'string' }, 'fill-mib': { type: 'string' }, 'keep-mib': { type: 'string' }, 'watch-s': { type: 'string' },
-        vms: { type: 'string' }, 'settle-s': { type: 'string' }, 'giveback-mib': { type: 'string' }, 'giveback-s': { type: 'string' },
+        vms: { type: 'string' }, 'settle-s': { type: 'string' }, 'giveback-vms': { type: 'string' }, 'giveback-vm-mib': { type: 'string' }, 'giveback-percent': { type: 'string' }, 'giveback-s': { type: 'string' },
         out: { type: 'string' }, skip: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -96,17 +107,19 @@ function parseOptions(argv: string[]): Options | null {
   for (const s of skip) if (!(PARTS as readonly string[]).includes(s)) throw new UsageError(`--skip: unknown part "${s}" (${PARTS.join(', ')})`);
   const o: Options = {
     vmMib: intArg('vm-mib', values['vm-mib'], 512, 128, 2048),
-    fillMib: intArg('fill-mib', values['fill-mib'], 200, 16, 2048),
+    fillMib: intArg('fill-mib', values['fill-mib'], 300, 16, 2048),
     keepMib: intArg('keep-mib', values['keep-mib'], 256, 32, 2048),
     watchS: intArg('watch-s', values['watch-s'], 60, 5, 3600),
     vms: intArg('vms', values.vms, 4, 1, 32),
     settleS: intArg('settle-s', values['settle-s'], 60, 0, 3600),
-    givebackMib: intArg('giveback-mib', values['giveback-mib'], 100, 8, 2048),
+    givebackVms: intArg('giveback-vms', values['giveback-vms'], 8, 1, 32),
+    givebackVmMib: intArg('giveback-vm-mib', values['giveback-vm-mib'], 512, 256, 2048),
+    givebackPercent: intArg('giveback-percent', values['giveback-percent'], 70, 1, 90),
     givebackS: intArg('giveback-s', values['giveback-s'], 60, 5, 3600),
     out: values.out ?? path.join('bench', 'results'),
     skip: skip as Set<Part>,
   };
-  if (o.fillMib > o.vmMib / 2) throw new UsageError(`--fill-mib ${o.fillMib} must be at most half of --vm-mib ${o.vmMib} (the guest's tmpfs and kernel need the rest)`);
+  if (o.fillMib > o.vmMib - FILL_SPARE_MIB) throw new UsageError(`--fill-mib ${o.fillMib} must leave ${FILL_SPARE_MIB} MiB of --vm-mib ${o.vmMib} (the guest's kernel, reserved memory and initramfs)`);
   if (o.keepMib >= o.vmMib) throw new UsageError(`--keep-mib ${o.keepMib} must be below --vm-mib ${o.vmMib}`);
   return o;
 }
@@ -262,19 +275,21 @@ async function returned(o: Options, kernel: string, initrd: string): Promise<Rec
 
 interface VmMemory { target_mib: number | null; actual_mib: number | null; guest_available_mib: number | null; guest_resident_mib?: number | null }
 
+/** A VM to boot under the host: its memory_max and memory_min (MiB), and whether the policy may move it (min < max). */
+interface HostVmSpec { name: string; memoryMib: number; minMib: number }
+
 class HostVms {
   constructor(readonly host: VesselHost, readonly vms: VmInfo[], readonly policyOn: Set<string>) {}
 
-  static async boot(host: VesselHost, n: number, kernel: string, initrd: string): Promise<HostVms> {
-    const names = [...range(n).map((i) => `on${i}`), ...range(n).map((i) => `off${i}`)];
-    progress(`density: booting ${names.length} VMs of 256 MiB (policy on: memory_min 64; off: memory_min 256)`);
-    await Promise.all(names.map((name) => host.create({
-      name, memory_mib: 256, memory_min_mib: name.startsWith('on') ? 64 : 256, kernel, initrd, append: APPEND, nets: ['none'],
+  static async boot(host: VesselHost, specs: HostVmSpec[], kernel: string, initrd: string, part: string): Promise<HostVms> {
+    progress(`${part}: booting ${specs.map((v) => `${v.name} (${v.memoryMib} MiB, min ${v.minMib})`).join(', ')}`);
+    await Promise.all(specs.map((v) => host.create({
+      name: v.name, memory_mib: v.memoryMib, memory_min_mib: v.minMib, kernel, initrd, append: APPEND, nets: ['none'],
     })));
-    await Promise.all(names.map((name) => host.waitForLog(name, [BOOT_MARKER, PROMPT], BOOT_MS)));
-    const vms = await Promise.all(names.map((name) => host.request<VmInfo>('GET', `/vms/${name}`)));
-    progress(`density: all at the shell prompt (load ${loadavg()})`);
-    return new HostVms(host, vms, new Set(names.filter((x) => x.startsWith('on'))));
+    await Promise.all(specs.map((v) => host.waitForLog(v.name, [BOOT_MARKER, PROMPT], BOOT_MS)));
+    const vms = await Promise.all(specs.map((v) => host.request<VmInfo>('GET', `/vms/${v.name}`)));
+    progress(`${part}: all at the shell prompt (load ${loadavg()})`);
+    return new HostVms(host, vms, new Set(specs.filter((v) => v.minMib < v.memoryMib).map((v) => v.name)));
   }
 
   rss(): number[] { return this.vms.map((vm) => mib(processRss(vm.pid!))); }
@@ -288,11 +303,38 @@ class HostVms {
     await Promise.all(this.vms.map((vm) => this.host.type(vm, command(vm) + '\n')));
     return (await Promise.all(waits)).map(([at]) => (at - t0) / 1000);
   }
+
+  /** The last `lines` lines of a VM's console log. */
+  logTail(name: string, lines = 40): Promise<string> {
+    return new Promise((resolve, reject) => {
+      http.get({ socketPath: this.host.socket, path: `/vms/${name}/logs?tail=${lines}` }, (res) => {
+        let text = '';
+        res.setEncoding('latin1');
+        res.on('data', (c: string) => { text += c; });
+        res.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+  }
+
+  async delete(): Promise<void> {
+    await Promise.all(this.vms.map((vm) => this.host.delete(vm.name)));
+  }
 }
 
 const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-async function density(h: HostVms, o: Options): Promise<Record<string, unknown>> {
+async function density(host: VesselHost, o: Options, kernel: string, initrd: string): Promise<Record<string, unknown>> {
+  const specs = [...range(o.vms).map((i) => ({ name: `on${i}`, memoryMib: DENSITY_VM_MIB, minMib: POLICY_MIN_MIB })),
+    ...range(o.vms).map((i) => ({ name: `off${i}`, memoryMib: DENSITY_VM_MIB, minMib: DENSITY_VM_MIB }))];
+  const h = await HostVms.boot(host, specs, kernel, initrd, 'density');
+  try {
+    return await densityOf(h, o);
+  } finally {
+    await h.delete();
+  }
+}
+
+async function densityOf(h: HostVms, o: Options): Promise<Record<string, unknown>> {
   progress(`density: idle for ${o.settleS} s`);
   await sleep(o.settleS * 1000);
   const rss = h.rss();
@@ -321,85 +363,131 @@ async function density(h: HostVms, o: Options): Promise<Record<string, unknown>>
   };
 }
 
-async function giveback(h: HostVms, o: Options): Promise<Record<string, unknown>> {
-  const n = h.vms.length;
-  const t: number[] = [];
-  const rss: number[][] = h.vms.map(() => []), target: (number | null)[][] = h.vms.map(() => []), actual: (number | null)[][] = h.vms.map(() => []);
-  const t0 = performance.now();
-  let sampling = true;
-  const sampler = (async () => {
-    for (let s = 0; sampling; s++) {
-      const r = h.rss();
-      const m = await h.memory().catch(() => null);
-      t.push((performance.now() - t0) / 1000);
-      h.vms.forEach((_, i) => { rss[i].push(r[i]); target[i].push(m?.[i].target_mib ?? null); actual[i].push(m?.[i].actual_mib ?? null); });
-      await sleep(t0 + (s + 1) * 1000 - performance.now());
-    }
-  })();
-  const before = h.rss();
-  progress(`giveback: ${n} VMs fill ${o.givebackMib} MiB each at once`);
-  await h.runAll(() => 'mkdir -p /fill && mount -t tmpfs -o size=240m fill /fill && echo MOUNT$((6*7))ED', 'MOUNT42ED', 120_000);
-  const fillStart = (performance.now() - t0) / 1000;
-  const fillS = await h.runAll(() => `dd if=/dev/zero of=/fill/x bs=1M count=${o.givebackMib} 2>/dev/null; echo FILL$((6*7))ED`, 'FILL42ED', 600_000);
-  await sleep(5000);
-  const peak = h.rss();
-  const freeAt = (performance.now() - t0) / 1000;
-  progress(`giveback: filled (${fillS.map((s) => s.toFixed(0)).join(' ')} s); freeing, then watching ${o.givebackS} s`);
-  await h.runAll(() => 'rm /fill/x; echo FREE$((6*7))ED', 'FREE42ED', 120_000);
-  await sleep(o.givebackS * 1000);
-  await h.runAll(() => 'echo OOMKILLS=$(sed -n "s/^oom_kill //p" /proc/vmstat)KILLS; echo OOM$((6*7))DONE', 'OOM42DONE', 60_000);
-  const oom = await oomKills(h);
-  sampling = false;
-  await sampler;
+/** Every VM's RSS, target and actual, once a second, from the time it is made until stop(). */
+class MemorySampler {
+  readonly t: number[] = [];
+  readonly rss: number[][];
+  readonly target: (number | null)[][];
+  readonly actual: (number | null)[][];
+  readonly t0 = performance.now();
+  private running = true;
+  private readonly done: Promise<void>;
 
-  // Seconds after the free until the group's summed RSS is RETURNED_SHARE of the way back down.
-  const after = t.map((x, i) => [x - freeAt, i] as const).filter(([x]) => x >= 0);
-  const sum = (ids: number[], at: number): number => ids.reduce((s, i) => s + rss[i][at], 0);
-  const groupReturn = (ids: number[]): { beforeMiB: number; peakMiB: number; endMiB: number; returnS: number | null } => {
-    const b = ids.reduce((s, i) => s + before[i], 0), p = ids.reduce((s, i) => s + peak[i], 0);
-    return { beforeMiB: b, peakMiB: p, endMiB: sum(ids, t.length - 1), returnS: secondsToReturn(after.map(([x]) => Math.round(x)), after.map(([, i]) => sum(ids, i)), b, p) };
-  };
-  const on = groupReturn(h.group(true)), off = groupReturn(h.group(false));
-  const load = loadavg();
-  const file = path.resolve(o.out, 'memory-giveback.png');
-  const x = t.map((s) => Math.round(s * 10) / 10);
-  const charts: Chart[] = [
-    { title: `Process RSS of each VM (fill ${o.givebackMib} MiB at ${fillStart.toFixed(0)} s, free at ${freeAt.toFixed(0)} s)`, yLabel: 'MiB', x,
-      series: h.vms.map((vm, i) => ({ label: vm.name, values: rss[i], color: hue(i, n), dash: !h.policyOn.has(vm.name) })) },
-    { title: 'Memory target (dashed) and actual (solid) of each VM', yLabel: 'MiB', x,
-      series: h.vms.flatMap((vm, i) => [
-        { label: `${vm.name} target`, values: target[i], color: hue(i, n), dash: true },
-        { label: `${vm.name} actual`, values: actual[i], color: hue(i, n) },
-      ]) },
-  ];
-  await plotPng(file, charts);
-  process.stdout.write(`\n3. Give-back: ${n} VMs (${o.vms} with the policy, ${o.vms} without) each fill ${o.givebackMib} MiB at once, hold it 5 s and delete it (load ${load})\n`);
-  process.stdout.write(table([
-    ['policy', 'fill took (s)', 'RSS sum before', 'at the peak', `+${o.givebackS} s`, `${RETURNED_SHARE * 100}% back after`],
-    ...([[true, on], [false, off]] as const).map(([p, g]) => [p ? 'on' : 'off', h.group(p).map((i) => f0(fillS[i])).join(' '), f0(g.beforeMiB), f0(g.peakMiB), f0(g.endMiB),
-      g.returnS === null ? `not in ${o.givebackS} s` : `${g.returnS} s`]),
-  ], [false, false, true, true, true, true]) + '\n');
-  process.stdout.write(`verdict: ${RETURNED_SHARE * 100}% of what the fill added was back with the host ${on.returnS === null ? 'not' : `${on.returnS} s after the free`} with the policy, ` +
-    `${off.returnS === null ? 'not' : `${off.returnS} s`} without; OOM kills in the guests: ${oom.join(' ')}; plot: ${path.relative(process.cwd(), file)}\n`);
-  return {
-    givebackMiB: o.givebackMib, loadavg: load, fillSeconds: fillS, oomKills: oom, on, off, plot: path.relative(process.cwd(), file),
-    series: { t: x, vms: h.vms.map((vm, i) => ({ name: vm.name, policy: h.policyOn.has(vm.name), rssMiB: rss[i], targetMiB: target[i], actualMiB: actual[i] })) },
-  };
+  constructor(private readonly h: HostVms) {
+    this.rss = h.vms.map(() => []);
+    this.target = h.vms.map(() => []);
+    this.actual = h.vms.map(() => []);
+    this.done = this.loop();
+  }
+
+  /** Seconds since the sampler started. */
+  now(): number { return (performance.now() - this.t0) / 1000; }
+
+  private async loop(): Promise<void> {
+    for (let s = 0; this.running; s++) {
+      const r = this.h.rss();
+      const m = await this.h.memory().catch(() => null);
+      this.t.push(this.now());
+      this.h.vms.forEach((_, i) => { this.rss[i].push(r[i]); this.target[i].push(m?.[i].target_mib ?? null); this.actual[i].push(m?.[i].actual_mib ?? null); });
+      await sleep(this.t0 + (s + 1) * 1000 - performance.now());
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+
+  /** The latest sample of VM `i` at or before second `at`. */
+  at(series: (number | null)[][], i: number, at: number): number | null {
+    let k = -1;
+    while (k + 1 < this.t.length && this.t[k + 1] <= at) k++;
+    return k < 0 ? null : series[i][k];
+  }
 }
 
-/** The oom_kill count each guest printed last (OOMKILLS=<n>KILLS), from its log (text/plain). */
-async function oomKills(h: HostVms): Promise<number[]> {
-  const logTail = (name: string): Promise<string> => new Promise((resolve, reject) => {
-    http.get({ socketPath: h.host.socket, path: `/vms/${name}/logs?tail=20` }, (res) => {
-      let text = '';
-      res.setEncoding('latin1');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => resolve(text));
-    }).on('error', reject);
-  });
+async function giveback(host: VesselHost, o: Options, kernel: string, initrd: string): Promise<Record<string, unknown>> {
+  const specs = range(o.givebackVms).map((i) => ({ name: `gb${i}`, memoryMib: o.givebackVmMib, minMib: POLICY_MIN_MIB }));
+  const h = await HostVms.boot(host, specs, kernel, initrd, 'giveback');
+  const n = h.vms.length;
+  const busy = h.vms[0];
+  const allocMib = Math.floor((o.givebackVmMib * o.givebackPercent) / 100);
+  const sampler = new MemorySampler(h);
+  let result: Record<string, unknown>;
+  try {
+    progress(`giveback: ${n} idle VMs settle for ${o.settleS} s`);
+    await sleep(o.settleS * 1000);
+    const settled = await h.memory();
+    const rssSettled = h.rss();
+    progress(`giveback: settled at targets ${settled.map((m) => f0(m.target_mib)).join(' ')} MiB; ${busy.name} allocates ${allocMib} MiB (${o.givebackPercent}% of ${o.givebackVmMib})`);
+    // One block of allocMib: dd mallocs it and reads /dev/zero into it (fullblock: until it is full), touching every page.
+    const done = h.host.waitForLog(busy.name, ['ALLOC42ED'], 900_000);
+    const allocStart = sampler.now();
+    const typed = performance.now();
+    await h.host.type(busy, `a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/dev/null bs=${allocMib}M count=1 iflag=fullblock; b=$(cut -d' ' -f1 /proc/uptime); echo ALLOC$((6*7))ED $a $b\n`);
+    const [doneAt] = await done;
+    const hostS = (doneAt - typed) / 1000;
+    const allocEnd = sampler.now();
+    const tail = await h.logTail(busy.name);
+    const guestTimes = /ALLOC42ED (\d+\.\d+) (\d+\.\d+)/.exec(tail);
+    const guestS = guestTimes ? Number(guestTimes[2]) - Number(guestTimes[1]) : null;
+    const records = /(\d+)\+(\d+) records in/.exec(tail);
+    const whole = records !== null && records[1] === '1';
+    progress(`giveback: ${busy.name} had its ${allocMib} MiB after ${f1(hostS)} s (guest clock ${f1(guestS)} s; dd: ${records?.[0] ?? 'no record count'}); watching ${o.givebackS} s`);
+    await sleep(o.givebackS * 1000);
+    const ooms = await oomReports(h);
+    await sampler.stop();
+
+    const i0 = 0;
+    const peakTarget = Math.max(...sampler.target[i0].filter((x): x is number => x !== null));
+    const load = loadavg();
+    const file = path.resolve(o.out, 'memory-giveback.png');
+    const x = sampler.t.map((s) => Math.round(s * 10) / 10);
+    const when = `settled at ${o.settleS} s; ${busy.name} allocates ${allocMib} MiB at ${allocStart.toFixed(0)} s and has it at ${allocEnd.toFixed(0)} s`;
+    const charts: Chart[] = [
+      { title: `Memory target (dashed) and actual (solid) of each VM (${when})`, yLabel: 'MiB', x,
+        series: h.vms.flatMap((vm, i) => [
+          { label: `${vm.name} target`, values: sampler.target[i], color: hue(i, n), dash: true },
+          { label: `${vm.name} actual`, values: sampler.actual[i], color: hue(i, n) },
+        ]) },
+      { title: 'Process RSS of each VM', yLabel: 'MiB', x,
+        series: h.vms.map((vm, i) => ({ label: vm.name, values: sampler.rss[i], color: hue(i, n) })) },
+    ];
+    await plotPng(file, charts);
+    const others = range(n).slice(1);
+    const sumOf = (xs: (number | null)[]): number => xs.reduce<number>((a, v) => a + (v ?? NaN), 0);
+    const othersTargetAt = (at: number): number => sumOf(others.map((i) => sampler.at(sampler.target, i, at)));
+    process.stdout.write(`\n3. Give-back: ${n} VMs of ${o.givebackVmMib} MiB with the policy (memory_min ${POLICY_MIN_MIB}) under one vessel host settle ${o.settleS} s; then ${busy.name} allocates ${allocMib} MiB (${o.givebackPercent}% of its memory_max) (load ${load})\n`);
+    process.stdout.write(table([
+      ['VM', 'target settled', 'actual settled', 'RSS settled', 'target peak', `target +${o.givebackS} s`, `RSS +${o.givebackS} s`, 'OOM kills (vmstat)', 'OOM lines in dmesg'],
+      ...h.vms.map((vm, i) => [vm.name, f0(settled[i].target_mib), f0(settled[i].actual_mib), f0(rssSettled[i]),
+        f0(Math.max(...sampler.target[i].filter((v): v is number => v !== null))), f0(sampler.target[i].at(-1)), f0(sampler.rss[i].at(-1)), String(ooms[i].kills), String(ooms[i].lines)]),
+    ], [false, true, true, true, true, true, true, true, true]) + '\n');
+    const anyOom = ooms.some((r) => r.kills !== 0 || r.lines !== 0);
+    process.stdout.write(`verdict: ${busy.name} had its ${allocMib} MiB ${f1(hostS)} s after the command (its own clock: ${f1(guestS)} s; dd read ${whole ? 'the whole block' : `only part of it (${records?.[0] ?? 'no record count'})`}); ` +
+      `its target went ${f0(settled[i0].target_mib)} -> ${f0(peakTarget)} MiB; the other VMs' targets summed ${f0(othersTargetAt(allocStart))} MiB before and ${f0(othersTargetAt(allocEnd))} MiB when it was done; ` +
+      `OOM kills in the guests: ${anyOom ? ooms.map((r) => `${r.kills}/${r.lines}`).join(' ') : 'none'}; plot: ${path.relative(process.cwd(), file)}\n`);
+    result = {
+      vms: n, vmMiB: o.givebackVmMib, minMiB: POLICY_MIN_MIB, allocMiB: allocMib, settleS: o.settleS, loadavg: load,
+      hasItAfterS: hostS, guestClockS: guestS, wholeBlock: whole, busyTargetSettledMiB: settled[i0].target_mib, busyTargetPeakMiB: peakTarget,
+      oom: ooms, plot: path.relative(process.cwd(), file),
+      series: { t: x, allocStartS: allocStart, allocEndS: allocEnd, vms: h.vms.map((vm, i) => ({ name: vm.name, rssMiB: sampler.rss[i], targetMiB: sampler.target[i], actualMiB: sampler.actual[i] })) },
+    };
+  } finally {
+    await sampler.stop();
+    await h.delete();
+  }
+  return result;
+}
+
+/** Per guest: its oom_kill count (/proc/vmstat) and its kernel log's lines about running out of memory. */
+async function oomReports(h: HostVms): Promise<{ kills: number; lines: number }[]> {
+  await h.runAll(() => 'echo OOMKILLS=$(sed -n "s/^oom_kill //p" /proc/vmstat)KILLS OOMLINES=$(dmesg | grep -ciE "out of memory|oom-kill|oom_reaper")LINES; echo OOM$((6*7))DONE', 'OOM42DONE', 120_000);
   return Promise.all(h.vms.map(async (vm) => {
-    const all = [...(await logTail(vm.name)).matchAll(/OOMKILLS=(\d+)KILLS/g)];
-    return all.length ? Number(all.at(-1)![1]) : NaN;
+    const tail = await h.logTail(vm.name);
+    const kills = [...tail.matchAll(/OOMKILLS=(\d+)KILLS/g)].at(-1);
+    const lines = [...tail.matchAll(/OOMLINES=(\d+)LINES/g)].at(-1);
+    return { kills: kills ? Number(kills[1]) : NaN, lines: lines ? Number(lines[1]) : NaN };
   }));
 }
 
@@ -485,9 +573,8 @@ async function main(o: Options): Promise<number> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const h = await HostVms.boot(host, o.vms, image.kernel, image.initrd);
-      if (!o.skip.has('density')) results['density'] = await density(h, o);
-      if (!o.skip.has('giveback')) results['giveback'] = await giveback(h, o);
+      if (!o.skip.has('density')) results['density'] = await density(host, o, image.kernel, image.initrd);
+      if (!o.skip.has('giveback')) results['giveback'] = await giveback(host, o, image.kernel, image.initrd);
     } finally {
       await host.stop();
       process.off('SIGINT', onSignal);
