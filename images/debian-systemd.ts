@@ -30,8 +30,11 @@ export const SYSTEMD_IMAGE_VERSION = 2;
 /** Printed to the console by a oneshot unit once multi-user.target is reached. */
 export const SYSTEMD_MARKER = 'VESSEL-SYSTEMD-MULTI-USER';
 
-/** The marker line as the unit prints it; group 1 is the guest's uptime in seconds then. */
-export const SYSTEMD_MARKER_RE = new RegExp(`${SYSTEMD_MARKER} uptime=(\\d+(?:\\.\\d+)?)`);
+/**
+ * The whole marker line as the unit prints it; group 1 is the guest's uptime in seconds then.
+ * Up to the line's end: console output arrives in pieces, and "uptime=7" may be the start of 735.12.
+ */
+export const SYSTEMD_MARKER_RE = new RegExp(`${SYSTEMD_MARKER} uptime=(\\d+\\.\\d+)\\r?\\n`);
 
 /** The kernel command line's root part for this disk as the guest's only disk. */
 export const SYSTEMD_ROOT_APPEND = 'root=/dev/vda rw';

@@ -87,4 +87,5 @@ test('the disk files: a valid machine id, the marker unit wanted by multi-user.t
   const m = SYSTEMD_MARKER_RE.exec(r.stdout);
   assert.ok(m, `marker line not matched in ${JSON.stringify(r.stdout)}`);
   assert.ok(Number(m[1]) > 0, 'the uptime is a positive number');
+  assert.equal(SYSTEMD_MARKER_RE.exec(r.stdout.replace(/\.\d+\n$/, '')), null, 'a line cut short after the first digits does not match');
 });
