@@ -102,6 +102,11 @@ class RemoteBus implements HartBus {
   loadMmio(pa: number, width: AccessWidth): number | undefined {
     if (!this.isMmio(pa, width)) return undefined;
     const v = mail(MailOp.Load, pa >>> 0, Math.floor(pa / 2 ** 32), width, 0);
+    // The device may have moved a wire: a PLIC claim lowers the external interrupt. Seen only
+    // at the next run slice, the hart would take the stale interrupt again and again, each time
+    // claiming nothing (Linux's handler returns when a claim reads 0): 15-20 empty claims, each
+    // a round trip to the main thread, for every interrupt an idle guest took.
+    applyWires();
     return Atomics.load(words, control.at(self, HartWord.MailD)) === 1 ? undefined : v;
   }
 
@@ -194,6 +199,13 @@ function applyFences(): void {
   Atomics.notify(words, control.at(self, HartWord.FenceAck));
 }
 
+/** Brings the hart's interrupt wires (mip's hardware bits) to what the main thread drives. */
+function applyWires(): void {
+  const lines = control.get(self, HartWord.Lines) & HARDWARE_LINES;
+  const changed = lines ^ (hart.mipHw & HARDWARE_LINES);
+  if (changed !== 0) for (const irq of HARDWARE_WIRES) if ((changed & (1 << irq)) !== 0) hart.setInterruptLine(irq, (lines & (1 << irq)) !== 0);
+}
+
 /** Applies what other threads asked of this hart (see the file comment). */
 function service(): void {
   const epoch = code.pendingEpoch(self);
@@ -201,9 +213,7 @@ function service(): void {
   hart.syncCode();
   jit?.poll(); // modules back from the compile worker, and the other threads' to adopt
   applyFences();
-  const lines = control.get(self, HartWord.Lines) & HARDWARE_LINES;
-  const changed = lines ^ (hart.mipHw & HARDWARE_LINES);
-  if (changed !== 0) for (const irq of HARDWARE_WIRES) if ((changed & (1 << irq)) !== 0) hart.setInterruptLine(irq, (lines & (1 << irq)) !== 0);
+  applyWires();
   if (control.get(self, HartWord.SoftIrq) !== 0 && (Atomics.exchange(words, control.at(self, HartWord.SoftIrq), 0) & (1 << Irq.SSI)) !== 0) {
     hart.raiseSoftwareInterrupt(Irq.SSI);
   }
