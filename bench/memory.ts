@@ -283,9 +283,19 @@ class HostVms {
 
   static async boot(host: VesselHost, specs: HostVmSpec[], kernel: string, initrd: string, part: string): Promise<HostVms> {
     progress(`${part}: booting ${specs.map((v) => `${v.name} (${v.memoryMib} MiB, min ${v.minMib})`).join(', ')}`);
-    await Promise.all(specs.map((v) => host.create({
-      name: v.name, memory_mib: v.memoryMib, memory_min_mib: v.minMib, kernel, initrd, append: APPEND, nets: ['none'],
-    })));
+    // One at a time, and again after a failed start: on a loaded host a VM process did not answer within the host's 60 s.
+    for (const v of specs) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await host.create({ name: v.name, memory_mib: v.memoryMib, memory_min_mib: v.minMib, kernel, initrd, append: APPEND, nets: ['none'] });
+          break;
+        } catch (e) {
+          if (attempt === 3) throw e;
+          progress(`${part}: ${v.name} did not start (${(e as Error).message}); deleting it and trying again`);
+          await host.delete(v.name).catch(() => undefined);
+        }
+      }
+    }
     await Promise.all(specs.map((v) => host.waitForLog(v.name, [BOOT_MARKER, PROMPT], BOOT_MS)));
     const vms = await Promise.all(specs.map((v) => host.request<VmInfo>('GET', `/vms/${v.name}`)));
     progress(`${part}: all at the shell prompt (load ${loadavg()})`);
