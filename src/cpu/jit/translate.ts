@@ -48,6 +48,13 @@ import { AtomicOp, FunctionBody, ModuleWriter, Op, ValType } from './wasm.js';
  * interrupt enables changed).
  */
 
+/**
+ * With VESSEL_JIT_NAMES=1 in the environment, each block's function is named after its virtual
+ * pc and length (pc_<hi>_<lo>_<instructions>), so a CPU profile (node --cpu-prof) shows which
+ * guest code the time went to.
+ */
+const NAME_BLOCKS = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.VESSEL_JIT_NAMES === '1';
+
 /** Flags in the low bits of a block's result. */
 export const enum RunExit {
   /** The instruction at pc is not translated: the interpreter must run it. */
@@ -241,6 +248,23 @@ function constantExits(b: BlockPlan, internal = internalBranches(b)): [number, n
   return targets;
 }
 
+/**
+ * The index of the last instruction of block `b` that may go back to the block's start (a
+ * branch or a JAL to it; the number of instructions when its fall-through does), or -1: the
+ * instructions up to it are the block's loop.
+ */
+function lastLoopBack(b: BlockPlan, internal: Int32Array): number {
+  const start = (lo: number, hi: number): boolean => lo === b.pcLo && hi === b.pcHi;
+  if (b.end === BlockEnd.FallThrough && start(...add64(b.pcLo, b.pcHi, b.next, b.next >> 31))) return b.insns.length;
+  for (let i = b.insns.length - 1; i >= 0; i--) {
+    const ins = b.insns[i], m = (ins.insn >>> 2) & 31;
+    if (ins.kind !== InsnKind.Native || (m !== Opcode.Branch && (m !== Opcode.Jal || ins.followed)) || internal[i] >= 0) continue;
+    const imm = m === Opcode.Jal ? jalOffset(ins.insn) : branchOffset(ins.insn);
+    if (ins.offset + imm === 0) return i;
+  }
+  return -1;
+}
+
 export class ModuleTranslator {
   private readonly w: ModuleWriter;
   private f = new FunctionBody();
@@ -308,7 +332,9 @@ export class ModuleTranslator {
       this.f = new FunctionBody();
       const locals = this.allocateLocals(b);
       this.emitBlock();
-      w.export(`b${i}`, w.addFunction({ type: blockType, locals, body: this.f }));
+      const fn = w.addFunction({ type: blockType, locals, body: this.f });
+      w.export(`b${i}`, fn);
+      if (NAME_BLOCKS) w.nameFunction(fn, `pc_${(b.pcHi >>> 0).toString(16)}_${(b.pcLo >>> 0).toString(16).padStart(8, '0')}_${b.insns.length}`);
     });
     return w.bytes();
   }
@@ -412,11 +438,15 @@ export class ModuleTranslator {
     // A register's local is loaded from the state slot before the first instruction that reads
     // it, and a TLB pointer before the first access that needs it: a block that leaves early
     // (most leave by a branch after a few instructions) loads only what that path uses. A block
-    // that loops to its start loads everything once, before the loop, the registers it only
-    // writes too: from the second time round they are dirty from the first, so they count as
-    // dirty from the start.
+    // that loops to its start loads what the loop's instructions (those up to the last one that
+    // goes back to the start) use once, before the loop, the registers they only write too:
+    // from the second time round they are dirty from the first, so they count as dirty from the
+    // start. The instructions after the loop load lazily again, so the registers only they use
+    // are not live in the loop (V8 spills to the stack when the live values outnumber the host's
+    // registers: a 64-instruction block around a 7-instruction loop kept 8 spill slots in it).
     const internal = internalBranches(b);
-    const loops = constantExits(b, internal).some(([lo, hi]) => lo === b.pcLo && hi === b.pcHi);
+    const loopEnd = lastLoopBack(b, internal);
+    const loops = loopEnd >= 0;
     // loaded[r]: the local of x[r] holds its value; [READ_TLB], [WRITE_TLB]: those pointers.
     const READ_TLB = 32, WRITE_TLB = 33;
     const loaded = new Uint8Array(34);
@@ -437,8 +467,9 @@ export class ModuleTranslator {
     };
     this.dirty.fill(0);
     if (loops) {
-      for (const ins of b.insns) prepare(ins);
-      for (const ins of b.insns) {
+      const body = b.insns.slice(0, loopEnd + 1);
+      for (const ins of body) prepare(ins);
+      for (const ins of body) {
         const rd = (ins.insn >>> 7) & 31;
         if (rd === 0 || !writesRd(ins)) continue;
         if (!loaded[rd]) { this.loadReg(rd); loaded[rd] = 1; }
