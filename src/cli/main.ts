@@ -67,7 +67,7 @@ program.command('run')
   .option('--no-jit', 'interpret guest code only (no compilation to WebAssembly)')
   .addOption(new Option('--threads <mode>', 'per-hart: every hart on a host thread of its own, running in parallel (the default, unless VESSEL_THREADS=1); 1: all harts take turns on one thread (a deterministic machine)').choices(['per-hart', '1']))
   .option('--hvc <path>', "serve the guest's virtio-console /dev/hvc0 on a Unix domain socket at <path>")
-  .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,mac=...] or tap=NAME[,mac=...]; repeatable; default user; none: no network device', collectNet, [] as NetChoice[])
+  .option('--net <spec>', 'a virtio-net device (eth0, eth1, ...): user[,hostfwd=...][,offloads=off][,mac=...], tap=NAME[,mac=...] or passt[,mac=...] (Debian\'s passt); repeatable; default user; none: no network device', collectNet, [] as NetChoice[])
   .action(async (o: { kernel?: string; initrd?: string; append: string; cpus: number; memory: number; timeout: number; disk: DiskOption[]; rng: boolean; hvc?: string; net: NetChoice[]; jit: boolean; threads?: 'per-hart' | '1' }) => {
     const nets = chosenNets(o.net);
     // Without --kernel/--initrd/--disk this is the default image with its root disk (default-boot.ts).
