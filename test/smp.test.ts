@@ -100,6 +100,15 @@ test('live vCPUs: a hart beyond the allotment cannot be started; raised, the gue
   assert.match(await run('echo 1 > /sys/devices/system/cpu/cpu1/online; cat /sys/devices/system/cpu/online', 'ON2'), /^0-1\r?$/m);
   assert.equal(machine.startedHarts, 2);
   assert.match(await run('nproc', 'NP2'), /^2\r?$/m);
+  // Console input and output with two hart threads: each interrupt is claimed once, plus the
+  // handler's last claim that reads 0. A hart thread that saw the claim's lowered wire only at
+  // its next run slice took the same interrupt again and again, claiming nothing 15-20 times.
+  const claims0 = { ...machine.plic.claims };
+  for (let i = 0; i < 5; i++) await run(`echo claims-${i}`, `CL${i}`);
+  const served = machine.plic.claims.served - claims0.served, empty = machine.plic.claims.empty - claims0.empty;
+  t.diagnostic(`PLIC claims while typing: ${served} served, ${empty} empty`);
+  assert.ok(served > 0, 'the console took interrupts');
+  assert.ok(empty <= 2 * served + 5, `${empty} empty claims for ${served} served: harts took interrupts whose wire was already lowered`);
   // Pause parks both hart threads; a resume must wake them, and the guest goes on.
   machine.pause();
   const instret = [machine.hartInstret(0), machine.hartInstret(1)];

@@ -55,6 +55,12 @@ export class Plic implements MmioDevice {
   readonly name = 'plic';
   /** Registers up to the last context's claim/complete word. */
   readonly size: number;
+  /**
+   * Claims that returned a source, and claims that found none. Linux's handler claims until it
+   * reads 0, so one empty claim per interrupt taken is normal; many more mean harts take
+   * interrupts whose wire was already lowered (a hart that sees its wires late).
+   */
+  readonly claims = { served: 0, empty: 0 };
 
   private readonly contexts: number;
   private readonly words: number;
@@ -206,6 +212,7 @@ export class Plic implements MmioDevice {
 
   private claim(ctx: number): number {
     const irq = this.best(ctx);
+    if (irq === 0) this.claims.empty++; else this.claims.served++;
     if (irq !== 0) {
       const bit = 1 << (irq & 31);
       this.pending[irq >> 5] &= ~bit;
