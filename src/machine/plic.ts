@@ -212,13 +212,15 @@ export class Plic implements MmioDevice {
 
   private claim(ctx: number): number {
     const irq = this.best(ctx);
-    if (irq === 0) this.claims.empty++; else this.claims.served++;
-    if (irq !== 0) {
-      const bit = 1 << (irq & 31);
-      this.pending[irq >> 5] &= ~bit;
-      this.claimed[irq >> 5] |= bit;
-      this.update();
+    if (irq === 0) {
+      this.claims.empty++;
+      return 0;
     }
+    this.claims.served++;
+    const bit = 1 << (irq & 31);
+    this.pending[irq >> 5] &= ~bit;
+    this.claimed[irq >> 5] |= bit;
+    this.update();
     return irq;
   }
 
